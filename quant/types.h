@@ -1,0 +1,119 @@
+/* types.h - ggml tensor types: ids, block geometry, and the scalar
+ * reference operations of the formats moerun computes with.
+ *
+ * Type ids and block layouts are ggml's exactly, so files interoperate with
+ * llama.cpp.  Every block struct carries a static size assertion: a layout
+ * mistake fails the build.
+ */
+#ifndef MOERUN_QUANT_TYPES_H
+#define MOERUN_QUANT_TYPES_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml_type ids as stored in GGUF tensor infos. */
+typedef enum {
+    MR_TYPE_F32 = 0,
+    MR_TYPE_F16 = 1,
+    MR_TYPE_Q4_0 = 2,
+    MR_TYPE_Q4_1 = 3,
+    MR_TYPE_Q5_0 = 6,
+    MR_TYPE_Q5_1 = 7,
+    MR_TYPE_Q8_0 = 8,
+    MR_TYPE_Q8_1 = 9,
+    MR_TYPE_Q2_K = 10,
+    MR_TYPE_Q3_K = 11,
+    MR_TYPE_Q4_K = 12,
+    MR_TYPE_Q5_K = 13,
+    MR_TYPE_Q6_K = 14,
+    MR_TYPE_Q8_K = 15,
+    MR_TYPE_I8 = 24,
+    MR_TYPE_I16 = 25,
+    MR_TYPE_I32 = 26,
+    MR_TYPE_I64 = 27,
+    MR_TYPE_F64 = 28,
+    MR_TYPE_BF16 = 30,
+    MR_TYPE_COUNT = 40 /* upper bound of the id space we index */
+} mr_type;
+
+#define QK8_0 32
+#define QK4_0 32
+
+/* Q8_0: 32 weights, x = d * q, q in [-127, 127] (ggml never writes -128). */
+typedef struct {
+    uint16_t d;      /* f16 scale */
+    int8_t qs[QK8_0];
+} block_q8_0;
+static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must be 34 bytes");
+
+/* Q4_0: 32 weights, x = (q - 8) * d with q a nibble in [0, 15], so the
+ * value is in [-8, 7] * d.  Byte j holds element j in its low nibble and
+ * element j + 16 in its high nibble. */
+typedef struct {
+    uint16_t d;           /* f16 scale */
+    uint8_t qs[QK4_0 / 2];
+} block_q4_0;
+static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must be 18 bytes");
+
+/* Convert row of n elements of this type to f32. */
+typedef void (*mr_to_f32_fn)(const void *src, float *dst, int64_t n);
+/* Quantize n f32 values to this type (n a multiple of the block size). */
+typedef void (*mr_from_f32_fn)(const float *src, void *dst, int64_t n);
+/* Dot product of a row of this type with n f32 values. */
+typedef float (*mr_dot_f32_fn)(const void *w, const float *x, int64_t n);
+
+typedef struct {
+    const char *name;      /* "Q8_0", as llama.cpp prints it */
+    uint32_t block_size;   /* elements per block; 0 = unknown id */
+    uint32_t type_size;    /* bytes per block */
+    mr_to_f32_fn to_f32;   /* NULL: moerun cannot compute with this type */
+    mr_from_f32_fn from_f32;
+    mr_dot_f32_fn dot_f32;
+} mr_type_traits;
+
+/* Traits of a type id; block_size == 0 for ids ggml does not define. */
+const mr_type_traits *mr_type_get(uint32_t type);
+
+/* True if the id is a ggml type whose byte size moerun can compute. */
+int mr_type_known(uint32_t type);
+
+/* True if moerun can dequantize and multiply with this type. */
+int mr_type_computable(uint32_t type);
+
+/* Bytes of a row of n elements; 0 if n is not a multiple of the block size
+ * or the type is unknown. */
+uint64_t mr_type_row_bytes(uint32_t type, uint64_t n);
+
+/* f16 / bf16 <-> f32, bit-exact with ggml's conversions (round to nearest
+ * even; bf16 NaNs stay quiet NaNs). */
+float mr_f16_to_f32(uint16_t h);
+uint16_t mr_f32_to_f16(float f);
+float mr_bf16_to_f32(uint16_t h);
+uint16_t mr_f32_to_bf16(float f);
+
+/* Scalar reference implementations (quant/ref_*.c). */
+void mr_f32_to_f32(const void *src, float *dst, int64_t n);
+void mr_f16_row_to_f32(const void *src, float *dst, int64_t n);
+void mr_bf16_row_to_f32(const void *src, float *dst, int64_t n);
+void mr_f32_row_to_f16(const float *src, void *dst, int64_t n);
+void mr_f32_row_to_bf16(const float *src, void *dst, int64_t n);
+void mr_f32_row_to_f32(const float *src, void *dst, int64_t n);
+
+void mr_dequantize_row_q8_0(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q8_0(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q4_0(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q4_0(const float *src, void *dst, int64_t n);
+
+float mr_dot_f32_f32(const void *w, const float *x, int64_t n);
+float mr_dot_f16_f32(const void *w, const float *x, int64_t n);
+float mr_dot_bf16_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q8_0_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q4_0_f32(const void *w, const float *x, int64_t n);
+
+/* ggml's integer dot of quantized weights with Q8_0-quantized activations,
+ * the reference the SIMD kernels are held to. */
+float mr_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n);
+float mr_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n);
+
+#endif
