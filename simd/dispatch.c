@@ -1,0 +1,160 @@
+/* dispatch.c - choose the kernel table once, from what the CPU and the OS
+ * support (CPUID and XGETBV on x86: the OS must save the wide registers;
+ * getauxval on arm64), lowered by MOERUN_ISA.  This file is compiled for
+ * the baseline CPU only. */
+#include "kernels.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#error "dispatch.c must be compiled for the baseline CPU, without -mavx*"
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define MR_X86 1
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#define MR_ARM64 1
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+static const char *const isa_names[MR_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+
+const char *mr_isa_name(mr_isa isa)
+{
+    return (unsigned)isa < MR_ISA_COUNT ? isa_names[isa] : "unknown";
+}
+
+mr_isa mr_isa_parse(const char *name)
+{
+    for (int i = 0; i < MR_ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0)
+            return (mr_isa)i;
+    return MR_ISA_COUNT;
+}
+
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
+    int neon, dotprod;
+} cpu_caps;
+
+static cpu_caps detect(void)
+{
+    cpu_caps c;
+    memset(&c, 0, sizeof c);
+#ifdef MR_X86
+    unsigned a, b, cx, d;
+    if (!__get_cpuid(1, &a, &b, &cx, &d))
+        return c;
+    int osxsave = (cx >> 27) & 1, avx = (cx >> 28) & 1;
+    c.fma = (cx >> 12) & 1;
+    c.f16c = (cx >> 29) & 1;
+    unsigned long long xcr0 = 0;
+    if (osxsave) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        xcr0 = ((unsigned long long)hi << 32) | lo;
+    }
+    int os_ymm = (xcr0 & 0x6) == 0x6;           /* XMM + YMM state */
+    int os_zmm = os_ymm && (xcr0 & 0xe0) == 0xe0; /* opmask + ZMM state */
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, a, b, cx, d);
+        c.avx2 = avx && os_ymm && ((b >> 5) & 1);
+        c.avx512f = os_zmm && ((b >> 16) & 1);
+        c.avx512bw = os_zmm && ((b >> 30) & 1);
+        c.avx512vl = os_zmm && ((b >> 31) & 1);
+        c.avx512vnni = os_zmm && ((cx >> 11) & 1);
+        __cpuid_count(7, 1, a, b, cx, d);
+        c.avx512bf16 = os_zmm && ((a >> 5) & 1);
+    }
+    c.fma &= os_ymm;
+    c.f16c &= os_ymm;
+#elif defined(MR_ARM64)
+    unsigned long hw = getauxval(AT_HWCAP);
+    c.neon = 1; /* mandatory in AArch64 */
+    c.dotprod = (hw & HWCAP_ASIMDDP) != 0;
+#endif
+    return c;
+}
+
+void mr_cpu_features(char *buf, size_t cap)
+{
+    cpu_caps c = detect();
+    snprintf(buf, cap, "%s%s%s%s%s%s%s%s%s%s", c.avx2 ? "avx2 " : "", c.fma ? "fma " : "",
+             c.f16c ? "f16c " : "", c.avx512f ? "avx512f " : "", c.avx512bw ? "avx512bw " : "",
+             c.avx512vl ? "avx512vl " : "", c.avx512vnni ? "avx512vnni " : "",
+             c.avx512bf16 ? "avx512bf16 " : "", c.neon ? "neon " : "",
+             c.dotprod ? "dotprod " : "");
+    if (!buf[0])
+        snprintf(buf, cap, "(no SIMD extensions detected)");
+}
+
+/* An ISA runs only if the CPU has it AND this build compiled kernels for
+ * it.  No SIMD kernel is compiled yet: every ISA but scalar is absent. */
+static int isa_available(mr_isa isa)
+{
+    return isa == MR_ISA_SCALAR;
+}
+
+mr_isa mr_isa_best(void)
+{
+    for (int i = MR_ISA_COUNT - 1; i > 0; i--)
+        if (isa_available((mr_isa)i))
+            return (mr_isa)i;
+    return MR_ISA_SCALAR;
+}
+
+static void fill_scalar(mr_kernels *k)
+{
+    memset(k, 0, sizeof *k);
+    k->isa = MR_ISA_SCALAR;
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
+        k->dot_f32[t] = mr_type_get(t)->dot_f32;
+}
+
+int mr_kernels_for_isa(mr_isa isa, mr_kernels *out)
+{
+    if (!isa_available(isa))
+        return 0;
+    fill_scalar(out);
+    /* ISA overrides go here, one early-return rung per level. */
+    return 1;
+}
+
+static mr_kernels chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    mr_isa isa = mr_isa_best();
+    const char *env = getenv("MOERUN_ISA");
+    if (env && *env) {
+        mr_isa want = mr_isa_parse(env);
+        /* only ever lower: an unknown or unavailable name keeps the best */
+        if (want != MR_ISA_COUNT && isa_available(want))
+            isa = want;
+    }
+    mr_kernels_for_isa(isa, &chosen);
+}
+
+const mr_kernels *mr_kernels_get(void)
+{
+    pthread_once(&chosen_once, choose);
+    return &chosen;
+}
+
+void mr_matmul(const mr_kernels *k, uint32_t type, const void *w, size_t row_bytes,
+               int64_t n_in, int64_t n_out, const float *x, int64_t n_tok, float *y)
+{
+    mr_dot_f32_fn dot = k->dot_f32[type];
+    const uint8_t *wr = w;
+    for (int64_t r = 0; r < n_out; r++, wr += row_bytes)
+        for (int64_t t = 0; t < n_tok; t++)
+            y[t * n_out + r] = dot(wr, x + t * n_in, n_in);
+}

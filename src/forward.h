@@ -1,0 +1,40 @@
+/* forward.h - the llama/Mixtral forward pass with a KV cache.
+ *
+ * A batch of tokens is processed as matrix-matrix work (prompt), a single
+ * token as matrix-vector (generation); both run the same code.  Expert
+ * weights come only from the expert store.
+ */
+#ifndef MOERUN_FORWARD_H
+#define MOERUN_FORWARD_H
+
+#include <stdint.h>
+
+#include "expert_store.h"
+#include "model.h"
+#include "status.h"
+
+typedef struct mr_context mr_context;
+
+/* n_ctx: KV cache length (positions); n_batch: most tokens per decode call. */
+mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
+                         uint32_t n_batch, mr_context **out, mr_error *err);
+void mr_context_free(mr_context *c);
+
+/* Forget every cached position. */
+void mr_context_reset(mr_context *c);
+
+/* Positions filled so far. */
+uint32_t mr_context_n_past(const mr_context *c);
+uint32_t mr_context_n_ctx(const mr_context *c);
+
+/* Run n tokens at positions n_past..n_past+n-1 and append them to the
+ * cache.  logits: if all_logits, n x n_vocab floats (row i after token i);
+ * else n_vocab floats for the last token.  May be NULL. */
+mr_status mr_decode(mr_context *c, const int32_t *tokens, uint32_t n, float *logits,
+                    int all_logits, mr_error *err);
+
+/* Router diagnostics of the last decode call: for layer l and token t of
+ * that batch, the chosen experts (n_expert_used each, best first). */
+const uint32_t *mr_context_last_routing(const mr_context *c, uint32_t layer);
+
+#endif
