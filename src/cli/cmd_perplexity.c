@@ -1,0 +1,146 @@
+/* cmd_perplexity.c - moerun perplexity, with the windowing protocol of the
+ * reference (shared/ref/ppl.json):
+ *   ids = tokenize(whole text), no BOS
+ *   window w = [BOS] + ids[(ctx-1)w : (ctx-1)(w+1)]   (ctx tokens)
+ *   non-overlapping, no context carried over; tokens 1..ctx-1 of each window
+ *   are scored from the logits at the previous position;
+ *   PPL = exp(mean over windows of the window's mean NLL).
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static void ppl_help(FILE *out)
+{
+    fprintf(out,
+            "Usage: moerun perplexity -m FILE -f TEXT [--ctx N] [--chunks K]\n"
+            "Perplexity over non-overlapping windows of BOS + (N-1) tokens of TEXT.\n"
+            "The last line printed is 'PPL = <value>'.\n\n"
+            "  -m, --model FILE   GGUF model\n"
+            "  -f, --file TEXT    UTF-8 text file\n"
+            "  -c, --ctx N        window length in tokens, BOS included (default 512)\n"
+            "      --chunks K     use at most K windows (default: all that fit)\n"
+            "  -h, --help         this help\n\n"
+            "The tinymix reference (PPL 33.99) uses --ctx 256 --chunks 16.\n");
+}
+
+/* -log softmax(logits)[target], in double. */
+static double nll(const float *logits, uint32_t n, int32_t target)
+{
+    double max = logits[0], sum = 0.0;
+    for (uint32_t i = 1; i < n; i++)
+        if (logits[i] > max)
+            max = logits[i];
+    for (uint32_t i = 0; i < n; i++)
+        sum += exp((double)logits[i] - max);
+    return -((double)logits[target] - max - log(sum));
+}
+
+int cmd_perplexity(int argc, char **argv)
+{
+    enum { OPT_CHUNKS = 256 };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
+        {"ctx", required_argument, 0, 'c'},   {"ctx-size", required_argument, 0, 'c'},
+        {"chunks", required_argument, 0, OPT_CHUNKS}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *model = NULL, *file = NULL;
+    long ctx_len = 512, max_chunks = -1;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":m:f:c:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'f': file = optarg; break;
+        case 'c':
+            if (cli_parse_long(optarg, 2, 1 << 20, &ctx_len))
+                return cli_usage_error("perplexity", "--ctx wants a number >= 2, got '%s'", optarg);
+            break;
+        case OPT_CHUNKS:
+            if (cli_parse_long(optarg, 1, 1 << 30, &max_chunks))
+                return cli_usage_error("perplexity", "--chunks wants a number >= 1, got '%s'", optarg);
+            break;
+        case 'h': ppl_help(stdout); return EXIT_OK;
+        case ':': return cli_usage_error("perplexity", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("perplexity", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("perplexity", "unexpected argument '%s'", argv[optind]);
+    if (!model || !file)
+        return cli_usage_error("perplexity", "-m FILE and -f TEXT are required");
+
+    mr_error err;
+    cli_session S;
+    char *text = NULL;
+    size_t len, n_ids = 0;
+    int32_t *ids = NULL, *win = NULL;
+    float *logits = NULL;
+    mr_context *ctx = NULL;
+    int rc;
+    if (cli_read_file(file, &text, &len, &err))
+        return cli_report(&err);
+    if (cli_session_open(model, &S, &err)) {
+        free(text);
+        return cli_report(&err);
+    }
+    const uint32_t n_vocab = S.model->hp.n_vocab, L = (uint32_t)ctx_len;
+    if (mr_tokenize(S.tok, text, len, 0, &ids, &n_ids, &err))
+        goto fail;
+    size_t n_windows = n_ids / (L - 1);
+    if (max_chunks > 0 && (size_t)max_chunks < n_windows)
+        n_windows = (size_t)max_chunks;
+    if (n_windows == 0) {
+        rc = cli_usage_error("perplexity", "%s has %zu tokens, fewer than one window of %u",
+                             file, n_ids, L - 1);
+        goto out;
+    }
+    win = malloc(sizeof(int32_t) * L);
+    logits = malloc(sizeof(float) * (size_t)L * n_vocab);
+    if (!win || !logits) {
+        mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for a %u-token window", L);
+        goto fail;
+    }
+    if (mr_context_new(S.model, S.store, L, L, &ctx, &err))
+        goto fail;
+    fprintf(stderr, "perplexity: %zu tokens, %zu windows of %u (BOS + %u scored)\n", n_ids,
+            n_windows, L, L - 1);
+    double sum_nll = 0.0, t0 = cli_now();
+    for (size_t w = 0; w < n_windows; w++) {
+        win[0] = mr_tokenizer_bos(S.tok);
+        for (uint32_t i = 1; i < L; i++)
+            win[i] = ids[w * (L - 1) + i - 1];
+        mr_context_reset(ctx);
+        if (mr_decode(ctx, win, L, logits, 1, &err))
+            goto fail;
+        double wn = 0.0;
+        for (uint32_t t = 1; t < L; t++)
+            wn += nll(logits + (size_t)(t - 1) * n_vocab, n_vocab, win[t]);
+        sum_nll += wn / (L - 1);
+        fprintf(stderr, "[%zu]%.4f%s", w + 1, exp(sum_nll / (double)(w + 1)),
+                w + 1 == n_windows ? "\n" : ",");
+        fflush(stderr);
+    }
+    double dt = cli_now() - t0, mean = sum_nll / (double)n_windows;
+    fprintf(stderr, "%zu tokens in %.2f s = %.1f tokens/s\n", n_windows * L, dt,
+            (double)(n_windows * L) / dt);
+    printf("mean NLL = %.6f over %zu windows\n", mean, n_windows);
+    printf("PPL = %.4f\n", exp(mean));
+    rc = EXIT_OK;
+    goto out;
+fail:
+    rc = cli_report(&err);
+out:
+    mr_context_free(ctx);
+    free(logits);
+    free(win);
+    free(ids);
+    free(text);
+    cli_session_close(&S);
+    return rc;
+}

@@ -1,0 +1,57 @@
+/* main.c - the moerun command: dispatch to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "kernels.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: moerun COMMAND [OPTIONS]\n"
+            "Run Mixture-of-Experts language models (GGUF) on the CPU.\n\n"
+            "Commands:\n"
+            "  run         generate text from a prompt\n"
+            "  info        show a GGUF file's metadata, tensors and expert sizes\n"
+            "  tokenize    show the tokens of a text\n"
+            "  logits      write the logits of every prompt position (float32)\n"
+            "  perplexity  measure perplexity on a text file\n\n"
+            "Run 'moerun COMMAND --help' for a command's options.\n"
+            "  -h, --help     this help\n"
+            "  -V, --version  version and the SIMD kernels in use\n\n"
+            "Environment: MOERUN_ISA=scalar|avx2|avx512|neon forces a lower kernel set.\n"
+            "Exit status: 0 success, 1 bad usage, 2 bad input file, 3 I/O error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"run", cmd_run},         {"info", cmd_info},   {"tokenize", cmd_tokenize},
+        {"logits", cmd_logits},   {"perplexity", cmd_perplexity},
+    };
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+        char feat[256];
+        mr_cpu_features(feat, sizeof feat);
+        printf("moerun %s\nkernels: %s (cpu: %s)\n", PACKAGE_VERSION,
+               mr_isa_name(mr_kernels_get()->isa), feat);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "moerun: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

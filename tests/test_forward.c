@@ -1,0 +1,259 @@
+/* test_forward.c - the forward pass of the shipped demo model
+ * (models/tinymix-Q8_0.gguf, written by llama.cpp) against golden outputs
+ * of an independent float64 implementation (tests/data, from shared/ref).
+ *
+ * Tolerances, and why:
+ * - vs ref/gguf/tinymix-Q8_0.*.logits.f32, which dequantised the same Q8_0
+ *   weights exactly and ran in float64: our path also dequantises exactly
+ *   and keeps activations in f32, so only f32 rounding separates us:
+ *   max |diff| <= 1e-3 (measured ~6e-6), top-1 identical on every row.
+ * - batched prompt vs token-by-token: the same dot products in the same
+ *   order, so <= 1e-5 (measured: 0, bit-identical).
+ * - greedy continuations vs the bf16 model's (ref/NAME.greedy.json): the Q8_0
+ *   weights move logits by up to 0.06 (ref/README.md), so a step whose
+ *   reference margin is below 2 x 0.06 may legitimately flip; all 32 steps
+ *   are compared and the first difference, if any, must come at or after
+ *   such a step.
+ * - perplexity (ctx 256, 16 windows) within 1% of the bf16 model's 33.99.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "testutil.h"
+
+#define N_VOCAB 32000
+#define Q8_LOGIT_ERR 0.06
+
+static mr_model *model;
+static mr_expert_store *store;
+
+static void load_model(void)
+{
+    mr_error err;
+    const char *path = tu_path("%s/models/tinymix-Q8_0.gguf", tu_srcdir());
+    ck_assert_msg(mr_model_load(path, &model, &err) == MR_OK, "%s", err.msg);
+    ck_assert(mr_store_resident_new(model, &store, &err) == MR_OK);
+}
+
+static void free_model(void)
+{
+    mr_expert_store_free(store);
+    mr_model_free(model);
+}
+
+/* All logits of ids run as one batch (or in chunks of `chunk`). */
+static float *run_logits(const int32_t *ids, size_t n, size_t chunk)
+{
+    mr_error err;
+    mr_context *c;
+    float *lg = malloc(sizeof(float) * n * N_VOCAB);
+    ck_assert_msg(mr_context_new(model, store, (uint32_t)n, (uint32_t)chunk, &c, &err) == 0,
+                  "%s", err.msg);
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t m = n - i < chunk ? n - i : chunk;
+        ck_assert_msg(mr_decode(c, ids + i, (uint32_t)m, lg + i * N_VOCAB, 1, &err) == 0, "%s",
+                      err.msg);
+    }
+    mr_context_free(c);
+    return lg;
+}
+
+static const char *const gguf_ref_prompts[] = {"short", "digits_punct"};
+
+START_TEST(logits_match_gguf_reference)
+{
+    const char *name = gguf_ref_prompts[_i];
+    size_t n, nref;
+    int32_t *ids = tu_read_ids_json(tu_path("%s/tests/data/%s.ids.json", tu_srcdir(), name), &n, NULL);
+    float *ref = tu_read_f32(tu_path("%s/tests/data/tinymix-Q8_0.%s.logits.f32", tu_srcdir(), name), &nref);
+    ck_assert(ids && ref && nref == n * N_VOCAB);
+    float *lg = run_logits(ids, n, n);
+    double maxd = tu_max_abs_diff(lg, ref, n * N_VOCAB);
+    size_t agree = 0;
+    for (size_t t = 0; t < n; t++)
+        agree += tu_argmax(lg + t * N_VOCAB, N_VOCAB, NULL) == tu_argmax(ref + t * N_VOCAB, N_VOCAB, NULL);
+    printf("logits %-13s vs gguf ref: max |diff| %.3g, top-1 %zu/%zu\n", name, maxd, agree, n);
+    ck_assert_msg(maxd <= 1e-3, "%s: max |diff| %g > 1e-3", name, maxd);
+    ck_assert_uint_eq(agree, n);
+    free(lg);
+    free(ref);
+    free(ids);
+}
+END_TEST
+
+START_TEST(batched_equals_token_by_token)
+{
+    size_t n;
+    int32_t *ids = tu_read_ids_json(tu_path("%s/tests/data/digits_punct.ids.json", tu_srcdir()), &n, NULL);
+    ck_assert(ids);
+    float *one = run_logits(ids, n, n);
+    float *each = run_logits(ids, n, 1);
+    float *five = run_logits(ids, n, 5);
+    double d1 = tu_max_abs_diff(one, each, n * N_VOCAB);
+    double d5 = tu_max_abs_diff(one, five, n * N_VOCAB);
+    printf("batched vs token-by-token: max |diff| %.3g; vs chunks of 5: %.3g\n", d1, d5);
+    ck_assert_msg(d1 <= 1e-5, "token-by-token differs by %g", d1);
+    ck_assert_msg(d5 <= 1e-5, "chunked differs by %g", d5);
+    free(one);
+    free(each);
+    free(five);
+    free(ids);
+}
+END_TEST
+
+static const char *const greedy_prompts[] = {"short", "digits_punct", "long_story",
+                                             "unicode_emoji", "leading_spaces", "empty_ish"};
+
+START_TEST(greedy_matches_reference)
+{
+    const char *name = greedy_prompts[_i];
+    const char *path = tu_path("%s/tests/data/%s.greedy.json", tu_srcdir(), name);
+    size_t n_p, n_g, n_m;
+    int32_t *prompt = tu_read_json_ints(path, "prompt_ids", &n_p);
+    int32_t *gen = tu_read_json_ints(path, "generated_ids", &n_g);
+    double *margin = tu_read_json_doubles(path, "margins_top1_minus_top2", &n_m);
+    ck_assert(prompt && gen && margin && n_g == 32 && n_m == 32);
+
+    mr_error err;
+    mr_context *c;
+    float *lg = malloc(sizeof(float) * N_VOCAB);
+    ck_assert(mr_context_new(model, store, (uint32_t)(n_p + n_g), (uint32_t)n_p, &c, &err) == 0);
+    ck_assert_msg(mr_decode(c, prompt, (uint32_t)n_p, lg, 0, &err) == 0, "%s", err.msg);
+    size_t first_diff = n_g, first_low = n_g;
+    for (size_t i = 0; i < n_g; i++) {
+        int32_t id = (int32_t)tu_argmax(lg, N_VOCAB, NULL);
+        if (first_low == n_g && margin[i] < 2 * Q8_LOGIT_ERR)
+            first_low = i;
+        if (id != gen[i]) {
+            first_diff = i;
+            break; /* the texts have parted: later steps compare nothing */
+        }
+        if (i + 1 < n_g)
+            ck_assert(mr_decode(c, &id, 1, lg, 0, &err) == 0);
+    }
+    if (first_diff == n_g)
+        printf("greedy %-15s: 32/32 tokens identical\n", name);
+    else
+        printf("greedy %-15s: identical up to step %zu; the reference margin there was "
+               "%.3f, first below %.2f at step %zu\n", name, first_diff, margin[first_diff],
+               2 * Q8_LOGIT_ERR, first_low);
+    ck_assert_msg(first_diff == n_g || first_low <= first_diff,
+                  "%s: step %zu differs from the reference although every margin up to it "
+                  "is >= %.2f", name, first_diff, 2 * Q8_LOGIT_ERR);
+    mr_context_free(c);
+    free(lg);
+    free(prompt);
+    free(gen);
+    free(margin);
+}
+END_TEST
+
+START_TEST(store_counts_every_acquire)
+{
+    size_t n;
+    int32_t *ids = tu_read_ids_json(tu_path("%s/tests/data/short.ids.json", tu_srcdir()), &n, NULL);
+    mr_store_stats before = store->stats;
+    float *lg = run_logits(ids, 1, 1);
+    mr_store_stats d = store->stats;
+    /* one token: top-2 of 8 experts in each of 4 layers */
+    ck_assert_uint_eq(d.acquires - before.acquires, 4 * 2);
+    ck_assert_uint_eq(d.plans - before.plans, 4);
+    ck_assert_uint_eq(d.tokens - before.tokens, 1);
+    ck_assert_uint_eq(d.bytes_touched - before.bytes_touched, 8 * mr_expert_bytes(model, 0));
+    free(lg);
+    free(ids);
+}
+END_TEST
+
+START_TEST(perplexity_matches_reference)
+{
+    size_t n, n_nll;
+    char *path = (char *)tu_path("%s/tests/data/ppl.json", tu_srcdir());
+    int32_t *valid = tu_read_json_ints(path, "valid_ids", &n);
+    double *ref_nll = tu_read_json_doubles(path, "window_nll", &n_nll);
+    ck_assert(valid && ref_nll && n_nll == 16);
+    mr_error err;
+    mr_context *c;
+    const uint32_t L = 256;
+    int32_t win[256];
+    float *lg = malloc(sizeof(float) * L * N_VOCAB);
+    ck_assert(mr_context_new(model, store, L, L, &c, &err) == 0);
+    double sum = 0.0;
+    for (size_t w = 0; w < 16; w++) {
+        win[0] = 1;
+        for (uint32_t i = 1; i < L; i++)
+            win[i] = valid[w * (L - 1) + i - 1];
+        mr_context_reset(c);
+        ck_assert(mr_decode(c, win, L, lg, 1, &err) == 0);
+        double wn = 0.0;
+        for (uint32_t t = 1; t < L; t++) {
+            const float *row = lg + (size_t)(t - 1) * N_VOCAB;
+            double max = row[0], z = 0.0;
+            for (size_t v = 1; v < N_VOCAB; v++)
+                max = row[v] > max ? row[v] : max;
+            for (size_t v = 0; v < N_VOCAB; v++)
+                z += exp(row[v] - max);
+            wn += -(row[win[t]] - max - log(z));
+        }
+        sum += wn / (L - 1);
+    }
+    double ppl = exp(sum / 16), ref = 33.99162186698287;
+    printf("perplexity (ctx 256, 16 windows): %.4f, reference (bf16) %.4f, %+.2f%%\n", ppl, ref,
+           100 * (ppl / ref - 1));
+    ck_assert_msg(fabs(ppl / ref - 1) < 0.01, "PPL %.4f is not within 1%% of %.4f", ppl, ref);
+    mr_context_free(c);
+    free(lg);
+    free(valid);
+    free(ref_nll);
+}
+END_TEST
+
+START_TEST(decode_rejects_bad_input)
+{
+    mr_error err;
+    mr_context *c;
+    float lg[N_VOCAB];
+    int32_t bad = N_VOCAB, neg = -1, ok[3] = {1, 2, 3};
+    ck_assert(mr_context_new(model, store, 2, 2, &c, &err) == 0);
+    ck_assert_int_eq(mr_decode(c, &bad, 1, lg, 0, &err), MR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "outside the vocabulary"));
+    ck_assert_int_eq(mr_decode(c, &neg, 1, lg, 0, &err), MR_EINVAL);
+    ck_assert_int_eq(mr_decode(c, ok, 3, lg, 0, &err), MR_EINVAL); /* > batch */
+    ck_assert_int_eq(mr_decode(c, ok, 2, lg, 0, &err), MR_OK);
+    ck_assert_int_eq(mr_decode(c, ok, 1, lg, 0, &err), MR_ERANGE); /* context full */
+    ck_assert_ptr_nonnull(strstr(err.msg, "context is full"));
+    mr_context_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    const char *p = tu_path("%s/models/tinymix-Q8_0.gguf", tu_srcdir());
+    FILE *f = fopen(p, "rb");
+    if (!f) {
+        fprintf(stderr, "FAIL: the demo model %s is missing (set MOERUN_SRCDIR)\n", p);
+        return 1;
+    }
+    fclose(f);
+    Suite *s = suite_create("forward");
+    TCase *tc = tcase_create("tinymix-Q8_0");
+    tcase_set_timeout(tc, 600);
+    tcase_add_unchecked_fixture(tc, load_model, free_model);
+    tcase_add_loop_test(tc, logits_match_gguf_reference, 0, 2);
+    tcase_add_test(tc, batched_equals_token_by_token);
+    tcase_add_loop_test(tc, greedy_matches_reference, 0, 6);
+    tcase_add_test(tc, store_counts_every_acquire);
+    tcase_add_test(tc, decode_rejects_bad_input);
+    tcase_add_test(tc, perplexity_matches_reference);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
