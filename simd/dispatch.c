@@ -2,6 +2,7 @@
  * support (CPUID and XGETBV on x86: the OS must save the wide registers;
  * getauxval on arm64), lowered by MOERUN_ISA.  This file is compiled for
  * the baseline CPU only. */
+#include "config.h"
 #include "kernels.h"
 
 #include <pthread.h>
@@ -95,11 +96,30 @@ void mr_cpu_features(char *buf, size_t cap)
         snprintf(buf, cap, "(no SIMD extensions detected)");
 }
 
-/* An ISA runs only if the CPU has it AND this build compiled kernels for
- * it.  No SIMD kernel is compiled yet: every ISA but scalar is absent. */
+/* An ISA runs only if the CPU (and OS) has it AND this build compiled its
+ * kernels. */
 static int isa_available(mr_isa isa)
 {
-    return isa == MR_ISA_SCALAR;
+    cpu_caps c = detect();
+    switch (isa) {
+    case MR_ISA_SCALAR:
+        return 1;
+#ifdef MR_HAVE_AVX2
+    case MR_ISA_AVX2:
+        return c.avx2 && c.fma && c.f16c;
+#endif
+#ifdef MR_HAVE_AVX512
+    case MR_ISA_AVX512:
+        return c.avx2 && c.fma && c.f16c && c.avx512f && c.avx512bw && c.avx512vl &&
+               c.avx512vnni;
+#endif
+#ifdef MR_HAVE_NEON
+    case MR_ISA_NEON:
+        return c.neon && c.dotprod;
+#endif
+    default:
+        return 0;
+    }
 }
 
 mr_isa mr_isa_best(void)
@@ -110,24 +130,50 @@ mr_isa mr_isa_best(void)
     return MR_ISA_SCALAR;
 }
 
-static void fill_scalar(mr_kernels *k)
+/* The scalar reference table.  fast: Q4_0/Q8_0 weights dot Q8_0
+ * activations in integers (ggml's scheme); exact: every type dots f32. */
+static void fill_scalar(mr_kernels *k, int exact)
 {
     memset(k, 0, sizeof *k);
     k->isa = MR_ISA_SCALAR;
-    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
+    k->exact = exact;
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
+        k->act_type[t] = MR_TYPE_F32;
         k->dot_f32[t] = mr_type_get(t)->dot_f32;
+    }
+    k->quantize_act[MR_TYPE_Q8_0] = mr_quantize_row_q8_0;
+    k->vec_dot[MR_TYPE_Q8_0] = mr_dot_q8_0_q8_0;
+    k->vec_dot[MR_TYPE_Q4_0] = mr_dot_q4_0_q8_0;
+    if (!exact) {
+        k->act_type[MR_TYPE_Q8_0] = MR_TYPE_Q8_0;
+        k->act_type[MR_TYPE_Q4_0] = MR_TYPE_Q8_0;
+    }
 }
 
-int mr_kernels_for_isa(mr_isa isa, mr_kernels *out)
+int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
 {
     if (!isa_available(isa))
         return 0;
-    fill_scalar(out);
-    /* ISA overrides go here, one early-return rung per level. */
+    fill_scalar(out, exact);
+    /* one rung per level: each ISA overrides what it implements */
+#ifdef MR_HAVE_AVX2
+    if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512)
+        mr_kernels_init_avx2(out);
+#endif
+#ifdef MR_HAVE_AVX512
+    if (isa == MR_ISA_AVX512)
+        mr_kernels_init_avx512(out);
+#endif
+#ifdef MR_HAVE_NEON
+    if (isa == MR_ISA_NEON)
+        mr_kernels_init_neon(out);
+#endif
+    out->isa = isa;
+    out->exact = exact;
     return 1;
 }
 
-static mr_kernels chosen;
+static mr_kernels chosen, chosen_exact;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
@@ -136,25 +182,23 @@ static void choose(void)
     const char *env = getenv("MOERUN_ISA");
     if (env && *env) {
         mr_isa want = mr_isa_parse(env);
-        /* only ever lower: an unknown or unavailable name keeps the best */
+        /* the best is the highest available, so an available choice can
+         * only be lower; an unknown or unavailable name keeps the best */
         if (want != MR_ISA_COUNT && isa_available(want))
             isa = want;
     }
-    mr_kernels_for_isa(isa, &chosen);
+    mr_kernels_for_isa(isa, 0, &chosen);
+    mr_kernels_for_isa(isa, 1, &chosen_exact);
+}
+
+const mr_kernels *mr_kernels_get_exact(void)
+{
+    pthread_once(&chosen_once, choose);
+    return &chosen_exact;
 }
 
 const mr_kernels *mr_kernels_get(void)
 {
     pthread_once(&chosen_once, choose);
     return &chosen;
-}
-
-void mr_matmul(const mr_kernels *k, uint32_t type, const void *w, size_t row_bytes,
-               int64_t n_in, int64_t n_out, const float *x, int64_t n_tok, float *y)
-{
-    mr_dot_f32_fn dot = k->dot_f32[type];
-    const uint8_t *wr = w;
-    for (int64_t r = 0; r < n_out; r++, wr += row_bytes)
-        for (int64_t t = 0; t < n_tok; t++)
-            y[t * n_out + r] = dot(wr, x + t * n_in, n_in);
 }

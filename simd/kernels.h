@@ -5,7 +5,14 @@
  * a SIMD version keeps its reference.  The ISA is chosen from CPUID+XGETBV
  * (getauxval on arm64) and can be forced lower with
  * MOERUN_ISA=scalar|avx2|avx512|neon.  Kernels know nothing of models: they
- * take pointers, lengths and strides.
+ * take pointers, lengths and strides, and a range of rows, never a thread.
+ *
+ * Two tables exist per ISA:
+ * - fast (default): activations are quantized once per row to the weight
+ *   type's act_type (Q8_0 for Q4_0/Q8_0, as llama.cpp does) and dotted in
+ *   integers;
+ * - exact: activations stay f32 and weights are dequantised exactly, the
+ *   path whose logits match a float64 reference to ~1e-5.
  */
 #ifndef MOERUN_SIMD_KERNELS_H
 #define MOERUN_SIMD_KERNELS_H
@@ -23,18 +30,36 @@ typedef enum {
     MR_ISA_COUNT
 } mr_isa;
 
+/* Dot of one weight row with one prepared activation row of n elements. */
+typedef float (*mr_vec_dot_fn)(const void *w, const void *act, int64_t n);
+
+/* y[t * ldy + r] = dot(weight row r, activation row t) for r in [r0, r1)
+ * and t < n_tok.  Weight rows are w_stride bytes apart, activation rows
+ * a_stride bytes apart. */
+typedef void (*mr_gemm_fn)(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                           int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                           int64_t r1);
+
 typedef struct {
     mr_isa isa;
-    /* dot of one weight row of type t with n f32 activations */
-    mr_dot_f32_fn dot_f32[MR_TYPE_COUNT];
+    int exact;
+    /* per weight type */
+    uint32_t act_type[MR_TYPE_COUNT];     /* activation format; F32 = kept as is */
+    mr_dot_f32_fn dot_f32[MR_TYPE_COUNT]; /* used when act_type is F32 */
+    mr_vec_dot_fn vec_dot[MR_TYPE_COUNT]; /* used otherwise */
+    mr_gemm_fn gemm[MR_TYPE_COUNT];       /* NULL: rows x tokens of single dots */
+    /* per activation type: f32 row -> that format */
+    mr_from_f32_fn quantize_act[MR_TYPE_COUNT];
 } mr_kernels;
 
-/* The table in use; chosen on first call (thread-safe), then fixed. */
+/* The table in use (fast), chosen on first call (thread-safe), then fixed. */
 const mr_kernels *mr_kernels_get(void);
+/* The exact-activation table of the same ISA. */
+const mr_kernels *mr_kernels_get_exact(void);
 
-/* Fill a table for a given ISA (for tests that compare ISAs); returns 0 if
- * this CPU or build cannot run it. */
-int mr_kernels_for_isa(mr_isa isa, mr_kernels *out);
+/* Fill a table for a given ISA (tests compare ISAs); returns 0 if this CPU
+ * or build cannot run it. */
+int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out);
 
 /* Best ISA this CPU and build support. */
 mr_isa mr_isa_best(void);
@@ -44,9 +69,25 @@ mr_isa mr_isa_parse(const char *name);
 /* Describe what the CPU offers ("avx2 fma f16c avx512f ... "), for info. */
 void mr_cpu_features(char *buf, size_t cap);
 
-/* y[t * n_out + r] = dot(row r of w, x[t * n_in ...]) for t < n_tok,
- * r < n_out; w rows are row_bytes apart. */
-void mr_matmul(const mr_kernels *k, uint32_t type, const void *w, size_t row_bytes,
-               int64_t n_in, int64_t n_out, const float *x, int64_t n_tok, float *y);
+/* ISA override hooks, each in its own file compiled with its own flags. */
+void mr_kernels_init_avx2(mr_kernels *k);
+void mr_kernels_init_avx512(mr_kernels *k);
+void mr_kernels_init_neon(mr_kernels *k);
+
+/* ---- matrix multiplication driver (simd/matmul.c) ---- */
+
+/* Bytes of one prepared activation row of n elements for weight type t. */
+size_t mr_act_row_bytes(const mr_kernels *k, uint32_t wtype, int64_t n);
+
+/* Convert n_tok rows of n f32 activations (x, row stride n) into the
+ * format weight type t dots with; returns x itself when that is f32, else
+ * buf (at least n_tok * mr_act_row_bytes bytes). */
+const void *mr_act_prepare(const mr_kernels *k, uint32_t wtype, const float *x, int64_t n,
+                           int64_t n_tok, void *buf);
+
+/* Rows [r0, r1) of y (n_tok x ldy) = W x^T with prepared activations. */
+void mr_matmul_rows(const mr_kernels *k, uint32_t wtype, const void *w, size_t row_bytes,
+                    const void *act, int64_t n, int64_t n_tok, float *y, int64_t ldy,
+                    int64_t r0, int64_t r1);
 
 #endif

@@ -21,12 +21,15 @@
 #include <string.h>
 
 #include "../simd/kernels.h"
+#include "threadpool.h"
 
 struct mr_context {
     const mr_model *m;
     mr_expert_store *store;
     const mr_kernels *k;
+    mr_pool *pool;
     uint32_t n_ctx, n_batch, n_past;
+    void *act;       /* prepared (quantized) activations of one matmul input */
     float *k_cache;  /* (n_layer, n_ctx, kv_dim) */
     float *v_cache;  /* (n_layer, n_ctx, kv_dim) */
     /* scratch for a batch of up to n_batch tokens */
@@ -36,7 +39,7 @@ struct mr_context {
     float *kv_k;     /* (n_batch, kv_dim) */
     float *kv_v;     /* (n_batch, kv_dim) */
     float *att;      /* (n_batch, q_dim) attention output */
-    float *scores;   /* (n_ctx) */
+    float *scores;   /* (max(n_batch, n_head), n_ctx) attention rows */
     float *rl;       /* (n_batch, n_expert) router logits */
     uint32_t *sel;   /* (n_layer, n_batch, n_used) chosen experts */
     float *selw;     /* (n_batch, n_used) their weights */
@@ -87,7 +90,11 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     c->kv_k = xcalloc(nb * kv_dim, sizeof(float), &fail);
     c->kv_v = xcalloc(nb * kv_dim, sizeof(float), &fail);
     c->att = xcalloc(nb * q_dim, sizeof(float), &fail);
-    c->scores = xcalloc(n_ctx, sizeof(float), &fail);
+    c->scores = xcalloc((size_t)(nb > hp->n_head ? nb : hp->n_head) * n_ctx, sizeof(float),
+                        &fail);
+    size_t widest = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    widest = widest > q_dim ? widest : q_dim;
+    c->act = xcalloc(nb, (widest / 32 + 1) * 36 + widest * sizeof(float), &fail);
     c->rl = xcalloc(nb * hp->n_expert, sizeof(float), &fail);
     c->sel = xcalloc((size_t)hp->n_layer * nb * hp->n_expert_used, sizeof(uint32_t), &fail);
     c->selw = xcalloc(nb * hp->n_expert_used, sizeof(float), &fail);
@@ -98,6 +105,10 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     c->tok_of = xcalloc(nb, sizeof(uint32_t), &fail);
     c->w_of = xcalloc(nb, sizeof(float), &fail);
     c->rope_inv = xcalloc(hp->head_dim / 2, sizeof(float), &fail);
+    if (!fail && mr_pool_new(1, &c->pool, err) != MR_OK) {
+        mr_context_free(c);
+        return err ? err->code : MR_ENOMEM;
+    }
     if (fail) {
         mr_context_free(c);
         return mr_fail(err, MR_ENOMEM, NULL, "context", MR_NO_OFFSET,
@@ -120,7 +131,30 @@ void mr_context_free(mr_context *c)
         free(bufs[i]);
     free(c->sel);
     free(c->tok_of);
+    free(c->act);
+    mr_pool_free(c->pool);
     free(c);
+}
+
+mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err)
+{
+    mr_pool *p;
+    mr_status s = mr_pool_new(n_threads, &p, err);
+    if (s)
+        return s;
+    mr_pool_free(c->pool);
+    c->pool = p;
+    return MR_OK;
+}
+
+void mr_context_set_exact(mr_context *c, int exact)
+{
+    c->k = exact ? mr_kernels_get_exact() : mr_kernels_get();
+}
+
+int mr_context_threads(const mr_context *c)
+{
+    return mr_pool_threads(c->pool);
 }
 
 void mr_context_reset(mr_context *c)
@@ -188,11 +222,90 @@ static inline float silu(float v)
     return v / (1.0f + expf(-v));
 }
 
-static void matmul(const mr_context *c, const mr_tensor *w, const float *x, uint32_t n,
-                   float *y)
+typedef struct {
+    const mr_kernels *k;
+    uint32_t type;
+    const void *w;
+    size_t row_bytes;
+    const void *act;
+    int64_t n, n_out, n_tok;
+    float *y;
+} mm_job;
+
+static void mm_range(void *arg, int64_t r0, int64_t r1)
 {
-    mr_matmul(c->k, w->type, w->data, w->row_bytes, (int64_t)w->ne[0], (int64_t)w->ne[1], x,
-              n, y);
+    const mm_job *j = arg;
+    mr_matmul_rows(j->k, j->type, j->w, j->row_bytes, j->act, j->n, j->n_tok, j->y, j->n_out,
+                   r0, r1);
+}
+
+/* y (n_tok x n_out) = x (n_tok x n_in) W^T for a weight of the given type,
+ * rows split across the pool. */
+static void matmul_raw(mr_context *c, uint32_t type, const void *w, size_t row_bytes,
+                       int64_t n_in, int64_t n_out, const float *x, int64_t n_tok, float *y)
+{
+    mm_job j = {c->k, type, w, row_bytes, NULL, n_in, n_out, n_tok, y};
+    j.act = mr_act_prepare(c->k, type, x, n_in, n_tok, c->act);
+    mr_pool_run(c->pool, n_out, 16, mm_range, &j);
+}
+
+static void matmul(mr_context *c, const mr_tensor *w, const float *x, uint32_t n, float *y)
+{
+    matmul_raw(c, w->type, w->data, w->row_bytes, (int64_t)w->ne[0], (int64_t)w->ne[1], x, n,
+               y);
+}
+
+typedef struct {
+    mr_context *c;
+    const float *kc, *vc; /* this layer's caches */
+    uint32_t n;
+    float scale;
+} attn_job;
+
+/* Causal attention of token t of the batch for head h, using score row
+ * `row` of the scratch. */
+static void attend(const attn_job *j, uint32_t t, uint32_t h, size_t row)
+{
+    const mr_context *c = j->c;
+    const mr_hparams *hp = &c->m->hp;
+    const uint32_t hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    const uint32_t kvh = h / (hp->n_head / hp->n_head_kv);
+    const uint32_t n_kv = c->n_past + t + 1; /* causal: positions 0..pos */
+    const float *qh = c->q + (size_t)t * q_dim + (size_t)h * hd;
+    float *scores = c->scores + row * c->n_ctx;
+    for (uint32_t p = 0; p < n_kv; p++) {
+        const float *kp = j->kc + (size_t)p * kv_dim + (size_t)kvh * hd;
+        float s = 0.0f;
+        for (uint32_t i = 0; i < hd; i++)
+            s += qh[i] * kp[i];
+        scores[p] = s * j->scale;
+    }
+    softmax(scores, n_kv);
+    float *out = c->att + (size_t)t * q_dim + (size_t)h * hd;
+    memset(out, 0, hd * sizeof(float));
+    for (uint32_t p = 0; p < n_kv; p++) {
+        const float *vp = j->vc + (size_t)p * kv_dim + (size_t)kvh * hd;
+        const float a = scores[p];
+        for (uint32_t i = 0; i < hd; i++)
+            out[i] += a * vp[i];
+    }
+}
+
+/* Batch: each thread takes whole tokens (all heads), score row = token. */
+static void attn_tokens_range(void *arg, int64_t t0, int64_t t1)
+{
+    const attn_job *j = arg;
+    for (int64_t t = t0; t < t1; t++)
+        for (uint32_t h = 0; h < j->c->m->hp.n_head; h++)
+            attend(j, (uint32_t)t, h, (size_t)t);
+}
+
+/* One token: each thread takes whole heads, score row = head. */
+static void attn_heads_range(void *arg, int64_t h0, int64_t h1)
+{
+    const attn_job *j = arg;
+    for (int64_t h = h0; h < h1; h++)
+        attend(j, 0, (uint32_t)h, (size_t)h);
 }
 
 /* Self-attention of the batch's n tokens (positions n_past..), adding the
@@ -202,7 +315,6 @@ static void attention(mr_context *c, uint32_t il, uint32_t n)
     const mr_hparams *hp = &c->m->hp;
     const mr_layer *L = &c->m->layers[il];
     const uint32_t hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
-    const uint32_t group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     float *kc = c->k_cache + (size_t)il * c->n_ctx * kv_dim;
     float *vc = c->v_cache + (size_t)il * c->n_ctx * kv_dim;
@@ -220,29 +332,11 @@ static void attention(mr_context *c, uint32_t il, uint32_t n)
         memcpy(kc + (size_t)pos * kv_dim, c->kv_k + (size_t)t * kv_dim, kv_dim * sizeof(float));
         memcpy(vc + (size_t)pos * kv_dim, c->kv_v + (size_t)t * kv_dim, kv_dim * sizeof(float));
     }
-    for (uint32_t t = 0; t < n; t++) {
-        const uint32_t n_kv = c->n_past + t + 1; /* causal: positions 0..pos */
-        for (uint32_t h = 0; h < hp->n_head; h++) {
-            const float *qh = c->q + (size_t)t * q_dim + (size_t)h * hd;
-            const uint32_t kvh = h / group;
-            for (uint32_t p = 0; p < n_kv; p++) {
-                const float *kp = kc + (size_t)p * kv_dim + (size_t)kvh * hd;
-                float s = 0.0f;
-                for (uint32_t i = 0; i < hd; i++)
-                    s += qh[i] * kp[i];
-                c->scores[p] = s * scale;
-            }
-            softmax(c->scores, n_kv);
-            float *out = c->att + (size_t)t * q_dim + (size_t)h * hd;
-            memset(out, 0, hd * sizeof(float));
-            for (uint32_t p = 0; p < n_kv; p++) {
-                const float *vp = vc + (size_t)p * kv_dim + (size_t)kvh * hd;
-                const float a = c->scores[p];
-                for (uint32_t i = 0; i < hd; i++)
-                    out[i] += a * vp[i];
-            }
-        }
-    }
+    attn_job j = {c, kc, vc, n, scale};
+    if (n == 1)
+        mr_pool_run(c->pool, hp->n_head, 1, attn_heads_range, &j);
+    else
+        mr_pool_run(c->pool, n, 1, attn_tokens_range, &j);
     /* project into h (free now) and add to the residual stream */
     matmul(c, &L->wo, c->att, n, c->h);
     for (size_t i = 0; i < (size_t)n * hp->n_embd; i++)
@@ -332,14 +426,13 @@ static mr_status feed_forward(mr_context *c, uint32_t il, uint32_t n, mr_error *
         mr_expert_slices sl;
         if ((s = mr_expert_store_acquire(c->store, il, e, &sl, err)))
             return s;
-        mr_matmul(c->k, L->gate.type, sl.gate, L->gate.row_bytes, hp->n_embd, hp->n_ff, c->xg,
-                  m, c->g);
-        mr_matmul(c->k, L->up.type, sl.up, L->up.row_bytes, hp->n_embd, hp->n_ff, c->xg, m,
-                  c->u);
+        matmul_raw(c, L->gate.type, sl.gate, L->gate.row_bytes, hp->n_embd, hp->n_ff, c->xg, m,
+                   c->g);
+        matmul_raw(c, L->up.type, sl.up, L->up.row_bytes, hp->n_embd, hp->n_ff, c->xg, m, c->u);
         for (size_t i = 0; i < (size_t)m * hp->n_ff; i++)
             c->g[i] = silu(c->g[i]) * c->u[i];
-        mr_matmul(c->k, L->down.type, sl.down, L->down.row_bytes, hp->n_ff, hp->n_embd, c->g,
-                  m, c->y);
+        matmul_raw(c, L->down.type, sl.down, L->down.row_bytes, hp->n_ff, hp->n_embd, c->g, m,
+                   c->y);
         mr_expert_store_release(c->store, il, e);
         for (uint32_t r = 0; r < m; r++) {
             float *dst = acc + (size_t)c->tok_of[r] * hp->n_embd;

@@ -20,6 +20,15 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
                          uint32_t n_batch, mr_context **out, mr_error *err);
 void mr_context_free(mr_context *c);
 
+/* Use n_threads threads (a persistent pool; 1 = the caller's only). */
+mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err);
+int mr_context_threads(const mr_context *c);
+
+/* exact = 1: activations stay f32 and weights are dequantised exactly (the
+ * reference path, ~1e-5 from float64); 0 (default): activations are
+ * quantized to 8 bits per row for the integer kernels, as llama.cpp does. */
+void mr_context_set_exact(mr_context *c, int exact);
+
 /* Forget every cached position. */
 void mr_context_reset(mr_context *c);
 

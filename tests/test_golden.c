@@ -2,7 +2,8 @@
  * against the float64 references of shared/ref (skipped, exit 77, when
  * MOERUN_TESTDATA is absent).
  *
- * Tolerances:
+ * All on the exact path (f32 activations; the fast path is held to its
+ * own tolerance in test_forward).  Tolerances:
  * - vs ref/gguf/<file>.<prompt>.logits.f32 (same quantized weights,
  *   dequantised exactly, float64 activations): <= 1e-3, top-1 identical.
  * - Q8_0 vs the bf16 model's logits (ref/<prompt>.logits.f32), every
@@ -41,6 +42,7 @@ static float *logits_of(const char *gguf, const int32_t *ids, size_t n, mr_model
     ck_assert_msg(mr_model_load(gguf, &m, &err) == 0, "%s", err.msg);
     ck_assert(mr_store_resident_new(m, &st, &err) == 0);
     ck_assert(mr_context_new(m, st, (uint32_t)n, (uint32_t)n, &c, &err) == 0);
+    mr_context_set_exact(c, 1);
     float *lg = malloc(sizeof(float) * n * N_VOCAB);
     ck_assert_msg(mr_decode(c, ids, (uint32_t)n, lg, 1, &err) == 0, "%s", err.msg);
     if (routing) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "threadpool.h"
 
 static void logits_help(FILE *out)
 {
@@ -20,29 +21,39 @@ static void logits_help(FILE *out)
             "  -f, --file FILE    read the prompt from a file\n"
             "  -o, --output OUT   output file\n"
             "      --no-bos       do not prepend the BOS token\n"
+            "  -t, --threads N    threads (default: physical cores)\n"
+            "      --exact        f32 activations, weights dequantised exactly\n"
             "  -h, --help         this help\n");
 }
 
 int cmd_logits(int argc, char **argv)
 {
-    enum { OPT_NO_BOS = 256 };
+    enum { OPT_NO_BOS = 256, OPT_EXACT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},  {"output", required_argument, 0, 'o'},
-        {"no-bos", no_argument, 0, OPT_NO_BOS}, {"help", no_argument, 0, 'h'},
+        {"no-bos", no_argument, 0, OPT_NO_BOS}, {"threads", required_argument, 0, 't'}, {"exact", no_argument, 0, OPT_EXACT},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *file = NULL, *outp = NULL;
     int no_bos = 0, ch;
+    long threads = mr_physical_cores();
+    int exact = 0;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:p:f:o:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":m:p:f:o:t:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 'p': text = optarg; break;
         case 'f': file = optarg; break;
         case 'o': outp = optarg; break;
         case OPT_NO_BOS: no_bos = 1; break;
+        case 't':
+            if (cli_parse_long(optarg, 1, 1024, &threads))
+                return cli_usage_error("logits", "-t wants a thread count, got '%s'", optarg);
+            break;
+        case OPT_EXACT: exact = 1; break;
         case 'h': logits_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("logits", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("logits", "unknown option '%s'", argv[optind - 1]);
@@ -76,8 +87,10 @@ int cmd_logits(int argc, char **argv)
         rc = cli_usage_error("logits", "no tokens to evaluate");
         goto out;
     }
-    if (mr_context_new(S.model, S.store, (uint32_t)n, (uint32_t)n, &ctx, &err))
+    if (mr_context_new(S.model, S.store, (uint32_t)n, (uint32_t)n, &ctx, &err) ||
+        mr_context_set_threads(ctx, (int)threads, &err))
         goto fail;
+    mr_context_set_exact(ctx, exact);
     if (!(logits = malloc(sizeof(float) * n * n_vocab))) {
         mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for %zu x %u logits", n,
                 n_vocab);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "threadpool.h"
 
 static void ppl_help(FILE *out)
 {
@@ -41,19 +42,22 @@ static double nll(const float *logits, uint32_t n, int32_t target)
 
 int cmd_perplexity(int argc, char **argv)
 {
-    enum { OPT_CHUNKS = 256 };
+    enum { OPT_CHUNKS = 256, OPT_EXACT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
         {"ctx", required_argument, 0, 'c'},   {"ctx-size", required_argument, 0, 'c'},
-        {"chunks", required_argument, 0, OPT_CHUNKS}, {"help", no_argument, 0, 'h'},
+        {"chunks", required_argument, 0, OPT_CHUNKS}, {"threads", required_argument, 0, 't'}, {"exact", no_argument, 0, OPT_EXACT},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *file = NULL;
     long ctx_len = 512, max_chunks = -1;
     int ch;
+    long threads = mr_physical_cores();
+    int exact = 0;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:f:c:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":m:f:c:t:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 'f': file = optarg; break;
@@ -65,6 +69,11 @@ int cmd_perplexity(int argc, char **argv)
             if (cli_parse_long(optarg, 1, 1 << 30, &max_chunks))
                 return cli_usage_error("perplexity", "--chunks wants a number >= 1, got '%s'", optarg);
             break;
+        case 't':
+            if (cli_parse_long(optarg, 1, 1024, &threads))
+                return cli_usage_error("perplexity", "-t wants a thread count, got '%s'", optarg);
+            break;
+        case OPT_EXACT: exact = 1; break;
         case 'h': ppl_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("perplexity", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("perplexity", "unknown option '%s'", argv[optind - 1]);
@@ -106,8 +115,10 @@ int cmd_perplexity(int argc, char **argv)
         mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for a %u-token window", L);
         goto fail;
     }
-    if (mr_context_new(S.model, S.store, L, L, &ctx, &err))
+    if (mr_context_new(S.model, S.store, L, L, &ctx, &err) ||
+        mr_context_set_threads(ctx, (int)threads, &err))
         goto fail;
+    mr_context_set_exact(ctx, exact);
     fprintf(stderr, "perplexity: %zu tokens, %zu windows of %u (BOS + %u scored)\n", n_ids,
             n_windows, L, L - 1);
     double sum_nll = 0.0, t0 = cli_now();

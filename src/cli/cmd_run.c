@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "kernels.h"
 #include "sampler.h"
+#include "threadpool.h"
 
 static void run_help(FILE *out)
 {
@@ -21,7 +22,8 @@ static void run_help(FILE *out)
             "  -n, --n-predict N        tokens to generate (default 128)\n"
             "  -c, --ctx-size N         context length (default: the model's, at most 4096)\n"
             "  -b, --batch-size N       prompt tokens per batch (default 512)\n"
-            "  -t, --threads N          threads (accepted; the scalar path uses 1 for now)\n"
+            "  -t, --threads N          threads (default: physical cores)\n"
+            "      --exact              f32 activations, weights dequantised exactly (slower)\n"
             "      --temp T             temperature, 0 = greedy (default 0.8)\n"
             "      --top-k N            keep the N most likely tokens, 0 = off (default 40)\n"
             "      --top-p P            nucleus sampling, 1 = off (default 0.95)\n"
@@ -34,7 +36,8 @@ static void run_help(FILE *out)
             "  -h, --help               this help\n");
 }
 
-enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_RPEN, OPT_RLAST, OPT_IGNORE_EOS, OPT_STATS };
+enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_RPEN, OPT_RLAST, OPT_IGNORE_EOS, OPT_STATS,
+       OPT_EXACT };
 
 int cmd_run(int argc, char **argv)
 {
@@ -48,11 +51,12 @@ int cmd_run(int argc, char **argv)
         {"repeat-penalty", required_argument, 0, OPT_RPEN},
         {"repeat-last-n", required_argument, 0, OPT_RLAST},
         {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS}, {"stats", no_argument, 0, OPT_STATS},
+        {"exact", no_argument, 0, OPT_EXACT},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *file = NULL;
-    long n_predict = 128, n_ctx = 0, n_batch = 512, threads = 1, v;
-    int ignore_eos = 0, stats = 0, seed_given = 0;
+    long n_predict = 128, n_ctx = 0, n_batch = 512, threads = mr_physical_cores(), v;
+    int ignore_eos = 0, stats = 0, seed_given = 0, exact = 0;
     mr_sampler_params sp;
     mr_sampler_params_default(&sp);
     optind = 1;
@@ -113,6 +117,7 @@ int cmd_run(int argc, char **argv)
             break;
         case OPT_IGNORE_EOS: ignore_eos = 1; break;
         case OPT_STATS: stats = 1; break;
+        case OPT_EXACT: exact = 1; break;
         case 'h': run_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
@@ -122,7 +127,6 @@ int cmd_run(int argc, char **argv)
         return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
     if (!model)
         return cli_usage_error("run", "a model is required (-m FILE)");
-    (void)threads; /* the thread pool comes with the SIMD kernels */
     if (!seed_given)
         sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
 
@@ -160,8 +164,10 @@ int cmd_run(int argc, char **argv)
     if ((long)n_ids + n_predict > n_ctx)
         n_predict = n_ctx - (long)n_ids;
     if (mr_context_new(S.model, S.store, (uint32_t)n_ctx, (uint32_t)n_batch, &ctx, &err) ||
+        mr_context_set_threads(ctx, (int)threads, &err) ||
         mr_sampler_new(&sp, (int32_t)hp->n_vocab, &smp, &err))
         goto fail;
+    mr_context_set_exact(ctx, exact);
     if (!(logits = malloc(sizeof(float) * hp->n_vocab))) {
         mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for logits");
         goto fail;
@@ -204,8 +210,9 @@ int cmd_run(int argc, char **argv)
     double t2 = cli_now();
 
     fprintf(stderr, "\n");
-    fprintf(stderr, "load:       %8.3f s   (%s, kernels %s, seed %llu)\n", S.load_seconds,
-            model, mr_isa_name(mr_kernels_get()->isa), (unsigned long long)sp.seed);
+    fprintf(stderr, "load:       %8.3f s   (%s, kernels %s%s, %ld threads, seed %llu)\n",
+            S.load_seconds, model, mr_isa_name(mr_kernels_get()->isa), exact ? " exact" : "",
+            threads, (unsigned long long)sp.seed);
     fprintf(stderr, "prompt:     %8zu tokens in %.3f s = %.2f tokens/s\n", n_ids, t1 - t0,
             (double)n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9));
     fprintf(stderr, "generation: %8ld tokens in %.3f s = %.2f tokens/s\n", n_gen, t2 - t1,

@@ -1,0 +1,9 @@
+/* x86_avx2.c - avx2 overrides of the kernel table.  Compiled with its own ISA
+ * flags into a convenience library; called only after the dispatcher has
+ * checked that the CPU and OS support the ISA. */
+#include "kernels.h"
+
+void mr_kernels_init_avx2(mr_kernels *k)
+{
+    (void)k; /* no avx2 kernels yet: every entry keeps its scalar reference */
+}

@@ -1,0 +1,216 @@
+/* threadpool.c - persistent workers sharing each job by claiming chunks.
+ *
+ * A job is published as one 64-bit ticket: job number (24 bits), chunk
+ * count (20 bits) and next chunk (20 bits).  Every thread, the caller's
+ * included, claims chunks with a compare-and-swap until none is left, so a
+ * worker the OS has not scheduled delays nothing: the others take its
+ * share.  A claim that succeeds proves the ticket was still the job's, so
+ * the job's parameters (written before the ticket) are safe to read.
+ * Idle workers spin for a while, then sleep on a condition variable.
+ */
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SPIN_ROUNDS 50000
+#define MAX_CHUNKS ((1u << 20) - 1)
+
+typedef struct {
+    mr_range_fn fn;
+    void *arg;
+    int64_t n, chunk; /* items, items per chunk */
+} job;
+
+struct mr_pool {
+    int n_threads;
+    pthread_t *tids;
+    job jobs[2];            /* double-buffered by job number */
+    atomic_ullong ticket;   /* job << 40 | n_chunks << 20 | next */
+    atomic_long done;       /* chunks finished of the current job */
+    atomic_int sleepers;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* Claim and run chunks of the current job until none is left; returns the
+ * ticket last seen. */
+static unsigned long long work(mr_pool *p)
+{
+    unsigned long long t = atomic_load_explicit(&p->ticket, memory_order_acquire);
+    for (;;) {
+        unsigned long long n_chunks = (t >> 20) & MAX_CHUNKS, next = t & MAX_CHUNKS;
+        if (next >= n_chunks)
+            return t;
+        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue; /* t now holds the fresh ticket */
+        const job *j = &p->jobs[(t >> 40) & 1];
+        int64_t i0 = (int64_t)next * j->chunk;
+        int64_t i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+        j->fn(j->arg, i0, i1);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        t = atomic_load_explicit(&p->ticket, memory_order_acquire);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    mr_pool *p = arg;
+    unsigned long long seen = work(p);
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&p->ticket, memory_order_acquire) == seen &&
+               !atomic_load(&p->stop)) {
+            if (++spins < SPIN_ROUNDS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->ticket) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop))
+            return NULL;
+        seen = work(p);
+    }
+}
+
+mr_status mr_pool_new(int n_threads, mr_pool **out, mr_error *err)
+{
+    *out = NULL;
+    if (n_threads < 1 || n_threads > 1024)
+        return mr_fail(err, MR_EINVAL, NULL, "threads", MR_NO_OFFSET,
+                       "%d threads (1..1024 allowed)", n_threads);
+    mr_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return mr_fail(err, MR_ENOMEM, NULL, "threads", MR_NO_OFFSET, "no memory");
+    p->n_threads = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (n_threads > 1 && !(p->tids = calloc((size_t)n_threads, sizeof *p->tids))) {
+        mr_pool_free(p);
+        return mr_fail(err, MR_ENOMEM, NULL, "threads", MR_NO_OFFSET, "no memory");
+    }
+    for (int i = 1; i < n_threads; i++) {
+        if (pthread_create(&p->tids[i], NULL, worker_main, p) != 0) {
+            mr_pool_free(p);
+            return mr_fail(err, MR_ENOMEM, NULL, "threads", MR_NO_OFFSET,
+                           "cannot start thread %d of %d", i + 1, n_threads);
+        }
+        p->n_threads = i + 1;
+    }
+    *out = p;
+    return MR_OK;
+}
+
+void mr_pool_free(mr_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n_threads; i++)
+        pthread_join(p->tids[i], NULL);
+    free(p->tids);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+int mr_pool_threads(const mr_pool *p)
+{
+    return p->n_threads;
+}
+
+void mr_pool_run(mr_pool *p, int64_t n, int64_t grain, mr_range_fn fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    int64_t units = (n + grain - 1) / grain;
+    if (p->n_threads == 1 || units == 1) {
+        fn(arg, 0, n);
+        return;
+    }
+    /* a few chunks per thread balance uneven progress */
+    int64_t n_chunks = (int64_t)p->n_threads * 4 < units ? (int64_t)p->n_threads * 4 : units;
+    if (n_chunks > (int64_t)MAX_CHUNKS)
+        n_chunks = MAX_CHUNKS;
+    int64_t per = (units + n_chunks - 1) / n_chunks;
+    n_chunks = (units + per - 1) / per;
+
+    unsigned long long old = atomic_load(&p->ticket);
+    unsigned long long jn = ((old >> 40) + 1) & 0xffffff;
+    job *j = &p->jobs[jn & 1];
+    j->fn = fn;
+    j->arg = arg;
+    j->n = n;
+    j->chunk = per * grain;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    /* seq_cst store then load: pairs with the sleeper's increment-then-check
+     * so a worker going to sleep either sees the ticket or gets the signal */
+    atomic_store(&p->ticket, jn << 40 | (unsigned long long)n_chunks << 20);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    work(p);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks)
+        cpu_relax();
+}
+
+/* Count distinct (physical id, core id) pairs in /proc/cpuinfo; fall back
+ * to the online CPU count. */
+int mr_physical_cores(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = 0;
+    if (f) {
+        char line[256];
+        int phys = -1, seen[1024][2], ns = 0;
+        while (fgets(line, sizeof line, f)) {
+            int v;
+            if (sscanf(line, "physical id : %d", &v) == 1)
+                phys = v;
+            else if (sscanf(line, "core id : %d", &v) == 1 && ns < 1024) {
+                int dup = 0;
+                for (int i = 0; i < ns; i++)
+                    dup |= seen[i][0] == phys && seen[i][1] == v;
+                if (!dup) {
+                    seen[ns][0] = phys;
+                    seen[ns][1] = v;
+                    ns++;
+                }
+            }
+        }
+        fclose(f);
+        n = ns;
+    }
+    if (n < 1)
+        n = online > 0 ? (int)online : 1;
+    return n;
+}

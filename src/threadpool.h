@@ -1,0 +1,32 @@
+/* threadpool.h - a persistent pool of worker threads owned by a context.
+ *
+ * mr_pool_run splits [0, n) into one contiguous range per thread (each a
+ * multiple of grain) and calls fn on each; the caller's thread takes the
+ * first range.  Workers spin briefly, then sleep, between runs, so a
+ * decode step's many small matmuls do not pay a wake-up each.
+ */
+#ifndef MOERUN_THREADPOOL_H
+#define MOERUN_THREADPOOL_H
+
+#include <stdint.h>
+
+#include "status.h"
+
+typedef struct mr_pool mr_pool;
+
+/* fn(arg, i0, i1): process items [i0, i1). */
+typedef void (*mr_range_fn)(void *arg, int64_t i0, int64_t i1);
+
+/* n_threads >= 1 (1: no extra threads). */
+mr_status mr_pool_new(int n_threads, mr_pool **out, mr_error *err);
+void mr_pool_free(mr_pool *p);
+int mr_pool_threads(const mr_pool *p);
+
+/* Run fn over [0, n) in ranges that are multiples of grain (but the last);
+ * returns when every range is done.  Not re-entrant. */
+void mr_pool_run(mr_pool *p, int64_t n, int64_t grain, mr_range_fn fn, void *arg);
+
+/* Physical cores of this machine (at least 1), for the default -t. */
+int mr_physical_cores(void);
+
+#endif
