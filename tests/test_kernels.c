@@ -1,0 +1,353 @@
+/* test_kernels.c - every kernel table entry of every ISA this machine can
+ * run, against the scalar reference, on the same random and edge-case
+ * inputs (the dav1d checkasm habit).  Seeds are printed; a SIGILL or
+ * SIGSEGV inside a kernel is reported with the ISA, op, type and size.
+ *
+ * Contract (what a SIMD kernel must meet):
+ * - quantize_act: bit-identical to the scalar quantizer (same rounding).
+ * - vec_dot / gemm (integer dots of quantized operands): the integer
+ *   block sums are exact, only the float accumulation order may differ:
+ *   |simd - ref| <= 1e-5 * sum of |block terms| + 1e-6.
+ * - dot_f32 (exact path): |simd - ref| <= 1e-5 * sum |w_i x_i| + 1e-6.
+ * Inputs end at a guard page, so a read past the row faults.
+ */
+#include <check.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kernels.h"
+
+static const int block_counts[] = {1,  2,  3,  5,  7,  8,  15,  16,  17,
+                                   31, 32, 33, 63, 64, 65, 255, 256, 257};
+#define N_COUNTS (int)(sizeof block_counts / sizeof block_counts[0])
+
+/* weight types whose kernels are compared */
+static const uint32_t wtypes[] = {MR_TYPE_F32, MR_TYPE_F16, MR_TYPE_BF16, MR_TYPE_Q8_0,
+                                  MR_TYPE_Q4_0, MR_TYPE_Q4_K, MR_TYPE_Q6_K};
+#define N_WTYPES (int)(sizeof wtypes / sizeof wtypes[0])
+
+static mr_kernels ref_fast, ref_exact;
+static mr_isa isas[MR_ISA_COUNT];
+static int n_isas;
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t rng;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float rndf(void)
+{
+    return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* A buffer of len bytes whose end touches an inaccessible page. */
+typedef struct {
+    void *map;
+    size_t map_len;
+    uint8_t *p;
+} guarded;
+
+static guarded guarded_alloc(size_t len)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t body = (len + pg - 1) / pg * pg;
+    guarded g;
+    g.map_len = body + pg;
+    g.map = mmap(NULL, g.map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(g.map != MAP_FAILED);
+    mprotect((uint8_t *)g.map + body, pg, PROT_NONE);
+    g.p = (uint8_t *)g.map + body - len;
+    return g;
+}
+
+static void guarded_free(guarded *g)
+{
+    munmap(g->map, g->map_len);
+}
+
+/* What is running, for the signal handler's report. */
+static char current[256];
+
+/* A kernel that faults (read past its row into the guard page) or uses an
+ * instruction the CPU lacks: name it and fail the program. */
+static void on_crash(int sig)
+{
+    static const char head[] = "\nFAIL: fatal signal in kernel: ";
+    char num[4] = {' ', (char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\n'};
+    (void)!write(2, head, sizeof head - 1);
+    (void)!write(2, current, strlen(current));
+    (void)!write(2, num, sizeof num);
+    _exit(1);
+}
+
+#define GUARD_KERNEL(...) snprintf(current, sizeof current, __VA_ARGS__)
+
+/* Fill f32 values by mode: 0 random, 1 zeros, 2 extreme (+-max), 3 mixed
+ * scales per block (some blocks tiny, some huge). */
+static void fill(float *x, int64_t n, int mode)
+{
+    for (int64_t i = 0; i < n; i++) {
+        switch (mode) {
+        case 0: x[i] = rndf(); break;
+        case 1: x[i] = 0.0f; break;
+        case 2: x[i] = (rnd() & 1) ? 1000.0f : -1000.0f; break;
+        default: x[i] = rndf() * ((i / 32) % 3 == 0 ? 1e-6f : (i / 32) % 3 == 1 ? 1.0f : 300.0f);
+        }
+    }
+    if (mode == 3 && n >= 64)
+        memset(x + 32, 0, 32 * sizeof(float)); /* one all-zero block */
+}
+
+/* Quantize f32 weights to type t with the reference (row of n). */
+static void make_weights(uint32_t t, const float *src, void *dst, int64_t n)
+{
+    mr_type_get(t)->from_f32(src, dst, n);
+    if (t == MR_TYPE_Q4_0 && n >= 64) {
+        /* nibbles 0 and 15 in block 1 */
+        block_q4_0 *b = (block_q4_0 *)dst + 1;
+        for (int j = 0; j < 16; j++)
+            b->qs[j] = (uint8_t)((j & 1) ? 0xf0 : 0x0f);
+    }
+}
+
+/* sum of |terms| bound for a dot of w (type t) with activations x, both
+ * dequantised, in double */
+static double abs_dot_bound(uint32_t t, const void *w, uint32_t at, const void *act,
+                            const float *xf, int64_t n)
+{
+    float *wd = malloc(sizeof(float) * (size_t)n), *xd = malloc(sizeof(float) * (size_t)n);
+    mr_type_get(t)->to_f32(w, wd, n);
+    if (at == MR_TYPE_F32)
+        memcpy(xd, xf, sizeof(float) * (size_t)n);
+    else
+        mr_type_get(at)->to_f32(act, xd, n);
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += fabs((double)wd[i] * (double)xd[i]);
+    free(wd);
+    free(xd);
+    return s;
+}
+
+/* ------------------------------------------------------------ tests */
+
+/* quantize_act of every activation type is bit-identical. */
+START_TEST(quantize_act_bit_identical)
+{
+    const mr_isa isa = isas[_i / N_COUNTS];
+    const int64_t n = (int64_t)block_counts[_i % N_COUNTS] * 256;
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    for (uint32_t at = 0; at < MR_TYPE_COUNT; at++) {
+        if (!ref_fast.quantize_act[at] || k.quantize_act[at] == ref_fast.quantize_act[at])
+            continue;
+        for (int mode = 0; mode < 4; mode++) {
+            uint64_t seed = 1000u * (uint64_t)isa + 17u * (uint64_t)n + (uint64_t)mode;
+            rng = seed;
+            float *x = malloc(sizeof(float) * (size_t)n);
+            fill(x, n, mode);
+            size_t bytes = mr_type_row_bytes(at, (uint64_t)n);
+            guarded a = guarded_alloc(bytes), b = guarded_alloc(bytes);
+            ref_fast.quantize_act[at](x, a.p, n);
+            GUARD_KERNEL("%s quantize_act %s n=%lld mode %d seed %llu", mr_isa_name(isa),
+                         mr_type_get(at)->name, (long long)n, mode, (unsigned long long)seed);
+            k.quantize_act[at](x, b.p, n);
+            ck_assert_msg(memcmp(a.p, b.p, bytes) == 0, "%s differs from scalar", current);
+            guarded_free(&a);
+            guarded_free(&b);
+            free(x);
+        }
+    }
+}
+END_TEST
+
+/* vec_dot, dot_f32 and gemm of every weight type, fast and exact tables. */
+START_TEST(dots_match_scalar)
+{
+    const mr_isa isa = isas[_i / N_COUNTS];
+    const int nb = block_counts[_i % N_COUNTS];
+    for (int exact = 0; exact < 2; exact++) {
+        mr_kernels k;
+        const mr_kernels *ref = exact ? &ref_exact : &ref_fast;
+        ck_assert(mr_kernels_for_isa(isa, exact, &k));
+        for (int ti = 0; ti < N_WTYPES; ti++) {
+            const uint32_t t = wtypes[ti];
+            if (!mr_type_computable(t))
+                continue; /* a format this build does not have yet */
+            const uint32_t bs = mr_type_get(t)->block_size;
+            const int64_t n = (int64_t)nb * (bs > 32 ? bs : 32);
+            const int same = k.act_type[t] == ref->act_type[t] &&
+                             k.dot_f32[t] == ref->dot_f32[t] && k.vec_dot[t] == ref->vec_dot[t] &&
+                             k.gemm[t] == ref->gemm[t];
+            ck_assert_msg(k.act_type[t] == ref->act_type[t],
+                          "%s %s: activation type differs from the scalar table",
+                          mr_isa_name(isa), mr_type_get(t)->name);
+            if (same)
+                continue;
+            for (int mode = 0; mode < 4; mode++) {
+                uint64_t seed = 7919u * (uint64_t)isa + 31u * (uint64_t)n + 5u * t + (uint64_t)mode;
+                rng = seed;
+                const int rows = 5, toks = 3;
+                const size_t rb = mr_type_row_bytes(t, (uint64_t)n);
+                const size_t ab = mr_act_row_bytes(&k, t, n);
+                float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+                guarded w = guarded_alloc(rb * rows), abuf = guarded_alloc(ab * toks);
+                for (int r = 0; r < rows; r++) {
+                    fill(wf, n, mode == 2 ? 2 : (mode + r) % 4);
+                    make_weights(t, wf, w.p + rb * r, n);
+                }
+                fill(x, n * toks, mode == 1 ? 0 : mode);
+                const void *act = mr_act_prepare(ref, t, x, n, toks, abuf.p);
+                float yr[5 * 3], ys[5 * 3];
+                mr_matmul_rows(ref, t, w.p, rb, act, n, toks, yr, rows, 0, rows);
+                GUARD_KERNEL("%s %s %s n=%lld mode %d seed %llu", mr_isa_name(isa),
+                             exact ? "exact" : "fast", mr_type_get(t)->name, (long long)n, mode,
+                             (unsigned long long)seed);
+                /* the whole range, then a sub-range, through the driver */
+                mr_matmul_rows(&k, t, w.p, rb, act, n, toks, ys, rows, 0, rows);
+                for (int r = 0; r < rows; r++)
+                    for (int tk = 0; tk < toks; tk++) {
+                        const void *ar = ref->act_type[t] == MR_TYPE_F32
+                                             ? (const void *)(x + tk * n)
+                                             : (const void *)((const uint8_t *)act + ab * tk);
+                        double bound = abs_dot_bound(t, w.p + rb * r, ref->act_type[t], ar,
+                                                     x + tk * n, n);
+                        double d = fabs((double)ys[tk * rows + r] - yr[tk * rows + r]);
+                        ck_assert_msg(d <= 1e-5 * bound + 1e-6,
+                                      "%s row %d token %d: %.9g vs scalar %.9g (bound %g)",
+                                      current, r, tk, ys[tk * rows + r], yr[tk * rows + r], bound);
+                    }
+                float sub[5 * 3];
+                for (int i = 0; i < rows * toks; i++)
+                    sub[i] = NAN;
+                mr_matmul_rows(&k, t, w.p, rb, act, n, toks, sub, rows, 1, 4);
+                for (int r = 0; r < rows; r++)
+                    for (int tk = 0; tk < toks; tk++) {
+                        float v = sub[tk * rows + r];
+                        if (r >= 1 && r < 4)
+                            ck_assert_msg(v == ys[tk * rows + r], "%s: sub-range row %d differs", current, r);
+                        else
+                            ck_assert_msg(isnan(v), "%s: wrote row %d outside [1, 4)", current, r);
+                    }
+                guarded_free(&w);
+                guarded_free(&abuf);
+                free(wf);
+                free(x);
+            }
+        }
+    }
+}
+END_TEST
+
+/* Wide batches through gemm: many tokens and rows, odd shapes. */
+START_TEST(gemm_shapes_match_scalar)
+{
+    const mr_isa isa = isas[_i];
+    static const int shapes[][3] = {/* rows, tokens, blocks */
+                                    {1, 1, 8}, {4, 4, 8}, {7, 5, 8}, {16, 8, 4}, {33, 17, 2},
+                                    {64, 64, 8}, {3, 130, 1}};
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    for (int ti = 0; ti < N_WTYPES; ti++) {
+        const uint32_t t = wtypes[ti];
+        if (!mr_type_computable(t) || !k.gemm[t] || k.gemm[t] == ref_fast.gemm[t])
+            continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int rows = shapes[si][0], toks = shapes[si][1];
+            const uint32_t bs = mr_type_get(t)->block_size;
+            const int64_t n = (int64_t)shapes[si][2] * (bs > 32 ? bs : 32);
+            uint64_t seed = 104729u * (uint64_t)isa + 13u * si + t;
+            rng = seed;
+            const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&k, t, n);
+            float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+            uint8_t *w = malloc(rb * (size_t)rows), *act = malloc(ab * (size_t)toks);
+            float *yr = malloc(sizeof(float) * (size_t)(rows * toks)), *ys = malloc(sizeof(float) * (size_t)(rows * toks));
+            for (int r = 0; r < rows; r++) {
+                fill(wf, n, 0);
+                make_weights(t, wf, w + rb * r, n);
+            }
+            fill(x, n * toks, 0);
+            mr_act_prepare(&ref_fast, t, x, n, toks, act);
+            mr_matmul_rows(&ref_fast, t, w, rb, act, n, toks, yr, rows, 0, rows);
+            GUARD_KERNEL("%s gemm %s rows %d tokens %d n %lld seed %llu", mr_isa_name(isa),
+                         mr_type_get(t)->name, rows, toks, (long long)n, (unsigned long long)seed);
+            mr_matmul_rows(&k, t, w, rb, act, n, toks, ys, rows, 0, rows);
+            for (int i = 0; i < rows * toks; i++) {
+                double bound = abs_dot_bound(t, w + rb * (size_t)(i % rows), k.act_type[t],
+                                             act + ab * (size_t)(i / rows), x, n);
+                ck_assert_msg(fabs((double)ys[i] - yr[i]) <= 1e-5 * bound + 1e-6,
+                              "%s: element %d: %.9g vs %.9g", current, i, ys[i], yr[i]);
+            }
+            free(wf);
+            free(x);
+            free(w);
+            free(act);
+            free(yr);
+            free(ys);
+        }
+    }
+}
+END_TEST
+
+START_TEST(forced_isa_is_never_higher)
+{
+    /* every table reports the ISA it was filled for, and the scalar one is
+     * always available */
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(MR_ISA_SCALAR, 0, &k) && k.isa == MR_ISA_SCALAR);
+    ck_assert(mr_isa_parse("avx512") == MR_ISA_AVX512 && mr_isa_parse("bogus") == MR_ISA_COUNT);
+    const char *env = getenv("MOERUN_ISA");
+    if (env && mr_isa_parse(env) != MR_ISA_COUNT && mr_kernels_for_isa(mr_isa_parse(env), 0, &k))
+        ck_assert_int_eq(mr_kernels_get()->isa, mr_isa_parse(env));
+}
+END_TEST
+
+int main(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sigaction(SIGILL, &sa, NULL);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+
+    mr_kernels_for_isa(MR_ISA_SCALAR, 0, &ref_fast);
+    mr_kernels_for_isa(MR_ISA_SCALAR, 1, &ref_exact);
+    mr_kernels tmp;
+    for (int i = 1; i < MR_ISA_COUNT; i++)
+        if (mr_kernels_for_isa((mr_isa)i, 0, &tmp))
+            isas[n_isas++] = (mr_isa)i;
+    printf("ISAs compared with scalar:");
+    for (int i = 0; i < n_isas; i++)
+        printf(" %s", mr_isa_name(isas[i]));
+    printf("%s\n", n_isas ? "" : " none (this CPU or build has no SIMD kernels)");
+
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("isa-vs-scalar");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, forced_isa_is_never_higher);
+    if (n_isas) {
+        tcase_add_loop_test(tc, quantize_act_bit_identical, 0, n_isas * N_COUNTS);
+        tcase_add_loop_test(tc, dots_match_scalar, 0, n_isas * N_COUNTS);
+        tcase_add_loop_test(tc, gemm_shapes_match_scalar, 0, n_isas);
+    }
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
