@@ -52,3 +52,18 @@ uint64_t mr_type_row_bytes(uint32_t type, uint64_t n)
         return 0;
     return n / t->block_size * t->type_size;
 }
+
+uint32_t mr_type_from_name(const char *name)
+{
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
+        const char *n = type_table[t].name;
+        if (!n)
+            continue;
+        size_t i = 0;
+        while (n[i] && name[i] && (n[i] | 0x20) == (name[i] | 0x20))
+            i++;
+        if (!n[i] && !name[i])
+            return t;
+    }
+    return MR_TYPE_COUNT;
+}

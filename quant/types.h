@@ -75,6 +75,10 @@ typedef struct {
 /* Traits of a type id; block_size == 0 for ids ggml does not define. */
 const mr_type_traits *mr_type_get(uint32_t type);
 
+/* Type id of a name, case-insensitive ("q4_0", "BF16"); MR_TYPE_COUNT if
+ * unknown. */
+uint32_t mr_type_from_name(const char *name);
+
 /* True if the id is a ggml type whose byte size moerun can compute. */
 int mr_type_known(uint32_t type);
 

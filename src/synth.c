@@ -1,0 +1,458 @@
+/* synth.c - write random-weight GGUF models of real shapes (see synth.h).
+ *
+ * Quantized blocks are drawn directly (random scale-free codes with a
+ * scale chosen for the wanted standard deviation), so a 26 GB Mixtral
+ * 8x7B Q4_0 file costs what the disk costs, not a quantizer pass.
+ *   Q4_0: codes uniform in 1..15, value (q - 8) d in [-7, 7] d: zero mean,
+ *         std 4.32 d;  Q8_0: codes uniform in [-127, 127], std 73.6 d;
+ *   float types: uniform in [-a, a], std a / sqrt(3).
+ * Projections get std 1/sqrt(n_in) so activations keep their scale; the
+ * router gets std 1.5/sqrt(n_embd) so its logits spread by ~1.5 and tokens
+ * pick different experts.
+ */
+#include "synth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "../quant/types.h"
+#include "config.h"
+#include "gguf_write.h"
+#include "moerun_keys.h"
+
+static const mr_synth_shape shapes[] = {
+    /* name, vocab, embd, layers, heads, kv heads, ff, experts, used, ctx, rope */
+    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f},
+    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f},
+    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f},
+    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f},
+};
+
+static const char *const shape_names[] = {"mixtral-8x7b", "mixtral-8x22b", "tinymix", "micro",
+                                          NULL};
+
+const mr_synth_shape *mr_synth_shape_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (!strcmp(shapes[i].name, name))
+            return &shapes[i];
+    return NULL;
+}
+
+const char *const *mr_synth_shape_names(void)
+{
+    return shape_names;
+}
+
+/* ------------------------------------------------------------ random */
+
+typedef struct {
+    uint64_t s[4];
+} rng_t;
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng_t *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix(&seed);
+}
+
+static inline uint64_t rng_next(rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = ((s[1] * 5) << 7 | (s[1] * 5) >> 57) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+/* uniform in [-1, 1) */
+static inline float rng_unit(rng_t *r)
+{
+    return (float)((double)(rng_next(r) >> 40) / 8388608.0 - 1.0);
+}
+
+/* Fill n elements (rows of ne0) of type t with zero-mean values of the
+ * given standard deviation. */
+static void fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std)
+{
+    uint8_t *p = dst;
+    if (t == MR_TYPE_Q4_0) {
+        block_q4_0 *b = dst;
+        uint16_t d = mr_f32_to_f16(std / 4.32f);
+        for (uint64_t i = 0; i < n / QK4_0; i++) {
+            b[i].d = d;
+            for (int j = 0; j < 16; j += 8) {
+                uint64_t v = rng_next(r);
+                for (int k = 0; k < 8; k++) {
+                    /* two nibbles from one byte, each mapped into 1..15 */
+                    uint8_t byte = (uint8_t)(v >> (8 * k));
+                    uint8_t lo = (uint8_t)(1 + ((byte & 15) * 15 >> 4));
+                    uint8_t hi = (uint8_t)(1 + ((byte >> 4) * 15 >> 4));
+                    b[i].qs[j + k] = (uint8_t)(lo | hi << 4);
+                }
+            }
+        }
+    } else if (t == MR_TYPE_Q8_0) {
+        block_q8_0 *b = dst;
+        uint16_t d = mr_f32_to_f16(std / 73.6f);
+        for (uint64_t i = 0; i < n / QK8_0; i++) {
+            b[i].d = d;
+            for (int j = 0; j < QK8_0; j += 4) {
+                uint64_t v = rng_next(r);
+                for (int k = 0; k < 4; k++)
+                    b[i].qs[j + k] = (int8_t)((int)((v >> (16 * k)) & 0xffff) * 255 / 65536 - 127);
+            }
+        }
+    } else if (t == MR_TYPE_F32) {
+        const float a = std * 1.7320508f;
+        for (uint64_t i = 0; i < n; i++) {
+            float v = a * rng_unit(r);
+            memcpy(p + 4 * i, &v, 4);
+        }
+    } else {
+        /* any other computable type: draw f32 and quantize, in rows of 256 */
+        const float a = std * 1.7320508f;
+        float buf[256];
+        const mr_type_traits *tt = mr_type_get(t);
+        const uint64_t chunk = tt->block_size > 256 ? tt->block_size : 256;
+        for (uint64_t i = 0; i < n; i += chunk) {
+            for (uint64_t j = 0; j < chunk; j++)
+                buf[j] = a * rng_unit(r);
+            tt->from_f32(buf, p + i / tt->block_size * tt->type_size, (int64_t)chunk);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ vocab */
+
+typedef struct {
+    char **tokens;
+    float *scores;
+    int32_t *types;
+    uint32_t n;
+} vocab;
+
+static void vocab_free(vocab *v)
+{
+    if (v->tokens)
+        for (uint32_t i = 0; i < v->n; i++)
+            free(v->tokens[i]);
+    free(v->tokens);
+    free(v->scores);
+    free(v->types);
+}
+
+/* Specials, 256 byte tokens, then printable pieces: single characters,
+ * "▁"-prefixed characters, then ever longer lowercase strings (every
+ * prefix present before its extensions, so BPE merges can reach them). */
+static int vocab_make(vocab *v, uint32_t n)
+{
+    static const char chars[] =
+        "etaoinshrdlucmfwypvbgkjqxzETAOINSHRDLUCMFWYPVBGKJQXZ0123456789.,!?'\"-:;()";
+    const size_t nc = sizeof chars - 1;
+    memset(v, 0, sizeof *v);
+    v->n = n;
+    v->tokens = calloc(n, sizeof *v->tokens);
+    v->scores = calloc(n, sizeof *v->scores);
+    v->types = calloc(n, sizeof *v->types);
+    if (!v->tokens || !v->scores || !v->types)
+        return -1;
+    char buf[32];
+    uint32_t i = 0;
+    const char *special[3] = {"<unk>", "<s>", "</s>"};
+    for (; i < 3 && i < n; i++) {
+        v->tokens[i] = strdup(special[i]);
+        v->types[i] = i == 0 ? 2 : 3;
+        v->scores[i] = 0.0f;
+    }
+    for (uint32_t b = 0; b < 256 && i < n; b++, i++) {
+        snprintf(buf, sizeof buf, "<0x%02X>", b);
+        v->tokens[i] = strdup(buf);
+        v->types[i] = 6;
+    }
+    /* pieces of growing length over an alphabet: length 1 plain, 1 with
+     * the space marker, then lowercase strings of 2, 3, ... letters */
+    for (size_t c = 0; c < nc && i < n; c++, i++) {
+        buf[0] = chars[c];
+        buf[1] = 0;
+        v->tokens[i] = strdup(buf);
+    }
+    for (size_t c = 0; c < nc && i < n; c++, i++) {
+        snprintf(buf, sizeof buf, "\xe2\x96\x81%c", chars[c]);
+        v->tokens[i] = strdup(buf);
+    }
+    for (int len = 2; i < n && len < 8; len++) {
+        uint64_t combos = 1;
+        for (int k = 0; k < len; k++)
+            combos *= 26;
+        for (uint64_t x = 0; x < combos && i + 1 < n; x++) {
+            uint64_t y = x;
+            for (int k = len - 1; k >= 0; k--, y /= 26)
+                buf[3 + k] = chars[y % 26];
+            buf[3 + len] = 0;
+            v->tokens[i++] = strdup(buf + 3);
+            memcpy(buf, "\xe2\x96\x81", 3);
+            v->tokens[i++] = strdup(buf);
+        }
+    }
+    for (; i < n; i++) { /* only for absurdly large vocabularies */
+        snprintf(buf, sizeof buf, "<extra_%u>", i);
+        v->tokens[i] = strdup(buf);
+        v->types[i] = 5;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        if (!v->tokens[k])
+            return -1;
+        if (!v->types[k])
+            v->types[k] = 1;
+        if (v->types[k] == 1)
+            v->scores[k] = -(float)k; /* earlier pieces merge first */
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ layout */
+
+enum { T_EMBD, T_ROUTER, T_NORM, T_PROJ, T_EXPERT };
+
+typedef struct {
+    char name[64];
+    uint32_t type, n_dims, kind;
+    uint64_t ne[3];
+    float std;
+    uint32_t index;
+} tinfo;
+
+static int llama_file_type(uint32_t t)
+{
+    switch (t) {
+    case MR_TYPE_F32: return 0;
+    case MR_TYPE_F16: return 1;
+    case MR_TYPE_Q4_0: return 2;
+    case MR_TYPE_Q8_0: return 7;
+    case MR_TYPE_BF16: return 32;
+    default: return 2;
+    }
+}
+
+/* The tensors of the model in llama.cpp's file order. */
+static tinfo *layout(const mr_synth_params *p, uint32_t *count)
+{
+    const mr_synth_shape *s = &p->shape;
+    const uint32_t hd = s->n_embd / s->n_head;
+    const int moe = !p->dense;
+    const uint64_t ff = moe ? s->n_ff : (uint64_t)s->n_ff * s->n_expert_used;
+    uint32_t n = 3 + s->n_layer * (moe ? 10 : 9), k = 0;
+    tinfo *t = calloc(n, sizeof *t);
+    if (!t)
+        return NULL;
+#define ADD(kind_, type_, std_, dims_, a, b, c, ...)                                   \
+    do {                                                                               \
+        snprintf(t[k].name, sizeof t[k].name, __VA_ARGS__);                            \
+        t[k].kind = kind_, t[k].type = type_, t[k].std = std_, t[k].n_dims = dims_;    \
+        t[k].ne[0] = a, t[k].ne[1] = b, t[k].ne[2] = c;                                \
+        k++;                                                                           \
+    } while (0)
+    const float si = 1.0f / sqrtf((float)s->n_embd), sf = 1.0f / sqrtf((float)ff);
+    ADD(T_EMBD, p->type, 1.0f, 2, s->n_embd, s->n_vocab, 1, "token_embd.weight");
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+        if (moe) {
+            ADD(T_EXPERT, p->type, si, 3, s->n_embd, ff, s->n_expert, "blk.%u.ffn_gate_exps.weight", l);
+            ADD(T_EXPERT, p->type, sf, 3, ff, s->n_embd, s->n_expert, "blk.%u.ffn_down_exps.weight", l);
+            ADD(T_EXPERT, p->type, si, 3, s->n_embd, ff, s->n_expert, "blk.%u.ffn_up_exps.weight", l);
+            ADD(T_ROUTER, MR_TYPE_F32, 1.5f * si, 2, s->n_embd, s->n_expert, 1,
+                "blk.%u.ffn_gate_inp.weight", l);
+        } else {
+            ADD(T_EXPERT, p->type, si, 2, s->n_embd, ff, 1, "blk.%u.ffn_gate.weight", l);
+            ADD(T_EXPERT, p->type, sf, 2, ff, s->n_embd, 1, "blk.%u.ffn_down.weight", l);
+            ADD(T_EXPERT, p->type, si, 2, s->n_embd, ff, 1, "blk.%u.ffn_up.weight", l);
+        }
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, s->n_embd, 1, 1, "blk.%u.attn_norm.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, s->n_embd, 1, 1, "blk.%u.ffn_norm.weight", l);
+        ADD(T_PROJ, p->type, si, 2, s->n_embd, (uint64_t)s->n_head_kv * hd, 1, "blk.%u.attn_k.weight", l);
+        ADD(T_PROJ, p->type, si, 2, s->n_embd, s->n_embd, 1, "blk.%u.attn_output.weight", l);
+        ADD(T_PROJ, p->type, si, 2, s->n_embd, s->n_embd, 1, "blk.%u.attn_q.weight", l);
+        ADD(T_PROJ, p->type, si, 2, s->n_embd, (uint64_t)s->n_head_kv * hd, 1, "blk.%u.attn_v.weight", l);
+    }
+    ADD(T_PROJ, p->type, si, 2, s->n_embd, s->n_vocab, 1, "output.weight");
+    ADD(T_NORM, MR_TYPE_F32, 0, 1, s->n_embd, 1, 1, "output_norm.weight");
+#undef ADD
+    *count = k;
+    return t;
+}
+
+uint64_t mr_synth_file_size(const mr_synth_params *p)
+{
+    uint32_t n;
+    tinfo *t = layout(p, &n);
+    uint64_t total = 1 << 20; /* header and vocabulary, roughly */
+    for (uint32_t i = 0; t && i < n; i++)
+        total += (mr_type_row_bytes(t[i].type, t[i].ne[0]) * t[i].ne[1] * t[i].ne[2] + 4095) /
+                 4096 * 4096;
+    free(t);
+    return total;
+}
+
+/* ------------------------------------------------------------ writing */
+
+static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uint64_t n_tensors,
+                                const vocab *v)
+{
+    const mr_synth_shape *s = &p->shape;
+    char name[96];
+    snprintf(name, sizeof name, "synthetic %s%s (random weights)", s->name,
+             p->dense ? " dense twin" : "");
+    mr_gguf_kv_str(w, "general.architecture", "llama");
+    mr_gguf_kv_str(w, "general.name", name);
+    mr_gguf_kv_u32(w, "llama.block_count", s->n_layer);
+    mr_gguf_kv_u32(w, "llama.context_length", s->n_ctx);
+    mr_gguf_kv_u32(w, "llama.embedding_length", s->n_embd);
+    mr_gguf_kv_u32(w, "llama.feed_forward_length",
+                   p->dense ? s->n_ff * s->n_expert_used : s->n_ff);
+    mr_gguf_kv_u32(w, "llama.attention.head_count", s->n_head);
+    mr_gguf_kv_u32(w, "llama.attention.head_count_kv", s->n_head_kv);
+    mr_gguf_kv_f32(w, "llama.rope.freq_base", s->rope_base);
+    mr_gguf_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    if (!p->dense) {
+        mr_gguf_kv_u32(w, "llama.expert_count", s->n_expert);
+        mr_gguf_kv_u32(w, "llama.expert_used_count", s->n_expert_used);
+    }
+    mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
+    mr_gguf_kv_u32(w, "llama.vocab_size", s->n_vocab);
+    mr_gguf_kv_u32(w, "llama.rope.dimension_count", s->n_embd / s->n_head);
+    mr_gguf_kv_u32(w, "general.quantization_version", 2);
+    mr_gguf_kv_str(w, "tokenizer.ggml.model", "llama");
+    mr_gguf_kv_str(w, "tokenizer.ggml.pre", "default");
+    mr_gguf_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, NULL, v->n);
+    mr_gguf_kv_arr_f32(w, "tokenizer.ggml.scores", v->scores, v->n);
+    mr_gguf_kv_arr_i32(w, "tokenizer.ggml.token_type", v->types, v->n);
+    mr_gguf_kv_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    mr_gguf_kv_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    mr_gguf_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    mr_gguf_kv_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    mr_gguf_kv_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    mr_gguf_kv_str(w, MR_KEY_QUANTIZER_VERSION, PACKAGE_VERSION);
+    mr_gguf_kv_str(w, MR_KEY_CHECKSUM_ALGORITHM, "xxh3-64");
+    uint32_t n_expert = p->dense ? 1 : s->n_expert;
+    mr_gguf_kv_arr_u64(w, MR_KEY_CHECKSUM_EXPERTS, NULL, (uint64_t)s->n_layer * n_expert * 3);
+    return mr_gguf_kv_arr_u64(w, MR_KEY_CHECKSUM_TENSORS, NULL, n_tensors);
+}
+
+mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_progress progress,
+                         void *progress_ctx, mr_error *err)
+{
+    const mr_synth_shape *s = &p->shape;
+    if (s->n_layer < 1 || s->n_embd % s->n_head || s->n_head % s->n_head_kv ||
+        !mr_type_computable(p->type) || s->n_embd % mr_type_get(p->type)->block_size ||
+        s->n_ff % mr_type_get(p->type)->block_size)
+        return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
+                       "shape %s with type %s is not a valid model", s->name,
+                       mr_type_get(p->type)->name);
+    uint32_t nt = 0;
+    tinfo *t = layout(p, &nt);
+    vocab v = {0};
+    mr_gguf_writer *w = NULL;
+    uint8_t *buf = NULL;
+    int fd = -1;
+    mr_status st;
+    if (!t || vocab_make(&v, s->n_vocab)) {
+        st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "no memory");
+        goto out;
+    }
+    if ((st = mr_gguf_writer_new(4096, &w, err)))
+        goto out;
+    write_metadata(w, p, nt, &v);
+    uint64_t biggest = 0, total = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        mr_gguf_add_tensor(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne, &t[i].index);
+        uint64_t slice = mr_type_row_bytes(t[i].type, t[i].ne[0]) * t[i].ne[1];
+        biggest = slice > biggest ? slice : biggest;
+        total += slice * t[i].ne[2];
+    }
+    fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        st = mr_fail(err, MR_EIO, path, NULL, MR_NO_OFFSET, "cannot create: %s", strerror(errno));
+        goto out;
+    }
+    if ((st = mr_gguf_writer_begin(w, fd, path, err)))
+        goto out;
+    if (!(buf = malloc(biggest))) {
+        st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "no memory for a %llu-byte slice",
+                     (unsigned long long)biggest);
+        goto out;
+    }
+    uint64_t done = 0;
+    uint32_t layer = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        const uint64_t slice = mr_type_row_bytes(t[i].type, t[i].ne[0]) * t[i].ne[1];
+        const uint64_t n_el = t[i].ne[0] * t[i].ne[1];
+        XXH3_state_t *whole = XXH3_createState();
+        XXH3_64bits_reset(whole);
+        if (sscanf(t[i].name, "blk.%u.", &layer) != 1)
+            layer = 0;
+        int part = strstr(t[i].name, "ffn_gate") && t[i].kind == T_EXPERT ? 0
+                   : strstr(t[i].name, "ffn_up")                          ? 1
+                                                                          : 2;
+        for (uint64_t e = 0; e < t[i].ne[2]; e++) {
+            rng_t r;
+            rng_seed(&r, p->seed ^ ((uint64_t)i << 32) ^ (e << 16));
+            if (t[i].kind == T_NORM) {
+                for (uint64_t k = 0; k < n_el; k++)
+                    ((float *)buf)[k] = 1.0f;
+            } else {
+                fill_random(&r, t[i].type, buf, n_el, t[i].std);
+            }
+            XXH3_64bits_update(whole, buf, slice);
+            if (t[i].kind == T_EXPERT) {
+                uint32_t n_expert = p->dense ? 1 : s->n_expert;
+                uint64_t idx = ((uint64_t)layer * n_expert + e) * 3 + (uint64_t)part;
+                if ((st = mr_gguf_writer_patch_u64(w, MR_KEY_CHECKSUM_EXPERTS, idx,
+                                                   XXH3_64bits(buf, slice), err)))
+                    break;
+            }
+            if ((st = mr_gguf_writer_data(w, buf, slice, err)))
+                break;
+            done += slice;
+        }
+        uint64_t h = XXH3_64bits_digest(whole);
+        XXH3_freeState(whole);
+        if (st || (st = mr_gguf_writer_patch_u64(w, MR_KEY_CHECKSUM_TENSORS, t[i].index, h, err)))
+            goto out;
+        if (progress)
+            progress(progress_ctx, done, total);
+    }
+    if ((st = mr_gguf_writer_finish(w, err)))
+        goto out;
+    if (fsync(fd) != 0) {
+        st = mr_fail(err, MR_EIO, path, NULL, MR_NO_OFFSET, "fsync: %s", strerror(errno));
+        goto out;
+    }
+out:
+    if (fd >= 0 && close(fd) != 0 && !st)
+        st = mr_fail(err, MR_EIO, path, NULL, MR_NO_OFFSET, "close: %s", strerror(errno));
+    if (st && fd >= 0)
+        unlink(path);
+    free(buf);
+    mr_gguf_writer_free(w);
+    vocab_free(&v);
+    free(t);
+    return st;
+}

@@ -1,0 +1,47 @@
+/* synth.h - random-weight GGUF models of real architectures' shapes, for
+ * speed and paging measurements without downloads.
+ *
+ * Weights are drawn so activations stay O(1) through the layers and the
+ * router sends different tokens to different experts (a router that picks
+ * the same two experts for every token would make paging look falsely
+ * good).  The tokenizer metadata is a working SentencePiece-style
+ * vocabulary: specials, the 256 byte tokens, then printable pieces.
+ * Files carry moerun's expert-slice checksums and 4096-byte alignment.
+ */
+#ifndef MOERUN_SYNTH_H
+#define MOERUN_SYNTH_H
+
+#include <stdint.h>
+
+#include "status.h"
+
+typedef struct {
+    const char *name;
+    uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert, n_expert_used;
+    uint32_t n_ctx;
+    float rope_base;
+} mr_synth_shape;
+
+/* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix"); NULL
+ * if unknown.  list: every name, NULL-terminated. */
+const mr_synth_shape *mr_synth_shape_find(const char *name);
+const char *const *mr_synth_shape_names(void);
+
+typedef struct {
+    mr_synth_shape shape; /* n_layer may be lowered by the caller */
+    uint32_t type;        /* matrices' type (mr_type); norms and router F32 */
+    int dense;            /* 1: the dense twin, n_ff x n_expert_used, no experts */
+    uint64_t seed;
+} mr_synth_params;
+
+/* Called after each tensor: done and total bytes. */
+typedef void (*mr_synth_progress)(void *ctx, uint64_t done, uint64_t total);
+
+/* Bytes the file will have (for a progress bar or a disk-space check). */
+uint64_t mr_synth_file_size(const mr_synth_params *p);
+
+/* Write the model to path (created, or truncated). */
+mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_progress progress,
+                         void *progress_ctx, mr_error *err);
+
+#endif
