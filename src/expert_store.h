@@ -49,6 +49,7 @@ struct mr_expert_store {
     const mr_expert_store_ops *ops;
     const mr_model *model;
     mr_store_stats stats;
+    uint32_t prefetch_depth; /* layers ahead the forward should guess for hint() */
 };
 
 /* Announce that the batch needs these n distinct experts (ascending) of

@@ -120,6 +120,21 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     return MR_OK;
 }
 
+uint64_t mr_context_bytes(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
+{
+    const mr_hparams *hp = &m->hp;
+    const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim;
+    const uint64_t kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t nb = n_batch < n_ctx ? n_batch : n_ctx;
+    const uint64_t widest = hp->n_embd > hp->n_ff ? (hp->n_embd > q_dim ? hp->n_embd : q_dim)
+                                                  : (hp->n_ff > q_dim ? hp->n_ff : q_dim);
+    uint64_t b = 2ull * hp->n_layer * n_ctx * kv_dim * 4;         /* KV cache */
+    b += nb * (4ull * hp->n_embd + 2 * q_dim + 2 * kv_dim + 2ull * hp->n_ff) * 4;
+    b += (nb > hp->n_head ? nb : hp->n_head) * (uint64_t)n_ctx * 4; /* scores */
+    b += nb * ((widest / 32 + 1) * 36 + widest * 4);                /* activations */
+    return b;
+}
+
 void mr_context_free(mr_context *c)
 {
     if (!c)
@@ -382,6 +397,43 @@ static void route(mr_context *c, uint32_t il, uint32_t n)
     }
 }
 
+/* Prefetch hints: apply the routers of the next prefetch_depth layers to
+ * this layer's post-attention state (normed with their own ffn_norm) and
+ * tell the store which experts they will probably want.  Only a guess:
+ * the store may ignore it, and correctness never depends on it. */
+static void guess_ahead(mr_context *c, uint32_t il, uint32_t n)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const uint32_t depth = c->store->prefetch_depth, ne = hp->n_expert, nu = hp->n_expert_used;
+    if (!hp->is_moe || !depth || !c->store->ops->hint)
+        return;
+    for (uint32_t g = il + 1; g <= il + depth && g < hp->n_layer; g++) {
+        const mr_layer *G = &c->m->layers[g];
+        uint8_t want[MR_MAX_EXPERTS] = {0};
+        for (uint32_t t = 0; t < n; t++)
+            rmsnorm(c->xg + (size_t)t * hp->n_embd, c->x + (size_t)t * hp->n_embd, G->ffn_norm,
+                    hp->n_embd, hp->norm_eps);
+        matmul(c, &G->router, c->xg, n, c->rl);
+        for (uint32_t t = 0; t < n; t++) {
+            const float *lg = c->rl + (size_t)t * ne;
+            for (uint32_t k = 0; k < nu; k++) {
+                uint32_t best = UINT32_MAX;
+                for (uint32_t e = 0; e < ne; e++)
+                    if (!(want[e] & 2) && (best == UINT32_MAX || lg[e] > lg[best]))
+                        best = e;
+                want[best] |= 3; /* 1: wanted, 2: taken for this token */
+            }
+            for (uint32_t e = 0; e < ne; e++)
+                want[e] &= 1;
+        }
+        uint32_t ids[MR_MAX_EXPERTS], m = 0;
+        for (uint32_t e = 0; e < ne; e++)
+            if (want[e])
+                ids[m++] = e;
+        mr_expert_store_hint(c->store, g, ids, m);
+    }
+}
+
 /* The MoE (or dense) feed-forward of the batch, added into x. */
 static mr_status feed_forward(mr_context *c, uint32_t il, uint32_t n, mr_error *err)
 {
@@ -407,6 +459,7 @@ static mr_status feed_forward(mr_context *c, uint32_t il, uint32_t n, mr_error *
     }
     if ((s = mr_expert_store_plan(c->store, il, used, n_used, err)))
         return s;
+    guess_ahead(c, il, n);
 
     /* accumulate into att (free after attention) as (n, n_embd) */
     float *acc = c->att;

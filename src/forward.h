@@ -20,6 +20,10 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
                          uint32_t n_batch, mr_context **out, mr_error *err);
 void mr_context_free(mr_context *c);
 
+/* Bytes a context of this size allocates (KV cache, scratch), for memory
+ * budgets. */
+uint64_t mr_context_bytes(const mr_model *m, uint32_t n_ctx, uint32_t n_batch);
+
 /* Use n_threads threads (a persistent pool; 1 = the caller's only). */
 mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err);
 int mr_context_threads(const mr_context *c);

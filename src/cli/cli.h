@@ -30,23 +30,58 @@ mr_status cli_read_file(const char *path, char **out, size_t *len, mr_error *err
 /* The prompt from -p TEXT or -f FILE (exactly one); caller frees. */
 int cli_prompt(const char *cmd, const char *text, const char *file, char **out, size_t *len);
 
-/* A loaded model with its tokenizer and a resident expert store. */
+/* A loaded model with its tokenizer and expert store. */
 typedef struct {
+    const char *path;
     mr_model *model;
     mr_tokenizer *tok;
     mr_expert_store *store;
     double load_seconds;
+    double mem_bw; /* GB/s measured at start with --stats and --mem, else 0 */
 } cli_session;
 
+/* Expert-store options shared by run, perplexity and logits. */
+typedef struct {
+    uint64_t mem;      /* --mem: 0 = all resident (mmap) */
+    long prefetch;     /* --prefetch N: layers ahead (default 1) */
+    int no_direct;     /* --no-direct */
+    int measure;       /* measure memory bandwidth (for --stats) */
+} cli_store_opts;
+
+enum { OPT_STORE_MEM = 400, OPT_STORE_PREFETCH, OPT_STORE_NO_DIRECT };
+#define CLI_STORE_LONG_OPTIONS                                                 \
+    {"mem", required_argument, 0, OPT_STORE_MEM},                              \
+    {"prefetch", required_argument, 0, OPT_STORE_PREFETCH},                    \
+    {"no-direct", no_argument, 0, OPT_STORE_NO_DIRECT}
+#define CLI_STORE_HELP                                                                     \
+    "      --mem SIZE         RAM budget (e.g. 8G, 512M): page experts from disk\n"         \
+    "                         within it (default: map the whole file)\n"                    \
+    "      --prefetch N       with --mem: guess experts N layers ahead (default 1, 0 off)\n" \
+    "      --no-direct        with --mem: buffered reads instead of O_DIRECT\n"
+
+void cli_store_opts_default(cli_store_opts *o);
+/* Handle a store option: -1 not one of them, 0 taken, else an exit code. */
+int cli_store_option(const char *cmd, int ch, const char *arg, cli_store_opts *o);
+
+/* Load model and tokenizer; then make the store for a context of n_ctx
+ * positions and batches of n_batch, with logit_rows x n_vocab floats of
+ * logits held by the command (the paged store's budget must also hold
+ * those, the KV cache and scratch).  MOERUN_FAULT arms a fault (tests). */
 mr_status cli_session_open(const char *path, cli_session *s, mr_error *err);
+mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_ctx,
+                            uint32_t n_batch, uint32_t logit_rows, mr_error *err);
 void cli_session_close(cli_session *s);
+
+/* "8G", "512M", "1.5G", "1048576" -> bytes; 0 on success. */
+int cli_parse_size(const char *s, uint64_t *out);
 
 double cli_now(void);
 /* Peak resident set size in MiB. */
 double cli_peak_rss_mib(void);
 
-/* Print store counters (--stats). */
-void cli_print_store_stats(const mr_expert_store *st, const mr_model *m);
+/* Print store counters (--stats); gen_tps: measured generation tokens/s
+ * (0 if none), to compare with the paged bound. */
+void cli_print_store_stats(const cli_session *s, double gen_tps);
 
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -23,6 +23,7 @@ static void logits_help(FILE *out)
             "      --no-bos       do not prepend the BOS token\n"
             "  -t, --threads N    threads (default: physical cores)\n"
             "      --exact        f32 activations, weights dequantised exactly\n"
+            CLI_STORE_HELP
             "  -h, --help         this help\n");
 }
 
@@ -33,6 +34,7 @@ int cmd_logits(int argc, char **argv)
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},  {"output", required_argument, 0, 'o'},
         {"no-bos", no_argument, 0, OPT_NO_BOS}, {"threads", required_argument, 0, 't'}, {"exact", no_argument, 0, OPT_EXACT},
+        CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -40,6 +42,8 @@ int cmd_logits(int argc, char **argv)
     int no_bos = 0, ch;
     long threads = mr_physical_cores();
     int exact = 0;
+    cli_store_opts so;
+    cli_store_opts_default(&so);
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":m:p:f:o:t:h", opts, NULL)) != -1) {
@@ -56,7 +60,13 @@ int cmd_logits(int argc, char **argv)
         case OPT_EXACT: exact = 1; break;
         case 'h': logits_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("logits", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("logits", "unknown option '%s'", argv[optind - 1]);
+        default: {
+            int r = cli_store_option("logits", ch, optarg, &so);
+            if (r > 0)
+                return r;
+            if (r < 0)
+                return cli_usage_error("logits", "unknown option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (optind < argc)
@@ -87,7 +97,8 @@ int cmd_logits(int argc, char **argv)
         rc = cli_usage_error("logits", "no tokens to evaluate");
         goto out;
     }
-    if (mr_context_new(S.model, S.store, (uint32_t)n, (uint32_t)n, &ctx, &err) ||
+    if (cli_session_store(&S, &so, (uint32_t)n, (uint32_t)n, (uint32_t)n, &err) ||
+        mr_context_new(S.model, S.store, (uint32_t)n, (uint32_t)n, &ctx, &err) ||
         mr_context_set_threads(ctx, (int)threads, &err))
         goto fail;
     mr_context_set_exact(ctx, exact);

@@ -24,6 +24,7 @@ static void ppl_help(FILE *out)
             "  -f, --file TEXT    UTF-8 text file\n"
             "  -c, --ctx N        window length in tokens, BOS included (default 512)\n"
             "      --chunks K     use at most K windows (default: all that fit)\n"
+            CLI_STORE_HELP
             "  -h, --help         this help\n\n"
             "The tinymix reference (PPL 33.99) uses --ctx 256 --chunks 16.\n");
 }
@@ -47,6 +48,7 @@ int cmd_perplexity(int argc, char **argv)
         {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
         {"ctx", required_argument, 0, 'c'},   {"ctx-size", required_argument, 0, 'c'},
         {"chunks", required_argument, 0, OPT_CHUNKS}, {"threads", required_argument, 0, 't'}, {"exact", no_argument, 0, OPT_EXACT},
+        CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -55,6 +57,8 @@ int cmd_perplexity(int argc, char **argv)
     int ch;
     long threads = mr_physical_cores();
     int exact = 0;
+    cli_store_opts so;
+    cli_store_opts_default(&so);
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":m:f:c:t:h", opts, NULL)) != -1) {
@@ -76,7 +80,13 @@ int cmd_perplexity(int argc, char **argv)
         case OPT_EXACT: exact = 1; break;
         case 'h': ppl_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("perplexity", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("perplexity", "unknown option '%s'", argv[optind - 1]);
+        default: {
+            int r = cli_store_option("perplexity", ch, optarg, &so);
+            if (r > 0)
+                return r;
+            if (r < 0)
+                return cli_usage_error("perplexity", "unknown option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (optind < argc)
@@ -115,7 +125,8 @@ int cmd_perplexity(int argc, char **argv)
         mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for a %u-token window", L);
         goto fail;
     }
-    if (mr_context_new(S.model, S.store, L, L, &ctx, &err) ||
+    if (cli_session_store(&S, &so, L, L, L, &err) ||
+        mr_context_new(S.model, S.store, L, L, &ctx, &err) ||
         mr_context_set_threads(ctx, (int)threads, &err))
         goto fail;
     mr_context_set_exact(ctx, exact);

@@ -33,6 +33,7 @@ static void run_help(FILE *out)
             "  -s, --seed S             random seed (default: from the clock, printed)\n"
             "      --ignore-eos         keep generating after end-of-sequence\n"
             "      --stats              print expert-store counters\n"
+            CLI_STORE_HELP
             "  -h, --help               this help\n");
 }
 
@@ -52,6 +53,7 @@ int cmd_run(int argc, char **argv)
         {"repeat-last-n", required_argument, 0, OPT_RLAST},
         {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS}, {"stats", no_argument, 0, OPT_STATS},
         {"exact", no_argument, 0, OPT_EXACT},
+        CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *file = NULL;
@@ -59,6 +61,8 @@ int cmd_run(int argc, char **argv)
     int ignore_eos = 0, stats = 0, seed_given = 0, exact = 0;
     mr_sampler_params sp;
     mr_sampler_params_default(&sp);
+    cli_store_opts so;
+    cli_store_opts_default(&so);
     optind = 1;
     opterr = 0;
     int ch;
@@ -120,7 +124,13 @@ int cmd_run(int argc, char **argv)
         case OPT_EXACT: exact = 1; break;
         case 'h': run_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+        default: {
+            int r = cli_store_option("run", ch, optarg, &so);
+            if (r > 0)
+                return r;
+            if (r < 0)
+                return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+        }
         }
     }
     if (optind < argc)
@@ -163,6 +173,9 @@ int cmd_run(int argc, char **argv)
     }
     if ((long)n_ids + n_predict > n_ctx)
         n_predict = n_ctx - (long)n_ids;
+    so.measure = stats;
+    if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, 1, &err))
+        goto fail;
     if (mr_context_new(S.model, S.store, (uint32_t)n_ctx, (uint32_t)n_batch, &ctx, &err) ||
         mr_context_set_threads(ctx, (int)threads, &err) ||
         mr_sampler_new(&sp, (int32_t)hp->n_vocab, &smp, &err))
@@ -219,7 +232,7 @@ int cmd_run(int argc, char **argv)
             (double)n_gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
     fprintf(stderr, "peak RSS:   %8.1f MiB\n", cli_peak_rss_mib());
     if (stats)
-        cli_print_store_stats(S.store, S.model);
+        cli_print_store_stats(&S, n_gen > 1 && t2 > t1 ? (double)n_gen / (t2 - t1) : 0.0);
     rc = EXIT_OK;
     goto out;
 fail:

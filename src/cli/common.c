@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "store_paged.h"
 
 int cli_report(const mr_error *err)
 {
@@ -107,15 +108,64 @@ int cli_prompt(const char *cmd, const char *text, const char *file, char **out, 
     return *out ? EXIT_OK : EXIT_IO;
 }
 
+void cli_store_opts_default(cli_store_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->prefetch = 1;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1048576.0; end++; break;
+    case 'g': case 'G': mul = 1073741824.0; end++; break;
+    case 't': case 'T': mul = 1099511627776.0; end++; break;
+    }
+    if (*end == 'i' || *end == 'B' || *end == 'b')
+        end += *end == 'i' ? 1 : 0;
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end || v * mul > 1.8e19)
+        return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
+}
+
+int cli_store_option(const char *cmd, int ch, const char *arg, cli_store_opts *o)
+{
+    switch (ch) {
+    case OPT_STORE_MEM:
+        if (cli_parse_size(arg, &o->mem) || o->mem == 0)
+            return cli_usage_error(cmd, "--mem wants a size such as 8G or 512M, got '%s'", arg);
+        return 0;
+    case OPT_STORE_PREFETCH:
+        if (cli_parse_long(arg, 0, 64, &o->prefetch))
+            return cli_usage_error(cmd, "--prefetch wants a number of layers 0..64, got '%s'", arg);
+        return 0;
+    case OPT_STORE_NO_DIRECT:
+        o->no_direct = 1;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 mr_status cli_session_open(const char *path, cli_session *s, mr_error *err)
 {
     mr_status st;
     double t0 = cli_now();
     memset(s, 0, sizeof *s);
+    s->path = path;
     if ((st = mr_model_load(path, &s->model, err)))
         return st;
-    if ((st = mr_tokenizer_load(s->model->gguf, &s->tok, err)) ||
-        (st = mr_store_resident_new(s->model, &s->store, err))) {
+    if ((st = mr_tokenizer_load(s->model->gguf, &s->tok, err))) {
         cli_session_close(s);
         return st;
     }
@@ -128,9 +178,68 @@ mr_status cli_session_open(const char *path, cli_session *s, mr_error *err)
     return MR_OK;
 }
 
+/* Stream-read a buffer a few times: GB/s of this machine's memory. */
+static double measure_bandwidth(void)
+{
+    const size_t n = 48u << 20; /* > L3, and inside the budget's overhead allowance */
+    uint64_t *buf = malloc(n);
+    if (!buf)
+        return 0.0;
+    memset(buf, 1, n);
+    double best = 0.0;
+    volatile uint64_t sink = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = cli_now();
+        uint64_t a = 0, b = 0, c = 0, d = 0;
+        for (size_t i = 0; i < n / 8; i += 4) {
+            a += buf[i];
+            b += buf[i + 1];
+            c += buf[i + 2];
+            d += buf[i + 3];
+        }
+        sink += a + b + c + d;
+        double gbs = n / (cli_now() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    (void)sink;
+    free(buf);
+    return best;
+}
+
+mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_ctx,
+                            uint32_t n_batch, uint32_t logit_rows, mr_error *err)
+{
+    double t0 = cli_now();
+    mr_status st;
+    if (!o->mem) {
+        st = mr_store_resident_new(s->model, &s->store, err);
+    } else {
+        mr_paged_config cfg;
+        mr_paged_config_default(&cfg);
+        cfg.budget_bytes = o->mem;
+        cfg.reserve_bytes = mr_context_bytes(s->model, n_ctx, n_batch) +
+                            (uint64_t)logit_rows * s->model->hp.n_vocab * sizeof(float);
+        cfg.prefetch_depth = (uint32_t)o->prefetch;
+        cfg.no_direct = o->no_direct;
+        if (o->measure) /* before the pool exists, so it fits the budget */
+            s->mem_bw = measure_bandwidth();
+        st = mr_store_paged_new(s->model, s->path, &cfg, &s->store, err);
+        const char *fault = getenv("MOERUN_FAULT");
+        mr_fault f;
+        if (!st && fault && *fault) {
+            if (mr_fault_parse(fault, &f) == 0)
+                mr_store_paged_inject(s->store, &f);
+            else
+                fprintf(stderr, "moerun: ignoring MOERUN_FAULT='%s' (see store_paged.h)\n", fault);
+        }
+    }
+    s->load_seconds += cli_now() - t0;
+    return st;
+}
+
 void cli_session_close(cli_session *s)
 {
-    mr_expert_store_free(s->store);
+    mr_expert_store_free(s->store); /* before the model: its views may point into it */
     mr_tokenizer_free(s->tok);
     mr_model_free(s->model);
     memset(s, 0, sizeof *s);
@@ -150,8 +259,10 @@ double cli_peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-void cli_print_store_stats(const mr_expert_store *st, const mr_model *m)
+void cli_print_store_stats(const cli_session *ss, double gen_tps)
 {
+    const mr_expert_store *st = ss->store;
+    const mr_model *m = ss->model;
     const mr_store_stats *s = &st->stats;
     double tokens = s->tokens ? (double)s->tokens : 1.0;
     fprintf(stderr, "expert store: %s\n", st->ops->name);
@@ -159,7 +270,46 @@ void cli_print_store_stats(const mr_expert_store *st, const mr_model *m)
             (unsigned long long)s->plans, (unsigned long long)s->acquires,
             (double)s->acquires / tokens / m->hp.n_layer);
     fprintf(stderr, "  expert bytes touched %.1f MiB, %.2f MiB per token "
-            "(all experts: %.1f MiB; resident non-expert weights: %.1f MiB)\n",
+            "(all experts: %.1f MiB; non-expert weights: %.1f MiB)\n",
             s->bytes_touched / 1048576.0, s->bytes_touched / tokens / 1048576.0,
             m->expert_bytes / 1048576.0, m->resident_bytes / 1048576.0);
+    const mr_paged_stats *p = mr_store_paged_stats(st);
+    if (!p)
+        return;
+    uint64_t acq = p->hits + p->misses;
+    fprintf(stderr, "  pool: %llu slots x %.1f MiB = %.1f MiB; reads: %s, %s buffers; %s\n",
+            (unsigned long long)p->n_slots, p->slot_bytes / 1048576.0, p->pool_bytes / 1048576.0,
+            p->direct ? "O_DIRECT" : "buffered (O_DIRECT unavailable here)",
+            p->registered ? "registered" : "unregistered",
+            p->checksums ? "every slice checked against its xxh3"
+                         : "no checksums in this file: slices are not verified");
+    fprintf(stderr, "  hit rate %.1f%% (%llu hits, %llu misses), %llu evictions\n",
+            acq ? 100.0 * (double)p->hits / (double)acq : 0.0, (unsigned long long)p->hits,
+            (unsigned long long)p->misses, (unsigned long long)p->evictions);
+    fprintf(stderr, "  prefetch: %llu experts read ahead, %llu used; guesses right %.1f%% "
+            "(precision), %.1f%% of needed experts predicted (recall)\n",
+            (unsigned long long)p->prefetch_reads, (unsigned long long)p->prefetch_used,
+            p->guesses ? 100.0 * (double)p->guesses_right / (double)p->guesses : 0.0,
+            p->needed ? 100.0 * (double)p->guesses_right / (double)p->needed : 0.0);
+    double disk_bw = p->io_busy_s > 0 ? (double)p->bytes_read / p->io_busy_s / 1e9 : 0.0;
+    fprintf(stderr, "  read %.1f MiB (%.2f MiB per token) in %llu reads (%llu re-queued, %llu "
+            "re-read after a bad checksum), %.2f GB/s while busy\n",
+            p->bytes_read / 1048576.0, p->bytes_read / tokens / 1048576.0,
+            (unsigned long long)p->reads, (unsigned long long)p->requeued,
+            (unsigned long long)p->retries, disk_bw);
+    fprintf(stderr, "  stalled on I/O %.3f s (%.2f ms per token), checksums %.3f s\n",
+            p->stall_s, 1e3 * p->stall_s / tokens, p->verify_s);
+    if (ss->mem_bw > 0 && disk_bw > 0) {
+        /* per token: bytes from memory (non-expert weights read per token +
+         * expert bytes served from the pool) and bytes from disk */
+        double from_disk = (double)p->bytes_read / tokens;
+        double touched = (double)s->bytes_touched / tokens;
+        double resident = (double)(m->resident_bytes - m->tok_embd.nbytes) + touched;
+        double bound = 1.0 / (resident / (ss->mem_bw * 1e9) + from_disk / (disk_bw * 1e9));
+        fprintf(stderr, "  bound: %.2f tokens/s for this hit rate (memory %.1f GB/s, disk %.2f "
+                "GB/s measured)", bound, ss->mem_bw, disk_bw);
+        if (gen_tps > 0)
+            fprintf(stderr, "; reached %.1f%%", 100.0 * gen_tps / bound);
+        fprintf(stderr, "\n");
+    }
 }

@@ -1,0 +1,81 @@
+/* store_paged.h - the paged expert store: experts live in a fixed pool of
+ * slots allocated once within a RAM budget and are read from the model
+ * file with io_uring (O_DIRECT where the file allows), ahead of need.
+ */
+#ifndef MOERUN_STORE_PAGED_H
+#define MOERUN_STORE_PAGED_H
+
+#include <stdint.h>
+
+#include "expert_store.h"
+
+typedef struct {
+    uint64_t budget_bytes;  /* what the whole process may hold */
+    uint64_t reserve_bytes; /* KV cache, scratch and other allocations outside the store */
+    uint32_t prefetch_depth;/* layers ahead whose routers guess experts (0: off) */
+    int no_direct;          /* 1: never try O_DIRECT */
+    uint32_t queue_depth;   /* io_uring entries (default 64) */
+    uint64_t chunk_bytes;   /* largest single read (default 4 MiB) */
+} mr_paged_config;
+
+void mr_paged_config_default(mr_paged_config *c);
+
+/* Fault injection for tests: make reads of (layer, expert, part) fail with
+ * EIO, come back short (the rest is re-queued, as a real short read is),
+ * end early (a truncated file), or return corrupted bytes; `times` reads
+ * are affected (-1: all).  part: 0 gate, 1 up, 2 down, -1 any. */
+typedef enum {
+    MR_FAULT_NONE = 0,
+    MR_FAULT_EIO,
+    MR_FAULT_SHORT,
+    MR_FAULT_EOF,
+    MR_FAULT_CORRUPT,
+} mr_fault_kind;
+
+typedef struct {
+    mr_fault_kind kind;
+    int32_t layer, expert, part; /* -1: any */
+    int32_t times;
+} mr_fault;
+
+/* Parse "KIND[@LAYER[:EXPERT[:PART]]][xTIMES]" (e.g. "eio@1:3", "corrupt@0:2:1x1",
+ * "short"); 0 on success. */
+int mr_fault_parse(const char *s, mr_fault *out);
+
+typedef struct {
+    uint64_t n_slots, slot_bytes, pool_bytes, resident_bytes;
+    int direct;             /* O_DIRECT in use */
+    int registered;         /* io_uring registered buffers in use */
+    int checksums;          /* the file has expert checksums */
+    uint64_t hits;          /* acquires that found the expert resident or in flight */
+    uint64_t misses;        /* acquires that had to start a read on demand (at plan) */
+    uint64_t prefetch_reads;/* experts read because of a hint */
+    uint64_t prefetch_used; /* of those, later acquired */
+    uint64_t guesses, guesses_right; /* predicted (layer, expert) pairs, and right ones */
+    uint64_t needed;        /* experts planned for layers that had a guess */
+    uint64_t bytes_read;
+    uint64_t reads;         /* read requests completed */
+    uint64_t requeued;      /* short reads / -EAGAIN re-queued */
+    uint64_t retries;       /* experts re-read after a checksum mismatch */
+    uint64_t evictions;
+    double io_busy_s;       /* wall time with at least one read in flight */
+    double stall_s;         /* time the forward waited for a read */
+    double verify_s;        /* time spent checksumming */
+} mr_paged_stats;
+
+/* Smallest budget that can run the model (resident part + one layer's
+ * worth of expert slots + reserve). */
+uint64_t mr_store_paged_min_budget(const mr_model *m, const mr_paged_config *cfg);
+
+/* The model's non-expert tensors are copied into memory owned by the
+ * store (read once), so nothing but experts is ever paged. */
+mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_config *cfg,
+                             mr_expert_store **out, mr_error *err);
+
+/* Stats of a paged store; NULL if s is another backend. */
+const mr_paged_stats *mr_store_paged_stats(const mr_expert_store *s);
+
+/* Arm a fault (replaces the previous one). */
+void mr_store_paged_inject(mr_expert_store *s, const mr_fault *f);
+
+#endif

@@ -1,0 +1,292 @@
+/* test_store.c - the paged expert store against the resident one: logits
+ * must be bit-identical at every budget down to the minimum, for a prompt
+ * batch and for token-by-token generation; and every injected fault must
+ * end in a clear error naming the layer and expert, or in a correct retry,
+ * never in wrong logits.
+ *
+ * Models: the shipped demo (llama.cpp-written, no checksums) and a
+ * synthetic "micro" and "tinymix"-shaped model written here by moerun synth
+ * (with moerun's expert checksums).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forward.h"
+#include "store_paged.h"
+#include "synth.h"
+#include "types.h"
+#include "testutil.h"
+
+static char tmpdir[256];
+static char synth_path[2][300];
+
+/* Logits of a 9-token prompt (one batch) then 6 generated tokens (greedy,
+ * one at a time): 15 rows.  Returns NULL and fills err on failure. */
+static float *run(mr_model *m, mr_expert_store *st, mr_status *status, mr_error *err)
+{
+    const uint32_t nv = m->hp.n_vocab;
+    int32_t prompt[9] = {1, 300, 301, 302, 310, 320, 330, 340, 350};
+    float *out = malloc(sizeof(float) * 15 * nv);
+    mr_context *c;
+    *status = mr_context_new(m, st, 32, 16, &c, err);
+    ck_assert_int_eq(*status, MR_OK);
+    mr_context_set_threads(c, 2, err);
+    *status = mr_decode(c, prompt, 9, out, 1, err);
+    for (int i = 9; i < 15 && *status == MR_OK; i++) {
+        const float *last = out + (size_t)(i - 1) * nv;
+        int32_t best = 0;
+        for (uint32_t v = 1; v < nv; v++)
+            if (last[v] > last[best])
+                best = (int32_t)v;
+        *status = mr_decode(c, &best, 1, out + (size_t)i * nv, 0, err);
+    }
+    mr_context_free(c);
+    if (*status) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static float *run_resident(const char *path)
+{
+    mr_error err;
+    mr_model *m;
+    mr_expert_store *st;
+    mr_status s;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    ck_assert(mr_store_resident_new(m, &st, &err) == 0);
+    float *lg = run(m, st, &s, &err);
+    ck_assert_msg(lg, "%s", err.msg);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    return lg;
+}
+
+/* A paged run at budget = minimum + extra slots; fault optional. */
+typedef struct {
+    uint32_t extra_slots;
+    uint32_t prefetch;
+    int no_direct;
+    mr_fault fault;
+    mr_paged_stats stats;
+    mr_status status;
+    mr_error err;
+} paged_run;
+
+static float *run_paged(const char *path, paged_run *pr)
+{
+    mr_model *m;
+    mr_expert_store *st;
+    ck_assert_msg(mr_model_load(path, &m, &pr->err) == 0, "%s", pr->err.msg);
+    mr_paged_config cfg;
+    mr_paged_config_default(&cfg);
+    cfg.reserve_bytes = mr_context_bytes(m, 32, 16);
+    cfg.prefetch_depth = pr->prefetch;
+    cfg.no_direct = pr->no_direct;
+    cfg.chunk_bytes = 64 << 10; /* several chunks per slice: exercise the queue */
+    uint64_t min = mr_store_paged_min_budget(m, &cfg);
+    cfg.budget_bytes = min + (uint64_t)pr->extra_slots * (mr_expert_bytes(m, 0) + 3 * 8192);
+    ck_assert_msg(mr_store_paged_new(m, path, &cfg, &st, &pr->err) == 0, "%s", pr->err.msg);
+    if (pr->fault.kind)
+        mr_store_paged_inject(st, &pr->fault);
+    float *lg = run(m, st, &pr->status, &pr->err);
+    pr->stats = *mr_store_paged_stats(st);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    return lg;
+}
+
+static const char *model_path(int which)
+{
+    return which == 0 ? tu_path("%s/models/tinymix-Q8_0.gguf", tu_srcdir()) : synth_path[which - 1];
+}
+
+/* budgets: the minimum, a little more, and everything */
+START_TEST(paged_equals_resident_at_every_budget)
+{
+    const int which = _i / 4, variant = _i % 4;
+    const char *path = model_path(which);
+    float *want = run_resident(path);
+    mr_model *m;
+    mr_error err;
+    ck_assert(mr_model_load(path, &m, &err) == 0);
+    const uint32_t all = m->hp.n_layer * m->hp.n_expert, nv = m->hp.n_vocab;
+    mr_model_free(m);
+    paged_run pr = {0};
+    pr.extra_slots = variant == 0 ? 0 : variant == 1 ? 3 : all;
+    pr.prefetch = variant == 2 ? 0 : variant == 3 ? 2 : 1;
+    pr.no_direct = variant == 2;
+    float *got = run_paged(path, &pr);
+    ck_assert_msg(got, "%s", pr.err.msg);
+    ck_assert_msg(memcmp(want, got, sizeof(float) * 15 * nv) == 0,
+                  "%s: paged logits differ from resident (%u slots)", path, (unsigned)pr.stats.n_slots);
+    printf("%-40s %3llu slots%s prefetch %u: logits bit-identical; hit rate %.0f%%, %llu "
+           "evictions, guesses right %.0f%%, %s\n",
+           strrchr(path, '/') + 1, (unsigned long long)pr.stats.n_slots,
+           pr.no_direct ? " buffered" : pr.stats.direct ? " O_DIRECT" : " buffered", pr.prefetch,
+           100.0 * pr.stats.hits / (double)(pr.stats.hits + pr.stats.misses),
+           (unsigned long long)pr.stats.evictions,
+           pr.stats.guesses ? 100.0 * pr.stats.guesses_right / pr.stats.guesses : 0.0,
+           pr.stats.checksums ? "checksums verified" : "no checksums in file");
+    if (which > 0)
+        ck_assert(pr.stats.checksums);
+    if (variant == 0)
+        ck_assert(pr.stats.evictions > 0); /* the minimum really pages */
+    free(want);
+    free(got);
+}
+END_TEST
+
+START_TEST(too_small_budget_is_refused)
+{
+    mr_model *m;
+    mr_error err;
+    mr_expert_store *st;
+    const char *path = model_path(1);
+    ck_assert(mr_model_load(path, &m, &err) == 0);
+    mr_paged_config cfg;
+    mr_paged_config_default(&cfg);
+    uint64_t min = mr_store_paged_min_budget(m, &cfg);
+    cfg.budget_bytes = min - 1;
+    ck_assert_int_eq(mr_store_paged_new(m, path, &cfg, &st, &err), MR_ERANGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "too small"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "at least"));
+    mr_model_free(m);
+}
+END_TEST
+
+/* fault, expected status (MR_OK: a correct retry), text in the message */
+static const struct {
+    const char *fault;
+    mr_status want;
+    const char *text;
+} faults[] = {
+    {"eio@1:3", MR_EIO, "layer 1 expert 3"},
+    {"eio@0", MR_EIO, "Input/output error"},
+    {"eof@1:0:2", MR_EFORMAT, "the file ends"},
+    {"corrupt@1:2:1", MR_ECHECKSUM, "layer 1 expert 2: up slice: checksum mismatch"},
+    {"corrupt@0:1x1", MR_OK, NULL},  /* one bad read: the re-read is good */
+    {"short", MR_OK, NULL},          /* every read short: re-queued to the end */
+    {"short@1x3", MR_OK, NULL},
+};
+
+START_TEST(faults_give_errors_or_correct_retries)
+{
+    const char *path = model_path(2); /* synthetic tinymix: checksums, 4 layers */
+    float *want = run_resident(path);
+    paged_run pr = {0};
+    pr.extra_slots = 2;
+    ck_assert_int_eq(mr_fault_parse(faults[_i].fault, &pr.fault), 0);
+    float *got = run_paged(path, &pr);
+    if (faults[_i].want == MR_OK) {
+        ck_assert_msg(got, "%s: %s", faults[_i].fault, pr.err.msg);
+        ck_assert_msg(memcmp(want, got, sizeof(float) * 15 * 32000) == 0,
+                      "%s: logits differ after a retry", faults[_i].fault);
+        printf("fault %-14s -> correct result (%llu re-queued, %llu re-read)\n", faults[_i].fault,
+               (unsigned long long)pr.stats.requeued, (unsigned long long)pr.stats.retries);
+        ck_assert(pr.stats.requeued > 0 || pr.stats.retries > 0);
+    } else {
+        ck_assert_msg(!got, "%s: no error", faults[_i].fault);
+        ck_assert_int_eq(pr.status, faults[_i].want);
+        ck_assert_msg(strstr(pr.err.msg, faults[_i].text), "%s: message '%s' lacks '%s'",
+                      faults[_i].fault, pr.err.msg, faults[_i].text);
+        printf("fault %-14s -> %s: %s\n", faults[_i].fault, mr_status_name(pr.status), pr.err.msg);
+    }
+    free(want);
+    free(got);
+}
+END_TEST
+
+/* After a failed read the store recovers: with prefetch off the failed
+ * read is the plan's own and the decode fails, and the next decode reads
+ * again; with prefetch on, a failed prefetch is simply read again by the
+ * plan, and the decode succeeds. */
+START_TEST(store_recovers_after_a_transient_error)
+{
+    const int prefetch = _i;
+    const char *path = model_path(2);
+    mr_model *m;
+    mr_expert_store *st;
+    mr_error err;
+    ck_assert(mr_model_load(path, &m, &err) == 0);
+    mr_paged_config cfg;
+    mr_paged_config_default(&cfg);
+    cfg.reserve_bytes = mr_context_bytes(m, 32, 16);
+    cfg.budget_bytes = mr_store_paged_min_budget(m, &cfg);
+    cfg.prefetch_depth = (uint32_t)prefetch;
+    ck_assert(mr_store_paged_new(m, path, &cfg, &st, &err) == 0);
+    mr_fault f;
+    ck_assert(mr_fault_parse("eio@2x1", &f) == 0);
+    mr_store_paged_inject(st, &f);
+    mr_context *c;
+    ck_assert(mr_context_new(m, st, 32, 16, &c, &err) == 0);
+    int32_t toks[3] = {1, 400, 500};
+    float *lg = malloc(sizeof(float) * 32000);
+    if (!prefetch) {
+        ck_assert_int_eq(mr_decode(c, toks, 3, lg, 0, &err), MR_EIO);
+        ck_assert_ptr_nonnull(strstr(err.msg, "layer 2"));
+        mr_context_reset(c);
+    }
+    ck_assert_msg(mr_decode(c, toks, 3, lg, 0, &err) == MR_OK, "%s", err.msg);
+    /* and the logits are the resident store's */
+    mr_expert_store *rs;
+    mr_context *rc;
+    float *want = malloc(sizeof(float) * 32000);
+    ck_assert(mr_store_resident_new(m, &rs, &err) == 0);
+    ck_assert(mr_context_new(m, rs, 32, 16, &rc, &err) == 0);
+    ck_assert(mr_decode(rc, toks, 3, want, 0, &err) == 0);
+    ck_assert(memcmp(want, lg, sizeof(float) * 32000) == 0);
+    mr_context_free(rc);
+    mr_expert_store_free(rs);
+    mr_context_free(c);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    free(want);
+    free(lg);
+}
+END_TEST
+
+static void make_synth(void)
+{
+    /* in the build tree, not /tmp: tmpfs has no O_DIRECT */
+    snprintf(tmpdir, sizeof tmpdir, "moerun-test-store-XXXXXX");
+    ck_assert(mkdtemp(tmpdir));
+    const char *names[2] = {"micro", "tinymix"};
+    for (int i = 0; i < 2; i++) {
+        mr_synth_params p = {*mr_synth_shape_find(names[i]), MR_TYPE_Q8_0, 0, 7};
+        mr_error err;
+        snprintf(synth_path[i], sizeof synth_path[i], "%s/synth-%s.gguf", tmpdir, names[i]);
+        ck_assert_msg(mr_synth_write(&p, synth_path[i], NULL, NULL, &err) == 0, "%s", err.msg);
+    }
+}
+
+static void remove_synth(void)
+{
+    for (int i = 0; i < 2; i++)
+        unlink(synth_path[i]);
+    rmdir(tmpdir);
+}
+
+int main(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("paged");
+    tcase_set_timeout(tc, 300);
+    tcase_add_unchecked_fixture(tc, make_synth, remove_synth);
+    tcase_add_loop_test(tc, paged_equals_resident_at_every_budget, 0, 3 * 4);
+    tcase_add_test(tc, too_small_budget_is_refused);
+    tcase_add_loop_test(tc, faults_give_errors_or_correct_retries, 0,
+                        (int)(sizeof faults / sizeof faults[0]));
+    tcase_add_loop_test(tc, store_recovers_after_a_transient_error, 0, 2);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
