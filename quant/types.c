@@ -48,7 +48,8 @@ int mr_type_computable(uint32_t type)
 uint64_t mr_type_row_bytes(uint32_t type, uint64_t n)
 {
     const mr_type_traits *t = mr_type_get(type);
-    if (t->block_size == 0 || n % t->block_size != 0)
+    if (t->block_size == 0 || n % t->block_size != 0 ||
+        n / t->block_size > UINT64_MAX / t->type_size)
         return 0;
     return n / t->block_size * t->type_size;
 }

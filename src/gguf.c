@@ -214,20 +214,11 @@ static mr_status rd_array(cursor *c, mr_gguf_value *v, const char *field, int de
     if (!v->v.arr.items)
         return mr_fail(c->err, MR_ENOMEM, c->name, field, at, "no memory for %llu arrays",
                        (unsigned long long)n);
+    /* each element is itself an array (element type, count, elements):
+     * the outer array's element type says so, no tag precedes it */
     for (uint64_t i = 0; i < n; i++) {
-        uint32_t it;
-        uint64_t item_at = c->pos;
-        if ((s = rd_u32(c, &it, field)))
-            return s;
-        if (it != MR_GGUF_ARRAY) {
-            /* nested element types are stored per item only for arrays of
-             * arrays; anything else here is malformed */
-            return mr_fail(c->err, MR_EFORMAT, c->name, field, item_at,
-                           "element %llu of an array of arrays has type %s",
-                           (unsigned long long)i, mr_gguf_vtype_name(it));
-        }
         v->v.arr.items[i].type = MR_GGUF_ARRAY;
-        v->v.arr.items[i].offset = item_at;
+        v->v.arr.items[i].offset = c->pos;
         if ((s = rd_array(c, &v->v.arr.items[i], field, depth + 1)))
             return s;
     }
@@ -288,10 +279,6 @@ static mr_status parse_kvs(mr_gguf *g, cursor *c)
         if (!(kv->key = str_dup(key)))
             return mr_fail(c->err, MR_ENOMEM, c->name, field, kv->offset, "no memory");
         kv->key_len = key.len;
-        for (uint64_t j = 0; j < i; j++)
-            if (strcmp(g->kv[j].key, kv->key) == 0)
-                return mr_fail(c->err, MR_EFORMAT, c->name, field, kv->offset,
-                               "duplicate key '%s'", kv->key);
         snprintf(field, sizeof field, "kv '%.60s' type", kv->key);
         uint64_t type_at = c->pos;
         if ((s = rd_u32(c, &type, field)))
@@ -304,6 +291,59 @@ static mr_status parse_kvs(mr_gguf *g, cursor *c)
             return s;
     }
     return MR_OK;
+}
+
+static int cmp_kv_key(const void *a, const void *b)
+{
+    const mr_gguf_kv *x = *(const mr_gguf_kv *const *)a, *y = *(const mr_gguf_kv *const *)b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+static int cmp_tensor_name(const void *a, const void *b)
+{
+    const mr_gguf_tensor *x = *(const mr_gguf_tensor *const *)a;
+    const mr_gguf_tensor *y = *(const mr_gguf_tensor *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->info_offset > y->info_offset) - (x->info_offset < y->info_offset);
+}
+
+/* Reject repeated keys and tensor names, sorting pointers (n log n: a
+ * crafted file may hold millions of entries); the later one is named. */
+static mr_status check_duplicates(mr_gguf *g, cursor *c)
+{
+    uint64_t n = g->n_kv > g->n_tensors ? g->n_kv : g->n_tensors;
+    void **v = malloc((n ? n : 1) * sizeof *v);
+    mr_status s = MR_OK;
+    if (!v)
+        return mr_fail(c->err, MR_ENOMEM, c->name, NULL, MR_NO_OFFSET, "no memory");
+    for (uint64_t i = 0; i < g->n_kv; i++)
+        v[i] = &g->kv[i];
+    qsort(v, g->n_kv, sizeof *v, cmp_kv_key);
+    for (uint64_t i = 1; i < g->n_kv && !s; i++) {
+        const mr_gguf_kv *a = v[i - 1], *b = v[i];
+        if (!strcmp(a->key, b->key)) {
+            char field[64];
+            snprintf(field, sizeof field, "kv[%llu].key", (unsigned long long)(b - g->kv));
+            s = mr_fail(c->err, MR_EFORMAT, c->name, field, b->offset, "duplicate key '%s'",
+                        b->key);
+        }
+    }
+    for (uint64_t i = 0; i < g->n_tensors && !s; i++)
+        v[i] = &g->tensors[i];
+    if (!s)
+        qsort(v, g->n_tensors, sizeof *v, cmp_tensor_name);
+    for (uint64_t i = 1; i < g->n_tensors && !s; i++) {
+        const mr_gguf_tensor *a = v[i - 1], *b = v[i];
+        if (!strcmp(a->name, b->name)) {
+            char field[64];
+            snprintf(field, sizeof field, "tensor[%llu].name", (unsigned long long)(b - g->tensors));
+            s = mr_fail(c->err, MR_EFORMAT, c->name, field, b->info_offset,
+                        "duplicate tensor '%s'", b->name);
+        }
+    }
+    free(v);
+    return s;
 }
 
 static int cmp_by_offset(const void *a, const void *b)
@@ -358,6 +398,10 @@ static mr_status parse_tensor_infos(mr_gguf *g, cursor *c)
             return mr_fail(c->err, MR_EFORMAT, c->name, field, at,
                            "unknown ggml type %u", t->type);
         const mr_type_traits *tt = mr_type_get(t->type);
+        if (t->ne[0] / tt->block_size > UINT64_MAX / tt->type_size)
+            return mr_fail(c->err, MR_EFORMAT, c->name, field, at,
+                           "a row of %llu elements overflows its byte size",
+                           (unsigned long long)t->ne[0]);
         if (t->ne[0] % tt->block_size)
             return mr_fail(c->err, MR_EFORMAT, c->name, field, at,
                            "row length %llu is not a multiple of the %s block size %u",
@@ -370,16 +414,13 @@ static mr_status parse_tensor_infos(mr_gguf *g, cursor *c)
         t->nbytes = row * rows;
         snprintf(field, sizeof field, "tensor '%.100s' offset", t->name);
         at = c->pos;
+        t->offset_field = at;
         if ((s = rd_u64(c, &t->rel_offset, field)))
             return s;
         if (t->rel_offset % g->alignment)
             return mr_fail(c->err, MR_EFORMAT, c->name, field, at,
                            "data offset %llu is not a multiple of the alignment %u",
                            (unsigned long long)t->rel_offset, g->alignment);
-        for (uint64_t j = 0; j < i; j++)
-            if (strcmp(g->tensors[j].name, t->name) == 0)
-                return mr_fail(c->err, MR_EFORMAT, c->name, "tensor name", t->info_offset,
-                               "duplicate tensor '%s'", t->name);
     }
     return MR_OK;
 }
@@ -408,7 +449,7 @@ static mr_status place_tensors(mr_gguf *g, cursor *c)
         if (t->rel_offset > room || t->nbytes > room - t->rel_offset) {
             char field[160];
             snprintf(field, sizeof field, "tensor '%.100s' offset", t->name);
-            s = mr_fail(c->err, MR_EFORMAT, c->name, field, t->info_offset,
+            s = mr_fail(c->err, MR_EFORMAT, c->name, field, t->offset_field,
                         "data [%llu, +%llu) lies outside the file (data section holds %llu bytes)",
                         (unsigned long long)t->rel_offset, (unsigned long long)t->nbytes,
                         (unsigned long long)room);
@@ -423,7 +464,7 @@ static mr_status place_tensors(mr_gguf *g, cursor *c)
         if (a->rel_offset + a->nbytes > b->rel_offset) {
             char field[160];
             snprintf(field, sizeof field, "tensor '%.100s' offset", b->name);
-            s = mr_fail(c->err, MR_EFORMAT, c->name, field, b->info_offset,
+            s = mr_fail(c->err, MR_EFORMAT, c->name, field, b->offset_field,
                         "data at %llu overlaps tensor '%s' [%llu, +%llu)",
                         (unsigned long long)b->rel_offset, a->name,
                         (unsigned long long)a->rel_offset, (unsigned long long)a->nbytes);
@@ -491,7 +532,7 @@ static mr_status parse(mr_gguf *g, mr_error *err)
                            "must be a uint32 power of two up to 1 MiB");
         g->alignment = (uint32_t)al->val.v.u64;
     }
-    if ((s = parse_tensor_infos(g, &c)))
+    if ((s = parse_tensor_infos(g, &c)) || (s = check_duplicates(g, &c)))
         return s;
     return place_tensors(g, &c);
 }

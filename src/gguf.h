@@ -79,6 +79,7 @@ typedef struct {
     uint64_t file_offset; /* absolute offset of the data in the file */
     uint64_t nbytes;
     uint64_t info_offset; /* file offset of this tensor info */
+    uint64_t offset_field;/* file offset of its data-offset field */
     const uint8_t *data;  /* into the mapping */
 } mr_gguf_tensor;
 

@@ -203,8 +203,9 @@ mr_status mr_model_from_gguf(mr_gguf *g, mr_model **out, mr_error *err)
     *out = NULL;
     mr_model *m = calloc(1, sizeof *m);
     if (!m) {
+        s = mr_fail(err, MR_ENOMEM, g->path, NULL, MR_NO_OFFSET, "no memory");
         mr_gguf_close(g);
-        return mr_fail(err, MR_ENOMEM, g->path, NULL, MR_NO_OFFSET, "no memory");
+        return s;
     }
     m->gguf = g;
     if ((s = load_hparams(g, &m->hp, err)))
@@ -261,6 +262,19 @@ mr_status mr_model_from_gguf(mr_gguf *g, mr_model **out, mr_error *err)
 fail:
     mr_model_free(m);
     return s;
+}
+
+uint64_t mr_model_bytes_per_token(const mr_model *m)
+{
+    uint64_t b = m->resident_bytes - m->tok_embd.nbytes + m->tok_embd.row_bytes +
+                 (m->tied_output ? m->tok_embd.nbytes : 0);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const mr_layer *L = &m->layers[l];
+        b += (uint64_t)m->hp.n_expert_used *
+             (mr_expert_slice_bytes(&L->gate) + mr_expert_slice_bytes(&L->up) +
+              mr_expert_slice_bytes(&L->down));
+    }
+    return b;
 }
 
 mr_status mr_model_load(const char *path, mr_model **out, mr_error *err)

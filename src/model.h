@@ -78,6 +78,10 @@ mr_status mr_model_load(const char *path, mr_model **out, mr_error *err);
 mr_status mr_model_from_gguf(mr_gguf *g, mr_model **out, mr_error *err);
 void mr_model_free(mr_model *m);
 
+/* Weight bytes one generated token reads: every non-expert weight (one
+ * row of the embedding table) plus the chosen experts of every layer. */
+uint64_t mr_model_bytes_per_token(const mr_model *m);
+
 /* Bytes of one expert's slice of a stacked tensor (gate, up or down). */
 static inline uint64_t mr_expert_slice_bytes(const mr_tensor *t)
 {

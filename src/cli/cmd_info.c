@@ -77,10 +77,7 @@ static void model_totals(const mr_model *m)
     uint64_t emb = mr_gguf_tensor_nelements(mr_gguf_tensor_find(m->gguf, "token_embd.weight"));
     uint64_t active = other_params - (m->tied_output ? 0 : emb) + hp->n_embd +
                       expert_params / hp->n_expert * hp->n_expert_used;
-    uint64_t per_token_bytes = m->resident_bytes - m->tok_embd.nbytes + m->tok_embd.row_bytes +
-                               (m->tied_output ? m->tok_embd.nbytes : 0);
-    for (uint32_t l = 0; l < hp->n_layer; l++)
-        per_token_bytes += (uint64_t)hp->n_expert_used * mr_expert_bytes(m, l);
+    uint64_t per_token_bytes = mr_model_bytes_per_token(m);
 
     printf("\nmodel: %s, %u layers, n_embd %u, %u heads (%u kv, head %u), n_ff %u, vocab %u\n",
            hp->is_moe ? "Mixture of Experts" : "dense", hp->n_layer, hp->n_embd, hp->n_head,
