@@ -142,6 +142,8 @@ void mr_dequantize_row_q8_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q8_0(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q4_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_0(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q8_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q8_K(const float *src, void *dst, int64_t n);
 
 float mr_dot_f32_f32(const void *w, const float *x, int64_t n);
 float mr_dot_f16_f32(const void *w, const float *x, int64_t n);
