@@ -142,6 +142,8 @@ void mr_dequantize_row_q8_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q8_0(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q4_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_0(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q4_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q4_K(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q8_K(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q8_K(const float *src, void *dst, int64_t n);
 
@@ -150,10 +152,16 @@ float mr_dot_f16_f32(const void *w, const float *x, int64_t n);
 float mr_dot_bf16_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q8_0_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q4_0_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q4_K_f32(const void *w, const float *x, int64_t n);
 
 /* ggml's integer dot of quantized weights with Q8_0-quantized activations,
  * the reference the SIMD kernels are held to. */
 float mr_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n);
 float mr_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n);
+
+/* The same for the K-quants against Q8_K activations, computed exactly as
+ * ggml's ggml_vec_dot_q{4,6}_K_q8_K_generic (same integers, same float
+ * operations in the same order).  xq's bsums must match its qs. */
+float mr_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n);
 
 #endif
