@@ -144,6 +144,8 @@ void mr_dequantize_row_q4_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_0(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q4_K(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_K(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q6_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q6_K(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q8_K(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q8_K(const float *src, void *dst, int64_t n);
 
@@ -153,6 +155,7 @@ float mr_dot_bf16_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q8_0_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q4_0_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q4_K_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q6_K_f32(const void *w, const float *x, int64_t n);
 
 /* ggml's integer dot of quantized weights with Q8_0-quantized activations,
  * the reference the SIMD kernels are held to. */
@@ -163,5 +166,6 @@ float mr_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n);
  * ggml's ggml_vec_dot_q{4,6}_K_q8_K_generic (same integers, same float
  * operations in the same order).  xq's bsums must match its qs. */
 float mr_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n);
+float mr_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n);
 
 #endif
