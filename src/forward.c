@@ -50,6 +50,7 @@ struct mr_context {
     uint32_t *tok_of;/* (n_batch) token index of each gathered row */
     float *w_of;     /* (n_batch) its routing weight */
     float *rope_inv; /* (head_dim / 2) inverse frequencies */
+    uint64_t *route_counts; /* (n_layer, n_expert) tokens routed, for stats */
 };
 
 static void *xcalloc(size_t n, size_t sz, int *fail)
@@ -105,6 +106,7 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     c->tok_of = xcalloc(nb, sizeof(uint32_t), &fail);
     c->w_of = xcalloc(nb, sizeof(float), &fail);
     c->rope_inv = xcalloc(hp->head_dim / 2, sizeof(float), &fail);
+    c->route_counts = xcalloc((size_t)hp->n_layer * hp->n_expert, sizeof(uint64_t), &fail);
     if (!fail && mr_pool_new(1, &c->pool, err) != MR_OK) {
         mr_context_free(c);
         return err ? err->code : MR_ENOMEM;
@@ -147,6 +149,7 @@ void mr_context_free(mr_context *c)
     free(c->sel);
     free(c->tok_of);
     free(c->act);
+    free(c->route_counts);
     mr_pool_free(c->pool);
     free(c);
 }
@@ -185,6 +188,11 @@ uint32_t mr_context_n_past(const mr_context *c)
 uint32_t mr_context_n_ctx(const mr_context *c)
 {
     return c->n_ctx;
+}
+
+const uint64_t *mr_context_routing_counts(const mr_context *c)
+{
+    return c->route_counts;
 }
 
 const uint32_t *mr_context_last_routing(const mr_context *c, uint32_t layer)
@@ -392,8 +400,10 @@ static void route(mr_context *c, uint32_t il, uint32_t n)
             wt[k] = p[best];
             sum += p[best];
         }
-        for (uint32_t k = 0; k < nu; k++)
+        for (uint32_t k = 0; k < nu; k++) {
             wt[k] /= sum;
+            c->route_counts[(size_t)il * ne + st[k]]++;
+        }
     }
 }
 

@@ -50,4 +50,8 @@ mr_status mr_decode(mr_context *c, const int32_t *tokens, uint32_t n, float *log
  * that batch, the chosen experts (n_expert_used each, best first). */
 const uint32_t *mr_context_last_routing(const mr_context *c, uint32_t layer);
 
+/* Tokens routed to each expert so far, (n_layer, n_expert) row-major (MoE
+ * models; all zero for dense ones). */
+const uint64_t *mr_context_routing_counts(const mr_context *c);
+
 #endif

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +94,8 @@ typedef struct {
     uint64_t (*guess)[4];/* per layer: bitset of guessed experts */
     uint8_t *has_guess;
     uint8_t *resident;   /* the copy of the non-expert tensors */
+    uint8_t *pool;       /* every slot's buffer, one mapping */
+    size_t pool_len;
     mr_paged_config cfg;
     mr_paged_stats st;
     mr_fault fault;
@@ -633,12 +636,16 @@ static mr_status paged_acquire(mr_expert_store *base, uint32_t layer, uint32_t e
         si = *where_of(p, layer, expert);
     }
     slot *s = &p->slots[si];
-    if (s->state == S_READY && !s->prefetched)
+    /* a hit is an expert ready in memory when the forward asks for it; a
+     * prefetch still in flight is a (late) miss */
+    if (s->state == S_READY)
         p->st.hits++;
-    else if (s->prefetched)
-        p->st.prefetch_used++, p->st.hits++;
     else
         p->st.misses++;
+    if (s->prefetched) {
+        p->st.prefetch_used++;
+        p->st.prefetch_late += s->state != S_READY;
+    }
     s->prefetched = 0;
     if (s->state == S_LOADING || s->state == S_VERIFYING) {
         double t0 = now_s();
@@ -692,11 +699,9 @@ static void paged_destroy(mr_expert_store *base)
         io_uring_queue_exit(&p->ring);
     if (p->fd >= 0)
         close(p->fd);
-    if (p->slots) {
-        for (uint32_t i = 0; i < p->n_slots; i++)
-            free(p->slots[i].buf);
-        free(p->slots);
-    }
+    if (p->pool)
+        munmap(p->pool, p->pool_len);
+    free(p->slots);
     free(p->where);
     free(p->score);
     free(p->reqs);
@@ -813,8 +818,11 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
     if (n_slots > (uint64_t)nl * ne)
         n_slots = (uint64_t)nl * ne;
     p->n_slots = (uint32_t)n_slots;
+    double t0 = now_s();
     if ((st = open_file(p, err)) || (st = load_checksums(p, err)) || (st = copy_resident(p, err)))
         goto fail;
+    p->st.copy_s = now_s() - t0;
+    t0 = now_s();
 
     /* requests: every chunk of every slot may be in flight at once */
     uint64_t chunks_per_slot = 3 + p->slot_bytes / p->cfg.chunk_bytes + 3;
@@ -839,16 +847,24 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
         st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "no memory");
         goto fail;
     }
+    /* one populated mapping: faulting the pool in bulk is several times
+     * faster than page by page, and the registration below then pins pages
+     * that are already there */
+    p->pool_len = (size_t)p->n_slots * p->slot_bytes;
+    p->pool = mmap(NULL, p->pool_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p->pool == MAP_FAILED) {
+        p->pool = NULL;
+        free(iov);
+        st = mr_fail(err, MR_ENOMEM, path, "--mem", MR_NO_OFFSET,
+                     "cannot map the expert pool (%u slots of %.1f MiB): %s", p->n_slots,
+                     p->slot_bytes / 1048576.0, strerror(errno));
+        goto fail;
+    }
     for (uint32_t i = 0; i < p->n_slots; i++) {
         slot *s = &p->slots[i];
         s->layer = s->expert = -1;
-        if (posix_memalign((void **)&s->buf, ALIGN, p->slot_bytes)) {
-            free(iov);
-            st = mr_fail(err, MR_ENOMEM, path, "--mem", MR_NO_OFFSET,
-                         "cannot allocate expert slot %u of %u (%.1f MiB each)", i + 1,
-                         p->n_slots, p->slot_bytes / 1048576.0);
-            goto fail;
-        }
+        s->buf = p->pool + (size_t)i * p->slot_bytes; /* slot_bytes is a multiple of 4096 */
         iov[i].iov_base = s->buf;
         iov[i].iov_len = p->slot_bytes;
     }
@@ -875,6 +891,7 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
         goto fail;
     }
     p->thread_ok = 1;
+    p->st.pool_s = now_s() - t0;
     p->st.n_slots = p->n_slots;
     p->st.slot_bytes = p->slot_bytes;
     p->st.pool_bytes = (uint64_t)p->n_slots * p->slot_bytes;

@@ -47,10 +47,11 @@ typedef struct {
     int direct;             /* O_DIRECT in use */
     int registered;         /* io_uring registered buffers in use */
     int checksums;          /* the file has expert checksums */
-    uint64_t hits;          /* acquires that found the expert resident or in flight */
-    uint64_t misses;        /* acquires that had to start a read on demand (at plan) */
+    uint64_t hits;          /* acquires that found the expert ready in memory */
+    uint64_t misses;        /* acquires that had to wait for its read */
     uint64_t prefetch_reads;/* experts read because of a hint */
     uint64_t prefetch_used; /* of those, later acquired */
+    uint64_t prefetch_late; /* of those, still in flight when acquired */
     uint64_t guesses, guesses_right; /* predicted (layer, expert) pairs, and right ones */
     uint64_t needed;        /* experts planned for layers that had a guess */
     uint64_t bytes_read;
@@ -61,6 +62,8 @@ typedef struct {
     double io_busy_s;       /* wall time with at least one read in flight */
     double stall_s;         /* time the forward waited for a read */
     double verify_s;        /* time spent checksumming */
+    double copy_s;          /* set-up: reading the non-expert weights */
+    double pool_s;          /* set-up: mapping, faulting in and registering the pool */
 } mr_paged_stats;
 
 /* Smallest budget that can run the model (resident part + one layer's

@@ -3,8 +3,8 @@
  * Quantized blocks are drawn directly (random scale-free codes with a
  * scale chosen for the wanted standard deviation), so a 26 GB Mixtral
  * 8x7B Q4_0 file costs what the disk costs, not a quantizer pass.
- *   Q4_0: codes uniform in 1..15, value (q - 8) d in [-7, 7] d: zero mean,
- *         std 4.32 d;  Q8_0: codes uniform in [-127, 127], std 73.6 d;
+ *   Q4_0: codes 1..15 (value (q - 8) d in [-7, 7] d, 0 twice as likely):
+ *         zero mean, std 4.24 d;  Q8_0: codes uniform in [-127, 127], std 73.6 d;
  *   float types: uniform in [-a, a], std a / sqrt(3).
  * Projections get std 1/sqrt(n_in) so activations keep their scale; the
  * router gets std 1.5/sqrt(n_embd) so its logits spread by ~1.5 and tokens
@@ -96,16 +96,21 @@ static void fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std)
     uint8_t *p = dst;
     if (t == MR_TYPE_Q4_0) {
         block_q4_0 *b = dst;
-        uint16_t d = mr_f32_to_f16(std / 4.32f);
+        uint16_t d = mr_f32_to_f16(std / 4.24f);
         for (uint64_t i = 0; i < n / QK4_0; i++) {
             b[i].d = d;
             for (int j = 0; j < 16; j += 8) {
                 uint64_t v = rng_next(r);
                 for (int k = 0; k < 8; k++) {
-                    /* two nibbles from one byte, each mapped into 1..15 */
+                    /* two nibbles from one byte; nibble 0 (value -8) becomes 8
+                     * (value 0) so the codes are symmetric: -7..7 with 0
+                     * twice, mean exactly 0.  A biased code would add the
+                     * same vector to every output, the residual stream
+                     * would fill with it and the router would send every
+                     * token to the same experts. */
                     uint8_t byte = (uint8_t)(v >> (8 * k));
-                    uint8_t lo = (uint8_t)(1 + ((byte & 15) * 15 >> 4));
-                    uint8_t hi = (uint8_t)(1 + ((byte >> 4) * 15 >> 4));
+                    uint8_t lo = (byte & 15) ? (byte & 15) : 8;
+                    uint8_t hi = (byte >> 4) ? (byte >> 4) : 8;
                     b[i].qs[j + k] = (uint8_t)(lo | hi << 4);
                 }
             }
@@ -117,8 +122,12 @@ static void fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std)
             b[i].d = d;
             for (int j = 0; j < QK8_0; j += 4) {
                 uint64_t v = rng_next(r);
-                for (int k = 0; k < 4; k++)
-                    b[i].qs[j + k] = (int8_t)((int)((v >> (16 * k)) & 0xffff) * 255 / 65536 - 127);
+                for (int k = 0; k < 4; k++) {
+                    /* 16 random bits -> [-127, 127]; -128 (never written by
+                     * ggml) and the rare 128 fold to 0, keeping it symmetric */
+                    int q = (int)((v >> (16 * k)) & 0xff) - 128;
+                    b[i].qs[j + k] = (int8_t)(q == -128 ? 0 : q);
+                }
             }
         }
     } else if (t == MR_TYPE_F32) {

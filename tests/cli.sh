@@ -102,5 +102,31 @@ expect 0 "perplexity" "$BIN" perplexity -m "$MODEL" -f "$DATA/valid.txt" --ctx 6
 if tail -n 1 "$T/out" | grep -q '^PPL = [0-9.]*$'; then ok "last line is PPL = value"; else bad "last line: $(tail -n 1 "$T/out")"; fi
 expect 1 "perplexity on too little text" "$BIN" perplexity -m "$MODEL" -f "$DATA/short.ids.json" --ctx 4096
 
+# --- synth and bench
+expect 0 "synth --help" "$BIN" synth --help
+expect 1 "synth unknown shape" "$BIN" synth --shape nope -o "$T/s.gguf"
+expect 0 "synth micro" "$BIN" synth --shape micro --type q8_0 -o "$T/s.gguf"
+expect 1 "synth refuses to overwrite" "$BIN" synth --shape micro -o "$T/s.gguf"
+expect 0 "run on a synthetic model" "$BIN" run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0
+expect 0 "synth dense twin" "$BIN" synth --shape micro --dense -o "$T/d.gguf"
+expect 0 "info on the dense twin" "$BIN" info "$T/d.gguf"
+contains "$T/out" "model: dense" "the twin is dense"
+expect 0 "bench" "$BIN" bench -m "$MODEL" -p 16 -n 4 -r 1 -t 1,2
+contains "$T/out" "| tg4 |" "bench prints a tg row"
+contains "$T/out" "of BW" "bench reports the bandwidth share"
+expect 0 "bench --json" "$BIN" bench -m "$MODEL" -p 8 -n 2 -r 1 --json
+contains "$T/out" '"tokens_per_s"' "bench --json"
+
+# --- paging within a RAM budget
+expect 1 "a budget too small is refused" "$BIN" run -m "$MODEL" -p hi -n 2 --mem 20M
+contains "$T/err" "at least" "the refusal says the minimum"
+expect 0 "run --mem at the minimum" "$BIN" run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0 --mem 80M --stats
+contains "$T/err" "hit rate" "--stats reports the pager"
+"$BIN" run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0 >"$T/resident.txt" 2>/dev/null
+if cmp -s "$T/resident.txt" "$T/out"; then ok "paged text == resident text"; else bad "paged and resident runs differ"; fi
+MOERUN_FAULT="eio@1:0" "$BIN" run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0 --mem 80M --prefetch 0 >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 3 ] && grep -q "layer 1 expert 0" "$T/err"; then ok "an injected EIO exits 3 naming layer and expert"; else bad "EIO: exit $rc"; cat "$T/err"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

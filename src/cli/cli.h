@@ -79,6 +79,9 @@ double cli_now(void);
 /* Peak resident set size in MiB. */
 double cli_peak_rss_mib(void);
 
+/* Print how evenly tokens were routed (--stats): per-layer entropy. */
+void cli_print_routing(const mr_model *m, const uint64_t *counts);
+
 /* Print store counters (--stats); gen_tps: measured generation tokens/s
  * (0 if none), to compare with the paged bound. */
 void cli_print_store_stats(const cli_session *s, double gen_tps);
@@ -89,5 +92,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

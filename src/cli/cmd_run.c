@@ -231,8 +231,10 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "generation: %8ld tokens in %.3f s = %.2f tokens/s\n", n_gen, t2 - t1,
             (double)n_gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
     fprintf(stderr, "peak RSS:   %8.1f MiB\n", cli_peak_rss_mib());
-    if (stats)
+    if (stats) {
+        cli_print_routing(S.model, mr_context_routing_counts(ctx));
         cli_print_store_stats(&S, n_gen > 1 && t2 > t1 ? (double)n_gen / (t2 - t1) : 0.0);
+    }
     rc = EXIT_OK;
     goto out;
 fail:

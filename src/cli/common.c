@@ -259,6 +259,36 @@ double cli_peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+void cli_print_routing(const mr_model *m, const uint64_t *counts)
+{
+    const uint32_t ne = m->hp.n_expert;
+    if (!m->hp.is_moe)
+        return;
+    double h_sum = 0.0, top_sum = 0.0;
+    uint32_t layers = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const uint64_t *c = counts + (size_t)l * ne;
+        uint64_t total = 0, top = 0;
+        for (uint32_t e = 0; e < ne; e++) {
+            total += c[e];
+            top = c[e] > top ? c[e] : top;
+        }
+        if (!total)
+            continue;
+        double h = 0.0;
+        for (uint32_t e = 0; e < ne; e++)
+            if (c[e])
+                h -= (double)c[e] / (double)total * log2((double)c[e] / (double)total);
+        h_sum += h;
+        top_sum += (double)top / (double)total;
+        layers++;
+    }
+    if (layers)
+        fprintf(stderr, "routing: entropy %.2f of %.2f bits per layer (uniform = max); the "
+                "busiest expert takes %.1f%% of a layer's slots (uniform: %.1f%%)\n",
+                h_sum / layers, log2((double)ne), 100.0 * top_sum / layers, 100.0 / ne);
+}
+
 void cli_print_store_stats(const cli_session *ss, double gen_tps)
 {
     const mr_expert_store *st = ss->store;
@@ -277,6 +307,8 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
     if (!p)
         return;
     uint64_t acq = p->hits + p->misses;
+    fprintf(stderr, "  set-up: non-expert weights %.1f MiB read in %.2f s; pool mapped, faulted in "
+            "and registered in %.2f s\n", p->resident_bytes / 1048576.0, p->copy_s, p->pool_s);
     fprintf(stderr, "  pool: %llu slots x %.1f MiB = %.1f MiB; reads: %s, %s buffers; %s\n",
             (unsigned long long)p->n_slots, p->slot_bytes / 1048576.0, p->pool_bytes / 1048576.0,
             p->direct ? "O_DIRECT" : "buffered (O_DIRECT unavailable here)",
@@ -286,9 +318,11 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
     fprintf(stderr, "  hit rate %.1f%% (%llu hits, %llu misses), %llu evictions\n",
             acq ? 100.0 * (double)p->hits / (double)acq : 0.0, (unsigned long long)p->hits,
             (unsigned long long)p->misses, (unsigned long long)p->evictions);
-    fprintf(stderr, "  prefetch: %llu experts read ahead, %llu used; guesses right %.1f%% "
-            "(precision), %.1f%% of needed experts predicted (recall)\n",
+    fprintf(stderr, "  prefetch: %llu experts read ahead, %llu used (%llu still in flight when "
+            "needed); guesses right %.1f%% (precision), %.1f%% of needed experts predicted "
+            "(recall)\n",
             (unsigned long long)p->prefetch_reads, (unsigned long long)p->prefetch_used,
+            (unsigned long long)p->prefetch_late,
             p->guesses ? 100.0 * (double)p->guesses_right / (double)p->guesses : 0.0,
             p->needed ? 100.0 * (double)p->guesses_right / (double)p->needed : 0.0);
     double disk_bw = p->io_busy_s > 0 ? (double)p->bytes_read / p->io_busy_s / 1e9 : 0.0;

@@ -17,7 +17,8 @@ static void usage(FILE *out)
             "  tokenize    show the tokens of a text\n"
             "  logits      write the logits of every prompt position (float32)\n"
             "  perplexity  measure perplexity on a text file\n"
-            "  synth       write a random-weight model of a real architecture's shapes\n\n"
+            "  synth       write a random-weight model of a real architecture's shapes\n"
+            "  bench       prompt and generation speed against the memory-bandwidth ceiling\n\n"
             "Run 'moerun COMMAND --help' for a command's options.\n"
             "  -h, --help     this help\n"
             "  -V, --version  version and the SIMD kernels in use\n\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", cmd_run},         {"info", cmd_info},   {"tokenize", cmd_tokenize},
         {"logits", cmd_logits},   {"perplexity", cmd_perplexity}, {"synth", cmd_synth},
+        {"bench", cmd_bench},
     };
     if (argc < 2) {
         usage(stderr);

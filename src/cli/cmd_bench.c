@@ -1,0 +1,319 @@
+/* cmd_bench.c - moerun bench: prompt and generation speed in the spirit of
+ * llama-bench, with the memory-bandwidth ceiling measured in the same run.
+ *
+ * pp N: N random tokens decoded as one batch (tokens/s).
+ * tg N: N tokens decoded one at a time after a BOS (tokens/s); the weight
+ *       bytes each token reads, times tokens/s, over the read bandwidth
+ *       measured with the same thread count, is the fraction of the
+ *       bandwidth ceiling reached.
+ * One warm-up run per test is not counted; figures are mean +- sd over -r.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kernels.h"
+#include "store_paged.h"
+#include "threadpool.h"
+
+#define MAX_LIST 16
+
+static void bench_help(FILE *out)
+{
+    fprintf(out,
+            "Usage: moerun bench -m FILE [-p 512] [-n 128] [-t N] [-r 3] [--json] [--mem SIZE]\n"
+            "Prompt (pp) and generation (tg) tokens/s, and the share of the memory-bandwidth\n"
+            "ceiling that generation reaches (bandwidth measured in the same run).\n"
+            "-p, -n and -t take comma-separated lists (e.g. -p 64,512 -t 1,2).\n\n"
+            "  -m, --model FILE     GGUF model\n"
+            "  -p, --n-prompt N     prompt tokens per pp test, 0 = none (default 512)\n"
+            "  -n, --n-gen N        generated tokens per tg test, 0 = none (default 128)\n"
+            "  -t, --threads N      threads (default: physical cores)\n"
+            "  -r, --repetitions R  counted runs per test (default 3)\n"
+            "      --exact          f32 activations (the reference path)\n"
+            "      --json           JSON instead of a markdown table\n"
+            CLI_STORE_HELP
+            "  -h, --help           this help\n");
+}
+
+static int parse_list(const char *s, long min, long max, long *out, int *n)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (*n == MAX_LIST || cli_parse_long(tok, min, max, &out[*n]))
+            return -1;
+        (*n)++;
+    }
+    return *n ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ bandwidth */
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n;
+    uint64_t sum;
+} bw_part;
+
+static void *bw_read(void *arg)
+{
+    bw_part *p = arg;
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = 0; i + 3 < p->n; i += 4) {
+        a += p->buf[i];
+        b += p->buf[i + 1];
+        c += p->buf[i + 2];
+        d += p->buf[i + 3];
+    }
+    p->sum = a + b + c + d;
+    return NULL;
+}
+
+/* Best of 5 streaming reads of `bytes` split over `threads` threads, GB/s. */
+static double read_bandwidth(int threads, size_t bytes)
+{
+    uint64_t *buf = malloc(bytes);
+    if (!buf)
+        return 0.0;
+    memset(buf, 1, bytes);
+    double best = 0.0;
+    pthread_t tid[64];
+    bw_part parts[64];
+    if (threads > 64)
+        threads = 64;
+    size_t words = bytes / 8, per = words / (size_t)threads;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = cli_now();
+        for (int i = 0; i < threads; i++) {
+            parts[i] = (bw_part){buf + per * (size_t)i, per, 0};
+            if (i)
+                pthread_create(&tid[i], NULL, bw_read, &parts[i]);
+        }
+        bw_read(&parts[0]);
+        for (int i = 1; i < threads; i++)
+            pthread_join(tid[i], NULL);
+        double gbs = (double)(per * (size_t)threads * 8) / (cli_now() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    free(buf);
+    return best;
+}
+
+/* ------------------------------------------------------------ runs */
+
+typedef struct {
+    const char *test;
+    long n, threads;
+    double mean, sd, bw, gbs;
+} result;
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static int32_t random_token(uint32_t n_vocab)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (int32_t)(3 + rng % (n_vocab - 3)); /* skip the specials */
+}
+
+/* One timed run: a pp (batch) or tg (one by one) of n tokens; -1 on error. */
+static double run_once(mr_context *c, int gen, long n, uint32_t n_vocab, float *logits,
+                       mr_error *err)
+{
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n);
+    for (long i = 0; i < n; i++)
+        toks[i] = random_token(n_vocab);
+    mr_context_reset(c);
+    double t0;
+    if (gen) {
+        int32_t bos = 1;
+        if (mr_decode(c, &bos, 1, logits, 0, err)) {
+            free(toks);
+            return -1;
+        }
+        t0 = cli_now();
+        for (long i = 0; i < n; i++)
+            if (mr_decode(c, &toks[i], 1, logits, 0, err)) {
+                free(toks);
+                return -1;
+            }
+    } else {
+        t0 = cli_now();
+        if (mr_decode(c, toks, (uint32_t)n, logits, 0, err)) {
+            free(toks);
+            return -1;
+        }
+    }
+    double dt = cli_now() - t0;
+    free(toks);
+    return (double)n / dt;
+}
+
+static void print_results(const cli_session *S, const result *r, int nr, int json, int exact)
+{
+    const mr_model *m = S->model;
+    const char *isa = mr_isa_name(mr_kernels_get()->isa);
+    double gib = (double)(m->expert_bytes + m->resident_bytes) / 1073741824.0;
+    double params = 0;
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
+        params += (double)mr_gguf_tensor_nelements(&m->gguf->tensors[i]);
+    if (json) {
+        printf("[\n");
+        for (int i = 0; i < nr; i++)
+            printf("  {\"model\": \"%s\", \"size_gib\": %.3f, \"params_b\": %.3f, \"isa\": \"%s%s\", "
+                   "\"store\": \"%s\", \"threads\": %ld, \"test\": \"%s%ld\", \"tokens_per_s\": %.3f, "
+                   "\"sd\": %.3f, \"read_bw_gbs\": %.2f, \"weights_gbs\": %.2f, \"bw_fraction\": %.4f}%s\n",
+                   S->path, gib, params / 1e9, isa, exact ? "-exact" : "", S->store->ops->name,
+                   r[i].threads, r[i].test, r[i].n, r[i].mean, r[i].sd, r[i].bw, r[i].gbs,
+                   r[i].gbs > 0 ? r[i].gbs / r[i].bw : 0.0, i + 1 < nr ? "," : "");
+        printf("]\n");
+        return;
+    }
+    printf("| model | size | params | kernels | store | threads | test | t/s | weights GB/s | "
+           "read BW GB/s | of BW |\n");
+    printf("| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    const char *name = strrchr(S->path, '/') ? strrchr(S->path, '/') + 1 : S->path;
+    for (int i = 0; i < nr; i++) {
+        printf("| %s | %.2f GiB | %.2f B | %s%s | %s | %ld | %s%ld | %.2f ± %.2f | ", name, gib,
+               params / 1e9, isa, exact ? " exact" : "", S->store->ops->name, r[i].threads,
+               r[i].test, r[i].n, r[i].mean, r[i].sd);
+        if (r[i].gbs > 0)
+            printf("%.2f | %.2f | %.1f%% |\n", r[i].gbs, r[i].bw, 100.0 * r[i].gbs / r[i].bw);
+        else
+            printf("- | %.2f | - |\n", r[i].bw);
+    }
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    enum { OPT_JSON = 256, OPT_EXACT };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"n-prompt", required_argument, 0, 'p'},
+        {"n-gen", required_argument, 0, 'n'}, {"threads", required_argument, 0, 't'},
+        {"repetitions", required_argument, 0, 'r'}, {"json", no_argument, 0, OPT_JSON},
+        {"exact", no_argument, 0, OPT_EXACT}, CLI_STORE_LONG_OPTIONS,
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    const char *model = NULL;
+    long pp[MAX_LIST] = {512}, tg[MAX_LIST] = {128}, th[MAX_LIST], reps = 3;
+    int n_pp = 1, n_tg = 1, n_th = 1, json = 0, exact = 0, ch;
+    th[0] = mr_physical_cores();
+    cli_store_opts so;
+    cli_store_opts_default(&so);
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":m:p:n:t:r:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'p':
+            if (parse_list(optarg, 0, 1 << 16, pp, &n_pp))
+                return cli_usage_error("bench", "-p wants token counts like 64,512, got '%s'", optarg);
+            break;
+        case 'n':
+            if (parse_list(optarg, 0, 1 << 16, tg, &n_tg))
+                return cli_usage_error("bench", "-n wants token counts like 128, got '%s'", optarg);
+            break;
+        case 't':
+            if (parse_list(optarg, 1, 64, th, &n_th))
+                return cli_usage_error("bench", "-t wants thread counts like 1,2, got '%s'", optarg);
+            break;
+        case 'r':
+            if (cli_parse_long(optarg, 1, 1000, &reps))
+                return cli_usage_error("bench", "-r wants a number >= 1, got '%s'", optarg);
+            break;
+        case OPT_JSON: json = 1; break;
+        case OPT_EXACT: exact = 1; break;
+        case 'h': bench_help(stdout); return EXIT_OK;
+        case ':': return cli_usage_error("bench", "option '%s' needs a value", argv[optind - 1]);
+        default: {
+            int r = cli_store_option("bench", ch, optarg, &so);
+            if (r > 0)
+                return r;
+            if (r < 0)
+                return cli_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
+        }
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    if (!model)
+        return cli_usage_error("bench", "a model is required (-m FILE)");
+
+    long max_pp = 0, max_tg = 0;
+    for (int i = 0; i < n_pp; i++)
+        max_pp = pp[i] > max_pp ? pp[i] : max_pp;
+    for (int i = 0; i < n_tg; i++)
+        max_tg = tg[i] > max_tg ? tg[i] : max_tg;
+    const uint32_t n_ctx = (uint32_t)((max_pp > max_tg + 1 ? max_pp : max_tg + 1) + 1);
+    const uint32_t n_batch = max_pp > 0 ? (uint32_t)max_pp : 1;
+
+    /* bandwidth first, before the model and pool take memory */
+    double bw[MAX_LIST];
+    size_t bw_bytes = so.mem ? (48u << 20) : (1024u << 20);
+    for (int i = 0; i < n_th; i++)
+        bw[i] = read_bandwidth((int)th[i], bw_bytes);
+
+    mr_error err;
+    cli_session S;
+    mr_context *ctx = NULL;
+    float *logits = NULL;
+    result res[3 * MAX_LIST * MAX_LIST];
+    int nr = 0, rc = EXIT_OK;
+    if (cli_session_open(model, &S, &err))
+        return cli_report(&err);
+    if (cli_session_store(&S, &so, n_ctx, n_batch, 1, &err) ||
+        mr_context_new(S.model, S.store, n_ctx, n_batch, &ctx, &err))
+        goto fail;
+    mr_context_set_exact(ctx, exact);
+    logits = malloc(sizeof(float) * S.model->hp.n_vocab);
+    const double bytes_tok = (double)mr_model_bytes_per_token(S.model);
+    for (int ti = 0; ti < n_th; ti++) {
+        if (mr_context_set_threads(ctx, (int)th[ti], &err))
+            goto fail;
+        for (int kind = 0; kind < 2; kind++) {
+            const long *list = kind ? tg : pp;
+            for (int li = 0; li < (kind ? n_tg : n_pp); li++) {
+                if (list[li] == 0)
+                    continue;
+                double sum = 0, sum2 = 0;
+                for (long r = -1; r < reps; r++) { /* r = -1: warm-up */
+                    double v = run_once(ctx, kind, list[li], S.model->hp.n_vocab, logits, &err);
+                    if (v < 0)
+                        goto fail;
+                    if (r >= 0) {
+                        sum += v;
+                        sum2 += v * v;
+                    }
+                }
+                result *o = &res[nr++];
+                o->test = kind ? "tg" : "pp";
+                o->n = list[li];
+                o->threads = th[ti];
+                o->mean = sum / (double)reps;
+                o->sd = reps > 1 ? sqrt(fmax(0.0, (sum2 - sum * sum / (double)reps) / (double)(reps - 1))) : 0.0;
+                o->bw = bw[ti];
+                o->gbs = kind ? bytes_tok * o->mean / 1e9 : 0.0;
+                if (!json)
+                    fprintf(stderr, "  %s%ld t=%ld: %.2f tokens/s\n", o->test, o->n, o->threads, o->mean);
+            }
+        }
+    }
+    print_results(&S, res, nr, json, exact);
+    if (!json && mr_store_paged_stats(S.store))
+        cli_print_store_stats(&S, 0.0);
+    goto out;
+fail:
+    rc = cli_report(&err);
+out:
+    free(logits);
+    mr_context_free(ctx);
+    cli_session_close(&S);
+    return rc;
+}
