@@ -78,7 +78,7 @@ AI float f16_to_f32(uint16_t h)
 AI __m256 scales2(uint16_t d0, uint16_t d1)
 {
     /* f[k] = f16 -> f32 of d_k, k < 2 */
-    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128(d0 | (int)d1 << 16));
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)(d0 | (uint32_t)d1 << 16)));
     /* lane l = f[l / 4] */
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
 }
