@@ -10,6 +10,9 @@
 
 #define AI static inline __attribute__((always_inline))
 
+/* Software prefetch distance along the weights (see x86_avx512_q.c) */
+#define PREFETCH_BYTES 8192
+
 /* Fixed-order sum of 8 lanes: halves, then quarters, ... */
 AI float hsum256(__m256 v)
 {
@@ -89,6 +92,10 @@ float mr_dot_f32_f32_avx2(const void *w, const float *x, int64_t n)
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        /* 128 bytes of weights a step: two lines, 8 KB ahead (rows are
+         * contiguous, so this runs on into the next row) */
+        _mm_prefetch((const char *)(a + 4 * i) + PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + 4 * i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(a + 4 * i)), _mm256_loadu_ps(x + i), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(a + 4 * i + 32)), _mm256_loadu_ps(x + i + 8), s1);
         s2 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(a + 4 * i + 64)), _mm256_loadu_ps(x + i + 16), s2);
@@ -123,6 +130,7 @@ AI float dot_half(const int bf, const uint8_t *a, const float *x, int64_t n)
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        _mm_prefetch((const char *)(a + 2 * i) + PREFETCH_BYTES, _MM_HINT_T0);
         s0 = _mm256_fmadd_ps(bf ? load_bf16x8(a + 2 * i) : load_f16x8(a + 2 * i), _mm256_loadu_ps(x + i), s0);
         s1 = _mm256_fmadd_ps(bf ? load_bf16x8(a + 2 * i + 16) : load_f16x8(a + 2 * i + 16),
                              _mm256_loadu_ps(x + i + 8), s1);

@@ -9,6 +9,9 @@
 
 #define AI static inline __attribute__((always_inline))
 
+/* Software prefetch distance along the weights (see x86_avx512_q.c) */
+#define PREFETCH_BYTES 8192
+
 /* Fixed-order sum of 16 lanes: halves, then quarters, ... */
 AI float hsum512(__m512 v)
 {
@@ -77,7 +80,22 @@ float mr_dot_f32_f32_avx512(const void *w, const float *x, int64_t n)
     const float *a = w;
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
+    /* a 64-byte load that straddles two lines costs both: first the
+     * elements up to the weights' next 64-byte boundary, masked */
+    const uintptr_t mis = (uintptr_t)a & 63;
+    if (mis && (mis & 3) == 0 && n >= 16) {
+        i = (int64_t)(64 - mis) / 4; /* 1..15 */
+        const __mmask16 k = (__mmask16)((1u << i) - 1);
+        s1 = _mm512_maskz_loadu_ps(k, a);
+        s1 = _mm512_mul_ps(s1, _mm512_maskz_loadu_ps(k, x));
+    }
     for (; i + 64 <= n; i += 64) {
+        /* 256 bytes of weights a step: four lines, 8 KB ahead (rows are
+         * contiguous, so this runs on into the next row) */
+        _mm_prefetch((const char *)(a + i) + PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + i) + PREFETCH_BYTES + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + i) + PREFETCH_BYTES + 192, _MM_HINT_T0);
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(x + i), s0);
         s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(x + i + 16), s1);
         s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(x + i + 32), s2);
@@ -111,6 +129,8 @@ AI float dot_half(const int bf, const uint8_t *a, const float *x, int64_t n)
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
+        _mm_prefetch((const char *)(a + 2 * i) + PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + 2 * i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
         s0 = _mm512_fmadd_ps(bf ? load_bf16x16(a + 2 * i) : load_f16x16(a + 2 * i), _mm512_loadu_ps(x + i), s0);
         s1 = _mm512_fmadd_ps(bf ? load_bf16x16(a + 2 * i + 32) : load_f16x16(a + 2 * i + 32),
                              _mm512_loadu_ps(x + i + 16), s1);

@@ -271,6 +271,45 @@ START_TEST(dots_match_scalar)
 }
 END_TEST
 
+/* Float rows of any length at any alignment: n is not always a multiple
+ * of a vector, and a row starts wherever the previous one ended (the rows
+ * end at the guard page, so their starts take every alignment as n
+ * varies). */
+START_TEST(float_dots_any_length_and_alignment)
+{
+    const mr_isa isa = isas[_i];
+    const uint32_t types[] = {MR_TYPE_F32, MR_TYPE_F16, MR_TYPE_BF16};
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 1, &k));
+    for (int ti = 0; ti < 3; ti++) {
+        const uint32_t t = types[ti];
+        if (k.dot_f32[t] == ref_exact.dot_f32[t])
+            continue;
+        for (int64_t n = 1; n <= 300; n += n < 80 ? 1 : 37) {
+            const uint64_t seed = 33391u * (uint64_t)isa + 11u * (uint64_t)n + t;
+            rng = seed;
+            const size_t rb = mr_type_row_bytes(t, (uint64_t)n);
+            float *wf = malloc(sizeof(float) * (size_t)n);
+            guarded w = guarded_alloc(rb), xg = guarded_alloc(sizeof(float) * (size_t)n);
+            float *x = (float *)xg.p;
+            fill(wf, n, 0);
+            fill(x, n, 0);
+            mr_type_get(t)->from_f32(wf, w.p, n);
+            const float want = ref_exact.dot_f32[t](w.p, x, n);
+            GUARD_KERNEL("%s dot_f32 %s n=%lld seed %llu", mr_isa_name(isa), mr_type_get(t)->name,
+                         (long long)n, (unsigned long long)seed);
+            const float got = k.dot_f32[t](w.p, x, n);
+            const double bound = abs_dot_bound(t, w.p, MR_TYPE_F32, NULL, x, n);
+            ck_assert_msg(fabs((double)got - want) <= 1e-5 * bound + 1e-6, "%s: %.9g vs scalar %.9g",
+                          current, got, want);
+            guarded_free(&w);
+            guarded_free(&xg);
+            free(wf);
+        }
+    }
+}
+END_TEST
+
 /* Wide batches through gemm: many tokens and rows, odd shapes. */
 START_TEST(gemm_shapes_match_scalar)
 {
@@ -432,6 +471,7 @@ int main(void)
         tcase_add_loop_test(tc, dots_match_scalar, 0, n_isas * N_COUNTS);
         tcase_add_loop_test(tc, gemm_shapes_match_scalar, 0, n_isas);
         tcase_add_loop_test(tc, x86_gemm_is_vec_dot_bit_for_bit, 0, n_isas);
+        tcase_add_loop_test(tc, float_dots_any_length_and_alignment, 0, n_isas);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
