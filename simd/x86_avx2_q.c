@@ -36,6 +36,7 @@
 #include "x86_avx2.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -52,9 +53,12 @@ typedef struct {
 } act_group;
 static_assert(sizeof(act_group) == 128, "act_group is four ymm");
 
-/* Packed activations live on the stack: 96 KB holds one token of rows up
- * to 49152 elements (longer rows take the chunked vec_dot path). */
-#define PACK_GROUPS 768
+/* Packed activations: a small batch on the stack (16 KB: one token of a
+ * row up to 8192 elements), a larger one in one heap block of up to 4 MB,
+ * more in panels of tokens.  Stack use stays small because pool threads
+ * may have small stacks (musl: 128 KB). */
+#define STACK_GROUPS 128
+#define HEAP_GROUPS ((4 << 20) / (int64_t)sizeof(act_group))
 /* gemm tile: TR rows x TT tokens of 8-lane accumulators (9 of 16 ymm) */
 #define TR 3
 #define TT 3
@@ -334,15 +338,26 @@ AI void gemm_q(const int q8, const void *w, size_t ws, const void *act, size_t a
     const uint8_t *ab = act;
     if (n_tok <= 0 || r1 <= r0)
         return;
-    if (ng > PACK_GROUPS) { /* one token does not fit the pack: dot by dot */
+    _Alignas(32) act_group stack_pk[STACK_GROUPS];
+    act_group *pk = stack_pk, *heap = NULL;
+    int64_t cap = STACK_GROUPS;
+    if (n_tok * ng > cap) {
+        const int64_t want = n_tok * ng < HEAP_GROUPS ? n_tok * ng : HEAP_GROUPS;
+        heap = aligned_alloc(32, (size_t)want * sizeof(act_group));
+        if (heap) {
+            pk = heap;
+            cap = want;
+        }
+    }
+    if (ng > cap) { /* not even one token fits (no memory): dot by dot */
         for (int64_t r = r0; r < r1; r++)
             for (int64_t t = 0; t < n_tok; t++)
                 y[t * ldy + r] = dot_q(q8, wb + (size_t)r * ws, ab + (size_t)t * as, n);
+        free(heap);
         return;
     }
-    _Alignas(32) act_group pk[PACK_GROUPS];
     /* tokens per panel: as many as the pack holds, whole tiles when split */
-    int64_t tp = PACK_GROUPS / ng;
+    int64_t tp = cap / ng;
     if (tp >= n_tok)
         tp = n_tok;
     else if (tp > TT)
@@ -365,6 +380,7 @@ AI void gemm_q(const int q8, const void *w, size_t ws, const void *act, size_t a
             run_tiles(q8, wb, ws, nb, rs, re, pk, ng, tn, y + t0 * ldy, ldy);
         }
     }
+    free(heap);
 }
 
 void mr_gemm_q4_0_q8_0_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
