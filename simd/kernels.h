@@ -35,7 +35,9 @@ typedef float (*mr_vec_dot_fn)(const void *w, const void *act, int64_t n);
 
 /* y[t * ldy + r] = dot(weight row r, activation row t) for r in [r0, r1)
  * and t < n_tok.  Weight rows are w_stride bytes apart, activation rows
- * a_stride bytes apart. */
+ * a_stride bytes apart.  A gemm keeps its stack use small (pool threads
+ * may have small stacks) and may allocate scratch for a large batch; it
+ * cannot fail (without memory it falls back to single dots). */
 typedef void (*mr_gemm_fn)(const void *w, size_t w_stride, const void *act, size_t a_stride,
                            int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
                            int64_t r1);

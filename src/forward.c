@@ -26,7 +26,9 @@
 struct mr_context {
     const mr_model *m;
     mr_expert_store *store;
-    const mr_kernels *k;
+    mr_kernels tables[2]; /* fast, exact: the process's ISA or a chosen one */
+    int exact;
+    const mr_kernels *k;  /* tables[exact] */
     mr_pool *pool;
     uint32_t n_ctx, n_batch, n_past;
     void *act;       /* prepared (quantized) activations of one matmul input */
@@ -80,7 +82,9 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     int fail = 0;
     c->m = m;
     c->store = store;
-    c->k = mr_kernels_get();
+    c->tables[0] = *mr_kernels_get();
+    c->tables[1] = *mr_kernels_get_exact();
+    c->k = &c->tables[0];
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx * kv_dim, sizeof(float), &fail);
@@ -167,7 +171,30 @@ mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err)
 
 void mr_context_set_exact(mr_context *c, int exact)
 {
-    c->k = exact ? mr_kernels_get_exact() : mr_kernels_get();
+    c->exact = exact != 0;
+    c->k = &c->tables[c->exact];
+}
+
+mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)
+{
+    const mr_isa want = isa ? mr_isa_parse(isa) : MR_ISA_COUNT;
+    mr_kernels fast, exact;
+    if (want == MR_ISA_COUNT)
+        return mr_fail(err, MR_EINVAL, NULL, "isa", MR_NO_OFFSET,
+                       "unknown kernel set '%s' (scalar, avx2, avx512 or neon)", isa ? isa : "");
+    if (!mr_kernels_for_isa(want, 0, &fast) || !mr_kernels_for_isa(want, 1, &exact))
+        return mr_fail(err, MR_EINVAL, NULL, "isa", MR_NO_OFFSET,
+                       "kernel set '%s' is not available on this CPU or in this build (best: %s)",
+                       isa, mr_isa_name(mr_isa_best()));
+    c->tables[0] = fast;
+    c->tables[1] = exact;
+    c->k = &c->tables[c->exact];
+    return MR_OK;
+}
+
+const char *mr_context_isa(const mr_context *c)
+{
+    return mr_isa_name(c->k->isa);
 }
 
 int mr_context_threads(const mr_context *c)

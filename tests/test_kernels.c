@@ -110,6 +110,23 @@ static void fill(float *x, int64_t n, int mode)
         memset(x + 32, 0, 32 * sizeof(float)); /* one all-zero block */
 }
 
+/* Blocks whose quantized values fall exactly on .5, where roundf (halves
+ * away from zero) and round-to-nearest-even part: amax 127 gives d = 1,
+ * amax 63.5 gives d = 0.5 (id = 2), both exact, so x * id = k + 0.5 for
+ * x = (k + 0.5) * d. */
+static void fill_ties(float *x, int64_t n)
+{
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float d = (b & 1) ? 0.5f : 1.0f;
+        float *xb = x + 32 * b;
+        for (int j = 0; j < 32; j++) {
+            const int k = (int)(rnd() % 126) - 63; /* x * id in [-62.5, 62.5] */
+            xb[j] = ((float)k + 0.5f) * d;
+        }
+        xb[rnd() % 32] = (rnd() & 1 ? 127.0f : -127.0f) * d; /* amax: d = amax / 127 */
+    }
+}
+
 /* Quantize f32 weights to type t with the reference (row of n). */
 static void make_weights(uint32_t t, const float *src, void *dst, int64_t n)
 {
@@ -153,11 +170,14 @@ START_TEST(quantize_act_bit_identical)
     for (uint32_t at = 0; at < MR_TYPE_COUNT; at++) {
         if (!ref_fast.quantize_act[at] || k.quantize_act[at] == ref_fast.quantize_act[at])
             continue;
-        for (int mode = 0; mode < 4; mode++) {
+        for (int mode = 0; mode < 5; mode++) { /* 4: rounding ties */
             uint64_t seed = 1000u * (uint64_t)isa + 17u * (uint64_t)n + (uint64_t)mode;
             rng = seed;
             float *x = malloc(sizeof(float) * (size_t)n);
-            fill(x, n, mode);
+            if (mode == 4)
+                fill_ties(x, n);
+            else
+                fill(x, n, mode);
             size_t bytes = mr_type_row_bytes(at, (uint64_t)n);
             guarded a = guarded_alloc(bytes), b = guarded_alloc(bytes);
             ref_fast.quantize_act[at](x, a.p, n);
@@ -251,13 +271,61 @@ START_TEST(dots_match_scalar)
 }
 END_TEST
 
+/* Float rows of any length at any alignment: n is not always a multiple
+ * of a vector, and a row starts wherever the previous one ended (the rows
+ * end at the guard page, so their starts take every alignment as n
+ * varies). */
+START_TEST(float_dots_any_length_and_alignment)
+{
+    const mr_isa isa = isas[_i];
+    const uint32_t types[] = {MR_TYPE_F32, MR_TYPE_F16, MR_TYPE_BF16};
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 1, &k));
+    for (int ti = 0; ti < 3; ti++) {
+        const uint32_t t = types[ti];
+        if (k.dot_f32[t] == ref_exact.dot_f32[t])
+            continue;
+        for (int64_t n = 1; n <= 300; n += n < 80 ? 1 : 37) {
+            const uint64_t seed = 33391u * (uint64_t)isa + 11u * (uint64_t)n + t;
+            rng = seed;
+            const size_t rb = mr_type_row_bytes(t, (uint64_t)n);
+            float *wf = malloc(sizeof(float) * (size_t)n);
+            guarded w = guarded_alloc(rb), xg = guarded_alloc(sizeof(float) * (size_t)n);
+            float *x = (float *)xg.p;
+            fill(wf, n, 0);
+            fill(x, n, 0);
+            mr_type_get(t)->from_f32(wf, w.p, n);
+            const float want = ref_exact.dot_f32[t](w.p, x, n);
+            GUARD_KERNEL("%s dot_f32 %s n=%lld seed %llu", mr_isa_name(isa), mr_type_get(t)->name,
+                         (long long)n, (unsigned long long)seed);
+            const float got = k.dot_f32[t](w.p, x, n);
+            const double bound = abs_dot_bound(t, w.p, MR_TYPE_F32, NULL, x, n);
+            ck_assert_msg(fabs((double)got - want) <= 1e-5 * bound + 1e-6, "%s: %.9g vs scalar %.9g",
+                          current, got, want);
+            guarded_free(&w);
+            guarded_free(&xg);
+            free(wf);
+        }
+    }
+}
+END_TEST
+
 /* Wide batches through gemm: many tokens and rows, odd shapes. */
 START_TEST(gemm_shapes_match_scalar)
 {
     const mr_isa isa = isas[_i];
     static const int shapes[][3] = {/* rows, tokens, blocks */
                                     {1, 1, 8}, {4, 4, 8}, {7, 5, 8}, {16, 8, 4}, {33, 17, 2},
-                                    {64, 64, 8}, {3, 130, 1}};
+                                    {64, 64, 8}, {3, 130, 1},
+                                    /* x86 tiles (6x4 and 3x3 register tiles, 4- and
+                                     * 2-block groups): every row and token remainder
+                                     * with a partial last group of 1, 2 or 3 blocks */
+                                    {13, 7, 3}, {12, 9, 5}, {6, 6, 7}, {17, 11, 6},
+                                    {20, 1, 9}, {5, 2, 11},
+                                    /* packed activations on the heap; more than it
+                                     * holds (4 MB): several panels of tokens, and
+                                     * rows in several L2 blocks */
+                                    {9, 300, 33}, {3, 2, 2100}, {90, 300, 260}};
     mr_kernels k;
     ck_assert(mr_kernels_for_isa(isa, 0, &k));
     for (int ti = 0; ti < N_WTYPES; ti++) {
@@ -298,6 +366,65 @@ START_TEST(gemm_shapes_match_scalar)
             free(ys);
         }
     }
+}
+END_TEST
+
+/* The x86 kernels promise more than the contract: each (row, token) result
+ * is the same chain of operations whatever the tile, row range or batch, so
+ * gemm over any rows and tokens, gemm of one token and vec_dot give the same
+ * bits (decode, prefill, expert groups and thread splits agree exactly). */
+START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
+{
+    const mr_isa isa = isas[_i];
+    if (isa != MR_ISA_AVX2 && isa != MR_ISA_AVX512)
+        return;
+    static const int blocks[] = {1, 2, 3, 6, 13, 70};
+    const uint32_t types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0};
+    const int rows = 23, toks = 13;
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+            const uint32_t t = types[ti];
+            const int64_t n = (int64_t)blocks[bi] * 32;
+            const uint64_t seed = 52711u * (uint64_t)isa + 7u * (uint64_t)n + t;
+            rng = seed;
+            const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&k, t, n);
+            float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+            uint8_t *w = malloc(rb * rows), *act = malloc(ab * toks);
+            float all[23 * 13], part[23 * 13];
+            for (int r = 0; r < rows; r++) {
+                fill(wf, n, r % 4);
+                make_weights(t, wf, w + rb * (size_t)r, n);
+            }
+            fill(x, n * toks, 0);
+            mr_act_prepare(&k, t, x, n, toks, act);
+            GUARD_KERNEL("%s gemm vs vec_dot %s n %lld seed %llu", mr_isa_name(isa),
+                         mr_type_get(t)->name, (long long)n, (unsigned long long)seed);
+            k.gemm[t](w, rb, act, ab, n, toks, all, rows, 0, rows);
+            /* rows in uneven ranges, tokens one at a time and in a batch of 5 */
+            for (int tk = 0; tk < toks; tk++)
+                for (int r0 = 0; r0 < rows; r0 += 7)
+                    k.gemm[t](w, rb, act + ab * (size_t)tk, ab, n, 1, part + tk * rows, rows, r0,
+                              r0 + 7 < rows ? r0 + 7 : rows);
+            ck_assert_msg(memcmp(all, part, sizeof all) == 0, "%s: one token at a time differs", current);
+            k.gemm[t](w, rb, act + ab * 4, ab, n, 5, part + 4 * rows, rows, 3, 20);
+            for (int tk = 4; tk < 9; tk++)
+                for (int r = 3; r < 20; r++)
+                    ck_assert_msg(memcmp(&all[tk * rows + r], &part[tk * rows + r], 4) == 0,
+                                  "%s: batch of 5 differs at row %d token %d", current, r, tk);
+            for (int tk = 0; tk < toks; tk++)
+                for (int r = 0; r < rows; r++) {
+                    const float v = k.vec_dot[t](w + rb * (size_t)r, act + ab * (size_t)tk, n);
+                    ck_assert_msg(memcmp(&v, &all[tk * rows + r], 4) == 0,
+                                  "%s: vec_dot row %d token %d: %.9g, gemm %.9g", current, r, tk,
+                                  v, all[tk * rows + r]);
+                }
+            free(wf);
+            free(x);
+            free(w);
+            free(act);
+        }
 }
 END_TEST
 
@@ -342,6 +469,8 @@ int main(void)
         tcase_add_loop_test(tc, quantize_act_bit_identical, 0, n_isas * N_COUNTS);
         tcase_add_loop_test(tc, dots_match_scalar, 0, n_isas * N_COUNTS);
         tcase_add_loop_test(tc, gemm_shapes_match_scalar, 0, n_isas);
+        tcase_add_loop_test(tc, x86_gemm_is_vec_dot_bit_for_bit, 0, n_isas);
+        tcase_add_loop_test(tc, float_dots_any_length_and_alignment, 0, n_isas);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -1,0 +1,325 @@
+/* bench_kernels.c - how fast each ISA's kernels are, beside the scalar path
+ * and the machine's memory read bandwidth measured in the same run.
+ *
+ *   bench/bench_kernels [--quick] [--isa NAME] [--type NAME]
+ *
+ * - memory: a streaming sum over a 1 GB buffer (the widest vector loop the
+ *   CPU runs; best of 3 passes);
+ * - decode (matrix x vector): GB/s of weights streamed by mr_matmul_rows
+ *   (activation preparation included) for one token over a matrix of
+ *   n = 4096 columns and ~256 MB of weights, well past any L3, one
+ *   thread; "vec_dot loop" is the same with the gemm entry removed, so
+ *   the driver calls vec_dot row by row;
+ * - gemm (matrix x matrix): tokens/s for 1, 4, 16 and 64 tokens through a
+ *   4096 x 14336 matrix (a Mixtral-sized expert's up projection), one
+ *   thread.
+ * Each figure is the best of a few repetitions, timed in this thread's CPU
+ * time (the machine may be shared: compare columns of one run, not runs).  Tables are markdown.  It
+ * asserts nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MR_BENCH_X86 1
+#endif
+
+static int quick;
+
+/* This thread's CPU time: the machine is shared, and time spent
+ * descheduled says nothing about a kernel. */
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static float rndf(void)
+{
+    return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* ------------------------------------------------------------ bandwidth */
+
+static uint64_t sum_u64(const uint64_t *p, size_t n)
+{
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= n; i += 4) {
+        s0 += p[i];
+        s1 += p[i + 1];
+        s2 += p[i + 2];
+        s3 += p[i + 3];
+    }
+    return s0 + s1 + s2 + s3;
+}
+
+#ifdef MR_BENCH_X86
+/* the same sum, 4 x 256-bit accumulators: enough to keep one core's
+ * loads in flight (the scalar loop is issue-bound on this class of CPU) */
+__attribute__((target("avx2"))) static uint64_t sum_u64_avx2(const uint64_t *p, size_t n)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_epi64(s0, _mm256_loadu_si256((const __m256i *)(p + i)));
+        s1 = _mm256_add_epi64(s1, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
+        s2 = _mm256_add_epi64(s2, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
+        s3 = _mm256_add_epi64(s3, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
+    }
+    s0 = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+    uint64_t o[4];
+    _mm256_storeu_si256((__m256i *)o, s0);
+    return o[0] + o[1] + o[2] + o[3];
+}
+#endif
+
+static volatile uint64_t sink;
+
+/* GB/s of the best of 3 passes over a 1 GB buffer */
+static double read_bandwidth(int wide)
+{
+    const size_t bytes = (size_t)1 << 30;
+    uint64_t *buf = malloc(bytes);
+    if (!buf)
+        return 0.0;
+    memset(buf, 1, bytes);
+    double best = 0.0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+#ifdef MR_BENCH_X86
+        sink = wide ? sum_u64_avx2(buf, bytes / 8) : sum_u64(buf, bytes / 8);
+#else
+        (void)wide;
+        sink = sum_u64(buf, bytes / 8);
+#endif
+        double gbs = (double)bytes / (now() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    free(buf);
+    return best;
+}
+
+/* ------------------------------------------------------------ matrices */
+
+typedef struct {
+    const char *label; /* "Q4_0 x Q8_0" */
+    uint32_t type;
+    int exact;
+} bench_case;
+
+static const bench_case cases[] = {
+    {"Q4_0 x Q8_0 (fast)", MR_TYPE_Q4_0, 0}, {"Q8_0 x Q8_0 (fast)", MR_TYPE_Q8_0, 0},
+    {"Q4_0 x f32 (exact)", MR_TYPE_Q4_0, 1}, {"Q8_0 x f32 (exact)", MR_TYPE_Q8_0, 1},
+    {"F16 x f32", MR_TYPE_F16, 1},           {"BF16 x f32", MR_TYPE_BF16, 1},
+    {"F32 x f32", MR_TYPE_F32, 1},
+};
+#define N_CASES (int)(sizeof cases / sizeof cases[0])
+
+/* Random weights of a type, rows x n: quantized types get random payload
+ * bytes with a fixed, finite scale (the kernels' speed does not depend on
+ * the values); float types get values in [-1, 1]. */
+static void fill_weights(uint32_t t, uint8_t *w, int64_t n, int64_t rows)
+{
+    const size_t rb = mr_type_row_bytes(t, (uint64_t)n), total = rb * (size_t)rows;
+    if (t == MR_TYPE_Q4_0 || t == MR_TYPE_Q8_0) {
+        for (size_t i = 0; i + 8 <= total; i += 8) {
+            uint64_t v = rnd();
+            memcpy(w + i, &v, 8);
+        }
+        const size_t bs = mr_type_get(t)->type_size;
+        const uint16_t d = mr_f32_to_f16(0.01f);
+        for (size_t b = 0; b < total / bs; b++) {
+            memcpy(w + b * bs, &d, 2);
+            if (t == MR_TYPE_Q8_0)
+                for (size_t j = 2; j < bs; j++)
+                    if (w[b * bs + j] == 0x80)
+                        w[b * bs + j] = 0x81; /* ggml never writes -128 */
+        }
+        return;
+    }
+    float row[4096];
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < n; i++)
+            row[i] = rndf();
+        mr_type_get(t)->from_f32(row, w + (size_t)r * rb, n);
+    }
+}
+
+/* Seconds of the best repetition of one mr_matmul_rows (with activation
+ * preparation) of n_tok tokens over rows x n. */
+static double time_matmul(const mr_kernels *k, uint32_t t, const uint8_t *w, int64_t n,
+                          int64_t rows, const float *x, int64_t n_tok, void *abuf, float *y,
+                          double budget)
+{
+    const size_t rb = mr_type_row_bytes(t, (uint64_t)n);
+    double best = 1e30, spent = 0.0;
+    for (int rep = 0; rep < 5 && (rep < 2 || spent < budget); rep++) {
+        double t0 = now();
+        const void *act = mr_act_prepare(k, t, x, n, n_tok, abuf);
+        mr_matmul_rows(k, t, w, rb, act, n, n_tok, y, rows, 0, rows);
+        double dt = now() - t0;
+        spent += dt;
+        best = dt < best ? dt : best;
+        if (spent > 4 * budget)
+            break; /* a slow scalar case: one or two repetitions say enough */
+    }
+    return best;
+}
+
+static int want_isa[MR_ISA_COUNT];
+static const char *want_type;
+
+static int case_wanted(const bench_case *c)
+{
+    return !want_type || strcmp(want_type, mr_type_get(c->type)->name) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    int any_isa = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
+            mr_isa isa = mr_isa_parse(argv[++i]);
+            if (isa == MR_ISA_COUNT) {
+                fprintf(stderr, "unknown ISA %s\n", argv[i]);
+                return 2;
+            }
+            want_isa[isa] = any_isa = 1;
+        } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
+            want_type = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|F16|BF16|F32]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    mr_isa isas[MR_ISA_COUNT];
+    int n_isa = 0;
+    for (int i = 0; i < MR_ISA_COUNT; i++) {
+        mr_kernels k;
+        if ((!any_isa || want_isa[i] || i == MR_ISA_SCALAR) && mr_kernels_for_isa((mr_isa)i, 0, &k))
+            isas[n_isa++] = (mr_isa)i;
+    }
+    char feat[256];
+    mr_cpu_features(feat, sizeof feat);
+    printf("# moerun kernel benchmark\n\nCPU features: %s\n\n", feat);
+
+    /* ---- memory */
+    const int wide = mr_isa_best() != MR_ISA_SCALAR && mr_isa_best() != MR_ISA_NEON;
+    const double bw_wide = read_bandwidth(wide), bw_plain = wide ? read_bandwidth(0) : bw_wide;
+    printf("Memory read bandwidth, one thread, 1 GB streaming sum (best of 3): **%.1f GB/s**",
+           bw_wide);
+    if (wide)
+        printf(" (%s loop; plain C loop: %.1f GB/s)", "AVX2", bw_plain);
+    printf("\n\n");
+
+    /* ---- decode: matrix x vector over ~256 MB of weights */
+    const int64_t n = 4096;
+    const size_t dec_bytes = (size_t)(quick ? 96 : 256) << 20;
+    uint8_t *w = malloc(dec_bytes + (1 << 20));
+    float *x = malloc(sizeof(float) * (size_t)n * 64);
+    const int64_t g_rows = 14336;
+    const size_t dec_rows_max = dec_bytes / mr_type_row_bytes(MR_TYPE_Q4_0, (uint64_t)n) + 1;
+    float *y = malloc(sizeof(float) * (dec_rows_max > (size_t)g_rows * 64 ? dec_rows_max : (size_t)g_rows * 64));
+    void *abuf = malloc((size_t)64 * ((size_t)n / 32 * 36 + (size_t)n * 4));
+    if (!w || !x || !y || !abuf) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (int64_t i = 0; i < n * 64; i++)
+        x[i] = rndf();
+
+    printf("## Decode: one token, matrix x vector, weights GB/s (n = %lld, %zu MB of weights, 1 thread)\n\n",
+           (long long)n, dec_bytes >> 20);
+    printf("| weights x activations | path |");
+    for (int i = 0; i < n_isa; i++)
+        printf(" %s GB/s |", mr_isa_name(isas[i]));
+    printf(" best / scalar | best / memory |\n|---|---|");
+    for (int i = 0; i < n_isa; i++)
+        printf("---:|");
+    printf("---:|---:|\n");
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const bench_case *c = &cases[ci];
+        if (!case_wanted(c))
+            continue;
+        const size_t rb = mr_type_row_bytes(c->type, (uint64_t)n);
+        const int64_t rows = (int64_t)(dec_bytes / rb);
+        fill_weights(c->type, w, n, rows);
+        for (int via_dot = 0; via_dot < (c->exact ? 1 : 2); via_dot++) {
+            double gbs[MR_ISA_COUNT] = {0}, best = 0.0;
+            for (int i = 0; i < n_isa; i++) {
+                mr_kernels k;
+                mr_kernels_for_isa(isas[i], c->exact, &k);
+                if (via_dot)
+                    k.gemm[c->type] = NULL;
+                double s = time_matmul(&k, c->type, w, n, rows, x, 1, abuf, y, 0.3);
+                gbs[i] = (double)rb * (double)rows / s / 1e9;
+                best = gbs[i] > best ? gbs[i] : best;
+            }
+            printf("| %s | %s |", c->label,
+                   c->exact ? "dot_f32 loop" : via_dot ? "vec_dot loop" : "gemm, 1 token");
+            for (int i = 0; i < n_isa; i++)
+                printf(" %.2f |", gbs[i]);
+            printf(" %.1fx | %.0f%% |\n", best / gbs[0], 100.0 * best / bw_wide);
+            fflush(stdout);
+        }
+    }
+
+    /* ---- gemm: tokens/s through a 4096 x 14336 matrix */
+    static const int64_t toks[] = {1, 4, 16, 64};
+    printf("\n## Prefill / expert groups: matrix x matrix, tokens/s through a %lld x %lld matrix (1 thread)\n\n",
+           (long long)n, (long long)g_rows);
+    printf("| weights x activations | ISA |");
+    for (int i = 0; i < 4; i++)
+        printf(" %lld tok |", (long long)toks[i]);
+    printf(" 64 tok / scalar | 64 tok / 1 tok |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const bench_case *c = &cases[ci];
+        if (!case_wanted(c) || (c->type != MR_TYPE_Q4_0 && c->type != MR_TYPE_Q8_0 && !c->exact))
+            continue;
+        if (c->exact && c->type != MR_TYPE_F16 && quick)
+            continue;
+        fill_weights(c->type, w, n, g_rows);
+        double scalar64 = 0.0;
+        for (int i = 0; i < n_isa; i++) {
+            mr_kernels k;
+            mr_kernels_for_isa(isas[i], c->exact, &k);
+            double tps[4];
+            for (int ti = 0; ti < 4; ti++) {
+                double s = time_matmul(&k, c->type, w, n, g_rows, x, toks[ti], abuf, y, 0.3);
+                tps[ti] = (double)toks[ti] / s;
+            }
+            if (isas[i] == MR_ISA_SCALAR)
+                scalar64 = tps[3];
+            printf("| %s | %s |", c->label, mr_isa_name(isas[i]));
+            for (int ti = 0; ti < 4; ti++)
+                printf(" %.0f |", tps[ti]);
+            printf(" %.1fx | %.1fx |\n", tps[3] / scalar64, tps[3] / tps[0]);
+            fflush(stdout);
+        }
+    }
+    printf("\nbandwidth-equivalent of 1 token: weights bytes x tokens/s; memory bound above = %.1f GB/s\n",
+           bw_wide);
+    free(w);
+    free(x);
+    free(y);
+    free(abuf);
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* x86_avx2.h - the kernels of the AVX2 library (x86_avx2*.c), shared
+ * between its files only.  Everything here is compiled with
+ * -mavx2 -mfma -mf16c and may run only after the dispatcher has checked
+ * the CPU and the OS. */
+#ifndef MOERUN_SIMD_X86_AVX2_H
+#define MOERUN_SIMD_X86_AVX2_H
+
+#include "kernels.h"
+
+/* fast table: Q8_0 activations dotted in integers (x86_avx2_q.c) */
+float mr_dot_q4_0_q8_0_avx2(const void *w, const void *act, int64_t n);
+float mr_dot_q8_0_q8_0_avx2(const void *w, const void *act, int64_t n);
+void mr_gemm_q4_0_q8_0_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                            int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                            int64_t r1);
+void mr_gemm_q8_0_q8_0_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                            int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                            int64_t r1);
+
+/* f32 activations (x86_avx2.c) */
+void mr_quantize_row_q8_0_avx2(const float *x, void *dst, int64_t n);
+float mr_dot_f32_f32_avx2(const void *w, const float *x, int64_t n);
+float mr_dot_f16_f32_avx2(const void *w, const float *x, int64_t n);
+float mr_dot_bf16_f32_avx2(const void *w, const float *x, int64_t n);
+float mr_dot_q8_0_f32_avx2(const void *w, const float *x, int64_t n);
+float mr_dot_q4_0_f32_avx2(const void *w, const float *x, int64_t n);
+
+#endif
