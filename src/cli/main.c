@@ -16,7 +16,8 @@ static void usage(FILE *out)
             "  info        show a GGUF file's metadata, tensors and expert sizes\n"
             "  tokenize    show the tokens of a text\n"
             "  logits      write the logits of every prompt position (float32)\n"
-            "  perplexity  measure perplexity on a text file\n\n"
+            "  perplexity  measure perplexity on a text file\n"
+            "  quantize    convert a Hugging Face checkpoint to GGUF\n\n"
             "Run 'moerun COMMAND --help' for a command's options.\n"
             "  -h, --help     this help\n"
             "  -V, --version  version and the SIMD kernels in use\n\n"
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", cmd_run},         {"info", cmd_info},   {"tokenize", cmd_tokenize},
         {"logits", cmd_logits},   {"perplexity", cmd_perplexity},
+        {"quantize", cmd_quantize},
     };
     if (argc < 2) {
         usage(stderr);
