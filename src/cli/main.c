@@ -17,7 +17,8 @@ static void usage(FILE *out)
             "  tokenize    show the tokens of a text\n"
             "  logits      write the logits of every prompt position (float32)\n"
             "  perplexity  measure perplexity on a text file\n"
-            "  quantize    convert a Hugging Face checkpoint to GGUF\n\n"
+            "  quantize    convert a Hugging Face checkpoint to GGUF\n"
+            "  verify      check the checksums of a GGUF written by quantize\n\n"
             "Run 'moerun COMMAND --help' for a command's options.\n"
             "  -h, --help     this help\n"
             "  -V, --version  version and the SIMD kernels in use\n\n"
@@ -33,7 +34,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", cmd_run},         {"info", cmd_info},   {"tokenize", cmd_tokenize},
         {"logits", cmd_logits},   {"perplexity", cmd_perplexity},
-        {"quantize", cmd_quantize},
+        {"quantize", cmd_quantize}, {"verify", cmd_verify},
     };
     if (argc < 2) {
         usage(stderr);
