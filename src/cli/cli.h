@@ -55,5 +55,6 @@ int cmd_logits(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_kld(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static void usage(FILE *out)
             "  tokenize    show the tokens of a text\n"
             "  logits      write the logits of every prompt position (float32)\n"
             "  perplexity  measure perplexity on a text file\n"
+            "  kld         KL divergence of the logits from reference logits\n"
             "  quantize    convert a Hugging Face checkpoint to GGUF\n"
             "  verify      check the checksums of a GGUF written by quantize\n\n"
             "Run 'moerun COMMAND --help' for a command's options.\n"
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
         {"run", cmd_run},         {"info", cmd_info},   {"tokenize", cmd_tokenize},
         {"logits", cmd_logits},   {"perplexity", cmd_perplexity},
         {"quantize", cmd_quantize}, {"verify", cmd_verify},
+        {"kld", cmd_kld},
     };
     if (argc < 2) {
         usage(stderr);
