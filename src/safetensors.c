@@ -169,8 +169,10 @@ static mr_status parse_header(const char *file, const char *json, size_t len, mr
         return mr_fail(err, MR_ENOMEM, file, NULL, MR_NO_OFFSET, "no memory");
     root = json_tokener_parse_ex(tok, json, (int)len);
     if (!root || json_tokener_get_error(tok) != json_tokener_success) {
+        enum json_tokener_error je = json_tokener_get_error(tok);
         s = mr_fail(err, MR_EFORMAT, file, "header", 8 + json_tokener_get_parse_end(tok),
-                    "not valid JSON: %s", json_tokener_error_desc(json_tokener_get_error(tok)));
+                    "not valid JSON: %s", je == json_tokener_continue
+                    ? "the JSON ends before its object closes" : json_tokener_error_desc(je));
         goto done;
     }
     for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
