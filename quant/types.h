@@ -56,6 +56,44 @@ typedef struct {
 } block_q4_0;
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must be 18 bytes");
 
+/* K-quants: super-blocks of QK_K = 256 weights, split into sub-blocks that
+ * carry their own small integer scale (ggml's ggml-common.h layouts). */
+#define QK_K 256
+
+/* Q4_K: 8 sub-blocks of 32.  Sub-block j: x = d * sc[j] * q - dmin * m[j],
+ * q a nibble in [0, 15], sc[j] and m[j] 6-bit in [0, 63] packed into
+ * scales[12] (j < 4: low 6 bits of scales[j] and scales[j + 4]; j >= 4: a
+ * nibble of scales[j + 4] each, top 2 bits from bits 6-7 of scales[j - 4]
+ * and scales[j]).  qs: 32 bytes per 64 weights, low nibbles the first
+ * sub-block, high nibbles the second. */
+typedef struct {
+    uint16_t d;              /* f16 super-block scale of the sc[j] */
+    uint16_t dmin;           /* f16 super-block scale of the m[j] */
+    uint8_t scales[12];      /* 8 x (6-bit scale, 6-bit min) */
+    uint8_t qs[QK_K / 2];    /* nibbles */
+} block_q4_K;
+static_assert(sizeof(block_q4_K) == 144, "block_q4_K must be 144 bytes");
+
+/* Q6_K: 16 sub-blocks of 16.  Sub-block j: x = d * scales[j] * (q - 32),
+ * q 6-bit in [0, 63] (low 4 bits in ql, high 2 in qh), scales[j] in
+ * [-128, 127].  Element layout is spelled out in ref_q6_k.c. */
+typedef struct {
+    uint8_t ql[QK_K / 2];    /* low 4 bits of q */
+    uint8_t qh[QK_K / 4];    /* high 2 bits of q */
+    int8_t scales[QK_K / 16];
+    uint16_t d;              /* f16 super-block scale */
+} block_q6_K;
+static_assert(sizeof(block_q6_K) == 210, "block_q6_K must be 210 bytes");
+
+/* Q8_K: activations for the K-quant integer dots.  x = d * q, q in
+ * [-127, 127]; bsums[g] = sum of qs[16g .. 16g + 15], in [-2032, 2032]. */
+typedef struct {
+    float d;                 /* f32 scale (negative when max is positive) */
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} block_q8_K;
+static_assert(sizeof(block_q8_K) == 292, "block_q8_K must be 292 bytes");
+
 /* Convert row of n elements of this type to f32. */
 typedef void (*mr_to_f32_fn)(const void *src, float *dst, int64_t n);
 /* Quantize n f32 values to this type (n a multiple of the block size). */
@@ -104,16 +142,30 @@ void mr_dequantize_row_q8_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q8_0(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q4_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_0(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q4_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q4_K(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q6_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q6_K(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q8_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q8_K(const float *src, void *dst, int64_t n);
 
 float mr_dot_f32_f32(const void *w, const float *x, int64_t n);
 float mr_dot_f16_f32(const void *w, const float *x, int64_t n);
 float mr_dot_bf16_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q8_0_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q4_0_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q4_K_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q6_K_f32(const void *w, const float *x, int64_t n);
 
 /* ggml's integer dot of quantized weights with Q8_0-quantized activations,
  * the reference the SIMD kernels are held to. */
 float mr_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n);
 float mr_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n);
+
+/* The same for the K-quants against Q8_K activations, computed exactly as
+ * ggml's ggml_vec_dot_q{4,6}_K_q8_K_generic (same integers, same float
+ * operations in the same order).  xq's bsums must match its qs. */
+float mr_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n);
+float mr_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n);
 
 #endif
