@@ -218,9 +218,6 @@ typedef struct {
 /* Position of a tensor in the checkpoint's sorted list, or -1. */
 static int64_t ckpt_index(const mr_st_checkpoint *c, const char *name)
 {
-    const mr_st_tensor *t = mr_st_checkpoint_find(c, name, NULL);
-    if (!t)
-        return -1;
     for (uint32_t lo = 0, hi = c->n_tensors; lo < hi;) {
         uint32_t mid = lo + (hi - lo) / 2;
         int k = strcmp(name, c->tensors[mid]->name);
@@ -251,12 +248,14 @@ static mr_status take_source(planner *pl, const char *name, uint32_t nd, const u
                              const mr_st_tensor **out, uint32_t *shard, mr_error *err)
 {
     mr_st_checkpoint *c = pl->p->ckpt;
-    const mr_st_tensor *t = mr_st_checkpoint_find(c, name, shard);
+    int64_t idx = ckpt_index(c, name);
     char want[96], got[96];
-    if (!t)
+    if (idx < 0)
         return mr_fail(err, MR_EFORMAT, c->index_path ? c->index_path : c->dir, name,
                        MR_NO_OFFSET, "tensor is missing from the checkpoint (%s needs it)",
                        pl->p->hp.arch_name);
+    const mr_st_tensor *t = c->tensors[idx];
+    *shard = c->tensor_shard[idx];
     const char *file = c->shards[*shard]->path;
     if (t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
         return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
@@ -269,7 +268,7 @@ static mr_status take_source(planner *pl, const char *name, uint32_t nd, const u
                        "shape %s contradicts config.json, which implies %s",
                        shape_str(got, sizeof got, t->shape, t->n_dims),
                        shape_str(want, sizeof want, shape, nd));
-    pl->used[ckpt_index(c, name)] = 1;
+    pl->used[idx] = 1;
     *out = t;
     return MR_OK;
 }
@@ -679,9 +678,6 @@ mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_er
         return mr_fail(err, MR_EINVAL, NULL, "--type", MR_NO_OFFSET,
                        "'%s' is not an output type (f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m)",
                        o->type ? o->type : "");
-    if (!o->force && access(o->output_path, F_OK) == 0)
-        return mr_fail(err, MR_EINVAL, o->output_path, NULL, MR_NO_OFFSET,
-                       "already exists (use --force to replace it)");
     if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(4096, &w, err)))
         goto done;
     write_hparams(&p, o->input_dir, w);

@@ -40,7 +40,6 @@ typedef struct {
     uint64_t out_off, out_len; /* inside the output tensor */
     uint8_t *raw, *out;
     int state;
-    mr_error err;
 } job;
 
 typedef struct {
@@ -69,6 +68,8 @@ typedef struct {
     uint64_t *shard_pos;
     uint8_t *buf; /* GAP_CHUNK bytes for gaps and read-back */
     mr_convert_progress *prog;
+    uint64_t fail_job; /* lowest failed job, UINT64_MAX if none */
+    mr_error fail_err; /* its error */
 } pool;
 
 /* Read, widen, permute and quantize one job's rows into j->out. */
@@ -123,9 +124,14 @@ static void *worker(void *arg)
         if (P->inflight > P->prog->inflight_max)
             P->prog->inflight_max = P->inflight;
         pthread_mutex_unlock(&P->mu);
-        mr_status s = run_job(P, j, &j->err);
+        mr_error err;
+        mr_status s = run_job(P, j, &err);
         pthread_mutex_lock(&P->mu);
         j->state = s ? JOB_FAILED : JOB_DONE;
+        if (s && (uint64_t)(j - P->jobs) < P->fail_job) {
+            P->fail_job = (uint64_t)(j - P->jobs);
+            P->fail_err = err;
+        }
         pthread_cond_broadcast(&P->cv_done);
         pthread_mutex_unlock(&P->mu);
     }
@@ -400,10 +406,10 @@ static mr_status commit_all(pool *P, const mr_convert_opts *o, double t0, mr_err
         while (j->state == JOB_PENDING)
             pthread_cond_wait(&P->cv_done, &P->mu);
         pthread_mutex_unlock(&P->mu);
-        if (j->state == JOB_FAILED) {
+        if (j->state == JOB_FAILED) { /* every earlier job committed: it is fail_job */
             if (err)
-                *err = j->err;
-            return j->err.code;
+                *err = P->fail_err;
+            return P->fail_err.code;
         }
         mr_status s = commit(P, j, err);
         if (s)
@@ -441,6 +447,7 @@ mr_status mr_quantize_run(mr_plan *p, mr_gguf_writer *w, int fd, const char *out
     memset(prog, 0, sizeof *prog);
     P.p = p, P.w = w, P.fd = fd, P.out_name = out_name, P.prog = prog;
     P.window = mr_convert_window(nthreads);
+    P.fail_job = UINT64_MAX;
     prog->tensors_total = p->n_tensors;
     pthread_mutex_init(&P.mu, NULL);
     pthread_cond_init(&P.cv_work, NULL);
