@@ -37,22 +37,24 @@ static const out_type out_types[] = {
     {"f32", MR_TYPE_F32, 0, 0, "every tensor F32"},
     {"f16", MR_TYPE_F16, 1, 0, "matrices F16; norms and routers F32"},
     {"bf16", MR_TYPE_BF16, 32, 0, "matrices BF16; norms and routers F32"},
-    {"q8_0", MR_TYPE_Q8_0, 7, 0, "matrices Q8_0 (as convert_hf_to_gguf.py --outtype q8_0)"},
-    {"q4_0", MR_TYPE_Q4_0, 2, 0, "matrices Q4_0 (ggml's reference, as llama-quantize --pure)"},
+    {"q8_0", MR_TYPE_Q8_0, 7, 0, "matrices Q8_0 (as convert_hf_to_gguf.py)"},
+    {"q4_0", MR_TYPE_Q4_0, 2, 0, "matrices Q4_0 (as llama-quantize --pure)"},
     {"q4_k", MR_TYPE_Q4_K, 14, 0, "matrices Q4_K"},
     {"q6_k", MR_TYPE_Q6_K, 18, 0, "matrices Q6_K"},
     {"q4_k_m", MR_TYPE_Q4_K, 15, 1,
-     "Q4_K, with llama.cpp's Q4_K_M exceptions: output Q6_K; attn_v Q6_K in the first "
-     "and last eighth of the layers and every third between (Q8_0 for 8 experts); "
-     "attn_k Q8_0 and attn_output Q6_K (llama.cpp: Q5_K) for 8 experts; ffn_down "
-     "Q6_K in the same layers as attn_v"},
+     "Q4_K; as llama.cpp's Q4_K_M: output Q6_K;\n"
+     "attn_v, ffn_down Q6_K in the first and last\n"
+     "eighth of the layers and every third between;\n"
+     "8 experts: attn_v, attn_k Q8_0, attn_output\n"
+     "Q6_K (llama.cpp: Q5_K)"},
 };
 #define N_OUT_TYPES (sizeof out_types / sizeof out_types[0])
 
 const char *const mr_convert_type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0",
                                              "q4_k", "q6_k", "q4_k_m", NULL};
 
-/* Description of an output type for --help, or NULL. */
+/* Description of an output type for --help (lines of at most 48
+ * characters, separated by newlines), or NULL. */
 const char *mr_convert_type_help(const char *name)
 {
     for (size_t i = 0; i < N_OUT_TYPES; i++)

@@ -57,8 +57,8 @@ typedef struct {
 /* Convert; on failure no output file exists (and an old one is intact). */
 mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_error *err);
 
-/* The output type names, NULL-terminated, and a one-line description of
- * the tensor types each writes (for --help). */
+/* The output type names, NULL-terminated, and a description of the
+ * tensor types each writes (for --help; lines of at most 48 characters). */
 extern const char *const mr_convert_type_names[];
 const char *mr_convert_type_help(const char *name);
 

@@ -21,9 +21,13 @@ static void quantize_help(FILE *out)
             "XXH3 checksums of every tensor and expert slice (see 'moerun verify') and\n"
             "4096-byte data alignment.\n\n"
             "  --type TYPE        output type (required):\n");
-    for (int i = 0; mr_convert_type_names[i]; i++)
-        fprintf(out, "                       %-7s %s\n", mr_convert_type_names[i],
-                mr_convert_type_help(mr_convert_type_names[i]));
+    for (int i = 0; mr_convert_type_names[i]; i++) {
+        const char *h = mr_convert_type_help(mr_convert_type_names[i]);
+        fprintf(out, "                       %-7s ", mr_convert_type_names[i]);
+        for (; *h; h++)
+            fputs(*h == '\n' ? "\n                               " : (char[2]){*h, 0}, out);
+        fputc('\n', out);
+    }
     fprintf(out,
             "                     Rows whose length is not a multiple of the block fall back\n"
             "                     to Q8_0 (k-quants) or F16.\n"
