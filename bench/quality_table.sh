@@ -11,8 +11,8 @@ SHARED=${MOERUN_TESTDATA:-$SRC/../shared}
 TYPES=${*:-f32 f16 bf16 q8_0 q6_k q4_k_m q4_k q4_0}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-echo "| type | file MB | PPL | KLD mean | KLD max | top-1 agree |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| type | file MB | PPL | KLD mean | KLD median | KLD max | top-1 agree |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for t in $TYPES; do
     f="$T/tinymix-$t.gguf"
     "$BIN" quantize "$SHARED/models/tinymix" "$f" --type "$t" 2>"$T/q.log" || { cat "$T/q.log"; continue; }
@@ -20,9 +20,10 @@ for t in $TYPES; do
           sed -n 's/^PPL = //p')
     "$BIN" kld -m "$f" --ref "$SHARED/ref" >"$T/kld.txt" 2>/dev/null
     kld=$(sed -n 's/^KLD = //p' "$T/kld.txt")
-    max=$(sed -n 's/^all .*KLD max \([0-9.]*\).*/\1/p' "$T/kld.txt")
+    med=$(sed -n 's/^all .*KLD median \([0-9.]*\).*/\1/p' "$T/kld.txt")
+    max=$(sed -n 's/^all .* max \([0-9.]*\)  top.*/\1/p' "$T/kld.txt")
     agree=$(sed -n 's/^all .*top-1 agree *\([0-9.]*\) %.*/\1/p' "$T/kld.txt")
     mb=$(awk "BEGIN { printf \"%.1f\", $(wc -c <"$f") / 1e6 }")
-    echo "| $t | $mb | $ppl | $kld | $max | $agree % |"
+    echo "| $t | $mb | $ppl | $kld | $med | $max | $agree % |"
     rm -f "$f"
 done

@@ -18,7 +18,8 @@ static void kld_help(FILE *out)
             "Run the model on reference prompts and compare its logits with reference\n"
             "logits: for every position, KL(P_ref || P_model) of the two softmax\n"
             "distributions (natural log), the top-1 agreement and the largest logit\n"
-            "difference.  For prompt NAME, DIR holds NAME.ids.json (\"ids\": token ids,\n"
+            "difference; over all positions also the median (the mean is dominated by the\n"
+            "few positions where a near-tie in the router picks another expert).  For prompt NAME, DIR holds NAME.ids.json (\"ids\": token ids,\n"
             "BOS included) and NAME.logits.f32 (float32 [n_tokens, n_vocab]), as in\n"
             "shared/ref (bf16 reference logits of tinymix).  The last line printed is\n"
             "'KLD = <mean over all positions>'.\n\n"
@@ -81,7 +82,16 @@ static mr_status read_ids(const char *path, int32_t **ids, size_t *n, mr_error *
 typedef struct {
     double kl_sum, kl_max, dmax;
     size_t positions, agree;
+    double *kl;     /* every position's KL (the "all" accumulator only) */
+    size_t kl_cap;
 } kld_acc;
+
+/* Order of doubles, for the median. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 /* Compare one prompt's logits (n x n_vocab) with the reference file. */
 static mr_status compare_prompt(cli_session *S, const char *dir, const char *name, kld_acc *all,
@@ -130,6 +140,17 @@ static mr_status compare_prompt(cli_session *S, const char *dir, const char *nam
                 a.dmax = d;
         }
         a.kl_sum += kl;
+        if (all->positions + a.positions >= all->kl_cap) {
+            size_t cap = all->kl_cap ? 2 * all->kl_cap : 256;
+            double *nk = realloc(all->kl, sizeof *nk * cap);
+            if (!nk) {
+                s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+                goto done;
+            }
+            all->kl = nk;
+            all->kl_cap = cap;
+        }
+        all->kl[all->positions + a.positions] = kl;
         if (kl > a.kl_max)
             a.kl_max = kl;
         a.agree += argmax(p, V) == argmax(q, V);
@@ -196,11 +217,14 @@ int cmd_kld(int argc, char **argv)
             break;
         }
     if (rc == EXIT_OK && all.positions) {
-        printf("all              %4zu positions  KLD max %.6f  top-1 agree %5.1f %%  max |dlogit| %.4f\n",
-               all.positions, all.kl_max, 100.0 * all.agree / all.positions, all.dmax);
+        qsort(all.kl, all.positions, sizeof *all.kl, cmp_double);
+        printf("all              %4zu positions  KLD median %.6f max %.6f  top-1 agree %5.1f %%  "
+               "max |dlogit| %.4f\n", all.positions, all.kl[all.positions / 2], all.kl_max,
+               100.0 * all.agree / all.positions, all.dmax);
         printf("KLD = %.6f\n", all.kl_sum / all.positions);
     }
     cli_session_close(&S);
+    free(all.kl);
     free(list);
     return rc;
 }
