@@ -20,8 +20,8 @@ for t in $TYPES; do
           sed -n 's/^PPL = //p')
     "$BIN" kld -m "$f" --ref "$SHARED/ref" >"$T/kld.txt" 2>/dev/null
     kld=$(sed -n 's/^KLD = //p' "$T/kld.txt")
-    med=$(sed -n 's/^all .*KLD median \([0-9.]*\).*/\1/p' "$T/kld.txt")
-    max=$(sed -n 's/^all .* max \([0-9.]*\)  top.*/\1/p' "$T/kld.txt")
+    med=$(sed -n 's/^all .*KLD median \([0-9.e+-]*\).*/\1/p' "$T/kld.txt")
+    max=$(sed -n 's/^all .* max \([0-9.e+-]*\)  top.*/\1/p' "$T/kld.txt")
     agree=$(sed -n 's/^all .*top-1 agree *\([0-9.]*\) %.*/\1/p' "$T/kld.txt")
     mb=$(awk "BEGIN { printf \"%.1f\", $(wc -c <"$f") / 1e6 }")
     echo "| $t | $mb | $ppl | $kld | $med | $max | $agree % |"

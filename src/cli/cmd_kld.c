@@ -156,7 +156,7 @@ static mr_status compare_prompt(cli_session *S, const char *dir, const char *nam
         a.agree += argmax(p, V) == argmax(q, V);
         a.positions++;
     }
-    printf("%-16s %4zu positions  KLD mean %.6f max %.6f  top-1 agree %5.1f %%  max |dlogit| %.4f\n",
+    printf("%-16s %4zu positions  KLD mean %.3g max %.3g  top-1 agree %5.1f %%  max |dlogit| %.4f\n",
            name, a.positions, a.kl_sum / a.positions, a.kl_max, 100.0 * a.agree / a.positions, a.dmax);
     all->kl_sum += a.kl_sum;
     all->positions += a.positions;
@@ -218,10 +218,10 @@ int cmd_kld(int argc, char **argv)
         }
     if (rc == EXIT_OK && all.positions) {
         qsort(all.kl, all.positions, sizeof *all.kl, cmp_double);
-        printf("all              %4zu positions  KLD median %.6f max %.6f  top-1 agree %5.1f %%  "
+        printf("all              %4zu positions  KLD median %.3g max %.3g  top-1 agree %5.1f %%  "
                "max |dlogit| %.4f\n", all.positions, all.kl[all.positions / 2], all.kl_max,
                100.0 * all.agree / all.positions, all.dmax);
-        printf("KLD = %.6f\n", all.kl_sum / all.positions);
+        printf("KLD = %.6g\n", all.kl_sum / all.positions);
     }
     cli_session_close(&S);
     free(all.kl);
