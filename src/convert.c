@@ -5,13 +5,11 @@
  * convert_vocab.c, the output file outfile.c. */
 #include "config.h"
 
-#include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "convert_internal.h"
