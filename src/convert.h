@@ -10,8 +10,9 @@
  * Memory is bounded and does not grow with the model: the work is cut into
  * jobs of at most MR_CONVERT_JOB_BYTES of source rows (an expert slice is
  * several jobs), done by worker threads, committed in order, and at most
- * mr_convert_window(threads) jobs are in flight; each holds its source
- * bytes and its output (at most 2x the source for f32 from bf16).
+ * mr_convert_window(threads) jobs are in flight, each in buffers allocated
+ * once: its source bytes and its output (at most 2x the source for f32
+ * from bf16).
  *
  * The output is written to an unnamed temporary file in the destination's
  * directory (O_TMPFILE; a named ".NAME.XXXXXX" temp where the file system
@@ -33,7 +34,7 @@ typedef struct {
     uint32_t tensors_done, tensors_total;
     uint64_t bytes_read, bytes_total;  /* source tensor bytes */
     uint64_t bytes_written;            /* output tensor bytes */
-    uint64_t inflight_max;             /* most bytes held by jobs at once */
+    uint64_t buffer_bytes;             /* the job buffers, allocated once */
     double seconds;
 } mr_convert_progress;
 

@@ -38,9 +38,17 @@ typedef struct {
     uint64_t row0, nrows;
     uint64_t src_off, src_len; /* absolute in the shard */
     uint64_t out_off, out_len; /* inside the output tensor */
-    uint8_t *raw, *out;
     int state;
 } job;
+
+/* The buffers of one job in flight.  Job i uses slot i % window: at most
+ * window consecutive jobs are in flight, so no two share a slot, and the
+ * memory is allocated once, whatever the model's size. */
+typedef struct {
+    uint8_t *raw;  /* source bytes */
+    uint8_t *out;  /* quantized rows */
+    float *row;    /* one widened row */
+} slot;
 
 typedef struct {
     XXH3_state_t *whole, *slice;
@@ -61,18 +69,24 @@ typedef struct {
     uint64_t next, committed;
     unsigned window;
     int abort;
-    uint64_t inflight;
     tensor_hash *th;
     uint64_t *tensor_xxh3, *expert_xxh3;
     XXH3_state_t **shard_st;
     uint64_t *shard_pos;
     uint8_t *buf; /* GAP_CHUNK bytes for gaps and read-back */
     mr_convert_progress *prog;
+    slot *slots;       /* window of them */
     uint64_t fail_job; /* lowest failed job, UINT64_MAX if none */
     mr_error fail_err; /* its error */
 } pool;
 
-/* Read, widen, permute and quantize one job's rows into j->out. */
+/* The slot of job j. */
+static slot *slot_of(pool *P, const job *j)
+{
+    return &P->slots[(uint64_t)(j - P->jobs) % P->window];
+}
+
+/* Read, widen, permute and quantize one job's rows into its slot. */
 static mr_status run_job(pool *P, job *j, mr_error *err)
 {
     const mr_plan_tensor *t = &P->p->t[j->tensor];
@@ -82,28 +96,19 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
     const size_t es = mr_st_dtype_size(src->dtype);
     const uint64_t hd = t->perm_heads ? t->ne[1] / t->perm_heads : 0;
     mr_from_f32_fn quant = mr_type_get(t->type)->from_f32;
-    mr_status s;
-    float *row = malloc(sizeof(float) * ne0);
-    j->raw = malloc(j->src_len);
-    j->out = malloc(j->out_len);
-    if (!row || !j->raw || !j->out) {
-        free(row);
-        return mr_fail(err, MR_ENOMEM, NULL, t->name, MR_NO_OFFSET, "no memory for a job");
-    }
-    if ((s = mr_st_pread(f, j->src_off, j->raw, j->src_len, err))) {
-        free(row);
+    slot *b = slot_of(P, j);
+    mr_status s = mr_st_pread(f, j->src_off, b->raw, j->src_len, err);
+    if (s)
         return s;
-    }
     for (uint64_t r = 0; r < j->nrows; r++) {
         uint64_t sr = r;
         if (hd) { /* llama.cpp: reshape(n_head, 2, hd/2, in).swapaxes(1, 2) */
             uint64_t base = r / hd * hd, o = r - base;
             sr = base + (o % 2) * (hd / 2) + o / 2;
         }
-        mr_st_to_f32(src->dtype, j->raw + sr * ne0 * es, row, ne0);
-        quant(row, j->out + r * t->row_bytes, (int64_t)ne0);
+        mr_st_to_f32(src->dtype, b->raw + sr * ne0 * es, b->row, ne0);
+        quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
     }
-    free(row);
     return MR_OK;
 }
 
@@ -120,9 +125,14 @@ static void *worker(void *arg)
             return NULL;
         }
         job *j = &P->jobs[P->next++];
-        P->inflight += j->src_len + j->out_len;
-        if (P->inflight > P->prog->inflight_max)
-            P->prog->inflight_max = P->inflight;
+        /* ask the kernel to start reading the job a window ahead, so reads
+         * overlap the work instead of alternating with it */
+        uint64_t ahead = (uint64_t)(j - P->jobs) + P->window;
+        if (ahead < P->n_jobs) {
+            const job *a = &P->jobs[ahead];
+            posix_fadvise(P->p->ckpt->shards[a->shard]->fd, (off_t)a->src_off, (off_t)a->src_len,
+                          POSIX_FADV_WILLNEED);
+        }
         pthread_mutex_unlock(&P->mu);
         mr_error err;
         mr_status s = run_job(P, j, &err);
@@ -255,7 +265,8 @@ static mr_status commit(pool *P, job *j, mr_error *err)
     const mr_plan_tensor *t = &P->p->t[j->tensor];
     const mr_st_file *f = P->p->ckpt->shards[j->shard];
     mr_status s;
-    if ((s = mr_gguf_writer_pwrite(P->w, t->windex, j->out_off, j->out, j->out_len, err)))
+    const slot *b = slot_of(P, j);
+    if ((s = mr_gguf_writer_pwrite(P->w, t->windex, j->out_off, b->out, j->out_len, err)))
         return s;
     uint64_t at = mr_gguf_writer_tensor_offset(P->w, t->windex) + j->out_off;
     sync_file_range(P->fd, (off64_t)at, (off64_t)j->out_len, SYNC_FILE_RANGE_WRITE);
@@ -264,11 +275,11 @@ static mr_status commit(pool *P, job *j, mr_error *err)
     uint64_t end = j->src_off + j->src_len;
     if (P->shard_pos[j->shard] < end) {
         uint64_t skip = P->shard_pos[j->shard] - j->src_off;
-        XXH3_64bits_update(P->shard_st[j->shard], j->raw + skip, j->src_len - skip);
+        XXH3_64bits_update(P->shard_st[j->shard], b->raw + skip, j->src_len - skip);
         P->shard_pos[j->shard] = end;
     }
     posix_fadvise(f->fd, (off_t)j->src_off, (off_t)j->src_len, POSIX_FADV_DONTNEED);
-    hash_output(P, j->tensor, j->out_off, j->out, j->out_len);
+    hash_output(P, j->tensor, j->out_off, b->out, j->out_len);
     if (--P->th[j->tensor].jobs_left == 0)
         P->prog->tensors_done++;
     P->prog->bytes_read += j->src_len;
@@ -375,13 +386,37 @@ static mr_status alloc_hashes(pool *P, mr_error *err)
     return MR_OK;
 }
 
-/* Free the pool's jobs and hash states. */
+/* Allocate the window's buffers, each as large as the largest job needs. */
+static mr_status alloc_slots(pool *P, mr_error *err)
+{
+    uint64_t raw = 1, out = 1, row = 1;
+    for (uint64_t i = 0; i < P->n_jobs; i++) {
+        const job *j = &P->jobs[i];
+        raw = j->src_len > raw ? j->src_len : raw;
+        out = j->out_len > out ? j->out_len : out;
+        row = P->p->t[j->tensor].ne[0] > row ? P->p->t[j->tensor].ne[0] : row;
+    }
+    if (!(P->slots = calloc(P->window, sizeof *P->slots)))
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    for (unsigned i = 0; i < P->window; i++)
+        if (!(P->slots[i].raw = malloc(raw)) || !(P->slots[i].out = malloc(out)) ||
+            !(P->slots[i].row = malloc(sizeof(float) * row)))
+            return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET,
+                           "no memory for %u job buffers of %llu + %llu bytes", P->window,
+                           (unsigned long long)raw, (unsigned long long)out);
+    P->prog->buffer_bytes = P->window * (raw + out + sizeof(float) * row);
+    return MR_OK;
+}
+
+/* Free the pool's jobs, buffers and hash states. */
 static void pool_free(pool *P)
 {
-    for (uint64_t i = 0; P->jobs && i < P->n_jobs; i++) {
-        free(P->jobs[i].raw);
-        free(P->jobs[i].out);
+    for (unsigned i = 0; P->slots && i < P->window; i++) {
+        free(P->slots[i].raw);
+        free(P->slots[i].out);
+        free(P->slots[i].row);
     }
+    free(P->slots);
     for (uint32_t i = 0; P->th && i < P->p->n_tensors; i++) {
         XXH3_freeState(P->th[i].whole);
         XXH3_freeState(P->th[i].slice);
@@ -414,12 +449,8 @@ static mr_status commit_all(pool *P, const mr_convert_opts *o, double t0, mr_err
         mr_status s = commit(P, j, err);
         if (s)
             return s;
-        free(j->raw);
-        free(j->out);
-        j->raw = j->out = NULL;
         pthread_mutex_lock(&P->mu);
         P->committed++;
-        P->inflight -= j->src_len + j->out_len;
         pthread_cond_broadcast(&P->cv_work);
         pthread_mutex_unlock(&P->mu);
         P->prog->jobs_done = i + 1;
@@ -452,7 +483,8 @@ mr_status mr_quantize_run(mr_plan *p, mr_gguf_writer *w, int fd, const char *out
     pthread_mutex_init(&P.mu, NULL);
     pthread_cond_init(&P.cv_work, NULL);
     pthread_cond_init(&P.cv_done, NULL);
-    if ((s = alloc_hashes(&P, err)) || (s = make_jobs(&P, err)) || (s = reserve(&P, err)))
+    if ((s = alloc_hashes(&P, err)) || (s = make_jobs(&P, err)) || (s = alloc_slots(&P, err)) ||
+        (s = reserve(&P, err)))
         goto done;
     prog->jobs_total = P.n_jobs;
     for (; started < nthreads; started++)

@@ -140,9 +140,9 @@ int cmd_quantize(int argc, char **argv)
     if (mr_convert(&o, &p, &err))
         return cli_report(&err);
     fprintf(stderr, "moerun quantize: wrote %s (%s): %u tensors, %.1f MB read, %.1f MB written "
-            "in %.2f s (%.1f MB/s read); at most %.1f MB of jobs in flight; peak RSS %.1f MiB\n",
+            "in %.2f s (%.1f MB/s read); %.1f MB of job buffers; peak RSS %.1f MiB\n",
             o.output_path, o.type, p.tensors_total, p.bytes_read / 1e6, p.bytes_written / 1e6,
             p.seconds, p.seconds > 0 ? p.bytes_read / 1e6 / p.seconds : 0.0,
-            p.inflight_max / 1e6, cli_peak_rss_mib());
+            p.buffer_bytes / 1e6, cli_peak_rss_mib());
     return EXIT_OK;
 }
