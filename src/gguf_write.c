@@ -19,6 +19,7 @@ typedef struct {
     uint32_t n_dims, type;
     uint64_t ne[MR_GGUF_MAX_DIMS];
     uint64_t rel_offset, nbytes;
+    uint64_t pwritten; /* bytes given to mr_gguf_writer_pwrite */
 } wtensor;
 
 typedef struct {
@@ -396,6 +397,26 @@ mr_status mr_gguf_writer_data(mr_gguf_writer *w, const void *buf, uint64_t len, 
     return MR_OK;
 }
 
+/* Write part of a tensor at its place (see gguf_write.h). */
+mr_status mr_gguf_writer_pwrite(mr_gguf_writer *w, uint32_t index, uint64_t at, const void *buf,
+                                uint64_t len, mr_error *err)
+{
+    if (!w->begun || index >= w->n_t || at > w->t[index].nbytes ||
+        len > w->t[index].nbytes - at || w->t[index].pwritten + len > w->t[index].nbytes)
+        return mr_fail(err, MR_EINVAL, w->path, index < w->n_t ? w->t[index].name : NULL, at,
+                       "positional write outside the tensor or before the header");
+    mr_status s = write_all(w, buf, len, w->data_offset + w->t[index].rel_offset + at, err);
+    if (!s)
+        w->t[index].pwritten += len;
+    return s;
+}
+
+/* Bytes of the finished file (see gguf_write.h). */
+uint64_t mr_gguf_writer_file_size(const mr_gguf_writer *w)
+{
+    return mr_gguf_writer_data_offset(w) + w->data_size;
+}
+
 mr_status mr_gguf_writer_patch_u64(mr_gguf_writer *w, const char *key, uint64_t i,
                                    uint64_t v, mr_error *err)
 {
@@ -415,8 +436,11 @@ mr_status mr_gguf_writer_patch_u64(mr_gguf_writer *w, const char *key, uint64_t 
 
 mr_status mr_gguf_writer_finish(mr_gguf_writer *w, mr_error *err)
 {
-    if (!w->begun || w->cur != w->n_t)
+    uint32_t done = 0;
+    for (uint32_t i = 0; i < w->n_t; i++)
+        done += i < w->cur || w->t[i].pwritten == w->t[i].nbytes;
+    if (!w->begun || done != w->n_t)
         return mr_fail(err, MR_EINVAL, w->path, NULL, MR_NO_OFFSET,
-                       "only %u of %u tensors were written", w->cur, w->n_t);
+                       "only %u of %u tensors were written", done, w->n_t);
     return MR_OK;
 }

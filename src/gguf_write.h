@@ -52,10 +52,19 @@ mr_status mr_gguf_writer_begin(mr_gguf_writer *w, int fd, const char *path, mr_e
 /* Append len bytes of the current tensor's data; tensors are written in
  * declaration order and each must receive exactly its byte size. */
 mr_status mr_gguf_writer_data(mr_gguf_writer *w, const void *buf, uint64_t len, mr_error *err);
+/* Positional alternative to mr_gguf_writer_data, for writers that produce
+ * tensors out of order: after begin, write len bytes at byte offset at of
+ * declared tensor index (the caller extends the file to
+ * mr_gguf_writer_file_size so padding reads as zeros). */
+mr_status mr_gguf_writer_pwrite(mr_gguf_writer *w, uint32_t index, uint64_t at, const void *buf,
+                                uint64_t len, mr_error *err);
+/* Size of the whole file: data offset + every tensor, each padded. */
+uint64_t mr_gguf_writer_file_size(const mr_gguf_writer *w);
+
 /* Overwrite element i of a u64 array declared earlier (after begin). */
 mr_status mr_gguf_writer_patch_u64(mr_gguf_writer *w, const char *key, uint64_t i,
                                    uint64_t v, mr_error *err);
-/* Check every tensor was written in full. */
+/* Check every tensor was written in full (by either way of writing). */
 mr_status mr_gguf_writer_finish(mr_gguf_writer *w, mr_error *err);
 
 #endif

@@ -31,7 +31,7 @@ contains() {
 # --- help and usage
 expect 0 "moerun --help" "$BIN" --help
 contains "$T/out" "perplexity" "top-level help lists the commands"
-for c in run info tokenize logits perplexity; do
+for c in run info tokenize logits perplexity quantize verify kld; do
     expect 0 "moerun $c --help" "$BIN" "$c" --help
     contains "$T/out" "Usage: moerun $c" "$c --help shows usage"
 done
@@ -127,6 +127,46 @@ if cmp -s "$T/resident.txt" "$T/out"; then ok "paged text == resident text"; els
 MOERUN_FAULT="eio@1:0" "$BIN" run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0 --mem 80M --prefetch 0 >"$T/out" 2>"$T/err"
 rc=$?
 if [ "$rc" -eq 3 ] && grep -q "layer 1 expert 0" "$T/err"; then ok "an injected EIO exits 3 naming layer and expert"; else bad "EIO: exit $rc"; cat "$T/err"; fi
+
+# --- quantize / verify (tinymix from the shared data; skipped without it)
+expect 1 "quantize without arguments" "$BIN" quantize
+expect 1 "quantize without --type" "$BIN" quantize "$T" "$T/x.gguf"
+expect 1 "quantize to an unknown type" "$BIN" quantize "$T" "$T/x.gguf" --type q5_0
+contains "$T/err" "unknown type 'q5_0'" "unknown type is named"
+expect 3 "quantize a missing directory" "$BIN" quantize "$T/nodir" "$T/x.gguf" --type q8_0
+contains "$T/err" "config.json: cannot open" "missing config.json is named"
+mkdir "$T/empty"
+printf '{"architectures": ["LlamaForCausalLM"], "vocab_size": 8, "hidden_size": 32,
+ "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}' >"$T/empty/config.json"
+expect 2 "quantize a checkpoint without weights" "$BIN" quantize "$T/empty" "$T/x.gguf" --type q8_0
+contains "$T/err" "neither model.safetensors.index.json nor model.safetensors" "missing weights are explained"
+printf '\020\000\000\000\000\000\000\000{"a": {"dtype"  ' >"$T/empty/model.safetensors"
+expect 2 "quantize a malformed safetensors" "$BIN" quantize "$T/empty" "$T/x.gguf" --type q8_0
+contains "$T/err" "model.safetensors: header at offset" "malformed header names file and field"
+if [ -e "$T/x.gguf" ]; then bad "a failed quantize left $T/x.gguf"; else ok "failed quantize leaves no file"; fi
+expect 1 "verify without a file" "$BIN" verify
+expect 0 "verify the demo model (written by moerun quantize)" "$BIN" verify "$MODEL"
+SHARED=${MOERUN_TESTDATA:-$SRC/../shared}
+if [ -d "$SHARED/models/tinymix" ]; then
+    expect 2 "verify a llama.cpp file (no checksums)" "$BIN" verify "$SHARED/models/tinymix-gguf/tinymix-Q8_0.gguf"
+    contains "$T/err" "moerun.checksum.algorithm" "missing checksums are named"
+    expect 0 "quantize tinymix q4_0" "$BIN" quantize "$SHARED/models/tinymix" "$T/t.gguf" --type q4_0 -t 2
+    contains "$T/err" "wrote $T/t.gguf" "quantize sums up"
+    expect 1 "quantize over an existing file" "$BIN" quantize "$SHARED/models/tinymix" "$T/t.gguf" --type q8_0
+    contains "$T/err" "already exists (use --force" "existing output is protected"
+    expect 0 "quantize --force" "$BIN" quantize "$SHARED/models/tinymix" "$T/t.gguf" --type q8_0 --force
+    expect 0 "verify" "$BIN" verify "$T/t.gguf" --source "$SHARED/models/tinymix"
+    contains "$T/out" "96 expert slices" "verify counts the expert slices"
+    # flip one byte inside layer 3, expert 6 of ffn_gate_exps
+    off=$("$BIN" info "$T/t.gguf" | awk '$1 == "blk.3.ffn_gate_exps.weight" { print $NF + 6 * 139264 + 77 }')
+    printf '\377' | dd of="$T/t.gguf" bs=1 seek="$off" conv=notrunc 2>/dev/null
+    expect 2 "verify a corrupted file" "$BIN" verify "$T/t.gguf"
+    contains "$T/err" "layer 3 expert 6 gate" "verify names the bad slice"
+    expect 0 "kld of the demo model" "$BIN" kld -m "$MODEL" --ref "$SHARED/ref" --prompts short
+    if tail -n 1 "$T/out" | grep -q '^KLD = [0-9.e+-]*$'; then ok "last line is KLD = value"; else bad "kld: $(tail -n 1 "$T/out")"; fi
+else
+    echo "skip quantize/verify/kld on tinymix: no shared data at $SHARED"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -18,7 +18,10 @@ static void usage(FILE *out)
             "  logits      write the logits of every prompt position (float32)\n"
             "  perplexity  measure perplexity on a text file\n"
             "  synth       write a random-weight model of a real architecture's shapes\n"
-            "  bench       prompt and generation speed against the memory-bandwidth ceiling\n\n"
+            "  bench       prompt and generation speed against the memory-bandwidth ceiling\n"
+            "  kld         KL divergence of the logits from reference logits\n"
+            "  quantize    convert a Hugging Face checkpoint to GGUF\n"
+            "  verify      check the checksums of a GGUF written by quantize\n\n"
             "Run 'moerun COMMAND --help' for a command's options.\n"
             "  -h, --help     this help\n"
             "  -V, --version  version and the SIMD kernels in use\n\n"
@@ -35,6 +38,8 @@ int main(int argc, char **argv)
         {"run", cmd_run},         {"info", cmd_info},   {"tokenize", cmd_tokenize},
         {"logits", cmd_logits},   {"perplexity", cmd_perplexity}, {"synth", cmd_synth},
         {"bench", cmd_bench},
+        {"quantize", cmd_quantize}, {"verify", cmd_verify},
+        {"kld", cmd_kld},
     };
     if (argc < 2) {
         usage(stderr);

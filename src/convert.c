@@ -1,0 +1,703 @@
+/* convert.c - plan a Hugging Face -> GGUF conversion and run it (see
+ * convert.h): config.json, the tensor mapping and shape checks per
+ * architecture, the output type of every tensor, and the metadata keys in
+ * llama.cpp's order.  The jobs run in quantize_pool.c, the vocabulary is
+ * convert_vocab.c, the output file outfile.c. */
+#include "config.h"
+
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "convert_internal.h"
+#include "fileio.h"
+#include "moerun_keys.h"
+#include "../quant/types.h"
+
+#define MAX_CONFIG_BYTES (1u << 20)
+#define MAX_DIM (1u << 24)
+#define MAX_LAYERS 4096u
+#define MAX_EXPERTS 256u
+
+/* The output types: name, base tensor type, general.file_type. */
+typedef struct {
+    const char *name;
+    uint32_t type;
+    uint32_t file_type;
+    int mixed; /* q4_k_m: per-tensor choice */
+    const char *help;
+} out_type;
+
+static const out_type out_types[] = {
+    {"f32", MR_TYPE_F32, 0, 0, "every tensor F32"},
+    {"f16", MR_TYPE_F16, 1, 0, "matrices F16; norms and routers F32"},
+    {"bf16", MR_TYPE_BF16, 32, 0, "matrices BF16; norms and routers F32"},
+    {"q8_0", MR_TYPE_Q8_0, 7, 0, "matrices Q8_0 (as convert_hf_to_gguf.py)"},
+    {"q4_0", MR_TYPE_Q4_0, 2, 0, "matrices Q4_0 (as llama-quantize --pure)"},
+    {"q4_k", MR_TYPE_Q4_K, 14, 0, "matrices Q4_K"},
+    {"q6_k", MR_TYPE_Q6_K, 18, 0, "matrices Q6_K"},
+    {"q4_k_m", MR_TYPE_Q4_K, 15, 1,
+     "Q4_K; as llama.cpp's Q4_K_M: output Q6_K;\n"
+     "attn_v, ffn_down Q6_K in the first and last\n"
+     "eighth of the layers and every third between;\n"
+     "8 experts: attn_v, attn_k Q8_0, attn_output\n"
+     "Q6_K (llama.cpp: Q5_K)"},
+};
+#define N_OUT_TYPES (sizeof out_types / sizeof out_types[0])
+
+const char *const mr_convert_type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0",
+                                             "q4_k", "q6_k", "q4_k_m", NULL};
+
+/* Description of an output type for --help (lines of at most 48
+ * characters, separated by newlines), or NULL. */
+const char *mr_convert_type_help(const char *name)
+{
+    for (size_t i = 0; i < N_OUT_TYPES; i++)
+        if (!strcmp(name, out_types[i].name))
+            return out_types[i].help;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- config.json */
+
+/* A non-negative integer member of obj into *out, bounded by max.  Absent:
+ * MR_OK leaving *out unless required. */
+static mr_status cfg_u32(const char *file, json_object *obj, const char *key, int required,
+                         uint32_t max, uint32_t *out, mr_error *err)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_get_type(v) == json_type_null) {
+        if (required)
+            return mr_fail(err, MR_EFORMAT, file, key, MR_NO_OFFSET, "missing");
+        return MR_OK;
+    }
+    int64_t x = json_object_get_int64(v);
+    if (json_object_get_type(v) != json_type_int || x < 0 || (uint64_t)x > max)
+        return mr_fail(err, MR_EFORMAT, file, key, MR_NO_OFFSET,
+                       "'%s' is not an integer from 0 to %u", json_object_get_string(v), max);
+    *out = (uint32_t)x;
+    return MR_OK;
+}
+
+/* A positive finite number member of obj into *out when present. */
+static mr_status cfg_f32(const char *file, json_object *obj, const char *key, float *out,
+                         mr_error *err)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_get_type(v) == json_type_null)
+        return MR_OK;
+    double x = json_object_get_double(v);
+    if ((json_object_get_type(v) != json_type_double && json_object_get_type(v) != json_type_int) ||
+        !(x > 0) || !isfinite((float)x))
+        return mr_fail(err, MR_EFORMAT, file, key, MR_NO_OFFSET, "'%s' is not a positive number",
+                       json_object_get_string(v));
+    *out = (float)x;
+    return MR_OK;
+}
+
+/* The architecture named by config.json's "architectures"[0]. */
+static mr_status cfg_arch(const char *file, json_object *root, mr_hf_config *hp, mr_error *err)
+{
+    static const struct { const char *name; int arch; } archs[] = {
+        {"MixtralForCausalLM", MR_ARCH_MIXTRAL},
+        {"MistralForCausalLM", MR_ARCH_MISTRAL},
+        {"LlamaForCausalLM", MR_ARCH_LLAMA},
+    };
+    json_object *a, *a0;
+    if (!json_object_object_get_ex(root, "architectures", &a) ||
+        json_object_get_type(a) != json_type_array || json_object_array_length(a) < 1 ||
+        json_object_get_type(a0 = json_object_array_get_idx(a, 0)) != json_type_string)
+        return mr_fail(err, MR_EFORMAT, file, "architectures", MR_NO_OFFSET,
+                       "missing or not an array of names");
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (!strcmp(json_object_get_string(a0), archs[i].name)) {
+            hp->arch = archs[i].arch;
+            hp->arch_name = archs[i].name;
+            return MR_OK;
+        }
+    return mr_fail(err, MR_EUNSUPPORTED, file, "architectures", MR_NO_OFFSET,
+                   "'%.64s' is not supported (MixtralForCausalLM, MistralForCausalLM, "
+                   "LlamaForCausalLM are)", json_object_get_string(a0));
+}
+
+/* Refuse configurations whose weights this converter would mistranslate. */
+static mr_status cfg_refuse(const char *file, json_object *root, mr_error *err)
+{
+    json_object *v;
+    if (json_object_object_get_ex(root, "rope_scaling", &v) &&
+        json_object_get_type(v) != json_type_null)
+        return mr_fail(err, MR_EUNSUPPORTED, file, "rope_scaling", MR_NO_OFFSET,
+                       "RoPE scaling is not supported");
+    if (json_object_object_get_ex(root, "hidden_act", &v) &&
+        (json_object_get_type(v) != json_type_string || strcmp(json_object_get_string(v), "silu")))
+        return mr_fail(err, MR_EUNSUPPORTED, file, "hidden_act", MR_NO_OFFSET,
+                       "'%s' is not supported (silu is)", json_object_get_string(v));
+    if (json_object_object_get_ex(root, "attention_bias", &v) && json_object_get_boolean(v))
+        return mr_fail(err, MR_EUNSUPPORTED, file, "attention_bias", MR_NO_OFFSET,
+                       "attention biases are not supported");
+    return MR_OK;
+}
+
+/* Parse and check dir/config.json into hp; the file joins the sources. */
+static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
+{
+    mr_hf_config *hp = &p->hp;
+    mr_status s;
+    char *text = NULL, *path = mr_path_join(dir, "config.json");
+    size_t len;
+    json_object *root = NULL, *v;
+    if (!path)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    if ((s = mr_read_small_file(path, MAX_CONFIG_BYTES, &text, &len, err)))
+        goto done;
+    if ((s = mr_plan_add_source(p, "config.json", text, len, err)))
+        goto done;
+    if (!(root = json_tokener_parse(text)) || json_object_get_type(root) != json_type_object) {
+        s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "not a JSON object");
+        goto done;
+    }
+    memset(hp, 0, sizeof *hp);
+    hp->rope_theta = 10000.0f;
+    hp->rms_eps = 1e-6f;
+    hp->n_ctx = 2048;
+    if ((s = cfg_arch(path, root, hp, err)) || (s = cfg_refuse(path, root, err)) ||
+        (s = cfg_u32(path, root, "vocab_size", 1, MAX_DIM, &hp->n_vocab, err)) ||
+        (s = cfg_u32(path, root, "hidden_size", 1, MAX_DIM, &hp->n_embd, err)) ||
+        (s = cfg_u32(path, root, "num_hidden_layers", 1, MAX_LAYERS, &hp->n_layer, err)) ||
+        (s = cfg_u32(path, root, "num_attention_heads", 1, MAX_DIM, &hp->n_head, err)) ||
+        (s = cfg_u32(path, root, "intermediate_size", 1, MAX_DIM, &hp->n_ff, err)) ||
+        (s = cfg_u32(path, root, "max_position_embeddings", 0, UINT32_MAX, &hp->n_ctx, err)) ||
+        (s = cfg_f32(path, root, "rope_theta", &hp->rope_theta, err)) ||
+        (s = cfg_f32(path, root, "rms_norm_eps", &hp->rms_eps, err)))
+        goto done;
+    hp->n_head_kv = hp->n_head;
+    if ((s = cfg_u32(path, root, "num_key_value_heads", 0, MAX_DIM, &hp->n_head_kv, err)))
+        goto done;
+    if (hp->arch == MR_ARCH_MIXTRAL &&
+        ((s = cfg_u32(path, root, "num_local_experts", 1, MAX_EXPERTS, &hp->n_expert, err)) ||
+         (s = cfg_u32(path, root, "num_experts_per_tok", 1, MAX_EXPERTS, &hp->n_expert_used, err))))
+        goto done;
+    hp->has_head_dim = json_object_object_get_ex(root, "head_dim", &v) &&
+                       json_object_get_type(v) != json_type_null;
+    if (hp->has_head_dim) {
+        if ((s = cfg_u32(path, root, "head_dim", 1, MAX_DIM, &hp->head_dim, err)))
+            goto done;
+    } else if (hp->n_head && hp->n_embd % hp->n_head == 0) {
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    hp->tied = json_object_object_get_ex(root, "tie_word_embeddings", &v) &&
+               json_object_get_boolean(v);
+    const char *bad = !hp->n_vocab || !hp->n_embd || !hp->n_layer || !hp->n_head || !hp->n_ff
+                    ? "a size is zero"
+                    : !hp->n_head_kv || hp->n_head % hp->n_head_kv
+                    ? "num_attention_heads is not a multiple of num_key_value_heads"
+                    : !hp->head_dim || hp->head_dim % 2
+                    ? "the head size is not a positive even number (hidden_size / heads or head_dim)"
+                    : hp->arch == MR_ARCH_MIXTRAL && hp->n_expert_used > hp->n_expert
+                    ? "num_experts_per_tok is more than num_local_experts" : NULL;
+    if (bad)
+        s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "%s", bad);
+done:
+    json_object_put(root);
+    free(text);
+    free(path);
+    return s;
+}
+
+/* ---------------------------------------------------------------- tensor plan */
+
+typedef struct {
+    mr_plan *p;
+    uint8_t *used; /* per checkpoint tensor */
+    const out_type *ot;
+} planner;
+
+/* Position of a tensor in the checkpoint's sorted list, or -1. */
+static int64_t ckpt_index(const mr_st_checkpoint *c, const char *name)
+{
+    for (uint32_t lo = 0, hi = c->n_tensors; lo < hi;) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int k = strcmp(name, c->tensors[mid]->name);
+        if (!k)
+            return mid;
+        if (k < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+/* "[a, b]" of a shape into buf. */
+static const char *shape_str(char *buf, size_t n, const uint64_t *shape, uint32_t nd)
+{
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (uint32_t i = 0; i < nd && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%llu", i ? ", " : "", (unsigned long long)shape[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+/* Find HF tensor name, check its dtype and its shape against the config's
+ * (n_dims, shape), and mark it used. */
+static mr_status take_source(planner *pl, const char *name, uint32_t nd, const uint64_t *shape,
+                             const mr_st_tensor **out, uint32_t *shard, mr_error *err)
+{
+    mr_st_checkpoint *c = pl->p->ckpt;
+    int64_t idx = ckpt_index(c, name);
+    char want[96], got[96];
+    if (idx < 0)
+        return mr_fail(err, MR_EFORMAT, c->index_path ? c->index_path : c->dir, name,
+                       MR_NO_OFFSET, "tensor is missing from the checkpoint (%s needs it)",
+                       pl->p->hp.arch_name);
+    const mr_st_tensor *t = c->tensors[idx];
+    *shard = c->tensor_shard[idx];
+    const char *file = c->shards[*shard]->path;
+    if (t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
+        return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
+                       "dtype %s is not supported (BF16, F16, F32 are)", mr_st_dtype_name(t->dtype));
+    int ok = t->n_dims == nd;
+    for (uint32_t i = 0; ok && i < nd; i++)
+        ok = t->shape[i] == shape[i];
+    if (!ok)
+        return mr_fail(err, MR_EFORMAT, file, name, t->offset,
+                       "shape %s contradicts config.json, which implies %s",
+                       shape_str(got, sizeof got, t->shape, t->n_dims),
+                       shape_str(want, sizeof want, shape, nd));
+    pl->used[idx] = 1;
+    *out = t;
+    return MR_OK;
+}
+
+/* Add output tensor gguf made of n_src HF tensors (names hf[i]) of shape
+ * (rows, cols) each, or a vector of cols when rows == 0. */
+static mr_status plan_add(planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
+                          uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
+                          mr_error *err)
+{
+    mr_plan *p = pl->p;
+    mr_plan_tensor *t = &p->t[p->n_tensors];
+    uint64_t shape[2] = {rows ? rows : cols, cols};
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", gguf);
+    t->src = calloc(n_src, sizeof *t->src);
+    t->src_shard = calloc(n_src, sizeof *t->src_shard);
+    if (!t->src || !t->src_shard) {
+        free(t->src);
+        free(t->src_shard);
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    }
+    p->n_tensors++;
+    t->n_src = n_src;
+    for (uint32_t i = 0; i < n_src; i++) {
+        mr_status s = take_source(pl, hf[i], rows ? 2 : 1, shape, &t->src[i], &t->src_shard[i], err);
+        if (s)
+            return s;
+    }
+    t->n_dims = !rows ? 1 : part != MR_PART_NONE && p->hp.n_expert ? 3 : 2;
+    t->ne[0] = cols;
+    t->ne[1] = rows ? rows : 1;
+    t->ne[2] = n_src;
+    t->perm_heads = perm_heads;
+    t->layer = layer;
+    t->part = part;
+    return MR_OK;
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of n, and every
+ * third in between. */
+static int use_more_bits(uint32_t i, uint32_t n)
+{
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* The tensor type of t for the output type ot, falling back to a type
+ * whose blocks divide the rows (llama.cpp does the same, with Q5_0 where
+ * moerun has Q8_0). */
+static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_plan_tensor *t)
+{
+    const mr_hf_config *hp = &p->hp;
+    uint32_t type = ot->type;
+    if (t->n_dims == 1 || strstr(t->name, "ffn_gate_inp"))
+        return MR_TYPE_F32;
+    if (ot->mixed) {
+        int eight = hp->n_expert == 8;
+        uint32_t il = t->layer >= 0 ? (uint32_t)t->layer : 0;
+        if (!strcmp(t->name, "output.weight"))
+            type = MR_TYPE_Q6_K;
+        else if (strstr(t->name, "attn_v."))
+            type = eight ? MR_TYPE_Q8_0 : use_more_bits(il, hp->n_layer) ? MR_TYPE_Q6_K : type;
+        else if (strstr(t->name, "attn_k.") && eight)
+            type = MR_TYPE_Q8_0;
+        else if (strstr(t->name, "attn_output.") && eight)
+            type = MR_TYPE_Q6_K;
+        else if (t->part == MR_PART_DOWN && use_more_bits(il, hp->n_layer))
+            type = MR_TYPE_Q6_K;
+    }
+    if (mr_type_row_bytes(type, t->ne[0]) == 0)
+        type = mr_type_get(type)->block_size == 256 ? MR_TYPE_Q8_0 : MR_TYPE_F16;
+    if (mr_type_row_bytes(type, t->ne[0]) == 0)
+        type = MR_TYPE_F16;
+    return type;
+}
+
+/* Every output tensor of the architecture, in the file's order. */
+static mr_status plan_tensors(planner *pl, mr_error *err)
+{
+    mr_plan *p = pl->p;
+    const mr_hf_config *hp = &p->hp;
+    const uint64_t E = hp->n_embd, V = hp->n_vocab, F = hp->n_ff, D = hp->head_dim;
+    const uint32_t n_exp = hp->n_expert ? hp->n_expert : 1;
+    char (*hf)[128] = calloc(n_exp, sizeof *hf);
+    char g[96];
+    mr_status s = MR_OK;
+    if (!hf)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+#define ADD(gguf, n, rows, cols, perm, layer, part) \
+    if ((s = plan_add(pl, gguf, hf, n, rows, cols, perm, layer, part, err))) goto done
+#define HF(i, ...) snprintf(hf[i], sizeof hf[i], __VA_ARGS__)
+    HF(0, "model.embed_tokens.weight");
+    ADD("token_embd.weight", 1, V, E, 0, -1, MR_PART_NONE);
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        const int L = (int)il;
+#define G(suffix) (snprintf(g, sizeof g, "blk.%u." suffix, il), g)
+        HF(0, "model.layers.%u.input_layernorm.weight", il);
+        ADD(G("attn_norm.weight"), 1, 0, E, 0, L, MR_PART_NONE);
+        HF(0, "model.layers.%u.self_attn.q_proj.weight", il);
+        ADD(G("attn_q.weight"), 1, hp->n_head * D, E, hp->n_head, L, MR_PART_NONE);
+        HF(0, "model.layers.%u.self_attn.k_proj.weight", il);
+        ADD(G("attn_k.weight"), 1, hp->n_head_kv * D, E, hp->n_head_kv, L, MR_PART_NONE);
+        HF(0, "model.layers.%u.self_attn.v_proj.weight", il);
+        ADD(G("attn_v.weight"), 1, hp->n_head_kv * D, E, 0, L, MR_PART_NONE);
+        HF(0, "model.layers.%u.self_attn.o_proj.weight", il);
+        ADD(G("attn_output.weight"), 1, E, hp->n_head * D, 0, L, MR_PART_NONE);
+        HF(0, "model.layers.%u.post_attention_layernorm.weight", il);
+        ADD(G("ffn_norm.weight"), 1, 0, E, 0, L, MR_PART_NONE);
+        if (hp->n_expert) {
+            HF(0, "model.layers.%u.block_sparse_moe.gate.weight", il);
+            ADD(G("ffn_gate_inp.weight"), 1, hp->n_expert, E, 0, L, MR_PART_NONE);
+            static const char *const w[3] = {"w1", "w3", "w2"}; /* gate, up, down */
+            static const char *const gn[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight",
+                                              "ffn_down_exps.weight"};
+            for (int part = 0; part < 3; part++) {
+                for (uint32_t e = 0; e < n_exp; e++)
+                    HF(e, "model.layers.%u.block_sparse_moe.experts.%u.%s.weight", il, e, w[part]);
+                snprintf(g, sizeof g, "blk.%u.%s", il, gn[part]);
+                ADD(g, n_exp, part == MR_PART_DOWN ? E : F, part == MR_PART_DOWN ? F : E, 0, L, part);
+            }
+        } else {
+            static const char *const w[3] = {"gate_proj", "up_proj", "down_proj"};
+            static const char *const gn[3] = {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+            for (int part = 0; part < 3; part++) {
+                HF(0, "model.layers.%u.mlp.%s.weight", il, w[part]);
+                snprintf(g, sizeof g, "blk.%u.%s", il, gn[part]);
+                ADD(g, 1, part == MR_PART_DOWN ? E : F, part == MR_PART_DOWN ? F : E, 0, L, part);
+            }
+        }
+#undef G
+    }
+    HF(0, "model.norm.weight");
+    ADD("output_norm.weight", 1, 0, E, 0, -1, MR_PART_NONE);
+    HF(0, "lm_head.weight");
+    if (mr_st_checkpoint_find(p->ckpt, hf[0], NULL) || !hp->tied) {
+        ADD("output.weight", 1, V, E, 0, -1, MR_PART_NONE);
+    }
+#undef ADD
+#undef HF
+done:
+    free(hf);
+    return s;
+}
+
+/* Refuse checkpoint tensors no output tensor uses (biases, unknown
+ * layers), except RoPE tables that llama.cpp also drops. */
+static mr_status check_unused(planner *pl, mr_error *err)
+{
+    const mr_st_checkpoint *c = pl->p->ckpt;
+    for (uint32_t i = 0; i < c->n_tensors; i++) {
+        const char *n = c->tensors[i]->name;
+        size_t len = strlen(n);
+        if (pl->used[i] || (len >= 20 && !strcmp(n + len - 20, ".rotary_emb.inv_freq")))
+            continue;
+        return mr_fail(err, MR_EUNSUPPORTED, c->shards[c->tensor_shard[i]]->path, n,
+                       c->tensors[i]->offset, "tensor is not part of %s as moerun converts it",
+                       pl->p->hp.arch_name);
+    }
+    return MR_OK;
+}
+
+/* Choose every tensor's type and size; refuse types without a quantizer. */
+static mr_status plan_types(planner *pl, mr_error *err)
+{
+    mr_plan *p = pl->p;
+    for (uint32_t i = 0; i < p->n_tensors; i++) {
+        mr_plan_tensor *t = &p->t[i];
+        t->type = choose_type(p, pl->ot, t);
+        if (!mr_type_get(t->type)->from_f32)
+            return mr_fail(err, MR_EUNSUPPORTED, NULL, t->name, MR_NO_OFFSET,
+                           "output type %s is not supported yet (no %s quantizer in quant/)",
+                           pl->ot->name, mr_type_get(t->type)->name);
+        t->row_bytes = mr_type_row_bytes(t->type, t->ne[0]);
+        t->slice_bytes = t->row_bytes * t->ne[1];
+        t->nbytes = t->slice_bytes * t->n_src;
+    }
+    return MR_OK;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+/* Title-case one lowercase word as Python's str.title() does (a letter
+ * after a non-letter is upper-cased), unless it starts with a digit or is a
+ * version "v1.2"; gguf-py's id_to_title keeps other words as they are. */
+static void title_word(char *w, size_t n)
+{
+    int lower = 0, version = n > 1 && w[0] == 'v' && w[1] >= '0' && w[1] <= '9';
+    for (size_t i = 0; i < n; i++) {
+        if (w[i] >= 'A' && w[i] <= 'Z')
+            return;
+        lower |= w[i] >= 'a' && w[i] <= 'z';
+    }
+    if (!lower || version || (w[0] >= '0' && w[0] <= '9'))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        int letter = w[i] >= 'a' && w[i] <= 'z';
+        int prev = i > 0 && ((w[i - 1] >= 'a' && w[i - 1] <= 'z') || (w[i - 1] >= 'A' && w[i - 1] <= 'Z'));
+        if (letter && !prev)
+            w[i] = (char)(w[i] - 'a' + 'A');
+    }
+}
+
+/* general.name as gguf-py derives it from the directory's name: dashes
+ * become spaces and lowercase words are title-cased ("tinymix" ->
+ * "Tinymix"). */
+static void model_name(const char *dir, char *out, size_t n)
+{
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    size_t b = len;
+    while (b > 0 && dir[b - 1] != '/')
+        b--;
+    size_t k = 0, ws = 0;
+    for (size_t i = b; i <= len && k + 1 < n; i++) {
+        char c = i < len ? dir[i] : ' ';
+        if (c == '-' || c == ' ') {
+            if (k > ws) {
+                title_word(out + ws, k - ws);
+                out[k++] = ' ';
+            }
+            ws = k;
+            continue;
+        }
+        out[k++] = c;
+    }
+    while (k > 0 && out[k - 1] == ' ')
+        k--;
+    out[k] = '\0';
+}
+
+/* gguf-py's size label: experts x (shared + one expert's) parameters, or
+ * the total, rounded like model_weight_count_rounded_notation ("8x19M"). */
+static void size_label(const mr_plan *p, char *out, size_t n)
+{
+    uint64_t shared = 0, expert = 0;
+    for (uint32_t i = 0; i < p->n_tensors; i++) {
+        const mr_plan_tensor *t = &p->t[i];
+        uint64_t per = t->ne[0] * t->ne[1];
+        if (t->n_src > 1)
+            expert += per;
+        else
+            shared += per;
+    }
+    double v = (double)(shared + expert);
+    const char *suf = "K";
+    if (v > 1e12) v *= 1e-12, suf = "T";
+    else if (v > 1e9) v *= 1e-9, suf = "B";
+    else if (v > 1e6) v *= 1e-6, suf = "M";
+    else v *= 1e-3;
+    char r[32];
+    snprintf(r, sizeof r, "%.0f", v);
+    const char *digits = r;
+    while (*digits == '0')
+        digits++;
+    int fix = 2 - (int)strlen(digits);
+    if (fix < 0)
+        fix = 0;
+    if (p->hp.n_expert)
+        snprintf(out, n, "%ux%.*f%s", p->hp.n_expert, fix, v, suf);
+    else
+        snprintf(out, n, "%.*f%s", fix, v, suf);
+}
+
+/* The general.* and llama.* keys, in convert_hf_to_gguf.py's order. */
+static void write_hparams(const mr_plan *p, const char *dir, mr_gguf_writer *w)
+{
+    const mr_hf_config *hp = &p->hp;
+    char name[256], label[32];
+    model_name(dir, name, sizeof name);
+    size_label(p, label, sizeof label);
+    mr_gguf_kv_str(w, "general.architecture", "llama");
+    mr_gguf_kv_str(w, "general.type", "model");
+    mr_gguf_kv_str(w, "general.name", name);
+    mr_gguf_kv_str(w, "general.size_label", label);
+    mr_gguf_kv_u32(w, "llama.block_count", hp->n_layer);
+    mr_gguf_kv_u32(w, "llama.context_length", hp->n_ctx);
+    mr_gguf_kv_u32(w, "llama.embedding_length", hp->n_embd);
+    mr_gguf_kv_u32(w, "llama.feed_forward_length", hp->n_ff);
+    mr_gguf_kv_u32(w, "llama.attention.head_count", hp->n_head);
+    mr_gguf_kv_u32(w, "llama.attention.head_count_kv", hp->n_head_kv);
+    mr_gguf_kv_f32(w, "llama.rope.freq_base", hp->rope_theta);
+    mr_gguf_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", hp->rms_eps);
+    if (hp->n_expert) {
+        mr_gguf_kv_u32(w, "llama.expert_count", hp->n_expert);
+        mr_gguf_kv_u32(w, "llama.expert_used_count", hp->n_expert_used);
+    }
+    if (hp->has_head_dim) {
+        mr_gguf_kv_u32(w, "llama.attention.key_length", hp->head_dim);
+        mr_gguf_kv_u32(w, "llama.attention.value_length", hp->head_dim);
+    }
+    mr_gguf_kv_u32(w, "general.file_type", p->file_type);
+    mr_gguf_kv_u32(w, "llama.vocab_size", hp->n_vocab);
+    mr_gguf_kv_u32(w, "llama.rope.dimension_count", hp->head_dim);
+    mr_gguf_kv_u32(w, "general.quantization_version", 2);
+}
+
+/* moerun's keys: version, checksum arrays to patch, source files. */
+static void write_moerun_keys(const mr_plan *p, mr_gguf_writer *w)
+{
+    const char *names[p->n_sources ? p->n_sources : 1];
+    for (uint32_t i = 0; i < p->n_sources; i++)
+        names[i] = p->sources[i].name;
+    mr_gguf_kv_str(w, MR_KEY_QUANTIZER_VERSION, PACKAGE_VERSION);
+    mr_gguf_kv_str(w, MR_KEY_CHECKSUM_ALGORITHM, "xxh3-64");
+    mr_gguf_kv_arr_u64(w, MR_KEY_CHECKSUM_EXPERTS, NULL, p->expert_hash_count);
+    mr_gguf_kv_arr_u64(w, MR_KEY_CHECKSUM_TENSORS, NULL, p->n_tensors);
+    mr_gguf_kv_arr_str(w, MR_KEY_SOURCE_FILES, names, NULL, p->n_sources);
+    mr_gguf_kv_arr_u64(w, MR_KEY_SOURCE_XXH3, NULL, p->n_sources);
+}
+
+/* Append a source file; see convert_internal.h. */
+mr_status mr_plan_add_source(mr_plan *p, const char *name, const void *data, size_t len,
+                             mr_error *err)
+{
+    mr_plan_source *ns = realloc(p->sources, sizeof *ns * (p->n_sources + 1));
+    if (!ns)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    p->sources = ns;
+    mr_plan_source *s = &ns[p->n_sources++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->shard = -1;
+    s->xxh3 = data ? XXH3_64bits(data, len) : 0;
+    return MR_OK;
+}
+
+/* Order of sources by name. */
+static int cmp_source(const void *a, const void *b)
+{
+    return strcmp(((const mr_plan_source *)a)->name, ((const mr_plan_source *)b)->name);
+}
+
+/* Free a plan and its checkpoint. */
+static void plan_free(mr_plan *p)
+{
+    for (uint32_t i = 0; i < p->n_tensors; i++) {
+        free(p->t[i].src);
+        free(p->t[i].src_shard);
+    }
+    free(p->t);
+    free(p->sources);
+    mr_st_checkpoint_close(p->ckpt);
+}
+
+/* Read config and checkpoint, map and check every tensor, choose types. */
+static mr_status make_plan(const mr_convert_opts *o, const out_type *ot, mr_plan *p,
+                           mr_error *err)
+{
+    mr_status s;
+    planner pl = {p, NULL, ot};
+    if ((s = read_config(o->input_dir, p, err)) ||
+        (s = mr_st_checkpoint_open(o->input_dir, &p->ckpt, err)))
+        return s;
+    const mr_st_checkpoint *c = p->ckpt;
+    if (c->index_path) {
+        char *text;
+        size_t len;
+        if ((s = mr_read_small_file(c->index_path, 64u << 20, &text, &len, err)))
+            return s;
+        s = mr_plan_add_source(p, "model.safetensors.index.json", text, len, err);
+        free(text);
+        if (s)
+            return s;
+    }
+    for (uint32_t i = 0; i < c->n_shards; i++) {
+        if ((s = mr_plan_add_source(p, c->shard_names[i], NULL, 0, err)))
+            return s;
+        p->sources[p->n_sources - 1].shard = (int)i;
+    }
+    uint64_t max_t = 2 + 2 + 10ull * p->hp.n_layer;
+    p->t = calloc(max_t, sizeof *p->t);
+    pl.used = calloc(c->n_tensors ? c->n_tensors : 1, 1);
+    if (!p->t || !pl.used) {
+        free(pl.used);
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    }
+    if (!(s = plan_tensors(&pl, err)) && !(s = check_unused(&pl, err)))
+        s = plan_types(&pl, err);
+    free(pl.used);
+    p->file_type = ot->file_type;
+    p->expert_hash_count = 3ull * p->hp.n_layer * (p->hp.n_expert ? p->hp.n_expert : 1);
+    return s;
+}
+
+/* Jobs in flight for a number of threads; see convert.h. */
+unsigned mr_convert_window(unsigned threads)
+{
+    unsigned w = 2 * threads + 2;
+    return w > 24 ? 24 : w;
+}
+
+/* Convert; see convert.h. */
+mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_error *err)
+{
+    mr_status s;
+    mr_plan p;
+    mr_gguf_writer *w = NULL;
+    mr_outfile out = {.fd = -1};
+    mr_convert_progress prog;
+    const out_type *ot = NULL;
+    memset(&p, 0, sizeof p);
+    memset(&prog, 0, sizeof prog);
+    for (size_t i = 0; i < N_OUT_TYPES; i++)
+        if (o->type && !strcmp(o->type, out_types[i].name))
+            ot = &out_types[i];
+    if (!ot)
+        return mr_fail(err, MR_EINVAL, NULL, "--type", MR_NO_OFFSET,
+                       "'%s' is not an output type (f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m)",
+                       o->type ? o->type : "");
+    if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(4096, &w, err)))
+        goto done;
+    write_hparams(&p, o->input_dir, w);
+    if ((s = mr_convert_vocab(o->input_dir, &p, w, err)))
+        goto done;
+    qsort(p.sources, p.n_sources, sizeof *p.sources, cmp_source);
+    write_moerun_keys(&p, w);
+    for (uint32_t i = 0; i < p.n_tensors; i++)
+        mr_gguf_add_tensor(w, p.t[i].name, p.t[i].type, p.t[i].n_dims, p.t[i].ne, &p.t[i].windex);
+    if ((s = mr_outfile_open(o->output_path, o->force, o->no_tmpfile, o->on_temp, o->user, &out,
+                             err)) ||
+        (s = mr_gguf_writer_begin(w, out.fd, o->output_path, err)) ||
+        (s = mr_quantize_run(&p, w, out.fd, o->output_path, o, &prog, err)) ||
+        (s = mr_gguf_writer_finish(w, err)) || (s = mr_outfile_commit(&out, err)))
+        goto done;
+done:
+    mr_outfile_abort(&out);
+    mr_gguf_writer_free(w);
+    plan_free(&p);
+    if (final)
+        *final = prog;
+    return s;
+}

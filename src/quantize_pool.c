@@ -1,0 +1,512 @@
+/* quantize_pool.c - the converter's job pipeline and its private worker
+ * threads (see convert.h for the memory bound).
+ *
+ * A job is a run of rows of one source tensor (for a stacked expert tensor:
+ * of one expert).  Jobs are ordered by their place in the source shards, so
+ * every shard is read front to back once.  Workers take jobs in that order,
+ * read the rows (pread), widen them to f32, apply llama.cpp's Q/K row
+ * permutation, quantize, and hand the result back; the calling thread
+ * commits jobs strictly in order: it writes the output at the tensor's
+ * place, feeds the shard's XXH3 state with the source bytes (reading any
+ * gap, such as the header, itself), feeds the output tensor's and expert
+ * slice's XXH3 states, and frees the job.  Workers never run more than
+ * `window` jobs ahead of the last commit.  A tensor whose pieces do not
+ * arrive in output order (a checkpoint stored in an unusual order) is
+ * hashed by reading it back at the end.  The result does not depend on
+ * the number of threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "convert_internal.h"
+#include "fileio.h"
+#include "moerun_keys.h"
+#include "../quant/types.h"
+
+#define GAP_CHUNK (4u << 20)
+
+enum { JOB_PENDING, JOB_DONE, JOB_FAILED };
+
+typedef struct {
+    uint32_t tensor, src, shard;
+    uint64_t row0, nrows;
+    uint64_t src_off, src_len; /* absolute in the shard */
+    uint64_t out_off, out_len; /* inside the output tensor */
+    int state;
+} job;
+
+/* The buffers of one job in flight.  Job i uses slot i % window: at most
+ * window consecutive jobs are in flight, so no two share a slot, and the
+ * memory is allocated once, whatever the model's size. */
+typedef struct {
+    uint8_t *raw;  /* source bytes */
+    uint8_t *out;  /* quantized rows */
+    float *row;    /* one widened row */
+} slot;
+
+typedef struct {
+    XXH3_state_t *whole, *slice;
+    uint64_t next;   /* next output offset expected in order */
+    int reread;      /* pieces came out of order: hash from the file */
+    uint64_t jobs_left;
+} tensor_hash;
+
+typedef struct {
+    mr_plan *p;
+    mr_gguf_writer *w;
+    int fd;
+    const char *out_name;
+    job *jobs;
+    uint64_t n_jobs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    uint64_t next, committed;
+    unsigned window;
+    int abort;
+    tensor_hash *th;
+    uint64_t *tensor_xxh3, *expert_xxh3;
+    XXH3_state_t **shard_st;
+    uint64_t *shard_pos;
+    uint8_t *buf; /* GAP_CHUNK bytes for gaps and read-back */
+    mr_convert_progress *prog;
+    slot *slots;       /* window of them */
+    uint64_t fail_job; /* lowest failed job, UINT64_MAX if none */
+    mr_error fail_err; /* its error */
+} pool;
+
+/* The slot of job j. */
+static slot *slot_of(pool *P, const job *j)
+{
+    return &P->slots[(uint64_t)(j - P->jobs) % P->window];
+}
+
+/* Read, widen, permute and quantize one job's rows into its slot. */
+static mr_status run_job(pool *P, job *j, mr_error *err)
+{
+    const mr_plan_tensor *t = &P->p->t[j->tensor];
+    const mr_st_tensor *src = t->src[j->src];
+    const mr_st_file *f = P->p->ckpt->shards[j->shard];
+    const uint64_t ne0 = t->ne[0];
+    const size_t es = mr_st_dtype_size(src->dtype);
+    const uint64_t hd = t->perm_heads ? t->ne[1] / t->perm_heads : 0;
+    mr_from_f32_fn quant = mr_type_get(t->type)->from_f32;
+    slot *b = slot_of(P, j);
+    mr_status s = mr_st_pread(f, j->src_off, b->raw, j->src_len, err);
+    if (s)
+        return s;
+    for (uint64_t r = 0; r < j->nrows; r++) {
+        uint64_t sr = r;
+        if (hd) { /* llama.cpp: reshape(n_head, 2, hd/2, in).swapaxes(1, 2) */
+            uint64_t base = r / hd * hd, o = r - base;
+            sr = base + (o % 2) * (hd / 2) + o / 2;
+        }
+        mr_st_to_f32(src->dtype, b->raw + sr * ne0 * es, b->row, ne0);
+        quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
+    }
+    return MR_OK;
+}
+
+/* Worker thread: take the next job within the window, run it, report. */
+static void *worker(void *arg)
+{
+    pool *P = arg;
+    for (;;) {
+        pthread_mutex_lock(&P->mu);
+        while (!P->abort && P->next < P->n_jobs && P->next >= P->committed + P->window)
+            pthread_cond_wait(&P->cv_work, &P->mu);
+        if (P->abort || P->next >= P->n_jobs) {
+            pthread_mutex_unlock(&P->mu);
+            return NULL;
+        }
+        job *j = &P->jobs[P->next++];
+        /* ask the kernel to start reading the job a window ahead, so reads
+         * overlap the work instead of alternating with it */
+        uint64_t ahead = (uint64_t)(j - P->jobs) + P->window;
+        if (ahead < P->n_jobs) {
+            const job *a = &P->jobs[ahead];
+            posix_fadvise(P->p->ckpt->shards[a->shard]->fd, (off_t)a->src_off, (off_t)a->src_len,
+                          POSIX_FADV_WILLNEED);
+        }
+        pthread_mutex_unlock(&P->mu);
+        mr_error err;
+        mr_status s = run_job(P, j, &err);
+        pthread_mutex_lock(&P->mu);
+        j->state = s ? JOB_FAILED : JOB_DONE;
+        if (s && (uint64_t)(j - P->jobs) < P->fail_job) {
+            P->fail_job = (uint64_t)(j - P->jobs);
+            P->fail_err = err;
+        }
+        pthread_cond_broadcast(&P->cv_done);
+        pthread_mutex_unlock(&P->mu);
+    }
+}
+
+/* Order of jobs by shard, then offset in it. */
+static int cmp_job(const void *a, const void *b)
+{
+    const job *x = a, *y = b;
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    return x->src_off < y->src_off ? -1 : x->src_off > y->src_off;
+}
+
+/* Cut every tensor into jobs of at most MR_CONVERT_JOB_BYTES of source
+ * (whole heads for permuted tensors, at least one row) and sort them. */
+static mr_status make_jobs(pool *P, mr_error *err)
+{
+    const mr_plan *p = P->p;
+    uint64_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t ti = 0; ti < p->n_tensors; ti++) {
+            const mr_plan_tensor *t = &p->t[ti];
+            uint64_t src_row = t->ne[0] * mr_st_dtype_size(t->src[0]->dtype);
+            uint64_t step = MR_CONVERT_JOB_BYTES / src_row;
+            if (t->perm_heads) {
+                uint64_t hd = t->ne[1] / t->perm_heads;
+                step = step / hd * hd;
+                if (step < hd)
+                    step = hd;
+            }
+            if (step == 0)
+                step = 1;
+            for (uint32_t e = 0; e < t->n_src; e++) {
+                for (uint64_t r = 0; r < t->ne[1]; r += step) {
+                    uint64_t nr = t->ne[1] - r < step ? t->ne[1] - r : step;
+                    if (pass == 1) {
+                        job *j = &P->jobs[n];
+                        memset(j, 0, sizeof *j);
+                        j->tensor = ti;
+                        j->src = e;
+                        j->shard = t->src_shard[e];
+                        j->row0 = r;
+                        j->nrows = nr;
+                        j->src_off = t->src[e]->offset + r * src_row;
+                        j->src_len = nr * src_row;
+                        j->out_off = e * t->slice_bytes + r * t->row_bytes;
+                        j->out_len = nr * t->row_bytes;
+                        P->th[ti].jobs_left++;
+                        P->prog->bytes_total += j->src_len;
+                    }
+                    n++;
+                }
+            }
+        }
+        if (pass == 0 && !(P->jobs = calloc(n ? n : 1, sizeof *P->jobs)))
+            return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for %llu jobs",
+                           (unsigned long long)n);
+        if (pass == 0)
+            n = 0;
+    }
+    P->n_jobs = n;
+    qsort(P->jobs, n, sizeof *P->jobs, cmp_job);
+    return MR_OK;
+}
+
+/* Feed shard bytes [pos, to) to its hash by reading them (a gap between
+ * the tensors the jobs read: the header, padding, skipped tensors). */
+static mr_status hash_gap(pool *P, uint32_t sh, uint64_t to, mr_error *err)
+{
+    const mr_st_file *f = P->p->ckpt->shards[sh];
+    while (P->shard_pos[sh] < to) {
+        uint64_t n = to - P->shard_pos[sh] < GAP_CHUNK ? to - P->shard_pos[sh] : GAP_CHUNK;
+        mr_status s = mr_st_pread(f, P->shard_pos[sh], P->buf, n, err);
+        if (s)
+            return s;
+        XXH3_64bits_update(P->shard_st[sh], P->buf, n);
+        posix_fadvise(f->fd, (off_t)P->shard_pos[sh], (off_t)n, POSIX_FADV_DONTNEED);
+        P->shard_pos[sh] += n;
+    }
+    return MR_OK;
+}
+
+/* Feed len output bytes at offset off of tensor ti to its whole-tensor and
+ * slice hashes, when they arrive in order; else mark it for read-back. */
+static void hash_output(pool *P, uint32_t ti, uint64_t off, const uint8_t *data, uint64_t len)
+{
+    const mr_plan_tensor *t = &P->p->t[ti];
+    tensor_hash *h = &P->th[ti];
+    if (h->reread || off != h->next) {
+        h->reread = 1;
+        return;
+    }
+    XXH3_64bits_update(h->whole, data, len);
+    h->next += len;
+    if (h->next == t->nbytes)
+        P->tensor_xxh3[ti] = XXH3_64bits_digest(h->whole);
+    if (t->part < 0)
+        return;
+    while (len) { /* a piece never crosses a slice, but stay general */
+        uint64_t in_slice = off % t->slice_bytes, n = t->slice_bytes - in_slice;
+        if (n > len)
+            n = len;
+        if (in_slice == 0)
+            XXH3_64bits_reset(h->slice);
+        XXH3_64bits_update(h->slice, data, n);
+        if (in_slice + n == t->slice_bytes) {
+            uint64_t e = off / t->slice_bytes, n_exp = P->p->hp.n_expert ? P->p->hp.n_expert : 1;
+            P->expert_xxh3[((uint64_t)t->layer * n_exp + e) * 3 + (uint64_t)t->part] =
+                XXH3_64bits_digest(h->slice);
+        }
+        off += n;
+        data += n;
+        len -= n;
+    }
+}
+
+/* Commit job j: write its output, hash source and output, free it. */
+static mr_status commit(pool *P, job *j, mr_error *err)
+{
+    const mr_plan_tensor *t = &P->p->t[j->tensor];
+    const mr_st_file *f = P->p->ckpt->shards[j->shard];
+    mr_status s;
+    const slot *b = slot_of(P, j);
+    if ((s = mr_gguf_writer_pwrite(P->w, t->windex, j->out_off, b->out, j->out_len, err)))
+        return s;
+    uint64_t at = mr_gguf_writer_tensor_offset(P->w, t->windex) + j->out_off;
+    sync_file_range(P->fd, (off64_t)at, (off64_t)j->out_len, SYNC_FILE_RANGE_WRITE);
+    if ((s = hash_gap(P, j->shard, j->src_off, err)))
+        return s;
+    uint64_t end = j->src_off + j->src_len;
+    if (P->shard_pos[j->shard] < end) {
+        uint64_t skip = P->shard_pos[j->shard] - j->src_off;
+        XXH3_64bits_update(P->shard_st[j->shard], b->raw + skip, j->src_len - skip);
+        P->shard_pos[j->shard] = end;
+    }
+    posix_fadvise(f->fd, (off_t)j->src_off, (off_t)j->src_len, POSIX_FADV_DONTNEED);
+    hash_output(P, j->tensor, j->out_off, b->out, j->out_len);
+    if (--P->th[j->tensor].jobs_left == 0)
+        P->prog->tensors_done++;
+    P->prog->bytes_read += j->src_len;
+    P->prog->bytes_written += j->out_len;
+    return MR_OK;
+}
+
+/* Hash tensors that arrived out of order by reading them back. */
+static mr_status reread_tensors(pool *P, mr_error *err)
+{
+    for (uint32_t ti = 0; ti < P->p->n_tensors; ti++) {
+        tensor_hash *h = &P->th[ti];
+        const mr_plan_tensor *t = &P->p->t[ti];
+        if (!h->reread)
+            continue;
+        XXH3_64bits_reset(h->whole);
+        h->reread = 0;
+        h->next = 0;
+        uint64_t base = mr_gguf_writer_tensor_offset(P->w, t->windex);
+        for (uint64_t off = 0; off < t->nbytes;) {
+            uint64_t n = t->nbytes - off < GAP_CHUNK ? t->nbytes - off : GAP_CHUNK;
+            if (t->part >= 0 && n > t->slice_bytes - off % t->slice_bytes)
+                n = t->slice_bytes - off % t->slice_bytes;
+            mr_status s = mr_pread_full(P->fd, P->out_name, base + off, P->buf, n, err);
+            if (s)
+                return s;
+            hash_output(P, ti, off, P->buf, n);
+            off += n;
+        }
+    }
+    return MR_OK;
+}
+
+/* Finish the shard hashes and patch every checksum array. */
+static mr_status finish_hashes(pool *P, mr_error *err)
+{
+    mr_plan *p = P->p;
+    mr_status s;
+    for (uint32_t sh = 0; sh < p->ckpt->n_shards; sh++)
+        if ((s = hash_gap(P, sh, p->ckpt->shards[sh]->file_size, err)))
+            return s;
+    if ((s = reread_tensors(P, err)))
+        return s;
+    for (uint32_t i = 0; i < p->n_sources; i++)
+        if (p->sources[i].shard >= 0)
+            p->sources[i].xxh3 = XXH3_64bits_digest(P->shard_st[p->sources[i].shard]);
+    for (uint32_t i = 0; i < p->n_sources; i++)
+        if ((s = mr_gguf_writer_patch_u64(P->w, MR_KEY_SOURCE_XXH3, i, p->sources[i].xxh3, err)))
+            return s;
+    for (uint32_t i = 0; i < p->n_tensors; i++)
+        if ((s = mr_gguf_writer_patch_u64(P->w, MR_KEY_CHECKSUM_TENSORS, i, P->tensor_xxh3[i], err)))
+            return s;
+    for (uint64_t i = 0; i < p->expert_hash_count; i++)
+        if ((s = mr_gguf_writer_patch_u64(P->w, MR_KEY_CHECKSUM_EXPERTS, i, P->expert_xxh3[i], err)))
+            return s;
+    return MR_OK;
+}
+
+/* Reserve the whole output now, so a full disk fails before the work. */
+static mr_status reserve(pool *P, mr_error *err)
+{
+    uint64_t size = mr_gguf_writer_file_size(P->w);
+    int e = posix_fallocate(P->fd, 0, (off_t)size);
+    if (e == EOPNOTSUPP || e == EINVAL)
+        e = ftruncate(P->fd, (off_t)size) ? errno : 0;
+    if (e)
+        return mr_fail(err, MR_EIO, P->out_name, NULL, MR_NO_OFFSET,
+                       "cannot reserve %llu bytes: %s", (unsigned long long)size, strerror(e));
+    return MR_OK;
+}
+
+/* Seconds on the monotonic clock. */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Allocate the hash states of the pool. */
+static mr_status alloc_hashes(pool *P, mr_error *err)
+{
+    mr_plan *p = P->p;
+    P->th = calloc(p->n_tensors, sizeof *P->th);
+    P->tensor_xxh3 = calloc(p->n_tensors, sizeof *P->tensor_xxh3);
+    P->expert_xxh3 = calloc(p->expert_hash_count ? p->expert_hash_count : 1, sizeof(uint64_t));
+    P->shard_st = calloc(p->ckpt->n_shards, sizeof *P->shard_st);
+    P->shard_pos = calloc(p->ckpt->n_shards, sizeof *P->shard_pos);
+    P->buf = malloc(GAP_CHUNK);
+    if (!P->th || !P->tensor_xxh3 || !P->expert_xxh3 || !P->shard_st || !P->shard_pos || !P->buf)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    for (uint32_t i = 0; i < p->n_tensors; i++) {
+        if (!(P->th[i].whole = XXH3_createState()) || !(P->th[i].slice = XXH3_createState()))
+            return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+        XXH3_64bits_reset(P->th[i].whole);
+        XXH3_64bits_reset(P->th[i].slice);
+    }
+    for (uint32_t i = 0; i < p->ckpt->n_shards; i++) {
+        if (!(P->shard_st[i] = XXH3_createState()))
+            return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+        XXH3_64bits_reset(P->shard_st[i]);
+        posix_fadvise(p->ckpt->shards[i]->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    }
+    return MR_OK;
+}
+
+/* Allocate the window's buffers, each as large as the largest job needs. */
+static mr_status alloc_slots(pool *P, mr_error *err)
+{
+    uint64_t raw = 1, out = 1, row = 1;
+    for (uint64_t i = 0; i < P->n_jobs; i++) {
+        const job *j = &P->jobs[i];
+        raw = j->src_len > raw ? j->src_len : raw;
+        out = j->out_len > out ? j->out_len : out;
+        row = P->p->t[j->tensor].ne[0] > row ? P->p->t[j->tensor].ne[0] : row;
+    }
+    if (!(P->slots = calloc(P->window, sizeof *P->slots)))
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    for (unsigned i = 0; i < P->window; i++)
+        if (!(P->slots[i].raw = malloc(raw)) || !(P->slots[i].out = malloc(out)) ||
+            !(P->slots[i].row = malloc(sizeof(float) * row)))
+            return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET,
+                           "no memory for %u job buffers of %llu + %llu bytes", P->window,
+                           (unsigned long long)raw, (unsigned long long)out);
+    P->prog->buffer_bytes = P->window * (raw + out + sizeof(float) * row);
+    return MR_OK;
+}
+
+/* Free the pool's jobs, buffers and hash states. */
+static void pool_free(pool *P)
+{
+    for (unsigned i = 0; P->slots && i < P->window; i++) {
+        free(P->slots[i].raw);
+        free(P->slots[i].out);
+        free(P->slots[i].row);
+    }
+    free(P->slots);
+    for (uint32_t i = 0; P->th && i < P->p->n_tensors; i++) {
+        XXH3_freeState(P->th[i].whole);
+        XXH3_freeState(P->th[i].slice);
+    }
+    for (uint32_t i = 0; P->shard_st && i < P->p->ckpt->n_shards; i++)
+        XXH3_freeState(P->shard_st[i]);
+    free(P->jobs);
+    free(P->th);
+    free(P->tensor_xxh3);
+    free(P->expert_xxh3);
+    free(P->shard_st);
+    free(P->shard_pos);
+    free(P->buf);
+}
+
+/* Commit every job in order while the workers run ahead. */
+static mr_status commit_all(pool *P, const mr_convert_opts *o, double t0, mr_error *err)
+{
+    for (uint64_t i = 0; i < P->n_jobs; i++) {
+        job *j = &P->jobs[i];
+        pthread_mutex_lock(&P->mu);
+        while (j->state == JOB_PENDING)
+            pthread_cond_wait(&P->cv_done, &P->mu);
+        pthread_mutex_unlock(&P->mu);
+        if (j->state == JOB_FAILED) { /* every earlier job committed: it is fail_job */
+            if (err)
+                *err = P->fail_err;
+            return P->fail_err.code;
+        }
+        mr_status s = commit(P, j, err);
+        if (s)
+            return s;
+        pthread_mutex_lock(&P->mu);
+        P->committed++;
+        pthread_cond_broadcast(&P->cv_work);
+        pthread_mutex_unlock(&P->mu);
+        P->prog->jobs_done = i + 1;
+        P->prog->seconds = now_s() - t0;
+        if (o->progress)
+            o->progress(P->prog, o->user);
+    }
+    return MR_OK;
+}
+
+/* Run the conversion's jobs; see convert_internal.h. */
+mr_status mr_quantize_run(mr_plan *p, mr_gguf_writer *w, int fd, const char *out_name,
+                          const mr_convert_opts *o, mr_convert_progress *prog, mr_error *err)
+{
+    pool P;
+    mr_status s;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned nthreads = o->threads > 0 ? (unsigned)o->threads : ncpu > 0 ? (unsigned)ncpu : 1;
+    if (nthreads > 256)
+        nthreads = 256;
+    pthread_t tid[256];
+    unsigned started = 0;
+    double t0 = now_s();
+    memset(&P, 0, sizeof P);
+    memset(prog, 0, sizeof *prog);
+    P.p = p, P.w = w, P.fd = fd, P.out_name = out_name, P.prog = prog;
+    P.window = mr_convert_window(nthreads);
+    P.fail_job = UINT64_MAX;
+    prog->tensors_total = p->n_tensors;
+    pthread_mutex_init(&P.mu, NULL);
+    pthread_cond_init(&P.cv_work, NULL);
+    pthread_cond_init(&P.cv_done, NULL);
+    if ((s = alloc_hashes(&P, err)) || (s = make_jobs(&P, err)) || (s = alloc_slots(&P, err)) ||
+        (s = reserve(&P, err)))
+        goto done;
+    prog->jobs_total = P.n_jobs;
+    for (; started < nthreads; started++)
+        if (pthread_create(&tid[started], NULL, worker, &P)) {
+            s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "cannot start a thread");
+            break;
+        }
+    if (!s)
+        s = commit_all(&P, o, t0, err);
+    pthread_mutex_lock(&P.mu);
+    P.abort = 1;
+    pthread_cond_broadcast(&P.cv_work);
+    pthread_mutex_unlock(&P.mu);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    if (!s)
+        s = finish_hashes(&P, err);
+    prog->seconds = now_s() - t0;
+done:
+    pool_free(&P);
+    pthread_cond_destroy(&P.cv_done);
+    pthread_cond_destroy(&P.cv_work);
+    pthread_mutex_destroy(&P.mu);
+    return s;
+}
