@@ -10,6 +10,7 @@
 #include "forward.h"
 #include "gguf.h"
 #include "model.h"
+#include "store_paged.h"
 #include "status.h"
 #include "tokenizer.h"
 
@@ -38,7 +39,14 @@ typedef struct {
     mr_expert_store *store;
     double load_seconds;
     double mem_bw; /* GB/s measured at start with --stats and --mem, else 0 */
+    int marked;    /* counters below are a snapshot (cli_session_mark) */
+    mr_store_stats mark_store;
+    mr_paged_stats mark_paged;
 } cli_session;
+
+/* Snapshot the store's counters (after the prompt: --stats then reports
+ * generation on its own). */
+void cli_session_mark(cli_session *s);
 
 /* Expert-store options shared by run, perplexity and logits. */
 typedef struct {

@@ -196,6 +196,7 @@ int cmd_run(int argc, char **argv)
     }
     for (size_t i = 0; i < n_ids; i++)
         mr_sampler_accept(smp, ids[i]);
+    cli_session_mark(&S);
     double t1 = cli_now();
 
     mr_detok dt;

@@ -237,6 +237,17 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
     return st;
 }
 
+void cli_session_mark(cli_session *s)
+{
+    const mr_paged_stats *p = s->store ? mr_store_paged_stats(s->store) : NULL;
+    if (!s->store)
+        return;
+    s->mark_store = s->store->stats;
+    if (p)
+        s->mark_paged = *p;
+    s->marked = 1;
+}
+
 void cli_session_close(cli_session *s)
 {
     mr_expert_store_free(s->store); /* before the model: its views may point into it */
@@ -333,15 +344,40 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
             (unsigned long long)p->retries, disk_bw);
     fprintf(stderr, "  stalled on I/O %.3f s (%.2f ms per token), checksums %.3f s\n",
             p->stall_s, 1e3 * p->stall_s / tokens, p->verify_s);
-    if (ss->mem_bw > 0 && disk_bw > 0) {
+    /* The bound is for generation: from the counters since the prompt was
+     * done (cli_session_mark), else over the whole run. */
+    mr_store_stats g = *s;
+    mr_paged_stats q = *p;
+    const char *scope = "whole run";
+    if (ss->marked) {
+        scope = "generation only";
+        g.tokens -= ss->mark_store.tokens;
+        g.acquires -= ss->mark_store.acquires;
+        g.bytes_touched -= ss->mark_store.bytes_touched;
+        q.hits -= ss->mark_paged.hits;
+        q.misses -= ss->mark_paged.misses;
+        q.bytes_read -= ss->mark_paged.bytes_read;
+        q.io_busy_s -= ss->mark_paged.io_busy_s;
+        q.stall_s -= ss->mark_paged.stall_s;
+    }
+    if (!g.tokens)
+        return;
+    double gdisk = q.io_busy_s > 0 ? (double)q.bytes_read / q.io_busy_s / 1e9 : disk_bw;
+    uint64_t gacq = q.hits + q.misses;
+    fprintf(stderr, "  %s: %llu tokens, hit rate %.1f%%, %.1f MiB read per token, stalled "
+            "%.1f ms per token\n", scope, (unsigned long long)g.tokens,
+            gacq ? 100.0 * (double)q.hits / (double)gacq : 0.0,
+            (double)q.bytes_read / (double)g.tokens / 1048576.0,
+            1e3 * q.stall_s / (double)g.tokens);
+    if (ss->mem_bw > 0 && gdisk > 0) {
         /* per token: bytes from memory (non-expert weights read per token +
          * expert bytes served from the pool) and bytes from disk */
-        double from_disk = (double)p->bytes_read / tokens;
-        double touched = (double)s->bytes_touched / tokens;
+        double from_disk = (double)q.bytes_read / (double)g.tokens;
+        double touched = (double)g.bytes_touched / (double)g.tokens;
         double resident = (double)(m->resident_bytes - m->tok_embd.nbytes) + touched;
-        double bound = 1.0 / (resident / (ss->mem_bw * 1e9) + from_disk / (disk_bw * 1e9));
+        double bound = 1.0 / (resident / (ss->mem_bw * 1e9) + from_disk / (gdisk * 1e9));
         fprintf(stderr, "  bound: %.2f tokens/s for this hit rate (memory %.1f GB/s, disk %.2f "
-                "GB/s measured)", bound, ss->mem_bw, disk_bw);
+                "GB/s measured)", bound, ss->mem_bw, gdisk);
         if (gen_tps > 0)
             fprintf(stderr, "; reached %.1f%%", 100.0 * gen_tps / bound);
         fprintf(stderr, "\n");
