@@ -642,16 +642,27 @@ static mr_status paged_acquire(mr_expert_store *base, uint32_t layer, uint32_t e
         p->st.hits++;
     else
         p->st.misses++;
+    const int was_guess = s->prefetched;
     if (s->prefetched) {
         p->st.prefetch_used++;
         p->st.prefetch_late += s->state != S_READY;
     }
     s->prefetched = 0;
-    if (s->state == S_LOADING || s->state == S_VERIFYING) {
-        double t0 = now_s();
-        while ((s->state == S_LOADING || s->state == S_VERIFYING) && !p->stop)
-            pthread_cond_wait(&p->cv, &p->mu);
-        p->st.stall_s += now_s() - t0;
+    for (int attempt = 0;; attempt++) {
+        if (s->state == S_LOADING || s->state == S_VERIFYING) {
+            double t0 = now_s();
+            while ((s->state == S_LOADING || s->state == S_VERIFYING) && !p->stop)
+                pthread_cond_wait(&p->cv, &p->mu);
+            p->st.stall_s += now_s() - t0;
+        }
+        /* a read started as a guess failed: the guess was only a hint, so
+         * the read the forward needs is made now, once, before failing */
+        if (s->state == S_FAILED && was_guess && attempt == 0 && !p->stop) {
+            p->st.retries++;
+            start_load(p, (uint32_t)si, layer, expert);
+            continue;
+        }
+        break;
     }
     mr_status st = MR_OK;
     if (s->state != S_READY) {

@@ -186,10 +186,5 @@ int main(void)
     tcase_add_loop_test(tc, q8_0_close_to_bf16_reference, 0, 6);
     tcase_add_test(tc, routing_matches_reference);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run_suite(s);
 }

@@ -37,7 +37,7 @@ static mr_expert_store *store;
 static void load_model(void)
 {
     mr_error err;
-    const char *path = tu_path("%s/models/tinymix-Q8_0.gguf", tu_srcdir());
+    const char *path = tu_demo_model();
     ck_assert_msg(mr_model_load(path, &model, &err) == MR_OK, "%s", err.msg);
     ck_assert(mr_store_resident_new(model, &store, &err) == MR_OK);
 }
@@ -153,13 +153,7 @@ END_TEST
 
 int main(void)
 {
-    const char *p = tu_path("%s/models/tinymix-Q8_0.gguf", tu_srcdir());
-    FILE *f = fopen(p, "rb");
-    if (!f) {
-        fprintf(stderr, "FAIL: the demo model %s is missing (set MOERUN_SRCDIR)\n", p);
-        return 1;
-    }
-    fclose(f);
+    tu_demo_model();
     Suite *s = suite_create("isa_e2e");
     TCase *tc = tcase_create("tinymix-Q8_0");
     tcase_set_timeout(tc, 600);
@@ -167,10 +161,5 @@ int main(void)
     tcase_add_loop_test(tc, every_isa_agrees_with_scalar, 0, 2);
     tcase_add_test(tc, unknown_or_unavailable_isa_is_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run_suite(s);
 }

@@ -102,7 +102,7 @@ static float *run_paged(const char *path, paged_run *pr)
 
 static const char *model_path(int which)
 {
-    return which == 0 ? tu_path("%s/models/tinymix-Q8_0.gguf", tu_srcdir()) : synth_path[which - 1];
+    return which == 0 ? tu_demo_model() : synth_path[which - 1];
 }
 
 /* budgets: the minimum, a little more, and everything */
@@ -201,10 +201,8 @@ START_TEST(faults_give_errors_or_correct_retries)
 }
 END_TEST
 
-/* After a failed read the store recovers: with prefetch off the failed
- * read is the plan's own and the decode fails, and the next decode reads
- * again; with prefetch on, a failed prefetch is simply read again by the
- * plan, and the decode succeeds. */
+/* After a failed read the store recovers: the next decode reads again and
+ * gives the resident store's logits. */
 START_TEST(store_recovers_after_a_transient_error)
 {
     const int prefetch = _i;
@@ -226,12 +224,19 @@ START_TEST(store_recovers_after_a_transient_error)
     ck_assert(mr_context_new(m, st, 32, 16, &c, &err) == 0);
     int32_t toks[3] = {1, 400, 500};
     float *lg = malloc(sizeof(float) * 32000);
-    if (!prefetch) {
-        ck_assert_int_eq(mr_decode(c, toks, 3, lg, 0, &err), MR_EIO);
+    /* without prefetch the failed read is the plan's own: the decode must
+     * report it; with prefetch it may have been a guess (then the plan
+     * simply reads again) or the plan's (reported): either way the next
+     * decode succeeds */
+    mr_status first = mr_decode(c, toks, 3, lg, 0, &err);
+    if (!prefetch)
+        ck_assert_int_eq(first, MR_EIO);
+    if (first) {
+        ck_assert_int_eq(first, MR_EIO);
         ck_assert_ptr_nonnull(strstr(err.msg, "layer 2"));
         mr_context_reset(c);
+        ck_assert_msg(mr_decode(c, toks, 3, lg, 0, &err) == MR_OK, "%s", err.msg);
     }
-    ck_assert_msg(mr_decode(c, toks, 3, lg, 0, &err) == MR_OK, "%s", err.msg);
     /* and the logits are the resident store's */
     mr_expert_store *rs;
     mr_context *rc;
@@ -283,10 +288,5 @@ int main(void)
                         (int)(sizeof faults / sizeof faults[0]));
     tcase_add_loop_test(tc, store_recovers_after_a_transient_error, 0, 2);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run_suite(s);
 }

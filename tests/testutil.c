@@ -159,3 +159,23 @@ size_t tu_argmax(const float *x, size_t n, double *margin)
         *margin = (double)x[best] - second;
     return best;
 }
+
+const char *tu_demo_model(void)
+{
+    const char *p = tu_path("%s/models/tinymix-Q8_0.gguf", tu_srcdir());
+    if (access(p, R_OK) != 0) {
+        fprintf(stderr, "FAIL: the demo model %s is missing (set MOERUN_SRCDIR)\n", p);
+        exit(1);
+    }
+    return p;
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

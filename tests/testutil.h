@@ -4,6 +4,7 @@
 #ifndef MOERUN_TESTUTIL_H
 #define MOERUN_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,13 @@ int32_t *tu_read_ids_json(const char *path, size_t *n, char **text);
 int32_t *tu_read_json_ints(const char *path, const char *field, size_t *n);
 /* A number array field of a JSON file as doubles; NULL on error. */
 double *tu_read_json_doubles(const char *path, const char *field, size_t *n);
+
+/* Path of the shipped demo model; prints FAIL and exits 1 if it is missing
+ * (it is part of the source tree, so its absence is an error, not a skip). */
+const char *tu_demo_model(void);
+/* Run a suite in this process (no fork: fixtures stay loaded); returns the
+ * exit status, 0 when every test passed.  Frees the suite. */
+int tu_run_suite(Suite *s);
 
 /* Max |a - b| over n floats. */
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
