@@ -17,7 +17,9 @@
  *   reference margin is below 2 x 0.06 may legitimately flip; all 32 steps
  *   are compared and the first difference, if any, must come at or after
  *   such a step.
- * - perplexity (ctx 256, 16 windows) within 1% of the bf16 model's 33.99.
+ * - perplexity (ctx 256, 16 windows) within 1% of the bf16 model's 33.99;
+ *   under emulation (MOERUN_SLOW_EMULATION=1) the first 4 windows, within
+ *   1% of the reference PPL of those 4 windows, and the output says so.
  */
 #include <check.h>
 #include <math.h>
@@ -30,6 +32,7 @@
 
 #define N_VOCAB 32000
 #define Q8_LOGIT_ERR 0.06
+#define SLOW_PPL_WINDOWS 4 /* perplexity windows scored under emulation */
 
 static mr_model *model;
 static mr_expert_store *store;
@@ -250,8 +253,14 @@ START_TEST(perplexity_matches_reference)
     ck_assert(mr_context_new(model, store, L, L, &c, &err) == 0);
     ck_assert(mr_context_set_threads(c, 2, &err) == 0);
     mr_context_set_exact(c, exact);
-    double sum = 0.0;
-    for (size_t w = 0; w < 16; w++) {
+    /* Under emulation (MOERUN_SLOW_EMULATION=1, set by make check when a
+     * cross build runs its tests through qemu) only the first windows are
+     * scored, against the reference PPL of the same windows; the output
+     * says so. */
+    const char *slow = getenv("MOERUN_SLOW_EMULATION");
+    const size_t n_win = slow && strcmp(slow, "1") == 0 ? SLOW_PPL_WINDOWS : 16;
+    double sum = 0.0, ref_sum = 0.0;
+    for (size_t w = 0; w < n_win; w++) {
         win[0] = 1;
         for (uint32_t i = 1; i < L; i++)
             win[i] = valid[w * (L - 1) + i - 1];
@@ -268,10 +277,15 @@ START_TEST(perplexity_matches_reference)
             wn += -(row[win[t]] - max - log(z));
         }
         sum += wn / (L - 1);
+        ref_sum += ref_nll[w];
     }
-    double ppl = exp(sum / 16), ref = 33.99162186698287;
-    printf("perplexity (%s path, ctx 256, 16 windows): %.4f, reference (bf16) %.4f, %+.2f%%\n",
-           exact ? "exact" : "fast", ppl, ref, 100 * (ppl / ref - 1));
+    double ppl = exp(sum / (double)n_win), ref = exp(ref_sum / (double)n_win);
+    if (n_win == 16)
+        ck_assert(fabs(ref - 33.99162186698287) < 1e-9);
+    printf("perplexity (%s path, ctx 256, %zu windows%s): %.4f, reference (bf16) %.4f, "
+           "%+.2f%%\n", exact ? "exact" : "fast", n_win,
+           n_win < 16 ? " of 16, REDUCED under emulation: MOERUN_SLOW_EMULATION=1" : "", ppl,
+           ref, 100 * (ppl / ref - 1));
     ck_assert_msg(fabs(ppl / ref - 1) < 0.01, "PPL %.4f is not within 1%% of %.4f", ppl, ref);
     mr_context_free(c);
     free(lg);
