@@ -95,7 +95,9 @@ static void on_crash(int sig)
 #define GUARD_KERNEL(...) snprintf(current, sizeof current, __VA_ARGS__)
 
 /* Fill f32 values by mode: 0 random, 1 zeros, 2 extreme (+-max), 3 mixed
- * scales per block (some blocks tiny, some huge). */
+ * scales per block (some blocks tiny, some huge), 4 rounding ties for Q8_0
+ * (each block's first value is 127, so d = 1 and every other value, an
+ * integer + 0.5 in [-126.5, 126.5], is a tie roundf takes away from 0). */
 static void fill(float *x, int64_t n, int mode)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -103,6 +105,7 @@ static void fill(float *x, int64_t n, int mode)
         case 0: x[i] = rndf(); break;
         case 1: x[i] = 0.0f; break;
         case 2: x[i] = (rnd() & 1) ? 1000.0f : -1000.0f; break;
+        case 4: x[i] = i % 32 == 0 ? 127.0f : (float)((int)(rnd() % 254) - 127) + 0.5f; break;
         default: x[i] = rndf() * ((i / 32) % 3 == 0 ? 1e-6f : (i / 32) % 3 == 1 ? 1.0f : 300.0f);
         }
     }
@@ -153,7 +156,7 @@ START_TEST(quantize_act_bit_identical)
     for (uint32_t at = 0; at < MR_TYPE_COUNT; at++) {
         if (!ref_fast.quantize_act[at] || k.quantize_act[at] == ref_fast.quantize_act[at])
             continue;
-        for (int mode = 0; mode < 4; mode++) {
+        for (int mode = 0; mode < 5; mode++) {
             uint64_t seed = 1000u * (uint64_t)isa + 17u * (uint64_t)n + (uint64_t)mode;
             rng = seed;
             float *x = malloc(sizeof(float) * (size_t)n);
