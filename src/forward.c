@@ -26,7 +26,8 @@
 struct mr_context {
     const mr_model *m;
     mr_expert_store *store;
-    const mr_kernels *k;
+    const mr_kernels *k; /* &kt[0] (fast) or &kt[1] (exact) */
+    mr_kernels kt[2];    /* this context's tables, by default the chosen ISA's */
     mr_pool *pool;
     uint32_t n_ctx, n_batch, n_past;
     void *act;       /* prepared (quantized) activations of one matmul input */
@@ -79,7 +80,9 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     int fail = 0;
     c->m = m;
     c->store = store;
-    c->k = mr_kernels_get();
+    c->kt[0] = *mr_kernels_get();
+    c->kt[1] = *mr_kernels_get_exact();
+    c->k = &c->kt[0];
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx * kv_dim, sizeof(float), &fail);
@@ -149,7 +152,27 @@ mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err)
 
 void mr_context_set_exact(mr_context *c, int exact)
 {
-    c->k = exact ? mr_kernels_get_exact() : mr_kernels_get();
+    c->k = &c->kt[exact ? 1 : 0];
+}
+
+mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)
+{
+    const mr_isa want = mr_isa_parse(isa);
+    mr_kernels fast, exact;
+    if (want == MR_ISA_COUNT || !mr_kernels_for_isa(want, 0, &fast) ||
+        !mr_kernels_for_isa(want, 1, &exact))
+        return mr_fail(err, MR_EINVAL, NULL, "isa", MR_NO_OFFSET,
+                       "kernel set '%s' is unknown or not supported by this CPU and build", isa);
+    const int is_exact = c->k == &c->kt[1];
+    c->kt[0] = fast;
+    c->kt[1] = exact;
+    c->k = &c->kt[is_exact];
+    return MR_OK;
+}
+
+const char *mr_context_isa(const mr_context *c)
+{
+    return mr_isa_name(c->k->isa);
 }
 
 int mr_context_threads(const mr_context *c)
