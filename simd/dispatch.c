@@ -13,6 +13,9 @@
 #if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
 #error "dispatch.c must be compiled for the baseline CPU, without -mavx*"
 #endif
+#if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#error "dispatch.c must be compiled for the baseline CPU (armv8-a), without +dotprod"
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

@@ -26,9 +26,8 @@
 struct mr_context {
     const mr_model *m;
     mr_expert_store *store;
-    mr_kernels tables[2]; /* fast, exact: the process's ISA or a chosen one */
-    int exact;
-    const mr_kernels *k;  /* tables[exact] */
+    const mr_kernels *k; /* &kt[0] (fast) or &kt[1] (exact) */
+    mr_kernels kt[2];    /* this context's tables, by default the chosen ISA's */
     mr_pool *pool;
     uint32_t n_ctx, n_batch, n_past;
     void *act;       /* prepared (quantized) activations of one matmul input */
@@ -82,9 +81,9 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     int fail = 0;
     c->m = m;
     c->store = store;
-    c->tables[0] = *mr_kernels_get();
-    c->tables[1] = *mr_kernels_get_exact();
-    c->k = &c->tables[0];
+    c->kt[0] = *mr_kernels_get();
+    c->kt[1] = *mr_kernels_get_exact();
+    c->k = &c->kt[0];
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx * kv_dim, sizeof(float), &fail);
@@ -171,8 +170,7 @@ mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err)
 
 void mr_context_set_exact(mr_context *c, int exact)
 {
-    c->exact = exact != 0;
-    c->k = &c->tables[c->exact];
+    c->k = &c->kt[exact ? 1 : 0];
 }
 
 mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)
@@ -186,9 +184,10 @@ mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)
         return mr_fail(err, MR_EINVAL, NULL, "isa", MR_NO_OFFSET,
                        "kernel set '%s' is not available on this CPU or in this build (best: %s)",
                        isa, mr_isa_name(mr_isa_best()));
-    c->tables[0] = fast;
-    c->tables[1] = exact;
-    c->k = &c->tables[c->exact];
+    const int is_exact = c->k == &c->kt[1];
+    c->kt[0] = fast;
+    c->kt[1] = exact;
+    c->k = &c->kt[is_exact];
     return MR_OK;
 }
 

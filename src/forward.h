@@ -33,14 +33,11 @@ int mr_context_threads(const mr_context *c);
  * quantized to 8 bits per row for the integer kernels, as llama.cpp does. */
 void mr_context_set_exact(mr_context *c, int exact);
 
-/* Run this context on a named kernel set ("scalar", "avx2", "avx512",
- * "neon") instead of the process's choice (the best available, lowered by
- * MOERUN_ISA); the exact/fast setting is kept.  MR_EINVAL, with the
- * context unchanged, if the name is unknown or this CPU or build cannot
- * run it.  For comparing kernel sets within one process. */
+/* Kernel set of this context: "scalar", "avx2", "avx512" or "neon"; by
+ * default the one chosen at start-up (the best, or MOERUN_ISA's).  Tests
+ * use it to compare kernel sets on the whole model in one process.
+ * MR_EINVAL if the name is unknown or this CPU or build cannot run it. */
 mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err);
-
-/* Name of the kernel set the context runs on. */
 const char *mr_context_isa(const mr_context *c);
 
 /* Forget every cached position. */

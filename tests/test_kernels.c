@@ -95,7 +95,8 @@ static void on_crash(int sig)
 #define GUARD_KERNEL(...) snprintf(current, sizeof current, __VA_ARGS__)
 
 /* Fill f32 values by mode: 0 random, 1 zeros, 2 extreme (+-max), 3 mixed
- * scales per block (some blocks tiny, some huge). */
+ * scales per block (some blocks tiny, some huge); rounding ties come from
+ * fill_ties below. */
 static void fill(float *x, int64_t n, int mode)
 {
     for (int64_t i = 0; i < n; i++) {
