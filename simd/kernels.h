@@ -76,6 +76,10 @@ void mr_kernels_init_avx2(mr_kernels *k);
 void mr_kernels_init_avx512(mr_kernels *k);
 void mr_kernels_init_neon(mr_kernels *k);
 
+/* Best of 5 streaming reads of a `bytes` buffer split over `threads`
+ * threads, in GB/s, with the widest loads this CPU runs (simd/membw.c). */
+double mr_read_bandwidth(int threads, size_t bytes);
+
 /* ---- matrix multiplication driver (simd/matmul.c) ---- */
 
 /* Bytes of one prepared activation row of n elements for weight type t. */

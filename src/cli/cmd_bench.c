@@ -10,7 +10,6 @@
  */
 #include <getopt.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,58 +50,6 @@ static int parse_list(const char *s, long min, long max, long *out, int *n)
         (*n)++;
     }
     return *n ? 0 : -1;
-}
-
-/* ------------------------------------------------------------ bandwidth */
-
-typedef struct {
-    const uint64_t *buf;
-    size_t n;
-    uint64_t sum;
-} bw_part;
-
-static void *bw_read(void *arg)
-{
-    bw_part *p = arg;
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    for (size_t i = 0; i + 3 < p->n; i += 4) {
-        a += p->buf[i];
-        b += p->buf[i + 1];
-        c += p->buf[i + 2];
-        d += p->buf[i + 3];
-    }
-    p->sum = a + b + c + d;
-    return NULL;
-}
-
-/* Best of 5 streaming reads of `bytes` split over `threads` threads, GB/s. */
-static double read_bandwidth(int threads, size_t bytes)
-{
-    uint64_t *buf = malloc(bytes);
-    if (!buf)
-        return 0.0;
-    memset(buf, 1, bytes);
-    double best = 0.0;
-    pthread_t tid[64];
-    bw_part parts[64];
-    if (threads > 64)
-        threads = 64;
-    size_t words = bytes / 8, per = words / (size_t)threads;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = cli_now();
-        for (int i = 0; i < threads; i++) {
-            parts[i] = (bw_part){buf + per * (size_t)i, per, 0};
-            if (i)
-                pthread_create(&tid[i], NULL, bw_read, &parts[i]);
-        }
-        bw_read(&parts[0]);
-        for (int i = 1; i < threads; i++)
-            pthread_join(tid[i], NULL);
-        double gbs = (double)(per * (size_t)threads * 8) / (cli_now() - t0) / 1e9;
-        best = gbs > best ? gbs : best;
-    }
-    free(buf);
-    return best;
 }
 
 /* ------------------------------------------------------------ runs */
@@ -258,7 +205,7 @@ int cmd_bench(int argc, char **argv)
     double bw[MAX_LIST];
     size_t bw_bytes = so.mem ? (48u << 20) : (1024u << 20);
     for (int i = 0; i < n_th; i++)
-        bw[i] = read_bandwidth((int)th[i], bw_bytes);
+        bw[i] = mr_read_bandwidth((int)th[i], bw_bytes);
 
     mr_error err;
     cli_session S;

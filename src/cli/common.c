@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "kernels.h"
 #include "store_paged.h"
 
 int cli_report(const mr_error *err)
@@ -178,34 +179,6 @@ mr_status cli_session_open(const char *path, cli_session *s, mr_error *err)
     return MR_OK;
 }
 
-/* Stream-read a buffer a few times: GB/s of this machine's memory. */
-static double measure_bandwidth(void)
-{
-    const size_t n = 48u << 20; /* > L3, and inside the budget's overhead allowance */
-    uint64_t *buf = malloc(n);
-    if (!buf)
-        return 0.0;
-    memset(buf, 1, n);
-    double best = 0.0;
-    volatile uint64_t sink = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = cli_now();
-        uint64_t a = 0, b = 0, c = 0, d = 0;
-        for (size_t i = 0; i < n / 8; i += 4) {
-            a += buf[i];
-            b += buf[i + 1];
-            c += buf[i + 2];
-            d += buf[i + 3];
-        }
-        sink += a + b + c + d;
-        double gbs = n / (cli_now() - t0) / 1e9;
-        best = gbs > best ? gbs : best;
-    }
-    (void)sink;
-    free(buf);
-    return best;
-}
-
 mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_ctx,
                             uint32_t n_batch, uint32_t logit_rows, mr_error *err)
 {
@@ -222,7 +195,7 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
         cfg.prefetch_depth = (uint32_t)o->prefetch;
         cfg.no_direct = o->no_direct;
         if (o->measure) /* before the pool exists, so it fits the budget */
-            s->mem_bw = measure_bandwidth();
+            s->mem_bw = mr_read_bandwidth(2, 48u << 20); /* > L3, inside the overhead allowance */
         st = mr_store_paged_new(s->model, s->path, &cfg, &s->store, err);
         const char *fault = getenv("MOERUN_FAULT");
         mr_fault f;
