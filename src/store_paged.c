@@ -76,6 +76,11 @@ typedef struct {
     mr_model *m;
     char *path;
     int fd, direct, registered, ring_ok, thread_ok;
+    /* io_uring refused (ENOSYS under qemu-user or a seccomp filter, EPERM
+     * with io_uring_disabled): the I/O thread serves a queue with pread */
+    int use_pread;
+    int q_head, q_tail;  /* FIFO of request indices, linked by free_next */
+    pthread_cond_t qcv;  /* wakes the pread thread */
     struct io_uring ring;
     pthread_t io_thread;
     pthread_mutex_t mu;
@@ -285,6 +290,17 @@ static void io_busy(paged *p, int delta)
 static void submit_req(paged *p, int ri)
 {
     req *r = &p->reqs[ri];
+    if (p->use_pread) {
+        r->free_next = -1;
+        if (p->q_tail >= 0)
+            p->reqs[p->q_tail].free_next = ri;
+        else
+            p->q_head = ri;
+        p->q_tail = ri;
+        io_busy(p, 1);
+        pthread_cond_signal(&p->qcv);
+        return;
+    }
     slot *s = &p->slots[r->slot];
     struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
     if (!sqe) {
@@ -364,7 +380,8 @@ static void start_load(paged *p, uint32_t si, uint32_t layer, uint32_t expert)
         }
         pos += a1 - a0;
     }
-    io_uring_submit(&p->ring);
+    if (!p->use_pread)
+        io_uring_submit(&p->ring);
 }
 
 /* Apply an armed fault to a completion of request r; returns the result
@@ -422,7 +439,8 @@ static void complete(paged *p, int ri, int res)
     if (res == -EAGAIN || res == -EINTR) {
         p->st.requeued++;
         submit_req(p, ri);
-        io_uring_submit(&p->ring);
+        if (!p->use_pread)
+            io_uring_submit(&p->ring);
         return;
     }
     if (res < 0) {
@@ -437,7 +455,8 @@ static void complete(paged *p, int ri, int res)
         if (r->left > 0 && res > 0 && s->state != S_FAILED) {
             p->st.requeued++; /* a short read: queue the rest */
             submit_req(p, ri);
-            io_uring_submit(&p->ring);
+            if (!p->use_pread)
+                io_uring_submit(&p->ring);
             return;
         }
         if (r->left > 0 && r->off < r->need_end)
@@ -475,9 +494,38 @@ static void complete(paged *p, int ri, int res)
     pthread_cond_broadcast(&p->cv);
 }
 
+/* The I/O thread without io_uring: one pread at a time from the queue. */
+static void *pread_main(paged *p)
+{
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->q_head < 0 && !p->stop)
+            pthread_cond_wait(&p->qcv, &p->mu);
+        if (p->q_head < 0)
+            break;
+        int ri = p->q_head;
+        req *r = &p->reqs[ri];
+        p->q_head = r->free_next;
+        if (p->q_head < 0)
+            p->q_tail = -1;
+        uint8_t *dst = r->dst;
+        size_t n = r->left > p->cfg.chunk_bytes ? (size_t)p->cfg.chunk_bytes : (size_t)r->left;
+        off_t off = (off_t)r->off;
+        pthread_mutex_unlock(&p->mu);
+        ssize_t got = pread(p->fd, dst, n, off);
+        int res = got < 0 ? -errno : (int)got;
+        pthread_mutex_lock(&p->mu);
+        complete(p, ri, res);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
 static void *io_main(void *arg)
 {
     paged *p = arg;
+    if (p->use_pread)
+        return pread_main(p);
     for (;;) {
         struct io_uring_cqe *cqe;
         int rc = io_uring_wait_cqe(&p->ring, &cqe);
@@ -697,7 +745,11 @@ static void paged_destroy(mr_expert_store *base)
         /* wait for reads in flight, then wake the I/O thread with a no-op */
         while (p->in_flight > 0 && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+        if (p->use_pread) {
+            p->stop = 1;
+            pthread_cond_broadcast(&p->qcv);
+        }
+        struct io_uring_sqe *sqe = p->use_pread ? NULL : io_uring_get_sqe(&p->ring);
         if (sqe) {
             io_uring_prep_nop(sqe);
             io_uring_sqe_set_data64(sqe, STOP_TAG);
@@ -724,6 +776,7 @@ static void paged_destroy(mr_expert_store *base)
     free(p->resident);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->qcv);
     free(p->path);
     free(p);
 }
@@ -810,6 +863,8 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
     p->fd = -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->qcv, NULL);
+    p->q_head = p->q_tail = -1;
 
     const uint32_t nl = m->hp.n_layer, ne = m->hp.n_expert;
     p->slot_bytes = slot_bytes_of(m);
@@ -880,22 +935,30 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
         iov[i].iov_len = p->slot_bytes;
     }
     unsigned entries = p->n_reqs < 4096 ? p->n_reqs + 8 : 4096;
-    int rc = io_uring_queue_init(entries, &p->ring, 0);
-    if (rc < 0) {
+    int rc = p->cfg.no_io_uring ? -ENOSYS : io_uring_queue_init(entries, &p->ring, 0);
+    if (rc == -ENOSYS || rc == -EPERM) {
+        /* no io_uring here: serve reads with pread on the I/O thread */
+        p->use_pread = 1;
+        snprintf(p->st.io_note, sizeof p->st.io_note, "pread (%s)",
+                 p->cfg.no_io_uring ? "io_uring off by request" : strerror(-rc));
+        free(iov);
+    } else if (rc < 0) {
         free(iov);
         st = mr_fail(err, MR_EIO, path, "io_uring", MR_NO_OFFSET, "io_uring_queue_init: %s",
                      strerror(-rc));
         goto fail;
-    }
-    p->ring_ok = 1;
-    /* registered buffers pin the pool (they are allocated in full anyway) */
-    p->registered = io_uring_register_buffers(&p->ring, iov, p->n_slots) == 0;
-    free(iov);
-    rc = io_uring_register_files(&p->ring, &p->fd, 1);
-    if (rc < 0) {
-        st = mr_fail(err, MR_EIO, path, "io_uring", MR_NO_OFFSET, "registering the file: %s",
-                     strerror(-rc));
-        goto fail;
+    } else {
+        p->ring_ok = 1;
+        /* registered buffers pin the pool (they are allocated in full anyway) */
+        p->registered = io_uring_register_buffers(&p->ring, iov, p->n_slots) == 0;
+        free(iov);
+        rc = io_uring_register_files(&p->ring, &p->fd, 1);
+        if (rc < 0) {
+            st = mr_fail(err, MR_EIO, path, "io_uring", MR_NO_OFFSET, "registering the file: %s",
+                         strerror(-rc));
+            goto fail;
+        }
+        snprintf(p->st.io_note, sizeof p->st.io_note, "io_uring");
     }
     if (pthread_create(&p->io_thread, NULL, io_main, p) != 0) {
         st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "cannot start the I/O thread");

@@ -14,6 +14,7 @@ typedef struct {
     uint64_t reserve_bytes; /* KV cache, scratch and other allocations outside the store */
     uint32_t prefetch_depth;/* layers ahead whose routers guess experts (0: off) */
     int no_direct;          /* 1: never try O_DIRECT */
+    int no_io_uring;        /* 1: serve reads with pread (as where io_uring is refused) */
     uint32_t queue_depth;   /* io_uring entries (default 64) */
     uint64_t chunk_bytes;   /* largest single read (default 4 MiB) */
 } mr_paged_config;
@@ -46,6 +47,7 @@ typedef struct {
     uint64_t n_slots, slot_bytes, pool_bytes, resident_bytes;
     int direct;             /* O_DIRECT in use */
     int registered;         /* io_uring registered buffers in use */
+    char io_note[96];       /* "io_uring", or why pread serves the reads */
     int checksums;          /* the file has expert checksums */
     uint64_t hits;          /* acquires that found the expert ready in memory */
     uint64_t misses;        /* acquires that had to wait for its read */

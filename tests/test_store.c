@@ -71,6 +71,7 @@ typedef struct {
     uint32_t extra_slots;
     uint32_t prefetch;
     int no_direct;
+    int no_io_uring;
     mr_fault fault;
     mr_paged_stats stats;
     mr_status status;
@@ -87,6 +88,7 @@ static float *run_paged(const char *path, paged_run *pr)
     cfg.reserve_bytes = mr_context_bytes(m, 32, 16);
     cfg.prefetch_depth = pr->prefetch;
     cfg.no_direct = pr->no_direct;
+    cfg.no_io_uring = pr->no_io_uring;
     cfg.chunk_bytes = 64 << 10; /* several chunks per slice: exercise the queue */
     uint64_t min = mr_store_paged_min_budget(m, &cfg);
     cfg.budget_bytes = min + (uint64_t)pr->extra_slots * (mr_expert_bytes(m, 0) + 3 * 8192);
@@ -120,6 +122,7 @@ START_TEST(paged_equals_resident_at_every_budget)
     pr.extra_slots = variant == 0 ? 0 : variant == 1 ? 3 : all;
     pr.prefetch = variant == 2 ? 0 : variant == 3 ? 2 : 1;
     pr.no_direct = variant == 2;
+    pr.no_io_uring = variant == 2; /* the pread path io_uring-less hosts take */
     float *got = run_paged(path, &pr);
     ck_assert_msg(got, "%s", pr.err.msg);
     ck_assert_msg(memcmp(want, got, sizeof(float) * 15 * nv) == 0,
@@ -127,7 +130,7 @@ START_TEST(paged_equals_resident_at_every_budget)
     printf("%-40s %3llu slots%s prefetch %u: logits bit-identical; hit rate %.0f%%, %llu "
            "evictions, guesses right %.0f%%, %s\n",
            strrchr(path, '/') + 1, (unsigned long long)pr.stats.n_slots,
-           pr.no_direct ? " buffered" : pr.stats.direct ? " O_DIRECT" : " buffered", pr.prefetch,
+           pr.no_direct ? " pread   " : pr.stats.direct ? " O_DIRECT" : " buffered", pr.prefetch,
            100.0 * pr.stats.hits / (double)(pr.stats.hits + pr.stats.misses),
            (unsigned long long)pr.stats.evictions,
            pr.stats.guesses ? 100.0 * pr.stats.guesses_right / pr.stats.guesses : 0.0,
@@ -180,6 +183,7 @@ START_TEST(faults_give_errors_or_correct_retries)
     float *want = run_resident(path);
     paged_run pr = {0};
     pr.extra_slots = 2;
+    pr.no_io_uring = _i % 2; /* every other fault on the pread path */
     ck_assert_int_eq(mr_fault_parse(faults[_i].fault, &pr.fault), 0);
     float *got = run_paged(path, &pr);
     if (faults[_i].want == MR_OK) {

@@ -293,9 +293,9 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
     uint64_t acq = p->hits + p->misses;
     fprintf(stderr, "  set-up: non-expert weights %.1f MiB read in %.2f s; pool mapped, faulted in "
             "and registered in %.2f s\n", p->resident_bytes / 1048576.0, p->copy_s, p->pool_s);
-    fprintf(stderr, "  pool: %llu slots x %.1f MiB = %.1f MiB; reads: %s, %s buffers; %s\n",
+    fprintf(stderr, "  pool: %llu slots x %.1f MiB = %.1f MiB; reads: %s, %s, %s buffers; %s\n",
             (unsigned long long)p->n_slots, p->slot_bytes / 1048576.0, p->pool_bytes / 1048576.0,
-            p->direct ? "O_DIRECT" : "buffered (O_DIRECT unavailable here)",
+            p->io_note, p->direct ? "O_DIRECT" : "buffered (O_DIRECT unavailable here)",
             p->registered ? "registered" : "unregistered",
             p->checksums ? "every slice checked against its xxh3"
                          : "no checksums in this file: slices are not verified");
