@@ -3,7 +3,7 @@
  *
  *   bench/bench_kernels [--quick] [--isa NAME] [--type NAME]
  *
- * - memory: a streaming sum over a 1 GB buffer (the widest vector loop the
+ * - memory: mr_read_bandwidth over a 1 GB buffer (the widest vector loop the
  *   CPU runs; best of 3 passes);
  * - decode (matrix x vector): GB/s of weights streamed by mr_matmul_rows
  *   (activation preparation included) for one token over a matrix of
@@ -23,11 +23,6 @@
 #include <time.h>
 
 #include "kernels.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define MR_BENCH_X86 1
-#endif
 
 static int quick;
 
@@ -56,63 +51,6 @@ static float rndf(void)
 }
 
 /* ------------------------------------------------------------ bandwidth */
-
-static uint64_t sum_u64(const uint64_t *p, size_t n)
-{
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i + 4 <= n; i += 4) {
-        s0 += p[i];
-        s1 += p[i + 1];
-        s2 += p[i + 2];
-        s3 += p[i + 3];
-    }
-    return s0 + s1 + s2 + s3;
-}
-
-#ifdef MR_BENCH_X86
-/* the same sum, 4 x 256-bit accumulators: enough to keep one core's
- * loads in flight (the scalar loop is issue-bound on this class of CPU) */
-__attribute__((target("avx2"))) static uint64_t sum_u64_avx2(const uint64_t *p, size_t n)
-{
-    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
-    for (size_t i = 0; i + 16 <= n; i += 16) {
-        s0 = _mm256_add_epi64(s0, _mm256_loadu_si256((const __m256i *)(p + i)));
-        s1 = _mm256_add_epi64(s1, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
-        s2 = _mm256_add_epi64(s2, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
-        s3 = _mm256_add_epi64(s3, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
-    }
-    s0 = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
-    uint64_t o[4];
-    _mm256_storeu_si256((__m256i *)o, s0);
-    return o[0] + o[1] + o[2] + o[3];
-}
-#endif
-
-static volatile uint64_t sink;
-
-/* GB/s of the best of 3 passes over a 1 GB buffer */
-static double read_bandwidth(int wide)
-{
-    const size_t bytes = (size_t)1 << 30;
-    uint64_t *buf = malloc(bytes);
-    if (!buf)
-        return 0.0;
-    memset(buf, 1, bytes);
-    double best = 0.0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
-#ifdef MR_BENCH_X86
-        sink = wide ? sum_u64_avx2(buf, bytes / 8) : sum_u64(buf, bytes / 8);
-#else
-        (void)wide;
-        sink = sum_u64(buf, bytes / 8);
-#endif
-        double gbs = (double)bytes / (now() - t0) / 1e9;
-        best = gbs > best ? gbs : best;
-    }
-    free(buf);
-    return best;
-}
 
 /* ------------------------------------------------------------ matrices */
 
@@ -222,12 +160,10 @@ int main(int argc, char **argv)
     printf("# moerun kernel benchmark\n\nCPU features: %s\n\n", feat);
 
     /* ---- memory */
-    const int wide = mr_isa_best() != MR_ISA_SCALAR && mr_isa_best() != MR_ISA_NEON;
-    const double bw_wide = read_bandwidth(wide), bw_plain = wide ? read_bandwidth(0) : bw_wide;
-    printf("Memory read bandwidth, one thread, 1 GB streaming sum (best of 3): **%.1f GB/s**",
+    /* simd/membw.c: the widest loads this CPU runs, as bench and --stats use */
+    const double bw_wide = mr_read_bandwidth(1, (size_t)1 << 30);
+    printf("Memory read bandwidth, one thread, 1 GB streaming sum (best of 5): **%.1f GB/s**",
            bw_wide);
-    if (wide)
-        printf(" (%s loop; plain C loop: %.1f GB/s)", "AVX2", bw_plain);
     printf("\n\n");
 
     /* ---- decode: matrix x vector over ~256 MB of weights */
