@@ -68,6 +68,28 @@ enum { OPT_STORE_MEM = 400, OPT_STORE_PREFETCH, OPT_STORE_NO_DIRECT };
     "      --no-direct        with --mem: buffered reads instead of O_DIRECT\n"
 
 void cli_store_opts_default(cli_store_opts *o);
+
+/* Threads and numeric path, shared by run, logits and perplexity. */
+typedef struct {
+    long threads; /* -t N: default physical cores */
+    int exact;    /* --exact */
+} cli_compute_opts;
+
+enum { OPT_COMPUTE_EXACT = 420 };
+#define CLI_COMPUTE_LONG_OPTIONS                                               \
+    {"threads", required_argument, 0, 't'},                                    \
+    {"exact", no_argument, 0, OPT_COMPUTE_EXACT}
+#define CLI_COMPUTE_HELP                                                                   \
+    "  -t, --threads N          threads (default: physical cores)\n"                      \
+    "      --exact              f32 activations, weights dequantised exactly (slower)\n"
+
+void cli_compute_opts_default(cli_compute_opts *o);
+/* Handle a compute or store option (-t, --exact, --mem, ...): -1 not one of
+ * them, 0 taken, else an exit code. */
+int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts *co,
+                      cli_store_opts *so);
+/* Give a context its threads and numeric path. */
+mr_status cli_context_apply(mr_context *c, const cli_compute_opts *o, mr_error *err);
 /* Handle a store option: -1 not one of them, 0 taken, else an exit code. */
 int cli_store_option(const char *cmd, int ch, const char *arg, cli_store_opts *o);
 

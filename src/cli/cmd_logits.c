@@ -21,27 +21,26 @@ static void logits_help(FILE *out)
             "  -f, --file FILE    read the prompt from a file\n"
             "  -o, --output OUT   output file\n"
             "      --no-bos       do not prepend the BOS token\n"
-            "  -t, --threads N    threads (default: physical cores)\n"
-            "      --exact        f32 activations, weights dequantised exactly\n"
+            CLI_COMPUTE_HELP
             CLI_STORE_HELP
             "  -h, --help         this help\n");
 }
 
 int cmd_logits(int argc, char **argv)
 {
-    enum { OPT_NO_BOS = 256, OPT_EXACT };
+    enum { OPT_NO_BOS = 256 };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},  {"output", required_argument, 0, 'o'},
-        {"no-bos", no_argument, 0, OPT_NO_BOS}, {"threads", required_argument, 0, 't'}, {"exact", no_argument, 0, OPT_EXACT},
+        {"no-bos", no_argument, 0, OPT_NO_BOS}, CLI_COMPUTE_LONG_OPTIONS,
         CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *file = NULL, *outp = NULL;
     int no_bos = 0, ch;
-    long threads = mr_physical_cores();
-    int exact = 0;
+    cli_compute_opts co;
+    cli_compute_opts_default(&co);
     cli_store_opts so;
     cli_store_opts_default(&so);
     optind = 1;
@@ -53,15 +52,10 @@ int cmd_logits(int argc, char **argv)
         case 'f': file = optarg; break;
         case 'o': outp = optarg; break;
         case OPT_NO_BOS: no_bos = 1; break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 1024, &threads))
-                return cli_usage_error("logits", "-t wants a thread count, got '%s'", optarg);
-            break;
-        case OPT_EXACT: exact = 1; break;
         case 'h': logits_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("logits", "option '%s' needs a value", argv[optind - 1]);
         default: {
-            int r = cli_store_option("logits", ch, optarg, &so);
+            int r = cli_shared_option("logits", ch, optarg, &co, &so);
             if (r > 0)
                 return r;
             if (r < 0)
@@ -99,9 +93,8 @@ int cmd_logits(int argc, char **argv)
     }
     if (cli_session_store(&S, &so, (uint32_t)n, (uint32_t)n, (uint32_t)n, &err) ||
         mr_context_new(S.model, S.store, (uint32_t)n, (uint32_t)n, &ctx, &err) ||
-        mr_context_set_threads(ctx, (int)threads, &err))
+        cli_context_apply(ctx, &co, &err))
         goto fail;
-    mr_context_set_exact(ctx, exact);
     if (!(logits = malloc(sizeof(float) * n * n_vocab))) {
         mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for %zu x %u logits", n,
                 n_vocab);

@@ -43,11 +43,11 @@ static double nll(const float *logits, uint32_t n, int32_t target)
 
 int cmd_perplexity(int argc, char **argv)
 {
-    enum { OPT_CHUNKS = 256, OPT_EXACT };
+    enum { OPT_CHUNKS = 256 };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
         {"ctx", required_argument, 0, 'c'},   {"ctx-size", required_argument, 0, 'c'},
-        {"chunks", required_argument, 0, OPT_CHUNKS}, {"threads", required_argument, 0, 't'}, {"exact", no_argument, 0, OPT_EXACT},
+        {"chunks", required_argument, 0, OPT_CHUNKS}, CLI_COMPUTE_LONG_OPTIONS,
         CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -55,8 +55,8 @@ int cmd_perplexity(int argc, char **argv)
     const char *model = NULL, *file = NULL;
     long ctx_len = 512, max_chunks = -1;
     int ch;
-    long threads = mr_physical_cores();
-    int exact = 0;
+    cli_compute_opts co;
+    cli_compute_opts_default(&co);
     cli_store_opts so;
     cli_store_opts_default(&so);
     optind = 1;
@@ -73,15 +73,10 @@ int cmd_perplexity(int argc, char **argv)
             if (cli_parse_long(optarg, 1, 1 << 30, &max_chunks))
                 return cli_usage_error("perplexity", "--chunks wants a number >= 1, got '%s'", optarg);
             break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 1024, &threads))
-                return cli_usage_error("perplexity", "-t wants a thread count, got '%s'", optarg);
-            break;
-        case OPT_EXACT: exact = 1; break;
         case 'h': ppl_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("perplexity", "option '%s' needs a value", argv[optind - 1]);
         default: {
-            int r = cli_store_option("perplexity", ch, optarg, &so);
+            int r = cli_shared_option("perplexity", ch, optarg, &co, &so);
             if (r > 0)
                 return r;
             if (r < 0)
@@ -127,9 +122,8 @@ int cmd_perplexity(int argc, char **argv)
     }
     if (cli_session_store(&S, &so, L, L, L, &err) ||
         mr_context_new(S.model, S.store, L, L, &ctx, &err) ||
-        mr_context_set_threads(ctx, (int)threads, &err))
+        cli_context_apply(ctx, &co, &err))
         goto fail;
-    mr_context_set_exact(ctx, exact);
     fprintf(stderr, "perplexity: %zu tokens, %zu windows of %u (BOS + %u scored)\n", n_ids,
             n_windows, L, L - 1);
     double sum_nll = 0.0, t0 = cli_now();

@@ -22,8 +22,7 @@ static void run_help(FILE *out)
             "  -n, --n-predict N        tokens to generate (default 128)\n"
             "  -c, --ctx-size N         context length (default: the model's, at most 4096)\n"
             "  -b, --batch-size N       prompt tokens per batch (default 512)\n"
-            "  -t, --threads N          threads (default: physical cores)\n"
-            "      --exact              f32 activations, weights dequantised exactly (slower)\n"
+            CLI_COMPUTE_HELP
             "      --temp T             temperature, 0 = greedy (default 0.8)\n"
             "      --top-k N            keep the N most likely tokens, 0 = off (default 40)\n"
             "      --top-p P            nucleus sampling, 1 = off (default 0.95)\n"
@@ -37,8 +36,7 @@ static void run_help(FILE *out)
             "  -h, --help               this help\n");
 }
 
-enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_RPEN, OPT_RLAST, OPT_IGNORE_EOS, OPT_STATS,
-       OPT_EXACT };
+enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_RPEN, OPT_RLAST, OPT_IGNORE_EOS, OPT_STATS };
 
 int cmd_run(int argc, char **argv)
 {
@@ -46,19 +44,21 @@ int cmd_run(int argc, char **argv)
         {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},       {"n-predict", required_argument, 0, 'n'},
         {"ctx-size", required_argument, 0, 'c'},   {"batch-size", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},    {"seed", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 's'},
         {"temp", required_argument, 0, OPT_TEMP},  {"top-k", required_argument, 0, OPT_TOPK},
         {"top-p", required_argument, 0, OPT_TOPP}, {"min-p", required_argument, 0, OPT_MINP},
         {"repeat-penalty", required_argument, 0, OPT_RPEN},
         {"repeat-last-n", required_argument, 0, OPT_RLAST},
         {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS}, {"stats", no_argument, 0, OPT_STATS},
-        {"exact", no_argument, 0, OPT_EXACT},
+        CLI_COMPUTE_LONG_OPTIONS,
         CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *file = NULL;
-    long n_predict = 128, n_ctx = 0, n_batch = 512, threads = mr_physical_cores(), v;
-    int ignore_eos = 0, stats = 0, seed_given = 0, exact = 0;
+    long n_predict = 128, n_ctx = 0, n_batch = 512, v;
+    int ignore_eos = 0, stats = 0, seed_given = 0;
+    cli_compute_opts co;
+    cli_compute_opts_default(&co);
     mr_sampler_params sp;
     mr_sampler_params_default(&sp);
     cli_store_opts so;
@@ -82,10 +82,6 @@ int cmd_run(int argc, char **argv)
         case 'b':
             if (cli_parse_long(optarg, 1, 1 << 16, &n_batch))
                 return cli_usage_error("run", "-b wants a batch size, got '%s'", optarg);
-            break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 1024, &threads))
-                return cli_usage_error("run", "-t wants a thread count, got '%s'", optarg);
             break;
         case 's':
             if (cli_parse_long(optarg, 0, 0x7fffffffL, &v))
@@ -121,11 +117,10 @@ int cmd_run(int argc, char **argv)
             break;
         case OPT_IGNORE_EOS: ignore_eos = 1; break;
         case OPT_STATS: stats = 1; break;
-        case OPT_EXACT: exact = 1; break;
         case 'h': run_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
         default: {
-            int r = cli_store_option("run", ch, optarg, &so);
+            int r = cli_shared_option("run", ch, optarg, &co, &so);
             if (r > 0)
                 return r;
             if (r < 0)
@@ -177,10 +172,9 @@ int cmd_run(int argc, char **argv)
     if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, 1, &err))
         goto fail;
     if (mr_context_new(S.model, S.store, (uint32_t)n_ctx, (uint32_t)n_batch, &ctx, &err) ||
-        mr_context_set_threads(ctx, (int)threads, &err) ||
+        cli_context_apply(ctx, &co, &err) ||
         mr_sampler_new(&sp, (int32_t)hp->n_vocab, &smp, &err))
         goto fail;
-    mr_context_set_exact(ctx, exact);
     if (!(logits = malloc(sizeof(float) * hp->n_vocab))) {
         mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for logits");
         goto fail;
@@ -225,8 +219,8 @@ int cmd_run(int argc, char **argv)
 
     fprintf(stderr, "\n");
     fprintf(stderr, "load:       %8.3f s   (%s, kernels %s%s, %ld threads, seed %llu)\n",
-            S.load_seconds, model, mr_isa_name(mr_kernels_get()->isa), exact ? " exact" : "",
-            threads, (unsigned long long)sp.seed);
+            S.load_seconds, model, mr_isa_name(mr_kernels_get()->isa), co.exact ? " exact" : "",
+            co.threads, (unsigned long long)sp.seed);
     fprintf(stderr, "prompt:     %8zu tokens in %.3f s = %.2f tokens/s\n", n_ids, t1 - t0,
             (double)n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9));
     fprintf(stderr, "generation: %8ld tokens in %.3f s = %.2f tokens/s\n", n_gen, t2 - t1,

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "threadpool.h"
 #include "kernels.h"
 #include "store_paged.h"
 
@@ -156,6 +157,36 @@ int cli_store_option(const char *cmd, int ch, const char *arg, cli_store_opts *o
     default:
         return -1;
     }
+}
+
+void cli_compute_opts_default(cli_compute_opts *o)
+{
+    o->threads = mr_physical_cores();
+    o->exact = 0;
+}
+
+int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts *co,
+                      cli_store_opts *so)
+{
+    switch (ch) {
+    case 't':
+        if (cli_parse_long(arg, 1, 1024, &co->threads))
+            return cli_usage_error(cmd, "-t wants a thread count, got '%s'", arg);
+        return 0;
+    case OPT_COMPUTE_EXACT:
+        co->exact = 1;
+        return 0;
+    default:
+        return cli_store_option(cmd, ch, arg, so);
+    }
+}
+
+mr_status cli_context_apply(mr_context *c, const cli_compute_opts *o, mr_error *err)
+{
+    mr_status st = mr_context_set_threads(c, (int)o->threads, err);
+    if (!st)
+        mr_context_set_exact(c, o->exact);
+    return st;
 }
 
 mr_status cli_session_open(const char *path, cli_session *s, mr_error *err)
