@@ -447,12 +447,13 @@ MUT(m_tied_output) { rebuild(c, e_no_output); }
 static void e_no_embd_kv(gguf_builder *b) { gb_kv_remove(b, "llama.embedding_length"); }
 MUT(m_missing_embd_kv) { rebuild(c, e_no_embd_kv); }
 MUT(m_used_gt_count) { set_u32(c, KVV("llama.expert_used_count"), 9); }
-MUT(m_expert_300) { set_u32(c, KVV("llama.expert_count"), 300); }
+MUT(m_expert_600) { set_u32(c, KVV("llama.expert_count"), 600); }
 MUT(m_expert_0) { set_u32(c, KVV("llama.expert_count"), 0); }
 MUT(m_vocab_kv) { set_u32(c, KVV("llama.vocab_size"), 31999); }
 MUT(m_block_count5) { set_u32(c, KVV("llama.block_count"), 5); }
 MUT(m_head_kv3) { set_u32(c, KVV("llama.attention.head_count_kv"), 3); }
-MUT(m_rope_partial) { set_u32(c, KVV("llama.rope.dimension_count"), 16); }
+MUT(m_rope_partial) { set_u32(c, KVV("llama.rope.dimension_count"), 15); }
+MUT(m_rope_wide) { set_u32(c, KVV("llama.rope.dimension_count"), 4096); }
 MUT(m_norm_q4_1) { set_u32(c, TO("output_norm.weight", type_off), 3); }
 
 static const mutation mutations[] = {
@@ -523,12 +524,13 @@ static const mutation mutations[] = {
     {"no output.weight: tied", m_tied_output, ACCEPTED, MR_OK, NULL, NULL, 0},
     {"missing embedding_length", m_missing_embd_kv, MODEL_FAILS, MR_EFORMAT, "llama.embedding_length", "missing", 0},
     {"expert_used_count > expert_count", m_used_gt_count, MODEL_FAILS, MR_EFORMAT, "llama.expert_used_count", "9 experts per token out of 8", 0},
-    {"expert_count 300", m_expert_300, MODEL_FAILS, MR_EFORMAT, "llama.expert_count", "300", 0},
+    {"expert_count 600", m_expert_600, MODEL_FAILS, MR_EFORMAT, "llama.expert_count", "600", 0},
     {"expert_count 0: dense names", m_expert_0, MODEL_FAILS, MR_EFORMAT, "blk.0.ffn_gate.weight", "missing", 0},
     {"vocab_size 31999", m_vocab_kv, MODEL_FAILS, MR_EFORMAT, "llama.vocab_size", "32000", 0},
     {"block_count 5", m_block_count5, MODEL_FAILS, MR_EFORMAT, "blk.4.attn_norm.weight", "missing", 0},
     {"head_count_kv 3", m_head_kv3, MODEL_FAILS, MR_EFORMAT, "llama.attention.head_count_kv", "divide", 0},
-    {"partial rope", m_rope_partial, MODEL_FAILS, MR_EFORMAT, "llama.rope.dimension_count", "partial", 0},
+    {"odd rope dimensions", m_rope_partial, MODEL_FAILS, MR_EFORMAT, "llama.rope.dimension_count", "15 rotated", 0},
+    {"rope wider than a head", m_rope_wide, MODEL_FAILS, MR_EFORMAT, "llama.rope.dimension_count", "4096 rotated", 0},
     {"norm as Q4_1", m_norm_q4_1, MODEL_FAILS, MR_EUNSUPPORTED, "output_norm.weight", "Q4_1", 0},
 };
 #define N_MUTATIONS ((int)(sizeof mutations / sizeof mutations[0]))

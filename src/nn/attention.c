@@ -1,0 +1,201 @@
+/* attention.c - scaled dot-product attention over the KV cache, and the
+ * GQA self-attention block built on it.
+ *
+ * One pass per query, flash-attention style: keys are visited in blocks
+ * of ATT_KB positions aligned to absolute positions, each block's scores
+ * computed, then folded into a running maximum m, denominator l and
+ * weighted value sum acc:
+ *     m' = max(m, max_j s_j);  acc = acc * e^(m - m') + sum_j e^(s_j - m') v_j
+ *     l  = l * e^(m - m') + sum_j e^(s_j - m')
+ * and out = acc / l.  A query's arithmetic depends only on its position
+ * and the cache, never on the batch or thread split, so prefill and
+ * decode agree to the bit.  Queries are processed in tiles of ATT_QT
+ * tokens x one head so that a block of keys is read once per tile while it
+ * is in cache.  A sink is a virtual key with logit sinks[h] and value 0:
+ * it starts m at sinks[h] and l at 1.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+
+#define ATT_KB 64 /* keys per block */
+#define ATT_QT 16 /* queries per tile */
+
+typedef struct {
+    mr_context *c;
+    const nn_attn *a;
+    uint32_t n_tiles; /* query tiles per head */
+} att_job;
+
+/* q . k in a fixed order (8 lanes, then the tail), whatever the pointers'
+ * alignment: the kernel table's f32 dot aligns its loads to the weights,
+ * which would make a score depend on where the cache was allocated. */
+static float dot_fixed(const float *a, const float *b, uint32_t n)
+{
+    float s[8] = {0};
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (uint32_t j = 0; j < 8; j++)
+            s[j] += a[i + j] * b[i + j];
+    float t = 0.0f;
+    for (; i < n; i++)
+        t += a[i] * b[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
+}
+
+/* Visible key range [lo, hi) of the query at position pos. */
+static void key_range(const nn_attn *a, uint32_t pos, uint32_t *lo, uint32_t *hi)
+{
+    uint32_t l = 0;
+    if (a->window && pos + 1 > a->window)
+        l = pos + 1 - a->window;
+    if (a->chunk && pos / a->chunk * a->chunk > l)
+        l = pos / a->chunk * a->chunk;
+    *lo = l;
+    *hi = pos + 1;
+}
+
+static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, float *tmp)
+{
+    const nn_attn *a = j->a;
+    const uint32_t dv = a->dv, kvh = h / (a->n_head / a->n_head_kv);
+    const uint32_t nq = t1 - t0;
+    float *m = tmp, *l = m + ATT_QT, *s = l + ATT_QT, *acc = s + ATT_KB;
+    uint32_t lo[ATT_QT], hi[ATT_QT], first = UINT32_MAX, last = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        key_range(a, a->pos0 + t0 + i, &lo[i], &hi[i]);
+        m[i] = a->sinks ? a->sinks[h] : -INFINITY;
+        l[i] = a->sinks ? 1.0f : 0.0f;
+        memset(acc + (size_t)i * dv, 0, dv * sizeof(float));
+        if (lo[i] < first)
+            first = lo[i];
+        if (hi[i] > last)
+            last = hi[i];
+    }
+    for (uint32_t b0 = first / ATT_KB * ATT_KB; b0 < last; b0 += ATT_KB) {
+        for (uint32_t i = 0; i < nq; i++) {
+            const uint32_t p0 = lo[i] > b0 ? lo[i] : b0;
+            const uint32_t p1 = hi[i] < b0 + ATT_KB ? hi[i] : b0 + ATT_KB;
+            if (p0 >= p1)
+                continue;
+            const float *qh = a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * a->dk;
+            float mx = m[i];
+            for (uint32_t p = p0; p < p1; p++) {
+                const float *kp = a->k + (size_t)p * a->k_stride + (size_t)kvh * a->k_head;
+                s[p - p0] = dot_fixed(kp, qh, a->dk) * a->scale;
+                if (s[p - p0] > mx)
+                    mx = s[p - p0];
+            }
+            const float corr = expf(m[i] - mx); /* 0 when m was -inf */
+            float *o = acc + (size_t)i * dv;
+            float sum = 0.0f;
+            for (uint32_t d = 0; d < dv; d++)
+                o[d] *= corr;
+            for (uint32_t p = p0; p < p1; p++) {
+                const float e = expf(s[p - p0] - mx);
+                const float *vp = a->v + (size_t)p * a->v_stride + (size_t)kvh * a->v_head;
+                sum += e;
+                for (uint32_t d = 0; d < dv; d++)
+                    o[d] += e * vp[d];
+            }
+            l[i] = l[i] * corr + sum;
+            m[i] = mx;
+        }
+    }
+    for (uint32_t i = 0; i < nq; i++) {
+        float *out = a->out + (size_t)(t0 + i) * a->out_stride + (size_t)h * dv;
+        const float inv = 1.0f / l[i];
+        for (uint32_t d = 0; d < dv; d++)
+            out[d] = acc[(size_t)i * dv + d] * inv;
+    }
+}
+
+/* Scratch floats of a tile of qt queries with values of dv. */
+static size_t tile_floats(uint32_t qt, uint32_t dv)
+{
+    return 2 * ATT_QT + ATT_KB + (size_t)qt * dv;
+}
+
+/* Task = (head, query tile).  Scratch lives on the stack when small (pool
+ * threads may have small stacks) and on the heap otherwise; without heap
+ * the tile shrinks to one query, which gives the same bits. */
+static void att_range(void *arg, int64_t i0, int64_t i1)
+{
+    const att_job *j = arg;
+    const nn_attn *a = j->a;
+    const uint32_t qt = a->n_tok < ATT_QT ? a->n_tok : ATT_QT;
+    float stack[4096], *tmp = stack, *heap = NULL;
+    uint32_t step = qt;
+    if (tile_floats(qt, a->dv) > sizeof stack / sizeof stack[0]) {
+        heap = malloc(tile_floats(qt, a->dv) * sizeof(float));
+        if (heap)
+            tmp = heap;
+        else
+            step = 1;
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        const uint32_t h = (uint32_t)(i / j->n_tiles), tile = (uint32_t)(i % j->n_tiles);
+        const uint32_t end = tile * ATT_QT + ATT_QT < a->n_tok ? tile * ATT_QT + ATT_QT : a->n_tok;
+        for (uint32_t t0 = tile * ATT_QT; t0 < end; t0 += step)
+            attend_tile(j, h, t0, t0 + step < end ? t0 + step : end, tmp);
+    }
+    free(heap);
+}
+
+void nn_attention(mr_context *c, const nn_attn *a)
+{
+    att_job j = {c, a, (a->n_tok + ATT_QT - 1) / ATT_QT};
+    mr_pool_run(c->pool, (int64_t)a->n_head * j.n_tiles, 1, att_range, &j);
+}
+
+void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int l2_qk, const float *q_scale)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const mr_layer *L = &c->m->layers[il];
+    const uint32_t hd = hp->head_dim, hv = hp->head_dim_v;
+    const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
+    float *kc = c->k_cache + (size_t)il * c->n_ctx * k_dim;
+    float *vc = c->v_cache + (size_t)il * c->n_ctx * v_dim;
+
+    nn_matmul(c, &L->wq, c->h, n, c->q);
+    nn_matmul(c, &L->wk, c->h, n, c->kv_k);
+    nn_matmul(c, &L->wv, c->h, n, c->kv_v);
+    nn_add_bias(c->q, L->bq, n, q_dim);
+    nn_add_bias(c->kv_k, L->bk, n, k_dim);
+    nn_add_bias(c->kv_v, L->bv, n, v_dim);
+    if (L->q_norm)
+        nn_rmsnorm_heads(c->q, L->q_norm, n, q_dim, hp->n_head, hd, hp->norm_eps);
+    if (L->k_norm)
+        nn_rmsnorm_heads(c->kv_k, L->k_norm, n, k_dim, hp->n_head_kv, hd, hp->norm_eps);
+    for (uint32_t t = 0; t < n; t++) {
+        float *qt = c->q + (size_t)t * q_dim, *kt = c->kv_k + (size_t)t * k_dim;
+        if (L->use_rope) {
+            nn_rope_apply(c, qt, t, hp->n_head, hd);
+            nn_rope_apply(c, kt, t, hp->n_head_kv, hd);
+            if (l2_qk) {
+                nn_l2norm_heads(qt, 1, q_dim, hp->n_head, hd, hp->norm_eps);
+                nn_l2norm_heads(kt, 1, k_dim, hp->n_head_kv, hd, hp->norm_eps);
+            }
+        }
+        if (q_scale)
+            for (uint32_t i = 0; i < q_dim; i++)
+                qt[i] *= q_scale[t];
+        const uint32_t pos = c->n_past + t;
+        memcpy(kc + (size_t)pos * k_dim, kt, k_dim * sizeof(float));
+        memcpy(vc + (size_t)pos * v_dim, c->kv_v + (size_t)t * v_dim, v_dim * sizeof(float));
+    }
+    nn_attn a = {
+        .q = c->q, .q_stride = q_dim, .k = kc, .k_stride = k_dim, .v = vc, .v_stride = v_dim,
+        .out = c->att, .out_stride = c->o_dim, .k_head = hd, .v_head = hv,
+        .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hv,
+        .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
+        .window = L->window, .chunk = L->chunk,
+    };
+    nn_attention(c, &a);
+    /* project into h (free now) and add to the residual stream */
+    nn_matmul(c, &L->wo, c->att, n, c->h);
+    nn_add_bias(c->h, L->bo, n, hp->n_embd);
+    nn_add(c->x, c->h, (size_t)n * hp->n_embd);
+}
