@@ -150,7 +150,8 @@ void nn_attention(mr_context *c, const nn_attn *a)
     mr_pool_run(c->pool, (int64_t)a->n_head * j.n_tiles, 1, att_range, &j);
 }
 
-void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int l2_qk, const float *q_scale)
+void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after_rope,
+                       const float *q_scale)
 {
     const mr_hparams *hp = &c->m->hp;
     const mr_layer *L = &c->m->layers[il];
@@ -174,9 +175,9 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int l2_qk, const 
         if (L->use_rope) {
             nn_rope_apply(c, qt, t, hp->n_head, hd);
             nn_rope_apply(c, kt, t, hp->n_head_kv, hd);
-            if (l2_qk) {
-                nn_l2norm_heads(qt, 1, q_dim, hp->n_head, hd, hp->norm_eps);
-                nn_l2norm_heads(kt, 1, k_dim, hp->n_head_kv, hd, hp->norm_eps);
+            if (qk_norm_after_rope) {
+                nn_rmsnorm_heads(qt, NULL, 1, q_dim, hp->n_head, hd, hp->norm_eps);
+                nn_rmsnorm_heads(kt, NULL, 1, k_dim, hp->n_head_kv, hd, hp->norm_eps);
             }
         }
         if (q_scale)

@@ -82,13 +82,16 @@ typedef struct {
 void nn_attention(mr_context *c, const nn_attn *a);
 
 /* The GQA self-attention block of layer il on c->h (already normed):
- * q, k, v projections (+ biases), per-head q/k norm (RMS with the layer's
- * weights, or weightless L2 with `l2_qk`), rope unless the layer is NoPE,
- * append to the cache, attention with the layer's sinks / window /
- * chunk, output projection (+ bias); the result is ADDED to c->x.
- * q_scale: per-token multipliers of q after rope (Llama 4's attention
- * temperature), or NULL. */
-void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int l2_qk, const float *q_scale);
+ * q, k, v projections (+ biases), per-head q/k RMSNorm with the layer's
+ * weights before rope (L->q_norm, L->k_norm: Qwen3), rope unless the
+ * layer is NoPE (L->use_rope), with `qk_norm_after_rope` a weightless
+ * per-head RMSNorm of the roped q and k (Llama 4's "L2Norm", which is
+ * x * rsqrt(mean(x^2) + eps)), append to the cache, attention with the
+ * layer's sinks / window / chunk, output projection (+ bias); the result
+ * is ADDED to c->x.  q_scale: per-token multipliers of q after rope
+ * (Llama 4's attention temperature on NoPE layers), or NULL. */
+void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after_rope,
+                       const float *q_scale);
 
 /* ---- feed-forward (moe.c) ---- */
 
