@@ -116,7 +116,8 @@ expect 1 "synth refuses to overwrite" moerun synth --shape micro -o "$T/s.gguf"
 expect 0 "run on a synthetic model" moerun run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0
 expect 0 "synth dense twin" moerun synth --shape micro --dense -o "$T/d.gguf"
 expect 0 "info on the dense twin" moerun info "$T/d.gguf"
-contains "$T/out" "model: dense" "the twin is dense"
+contains "$T/out" "(llama), dense," "the twin is dense"
+contains "$T/out" "routing: dense (no router)" "the dense twin has no router"
 expect 0 "bench" moerun bench -m "$MODEL" -p 16 -n 4 -r 1 -t 1,2
 contains "$T/out" "| tg4 |" "bench prints a tg row"
 contains "$T/out" "of BW" "bench reports the bandwidth share"
