@@ -9,7 +9,7 @@
  * temporary file for llama-tokenize.  For each vocabulary: moerun's MB/s
  * (best of 3 in-process runs, no BOS, special text not parsed) and, with
  * LLAMA_BIN, the wall time of
- *   $LLAMA_BIN/llama-tokenize -m VOCAB -f FILE --ids --log-disable --no-bos
+ *   $LLAMA_BIN/llama-tokenize -m VOCAB -f FILE --ids --log-disable --no-bos --no-parse-special
  * minus that of the same command on a one-line file (its load time), as
  * MB/s, the ratio, and whether both gave the same ids.  It prints figures;
  * it asserts nothing.
@@ -114,12 +114,12 @@ static void bench_one(const char *vocab, const char *text, size_t len, const cha
             close(fd);
         snprintf(cmd, sizeof cmd,
                  "LD_LIBRARY_PATH='%s' '%s/llama-tokenize' -m '%s' -f '%s' --ids --log-disable "
-                 "--no-bos >'%s' 2>/dev/null",
+                 "--no-bos --no-parse-special >'%s' 2>/dev/null",
                  llama_bin, llama_bin, vocab, tiny_path, out_path);
         double load = run_timed(cmd);
         snprintf(cmd, sizeof cmd,
                  "LD_LIBRARY_PATH='%s' '%s/llama-tokenize' -m '%s' -f '%s' --ids --log-disable "
-                 "--no-bos >'%s' 2>/dev/null",
+                 "--no-bos --no-parse-special >'%s' 2>/dev/null",
                  llama_bin, llama_bin, vocab, text_path, out_path);
         double full = run_timed(cmd);
         size_t ol = 0, nl = 0;

@@ -30,6 +30,7 @@ enum { /* attributes after llama.cpp's load-time corrections */
     TA_UNUSED = 1 << 4,
     TA_BYTE = 1 << 5,
     TA_EOG = 1 << 6,
+    TA_RSTRIP = 1 << 7, /* whitespace after it is dropped (phi-3) */
 };
 
 enum { TOK_SPM = 0, TOK_BPE = 1 };

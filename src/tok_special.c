@@ -14,7 +14,9 @@
  *     user-defined (so they are matched in text and always printed); when
  *     <|return|> and <|call|> (or <|calls|> and <|flush|>) are EOG,
  *     <|end|> leaves the EOG set and becomes user-defined;
- *   - when <|tool_response> is EOG, </s> leaves it and becomes normal.
+ *   - when <|tool_response> is EOG, </s> leaves it and becomes normal;
+ *   - a model named phi-3 / phi3 (general.name) strips the whitespace that
+ *     follows its special tokens, except after <unk>, <s>, <|endoftext|>.
  * The special list holds control, user-defined and unknown tokens, longest
  * piece first (ties: lower id first).
  */
@@ -172,6 +174,28 @@ mr_status mr_tok_build_attrs(const mr_gguf *g, mr_tokenizer *t, mr_error *err)
     for (int32_t i = 0; i < n; i++)
         if ((t->attr[i] & (TA_CONTROL | TA_USER | TA_UNKNOWN)) && t->piece_len[i] > 0)
             t->special[t->n_special++] = i;
+
+    mr_str name;
+    if (mr_gguf_find(g, "general.name") && !mr_gguf_get_str(g, "general.name", &name, NULL)) {
+        char low[256];
+        size_t k = name.len < sizeof low - 1 ? (size_t)name.len : sizeof low - 1;
+        for (size_t i = 0; i < k; i++)
+            low[i] = (char)(name.ptr[i] >= 'A' && name.ptr[i] <= 'Z' ? name.ptr[i] + 32 : name.ptr[i]);
+        low[k] = '\0';
+        if (strstr(low, "phi-3") || strstr(low, "phi3")) {
+            static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>", NULL};
+            for (int32_t k2 = 0; k2 < t->n_special; k2++)
+                t->attr[t->special[k2]] |= TA_RSTRIP;
+            int32_t eos_s = mr_tok_lookup(t, "</s>", 4);
+            if (eos_s >= 0)
+                t->attr[eos_s] |= TA_RSTRIP;
+            for (int i = 0; keep[i]; i++) {
+                int32_t id = mr_tok_lookup(t, keep[i], strlen(keep[i]));
+                if (id >= 0)
+                    t->attr[id] &= (uint8_t)~TA_RSTRIP;
+            }
+        }
+    }
     qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special, t);
     return MR_OK;
 }
@@ -235,6 +259,9 @@ mr_status mr_tok_partition(const mr_tokenizer *t, const char *text, size_t len, 
                     frag_push(&next, id, at, pl))
                     goto nomem;
                 pos = at + pl;
+                if (t->attr[id] & TA_RSTRIP)
+                    while (pos < end && (text[pos] == ' ' || (text[pos] >= '\t' && text[pos] <= '\r')))
+                        pos++;
             }
             if (pos < end && frag_push(&next, -1, pos, end - pos))
                 goto nomem;

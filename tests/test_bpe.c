@@ -217,6 +217,57 @@ START_TEST(test_vocab_suite)
 }
 END_TEST
 
+/* ------------------------------------------- special tokens in text */
+
+typedef struct {
+    const char *vocab, *text;
+    int parse_special, vocab_bos; /* vocab_bos: BOS when the vocabulary adds one */
+    const char *ids;
+} special_case;
+
+/* Ids from llama.cpp's llama-tokenize on the same vocabularies (its
+ * default parses special tokens; --no-parse-special, --no-bos). */
+static const special_case k_special[] = {
+    {"llama-spm", "<s>Hello</s> world", 1, 0, " 1 15043 2 29871 3186"},
+    {"llama-spm", "<s>Hello</s> world", 0, 0, " 529 29879 29958 10994 829 29879 29958 3186"},
+    {"llama-spm", "Hello</s>", 1, 1, " 1 15043 2"},
+    {"gpt-2", "Hello<|endoftext|> world", 1, 1, " 15496 50256 995"},
+    {"gpt-2", "Hello<|endoftext|> world", 0, 1, " 15496 27 91 437 1659 5239 91 29 995"},
+    {"phi-3", "<|user|>\nHi<|end|>\n<|assistant|>", 1, 0, " 32010 6324 32007 32001"},
+    {"phi-3", "<|user|>\nHi<|end|>", 0, 0,
+     " 529 29989 1792 29989 29958 13 18567 29966 29989 355 29989 29958"},
+    {"deepseek-llm", "Hello<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>x", 1, 1,
+     " 100000 17464 100001 87"},
+    {"deepseek-llm", "Hello<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>x", 0, 1,
+     " 100000 17464 27 68940 237 409 11009 210 994 11009 210 53582 68940 237 29 87"},
+    {"starcoder", "<fim_prefix>def f():<fim_suffix>", 1, 1, " 1 610 315 2284 3"},
+    {"starcoder", "<fim_prefix>def f():<fim_suffix>", 0, 1,
+     " 65 107 468 100 4271 67 610 315 2284 65 107 468 100 12440 67"},
+    {"falcon", ">>TITLE<<Hi", 1, 1, " 0 5516"},
+};
+#define N_SPECIAL ((int)(sizeof k_special / sizeof k_special[0]))
+
+START_TEST(test_special_in_text)
+{
+    const special_case *c = &k_special[_i];
+    mr_gguf *g;
+    mr_tokenizer *t = load_tok(tu_path("%s/vocab/ggml-vocab-%s.gguf", g_data, c->vocab), &g);
+    unsigned flags = (c->parse_special ? MR_TOK_PARSE_SPECIAL : 0) |
+                     (c->vocab_bos && mr_tokenizer_add_bos(t) ? MR_TOK_ADD_BOS : 0);
+    int32_t *ids;
+    size_t n;
+    mr_error err;
+    ck_assert_int_eq(mr_tokenize_ex(t, c->text, strlen(c->text), flags, &ids, &n, &err), MR_OK);
+    char got[1024];
+    ids_str(ids, n, got, sizeof got);
+    ck_assert_msg(strcmp(got, c->ids) == 0, "%s '%s' parse_special %d:\n got %s\nwant %s", c->vocab,
+                  c->text, c->parse_special, got, c->ids);
+    free(ids);
+    mr_tokenizer_free(t);
+    mr_gguf_close(g);
+}
+END_TEST
+
 /* ------------------------------------------------------ fixture prompts */
 
 typedef struct {
@@ -618,6 +669,7 @@ int main(void)
         tcase_add_loop_test(tc, test_vocab_suite, 0, N_SUITES);
         tcase_add_loop_test(tc, test_fixture_ids, 0, N_FIXTURES);
         tcase_add_test(tc, test_fixture_special);
+        tcase_add_loop_test(tc, test_special_in_text, 0, N_SPECIAL);
         tcase_add_loop_test(tc, test_random_roundtrip, 0, N_SUITES);
         tcase_add_test(tc, test_bad_utf8_and_streaming);
         suite_add_tcase(s, tc);
