@@ -4,7 +4,10 @@
  *   - model "gpt2"; pre: the name llama.cpp gives the split pattern of
  *     tokenizer.json's pre_tokenizer (recognised from the pattern itself,
  *     not from a hash of a tokenization: gpt-2, llama-bpe, qwen2,
- *     deepseek-v3, gpt-4o, llama4); an unknown pattern is refused;
+ *     deepseek-v3, gpt-4o, llama4; the o200k pattern is llama4 when the
+ *     added tokens are Llama 4's, <|header_start|> or <|begin_of_text|>,
+ *     else gpt-4o, and llama.cpp runs both alike); an unknown pattern is
+ *     refused;
  *   - tokens: id i < vocab_size is the model's vocabulary or an added token
  *     (control when "special" or when it looks special, e.g. "<|...|>",
  *     else user-defined with U+2581 turned into spaces); a missing id is
@@ -43,7 +46,7 @@
 
 typedef struct {
     const char *name;      /* tokenizer.ggml.pre */
-    int ignore_merges;     /* -1: either; else the BPE model's value */
+    int llama4;            /* -1: either; else whether Llama 4's added tokens are there */
     const char *split[4];  /* the Split regexes, in order */
 } known_pre;
 
@@ -51,8 +54,8 @@ static const known_pre k_known[] = {
     {"llama-bpe", -1, {LLAMA3_ORIG}},
     {"qwen2", -1, {QWEN2_ORIG}},
     {"deepseek-v3", -1, {"\\p{N}{1,3}", DS3_CJK, DS3_MAIN}},
-    {"llama4", 1, {O200K_ORIG}},  /* Llama 4's converter sets ignore_merges */
-    {"gpt-4o", -1, {O200K_ORIG}}, /* gpt-oss (o200k_harmony) */
+    {"llama4", 1, {O200K_ORIG}},
+    {"gpt-4o", -1, {O200K_ORIG}}, /* gpt-oss (o200k_harmony) and others */
 };
 
 /* Member key of o as a string, or NULL. */
@@ -72,7 +75,7 @@ static int bool_member(json_object *o, const char *key, int def)
     return json_object_get_boolean(v);
 }
 
-mr_status mr_bpe_pre_name(json_object *pre, int ignore_merges, const char *path, const char **name,
+mr_status mr_bpe_pre_name(json_object *pre, int llama4, const char *path, const char **name,
                           mr_error *err)
 {
     const char *type = str_member(pre, "type");
@@ -109,7 +112,7 @@ mr_status mr_bpe_pre_name(json_object *pre, int ignore_merges, const char *path,
         int m = 0;
         while (m < 4 && kp->split[m])
             m++;
-        if (m != n || (kp->ignore_merges >= 0 && kp->ignore_merges != ignore_merges))
+        if (m != n || (kp->llama4 >= 0 && kp->llama4 != llama4))
             continue;
         int same = 1;
         for (int j = 0; j < n && same; j++)
@@ -612,7 +615,8 @@ mr_status mr_convert_vocab_bpe(const char *dir, uint32_t n_vocab, mr_plan *p, mr
         added = NULL;
     json_object_object_get_ex(tj, "pre_tokenizer", &pre);
     const char *pre_name;
-    if ((s = mr_bpe_pre_name(pre, bool_member(model, "ignore_merges", 0), path, &pre_name, err)))
+    int llama4 = added_id(added, "<|header_start|>") >= 0 || added_id(added, "<|begin_of_text|>") >= 0;
+    if ((s = mr_bpe_pre_name(pre, llama4, path, &pre_name, err)))
         goto done;
     if (n_vocab == 0 && config) { /* config.json's vocab_size, else the vocabulary's */
         if ((json_object_object_get_ex(config, "vocab_size", &jn) ||

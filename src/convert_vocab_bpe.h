@@ -17,9 +17,9 @@ mr_status mr_convert_vocab_bpe(const char *dir, uint32_t n_vocab, mr_plan *p, mr
                                mr_error *err);
 
 /* The tokenizer.ggml.pre llama.cpp gives tokenizer.json's pre_tokenizer
- * `pre` (ignore_merges: the BPE model's flag, which tells Llama 4 from
- * gpt-oss), or MR_EUNSUPPORTED. */
-mr_status mr_bpe_pre_name(json_object *pre, int ignore_merges, const char *path, const char **name,
+ * `pre` (llama4: Llama 4's added tokens are present, which tells it from
+ * gpt-oss on the same o200k pattern), or MR_EUNSUPPORTED. */
+mr_status mr_bpe_pre_name(json_object *pre, int llama4, const char *path, const char **name,
                           mr_error *err);
 
 #endif
