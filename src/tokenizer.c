@@ -1,5 +1,8 @@
-/* tokenizer.c - SentencePiece-BPE tokenizer ("llama" vocabularies) and a
- * streaming detokenizer.
+/* tokenizer.c - loading a vocabulary from GGUF metadata, the
+ * SentencePiece-BPE encoder ("llama" vocabularies), the top of every
+ * encoding (special tokens split out first, see tok_special.c; then each
+ * piece of text to SentencePiece here or to the byte-level BPE of bpe.c),
+ * and the streaming detokenizer for both.
  *
  * Encoding follows sentencepiece's BPE model (which llama.cpp's SPM
  * tokenizer mirrors):
@@ -21,7 +24,9 @@
  *
  * Pieces are validated at load (UTF-8, no NUL, byte pieces spelled
  * "<0xHH>"), so the detokenizer only needs to repair what byte tokens and
- * stream boundaries produce.
+ * stream boundaries produce.  A byte-level BPE piece may end inside a
+ * UTF-8 character: its bytes wait in the detokenizer until the character
+ * is whole.
  */
 #include "tokenizer.h"
 
