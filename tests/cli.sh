@@ -175,5 +175,16 @@ else
     echo "skip quantize/verify/kld on tinymix: no shared data at $SHARED"
 fi
 
+# --- byte-level BPE (ids from the fixture's README, made by llama.cpp)
+QW="$SHARED/models/tinyqwen3moe/gguf/tinyqwen3moe-q8_0.gguf"
+if [ -f "$QW" ]; then
+    got=$(moerun tokenize -m "$QW" -p "Hello world<|endoftext|>" --ids --parse-special 2>"$T/err")
+    if [ "$got" = "15496 995 50256" ]; then ok "tokenize bpe --parse-special"; else bad "tokenize bpe: '$got'"; fi
+    expect 0 "info of a bpe vocabulary" moerun info "$SHARED/vocab/ggml-vocab-chain-qwen2.gguf"
+    contains "$T/out" "tokenizer: bpe, pre qwen2" "info names the tokenizer kind and pre"
+else
+    echo "skip bpe tokenize: no $QW"
+fi
+
 echo "$pass passed, $fail failed${RUNNER:+ (moerun run through: $RUNNER)}"
 [ "$fail" -eq 0 ]
