@@ -116,6 +116,13 @@ void cli_print_routing(const mr_model *m, const uint64_t *counts);
  * (0 if none), to compare with the paged bound. */
 void cli_print_store_stats(const cli_session *s, double gen_tps);
 
+/* The matrix types of m that the chosen kernels run on the scalar
+ * reference path, as "q4_K (12 tensors), ..." in buf; returns how many
+ * types (0: all have SIMD kernels). */
+int cli_scalar_types(const mr_model *m, int exact, char *buf, size_t cap);
+/* One line on stderr: the kernel set, and the types on the scalar path. */
+void cli_print_kernel_paths(const mr_model *m, int exact);
+
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
