@@ -222,6 +222,22 @@ if grep -q "^PPL" "$T/out"; then bad "perplexity printed a PPL for NaN logits"; 
 expect 2 "logits on NaN weights" moerun logits -m "$T/nan.gguf" -p "hello" -o "$T/nan.f32"
 if [ -e "$T/nan.f32" ]; then bad "logits wrote NaN logits"; else ok "no NaN logits file"; fi
 
+# --- verify checks the metadata of the files moerun writes
+# flip_value FILE KEY: change the 3rd byte of the (scalar) value of KEY
+flip_value() {
+    koff=$(grep -obaF "$2" "$1" | head -n 1 | cut -d: -f1)
+    voff=$((koff + ${#2} + 4 + 2))
+    printf '\101' | dd of="$1" bs=1 seek="$voff" conv=notrunc 2>/dev/null
+}
+moerun synth --shape micro --type q8_0 -o "$T/meta.gguf" >/dev/null 2>&1
+expect 0 "verify a synth file" moerun verify "$T/meta.gguf"
+contains "$T/out" "the metadata matches" "verify checks the metadata"
+flip_value "$T/meta.gguf" llama.rope.freq_base
+expect 2 "verify after rope.freq_base changed" moerun verify "$T/meta.gguf"
+contains "$T/err" "moerun.checksum.metadata" "the metadata mismatch is named"
+expect 0 "verify an older file says metadata is unchecked" moerun verify "$MODEL"
+contains "$T/out" "metadata NOT checked" "an older file is not silently OK"
+
 # --- quantize / verify (tinymix from the shared data; skipped without it)
 expect 1 "quantize without arguments" moerun quantize
 expect 1 "quantize without --type" moerun quantize "$T" "$T/x.gguf"
@@ -256,6 +272,18 @@ if [ -d "$SHARED/models/tinymix" ]; then
     printf '\377' | dd of="$T/t.gguf" bs=1 seek="$off" conv=notrunc 2>/dev/null
     expect 2 "verify a corrupted file" moerun verify "$T/t.gguf"
     contains "$T/err" "layer 3 expert 6 gate" "verify names the bad slice"
+    expect 0 "quantize with llama.cpp's upper-case type name" moerun quantize "$SHARED/models/tinymix" "$T/k.gguf" Q4_K_M -t 2
+    contains "$T/err" "(q4_k_m)" "Q4_K_M is q4_k_m"
+    expect 0 "verify checks the quantized metadata" moerun verify "$T/k.gguf"
+    contains "$T/out" "the metadata matches" "quantize seals the metadata"
+    flip_value "$T/k.gguf" llama.rope.freq_base
+    expect 2 "verify a quantized file after a metadata byte flipped" moerun verify "$T/k.gguf"
+    rm -f "$T/k.gguf"
+    moerun quantize "$SHARED/models/tinymix" "$T/k.gguf" --type q4_k -t 2 2>/dev/null
+    expect 0 "info on a q4_k file" moerun info "$T/k.gguf" --no-tensors
+    contains "$T/out" "on the SCALAR path" "info says q4_k runs on the scalar path"
+    expect 0 "run --stats on a q4_k file" moerun run -m "$T/k.gguf" -p "Once" -n 2 --temp 0 --stats
+    contains "$T/err" "SCALAR path" "run --stats says q4_k runs on the scalar path"
     expect 0 "kld of the demo model" moerun kld -m "$MODEL" --ref "$SHARED/ref" --prompts short
     if tail -n 1 "$T/out" | grep -q '^KLD = [0-9.e+-]*$'; then ok "last line is KLD = value"; else bad "kld: $(tail -n 1 "$T/out")"; fi
 else

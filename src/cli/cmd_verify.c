@@ -76,6 +76,9 @@ int cmd_verify(int argc, char **argv)
     printf("%s: OK: %llu tensors and %llu expert slices match their XXH3-64 (%.1f MB in %.2f s)",
            path, (unsigned long long)r.tensors, (unsigned long long)r.slices,
            r.bytes_total / 1e6, r.seconds);
+    printf(r.metadata ? "; the metadata matches its XXH3-64"
+                      : "; metadata NOT checked (no %s: written by an older moerun)",
+           "moerun.checksum.metadata");
     if (source)
         printf("; %llu source files match", (unsigned long long)r.sources);
     printf("\n");
