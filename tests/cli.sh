@@ -13,6 +13,7 @@ moerun() { $RUNNER "$BIN" "$@"; }
 SRC=${MOERUN_SRCDIR:-.}
 MODEL="$SRC/models/tinymix-Q8_0.gguf"
 DATA="$SRC/tests/data"
+SHARED=${MOERUN_TESTDATA:-$SRC/../shared}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0
@@ -256,7 +257,6 @@ contains "$T/err" "model.safetensors: header at offset" "malformed header names 
 if [ -e "$T/x.gguf" ]; then bad "a failed quantize left $T/x.gguf"; else ok "failed quantize leaves no file"; fi
 expect 1 "verify without a file" moerun verify
 expect 0 "verify the demo model (written by moerun quantize)" moerun verify "$MODEL"
-SHARED=${MOERUN_TESTDATA:-$SRC/../shared}
 if [ -d "$SHARED/models/tinymix" ]; then
     expect 2 "verify a llama.cpp file (no checksums)" moerun verify "$SHARED/models/tinymix-gguf/tinymix-Q8_0.gguf"
     contains "$T/err" "moerun.checksum.algorithm" "missing checksums are named"
@@ -288,6 +288,34 @@ if [ -d "$SHARED/models/tinymix" ]; then
     if tail -n 1 "$T/out" | grep -q '^KLD = [0-9.e+-]*$'; then ok "last line is KLD = value"; else bad "kld: $(tail -n 1 "$T/out")"; fi
 else
     echo "skip quantize/verify/kld on tinymix: no shared data at $SHARED"
+fi
+
+# --- every PPL/KLD figure in the docs is what the command shown above it prints:
+# lines "$ ./moerun ..." followed by "PPL = X" or "KLD = X" in README.md and
+# models/README.md are run (../shared -> the test data) and compared: PPL to
+# 1e-4 relative, KLD to 3 % (a drift such as 33.9887 -> 33.9688 fails)
+if [ "${MOERUN_SLOW_EMULATION:-0}" = 1 ]; then
+    echo "skip the docs' figures under emulation (MOERUN_SLOW_EMULATION=1)"
+else
+    for doc in "$SRC/README.md" "$SRC/models/README.md"; do
+        awk '/^\$ \.\/moerun / { cmd = substr($0, 3); next }
+             cmd != "" && /^(PPL|KLD) = / { print $1 "\t" $3 "\t" cmd } { cmd = "" }' "$doc" >"$T/figs"
+        nfig=0
+        while IFS="	" read -r what want cmd; do
+            nfig=$((nfig + 1))
+            case "$cmd" in *../shared*) [ -d "$SHARED/ref" ] || { echo "skip (no shared data): $cmd"; continue; } ;; esac
+            args=$(printf '%s' "$cmd" | sed "s|^\./moerun ||; s|\.\./shared|$SHARED|g; s|models/|$SRC/models/|g; s|tests/data/|$SRC/tests/data/|g")
+            # shellcheck disable=SC2086
+            got=$(moerun $args 2>/dev/null | sed -n "s/^$what = //p")
+            if awk -v g="$got" -v w="$want" -v k="$what" 'BEGIN { if (g == "") exit 1;
+                    d = (g - w) / w; if (d < 0) d = -d; exit !(d <= (k == "PPL" ? 1e-4 : 0.03)) }'; then
+                ok "${doc#"$SRC"/}: '$cmd' prints $what = $got (doc: $want)"
+            else
+                bad "${doc#"$SRC"/}: '$cmd' prints $what = '$got', the doc says $want"
+            fi
+        done <"$T/figs"
+        if [ "$nfig" -gt 0 ]; then ok "${doc#"$SRC"/} has $nfig checked figures"; else bad "no checked figures in $doc"; fi
+    done
 fi
 
 echo "$pass passed, $fail failed${RUNNER:+ (moerun run through: $RUNNER)}"
