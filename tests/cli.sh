@@ -183,15 +183,20 @@ for o in -m -f -c --chunks -t --exact --mem; do contains "$T/h" "$o" "perplexity
 moerun kld --help >"$T/h"
 for o in --ref --prompts -t --exact; do contains "$T/h" "$o" "kld --help lists $o"; done
 
-# --- Ctrl-C in run stops generating but still prints the timings (exit 130)
-$RUNNER "$BIN" run -m "$MODEL" -p "Once upon a time" -n 4000 -c 2048 --temp 0.8 --ignore-eos >"$T/out" 2>"$T/err" &
-pid=$!
-sleep 1
-kill -INT $pid 2>/dev/null
-wait $pid
-rc=$?
-if [ "$rc" -eq 130 ] && grep -q "generation:" "$T/err" && grep -q "interrupted" "$T/err"; then
-    ok "Ctrl-C prints the timings (exit 130)"; else bad "Ctrl-C: exit $rc"; sed 's/^/    /' "$T/err" | tail -3; fi
+# --- Ctrl-C in run stops generating but still prints the timings (exit 130);
+# natively only: through an emulator the signal would reach the wrapper
+if [ -z "$RUNNER" ]; then
+    $RUNNER "$BIN" run -m "$MODEL" -p "Once upon a time" -n 5000 -c 4096 --temp 0.8 --ignore-eos >"$T/out" 2>"$T/err" &
+    pid=$!
+    sleep 0.5
+    kill -INT $pid 2>/dev/null
+    wait $pid
+    rc=$?
+    if [ "$rc" -eq 130 ] && grep -q "generation:" "$T/err" && grep -q "interrupted" "$T/err"; then
+        ok "Ctrl-C prints the timings (exit 130)"; else bad "Ctrl-C: exit $rc"; sed 's/^/    /' "$T/err" | tail -3; fi
+else
+    echo "skip Ctrl-C: moerun runs through $RUNNER"
+fi
 
 # --- info prints uint64 arrays (checksums) exactly, in hex
 moerun info "$MODEL" >"$T/out"

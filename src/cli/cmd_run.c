@@ -119,6 +119,14 @@ int cmd_run(int argc, char **argv)
     if (!model)
         return cli_usage_error("run", "a model is required (-m FILE)");
     sp.seed = o.seed_given ? (uint64_t)o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+    /* from here on Ctrl-C stops generating (none if it comes during the
+     * load or the prompt) and the timings are still printed */
+    interrupted = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
 
     char *prompt;
     size_t prompt_len;
@@ -175,12 +183,6 @@ int cmd_run(int argc, char **argv)
 
     if (stats)
         cli_print_kernel_paths(S.model, co.exact);
-    interrupted = 0;
-    struct sigaction sa, old_sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_sa);
     fwrite(prompt, 1, prompt_len, stdout);
     fflush(stdout);
     double t0 = cli_now();
