@@ -48,7 +48,11 @@ typedef struct {
  * generation on its own). */
 void cli_session_mark(cli_session *s);
 
-/* Expert-store options shared by run, perplexity and logits. */
+/* Expert-store options shared by run, perplexity and logits.  The
+ * option tables below (CLI_*_LONG_OPTIONS, CLI_*_HELP, cli_shared_option)
+ * are the getopt-era ones, kept only so that branches written against
+ * them still build: new code parses with options.h, which fills these
+ * structs. */
 typedef struct {
     uint64_t mem;      /* --mem: 0 = all resident (mmap) */
     long prefetch;     /* --prefetch N: layers ahead (default 1) */
