@@ -26,6 +26,7 @@
 
 #include "convert_internal.h"
 #include "fileio.h"
+#include "finite.h"
 #include "moerun_keys.h"
 #include "../quant/types.h"
 
@@ -107,6 +108,15 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
             sr = base + (o % 2) * (hd / 2) + o / 2;
         }
         mr_st_to_f32(src->dtype, b->raw + sr * ne0 * es, b->row, ne0);
+        /* a NaN or infinity would quantize to garbage (or undefined casts)
+         * and the model would print nothing: refuse it, naming the element */
+        size_t bad = mr_first_nonfinite(b->row, ne0);
+        if (bad < ne0)
+            return mr_fail(err, MR_EFORMAT, f->path, src->name,
+                           j->src_off + (sr * ne0 + bad) * es,
+                           "element [%llu, %llu] is %s: refusing to convert non-finite weights",
+                           (unsigned long long)(j->row0 + sr), (unsigned long long)bad,
+                           b->row[bad] != b->row[bad] ? "NaN" : "infinite");
         quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
     }
     return MR_OK;
