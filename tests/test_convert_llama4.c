@@ -1,19 +1,13 @@
-/* test_convert_llama4.c - `moerun quantize` on the tinyllama4 fixture's hf/
- * (src/arch/llama4_hf.c), against the fixture's GGUF files written by
- * llama.cpp (convert_hf_to_gguf.py --outtype f32 / bf16, and llama-quantize
- * Q8_0 of the F32 file); skipped, exit 77, when MOERUN_TESTDATA is absent.
- * - every one of the 69 tensors byte-identical, for f32, bf16 and q8_0:
- *   the fused gate_up_proj split and transposed, down_proj transposed,
- *   rope_freqs computed from rope_scaling, the vision tower dropped;
- * - every llama4.* and general.* key llama.cpp wrote, with its value
- *   (but general.name, which the fixture's build script chose);
- * - for f32 and bf16 (made by llama.cpp's converter), the tensor order;
+/* test_convert_llama4.c - what tests/test_convert.c's family rows (every
+ * tensor and key of tinyllama4's hf/ converted against llama.cpp's files)
+ * do not check of src/arch/llama4_hf.c; skipped, exit 77, when
+ * MOERUN_TESTDATA is absent:
+ * - jobs of 1000 source bytes (bands of a few columns of the fused experts,
+ *   uneven tails) still give the 69 tensors byte-identical to llama.cpp's,
+ *   for f32, bf16 and q8_0, with every llama4.* and general.* key;
+ * - for f32 and bf16 (made by llama.cpp's converter) its tensor order;
  * - `moerun verify` with the checkpoint: every checksum moerun adds;
  * - configs llama.cpp would mistranslate are refused, naming the key.
- * The fixture's tokenizer is byte-level BPE (tokenizer.json): until the
- * converter writes those keys the input is the fixture's config and
- * shards beside a SentencePiece tokenizer.model from hf_builder, and the
- * tokenizer.* keys are not compared.
  */
 #include <check.h>
 #include <stdio.h>
@@ -34,13 +28,15 @@ static const char *fixture(const char *rel)
     return tu_path("%s/models/tinyllama4/%s", data, rel);
 }
 
-/* A checkpoint directory: the fixture's files (config.json replaced by
- * `config` when given) and a SentencePiece tokenizer.model. */
+/* A checkpoint directory: the fixture's hf/ files, config.json replaced by
+ * `config` when given. */
 static char *input_dir(const char *config)
 {
     static const char *const files[] = {"generation_config.json", "model.safetensors.index.json",
                                         "model-00001-of-00002.safetensors",
-                                        "model-00002-of-00002.safetensors"};
+                                        "model-00002-of-00002.safetensors",
+                                        "special_tokens_map.json", "tokenizer.json",
+                                        "tokenizer_config.json"};
     char *dir = hfb_tmpdir();
     ck_assert(dir);
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -54,18 +50,13 @@ static char *input_dir(const char *config)
                                     config ? strlen(config) : len),
                      0);
     free(text);
-    uint8_t *spm = hfb_spm_model(61, &len);
-    ck_assert_int_eq(hfb_write_file(tu_path("%s/tokenizer.model", dir), spm, len), 0);
-    free(spm);
     return dir;
 }
-
-static uint64_t job_bytes; /* 0: the default */
 
 static mr_status convert(const char *in, const char *out, const char *type, mr_error *err)
 {
     mr_convert_opts o = {0};
-    o.job_bytes = job_bytes;
+    o.job_bytes = 1000;
     o.input_dir = in;
     o.output_path = out;
     o.type = type;
@@ -91,13 +82,11 @@ static int same_value(const mr_gguf_value *a, const mr_gguf_value *b)
 
 static const char *const types[] = {"f32", "bf16", "q8_0"};
 
-/* Cases 0..2 with the default jobs (one per expert here), 3..5 with jobs of
- * 1000 source bytes: bands of 3 columns of the fused experts, 7 rows of
- * others, uneven tails. */
-START_TEST(converts_like_llama_cpp)
+/* Jobs of 1000 source bytes: bands of 3 (f32) or 7 (bf16) columns of the
+ * fused experts, uneven tails. */
+START_TEST(small_jobs_convert_like_llama_cpp)
 {
-    const char *type = types[_i % 3];
-    job_bytes = _i < 3 ? 0 : 1000;
+    const char *type = types[_i];
     char *in = input_dir(NULL), *out = hfb_tmpdir();
     char *path = strdup(tu_path("%s/tinyllama4-%s.gguf", out, type));
     mr_error err;
@@ -120,8 +109,8 @@ START_TEST(converts_like_llama_cpp)
             fprintf(stderr, "%s: %s differs from llama.cpp's\n", type, y->name);
         in_order += !strcmp(a->tensors[i].name, y->name);
     }
-    printf("%-5s %s %llu/%llu tensors byte-identical to llama.cpp's, %llu in its order\n", type,
-           job_bytes ? "small jobs" : "          ", (unsigned long long)same, (unsigned long long)b->n_tensors,
+    printf("%-5s small jobs: %llu/%llu tensors byte-identical to llama.cpp's, %llu in its order\n",
+           type, (unsigned long long)same, (unsigned long long)b->n_tensors,
            (unsigned long long)in_order);
     ck_assert_uint_eq(same, b->n_tensors);
     if (strcmp(type, "q8_0")) /* llama-quantize sorts by name; the converter does not */
@@ -130,14 +119,13 @@ START_TEST(converts_like_llama_cpp)
     for (uint64_t i = 0; i < b->n_kv; i++) {
         const char *k = b->kv[i].key;
         /* general.name: the fixture's build names it; ours comes from the directory */
-        if (!strncmp(k, "tokenizer.", 10) || !strcmp(k, "general.name"))
-            continue;
+        if (!strcmp(k, "general.name") || !strncmp(k, "tokenizer.", 10))
+            continue; /* the tokenizer keys: tests/test_convert */
         const mr_gguf_kv *kv = mr_gguf_find(a, k);
         ck_assert_msg(kv != NULL, "%s: key %s missing", type, k);
         ck_assert_msg(same_value(&kv->val, &b->kv[i].val), "%s: key %s differs", type, k);
         keys++;
     }
-    printf("%-5s %llu llama4.* / general.* keys equal\n", type, (unsigned long long)keys);
     ck_assert_uint_ge(keys, 25);
     mr_gguf_close(a);
     mr_gguf_close(b);
@@ -205,7 +193,7 @@ int main(void)
     Suite *s = suite_create("convert_llama4");
     TCase *tc = tcase_create("tinyllama4");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, converts_like_llama_cpp, 0, 6);
+    tcase_add_loop_test(tc, small_jobs_convert_like_llama_cpp, 0, 3);
     tcase_add_loop_test(tc, refuses_what_llama_cpp_mistranslates, 0,
                         (int)(sizeof refusals / sizeof refusals[0]));
     suite_add_tcase(s, tc);
