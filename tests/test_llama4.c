@@ -6,7 +6,8 @@
  *   runs with llama.cpp's constants 8192/8192/0.1: its 16 greedy ids are
  *   the reference's `stock_llama_cpp_constants` ones for every prompt;
  * - attention.sliding_window = 0 turns chunking and NoPE off;
- * - a missing interleave_moe_layer_step is refused naming the key.
+ * - a missing interleave_moe_layer_step is refused naming the key;
+ * - <|end_of_text|>, <|eom|> and <|eot|> end generation, nothing else.
  * Files are edited in memory: a key is hidden by changing the last letter
  * of its name, a u32 value by overwriting it.
  */
@@ -20,6 +21,7 @@
 #include "gguf.h"
 #include "model.h"
 #include "testutil.h"
+#include "tokenizer.h"
 
 static const char *data;
 static uint8_t *f32_file;
@@ -221,6 +223,27 @@ START_TEST(missing_moe_step_is_refused)
 }
 END_TEST
 
+/* README: HF's eos_token_id is [<|end_of_text|>, <|eom|>, <|eot|>] (5001,
+ * 5007, 5008); llama.cpp stops on two of them, moerun on all three. */
+START_TEST(generation_ends_on_llama4_eos_tokens)
+{
+    mr_error err;
+    mr_model *m;
+    mr_tokenizer *tok;
+    ck_assert_msg(load_mem(f32_file, &m, &err) == 0, "%s", err.msg);
+    ck_assert_msg(mr_tokenizer_load(m->gguf, &tok, &err) == 0, "%s", err.msg);
+    uint32_t n_eog = 0;
+    for (uint32_t i = 0; i < m->hp.n_vocab; i++)
+        n_eog += mr_tokenizer_is_eog(tok, (int32_t)i) != 0;
+    ck_assert(mr_tokenizer_is_eog(tok, 5001));
+    ck_assert(mr_tokenizer_is_eog(tok, 5007));
+    ck_assert(mr_tokenizer_is_eog(tok, 5008));
+    ck_assert_uint_eq(n_eog, 3);
+    mr_tokenizer_free(tok);
+    mr_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     data = tu_testdata_or_skip();
@@ -234,6 +257,7 @@ int main(void)
     tcase_add_test(tc, hub_file_uses_llama_cpp_constants);
     tcase_add_test(tc, sliding_window_zero_is_full_attention);
     tcase_add_test(tc, missing_moe_step_is_refused);
+    tcase_add_test(tc, generation_ends_on_llama4_eos_tokens);
     suite_add_tcase(s, tc);
     int rc = tu_run_suite(s);
     free(f32_file);
