@@ -1,6 +1,7 @@
 /* test_llama4.c - what tests/test_families.c does not reach of Llama 4
- * (src/arch/llama4.c), on the tinyllama4 fixture (skipped, exit 77, when
- * MOERUN_TESTDATA is absent):
+ * (src/arch/llama4.c).  Always: `moerun synth --shape llama4-micro` (dense
+ * layers interleaved as in Maverick) runs paged exactly as resident.  On
+ * the tinyllama4 fixture (skipped when MOERUN_TESTDATA is absent):
  * - the layer schedule and sizes the fixture README's tables give;
  * - a file without the fixture's chunk/temperature keys (as on the Hub)
  *   runs with llama.cpp's constants 8192/8192/0.1: its 16 greedy ids are
@@ -16,12 +17,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "forward.h"
 #include "gguf.h"
 #include "model.h"
+#include "hf_builder.h"
+#include "store_paged.h"
+#include "synth.h"
 #include "testutil.h"
 #include "tokenizer.h"
+#include "types.h"
+#include "verify.h"
 
 static const char *data;
 static uint8_t *f32_file;
@@ -244,13 +251,97 @@ START_TEST(generation_ends_on_llama4_eos_tokens)
 }
 END_TEST
 
+/* Logits of a prompt and 8 greedy tokens decoded one at a time. */
+static float *run_synth(const char *path, int paged, uint32_t *nv)
+{
+    static const int32_t prompt[] = {1, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309};
+    const uint32_t n = sizeof prompt / sizeof prompt[0], gen = 8, n_ctx = 32;
+    mr_error err;
+    mr_model *m;
+    mr_expert_store *st;
+    mr_context *c;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    if (paged) {
+        mr_paged_config cfg;
+        mr_paged_config_default(&cfg);
+        cfg.reserve_bytes = mr_context_bytes(m, n_ctx, n_ctx);
+        cfg.budget_bytes = mr_store_paged_min_budget(m, &cfg);
+        ck_assert_msg(mr_store_paged_new(m, path, &cfg, &st, &err) == 0, "%s", err.msg);
+    } else {
+        ck_assert(mr_store_resident_new(m, &st, &err) == 0);
+    }
+    ck_assert_msg(mr_context_new(m, st, n_ctx, n_ctx, &c, &err) == 0, "%s", err.msg);
+    *nv = m->hp.n_vocab;
+    float *lg = malloc(sizeof(float) * (n + gen) * *nv);
+    ck_assert(lg);
+    ck_assert_msg(mr_decode(c, prompt, n, lg, 1, &err) == 0, "%s", err.msg);
+    for (uint32_t i = 0; i < gen; i++) {
+        const int32_t tok = (int32_t)tu_argmax(lg + (size_t)(n - 1 + i) * *nv, *nv, NULL);
+        ck_assert_msg(mr_decode(c, &tok, 1, lg + (size_t)(n + i) * *nv, 0, &err) == 0, "%s",
+                      err.msg);
+    }
+    mr_context_free(c);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    return lg;
+}
+
+/* moerun synth --shape llama4-micro: Maverick's interleave (dense FFNs on
+ * layers 0 and 2), head 32, Llama 3 rope factors; the paged store at its
+ * minimum budget gives the resident run's logits bit for bit, and the
+ * file's checksums verify. */
+START_TEST(synth_interleaved_paged_equals_resident)
+{
+    const mr_synth_shape *sh = mr_synth_shape_find("llama4-micro");
+    ck_assert_ptr_nonnull(sh);
+    ck_assert_ptr_nonnull(mr_synth_shape_find("llama4-scout"));
+    ck_assert_ptr_nonnull(mr_synth_shape_find("llama4-maverick"));
+    char *dir = hfb_tmpdir();
+    char *path = strdup(tu_path("%s/micro.gguf", dir));
+    mr_synth_params p = {*sh, MR_TYPE_Q8_0, 0, 7};
+    mr_error err;
+    ck_assert_msg(mr_synth_write(&p, path, NULL, NULL, &err) == 0, "%s", err.msg);
+    mr_model *m;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    static const int moe[4] = {0, 1, 0, 1}, rope[4] = {1, 1, 1, 0};
+    for (uint32_t l = 0; l < 4; l++) {
+        ck_assert_int_eq(m->layers[l].moe, moe[l]);
+        ck_assert_int_eq(m->layers[l].use_rope, rope[l]);
+        ck_assert_uint_eq(m->layers[l].sh_gate.ne[1], moe[l] ? 32 : 96);
+        ck_assert_uint_eq(m->layers[l].chunk, rope[l] ? 8192 : 0);
+    }
+    /* llama3 bands of a 32-wide head, theta 5e5, factor 8 over 64 (as the fixture) */
+    ck_assert_ptr_nonnull(m->rope_freqs);
+    ck_assert_float_eq_tol(m->rope_freqs[0], 1.0f, 1e-6f);
+    ck_assert_float_eq_tol(m->rope_freqs[2], 2.4423f, 1e-4f);
+    ck_assert_float_eq_tol(m->rope_freqs[15], 8.0f, 1e-6f);
+    mr_model_free(m);
+    uint32_t nv;
+    float *a = run_synth(path, 0, &nv), *b = run_synth(path, 1, &nv);
+    ck_assert_msg(memcmp(a, b, sizeof(float) * 19 * nv) == 0, "paged logits differ from resident");
+    mr_verify_report r;
+    ck_assert_msg(mr_verify(path, NULL, &r, NULL, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(r.slices, 2 * 8 * 3);
+    free(a);
+    free(b);
+    unlink(path);
+    free(path);
+    hfb_rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
-    data = tu_testdata_or_skip();
-    f32_file = tu_read_file(fixture("gguf/tinyllama4-f32.gguf"), &f32_len);
-    if (!f32_file)
-        tu_skip("tinyllama4 fixture not found under models/tinyllama4");
     Suite *s = suite_create("llama4");
+    TCase *ts = tcase_create("synth");
+    tcase_add_test(ts, synth_interleaved_paged_equals_resident);
+    suite_add_tcase(s, ts);
+    data = tu_testdata();
+    f32_file = data ? tu_read_file(fixture("gguf/tinyllama4-f32.gguf"), &f32_len) : NULL;
+    if (!f32_file) {
+        fprintf(stderr, "tinyllama4 fixture not found (MOERUN_TESTDATA): synth test only\n");
+        return tu_run_suite(s);
+    }
     TCase *tc = tcase_create("llama4");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, schedule_matches_readme);
