@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "convert_internal.h"
@@ -591,53 +592,69 @@ static void size_label(const mr_plan *p, char *out, size_t n)
         snprintf(out, n, "%.*f%s", fix, v, suf);
 }
 
-/* general.sampling.* from generation_config.json, as gguf-py's Metadata
- * does (top_k, top_p, min_p, temperature; a missing or unreadable file
- * gives none).  The file joins the sources when it gives a key. */
-static void write_sampling(mr_plan *p, const char *dir, mr_gguf_writer *w)
+/* general.sampling.* from generation_config.json, as gguf-py's metadata
+ * does (top_k, top_p, min_p, temperature; absent file or members: none).
+ * The file joins the sources when it gives a key. */
+static mr_status write_sampling(mr_plan *p, const char *dir, mr_gguf_writer *w, mr_error *err)
 {
-    static const struct { const char *hf, *key; int is_int; } keys[] = {
-        {"top_k", "general.sampling.top_k", 1},
-        {"top_p", "general.sampling.top_p", 0},
-        {"min_p", "general.sampling.min_p", 0},
-        {"temperature", "general.sampling.temp", 0},
-    };
     char *text = NULL, *path = mr_path_join(dir, "generation_config.json");
     size_t len;
+    mr_status s = MR_OK;
     json_object *root = NULL, *v;
-    int any = 0;
-    if (path && mr_read_small_file(path, MAX_CONFIG_BYTES, &text, &len, NULL) == MR_OK &&
-        (root = json_tokener_parse(text)) && json_object_get_type(root) == json_type_object)
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-            if (!json_object_object_get_ex(root, keys[i].hf, &v) ||
-                (json_object_get_type(v) != json_type_int &&
-                 json_object_get_type(v) != json_type_double))
-                continue;
-            if (keys[i].is_int)
-                mr_gguf_kv_i32(w, keys[i].key, json_object_get_int(v));
-            else
-                mr_gguf_kv_f32(w, keys[i].key, (float)json_object_get_double(v));
-            any = 1;
+    int added = 0;
+    if (!path)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    if (access(path, F_OK) != 0)
+        goto done;
+    if ((s = mr_read_small_file(path, MAX_CONFIG_BYTES, &text, &len, err)))
+        goto done;
+    if (!(root = json_tokener_parse(text)) || json_object_get_type(root) != json_type_object) {
+        s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "not a JSON object");
+        goto done;
+    }
+    static const char *const keys[4][2] = {{"top_k", "general.sampling.top_k"},
+                                           {"top_p", "general.sampling.top_p"},
+                                           {"min_p", "general.sampling.min_p"},
+                                           {"temperature", "general.sampling.temp"}};
+    for (int i = 0; i < 4; i++) {
+        if (!json_object_object_get_ex(root, keys[i][0], &v) ||
+            json_object_get_type(v) == json_type_null)
+            continue;
+        const json_type t = json_object_get_type(v);
+        if (!added++ && (s = mr_plan_add_source(p, "generation_config.json", text, len, err)))
+            goto done;
+        if (i == 0 && t == json_type_int)
+            mr_gguf_kv_i32(w, keys[i][1], (int32_t)json_object_get_int(v));
+        else if (i > 0 && (t == json_type_double || t == json_type_int))
+            mr_gguf_kv_f32(w, keys[i][1], (float)json_object_get_double(v));
+        else {
+            s = mr_fail(err, MR_EFORMAT, path, keys[i][0], MR_NO_OFFSET, "'%s' is not a number",
+                        json_object_get_string(v));
+            goto done;
         }
-    if (any)
-        mr_plan_add_source(p, "generation_config.json", text, len, NULL);
+    }
+done:
     json_object_put(root);
     free(text);
     free(path);
+    return s;
 }
 
 /* The general.* keys, then the family's, in convert_hf_to_gguf.py's order. */
-static void write_hparams(mr_plan *p, const char *dir, mr_gguf_writer *w)
+static mr_status write_hparams(mr_plan *p, const char *dir, mr_gguf_writer *w, mr_error *err)
 {
     char name[256], label[32];
+    mr_status s;
     model_name(dir, name, sizeof name);
     size_label(p, label, sizeof label);
     mr_gguf_kv_str(w, "general.architecture", p->hp.fam->gguf_arch);
     mr_gguf_kv_str(w, "general.type", "model");
-    write_sampling(p, dir, w);
+    if ((s = write_sampling(p, dir, w, err)))
+        return s;
     mr_gguf_kv_str(w, "general.name", name);
     mr_gguf_kv_str(w, "general.size_label", label);
     p->hp.fam->hparams(p, w);
+    return MR_OK;
 }
 
 /* moerun's keys: version, checksum arrays to patch, source files. */
@@ -757,8 +774,8 @@ mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_er
                        o->type ? o->type : "");
     if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(4096, &w, err)))
         goto done;
-    write_hparams(&p, o->input_dir, w);
-    if ((s = mr_convert_vocab(o->input_dir, &p, w, err)))
+    if ((s = write_hparams(&p, o->input_dir, w, err)) ||
+        (s = mr_convert_vocab(o->input_dir, &p, w, err)))
         goto done;
     qsort(p.sources, p.n_sources, sizeof *p.sources, cmp_source);
     write_moerun_keys(&p, w);
