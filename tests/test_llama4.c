@@ -1,6 +1,7 @@
 /* test_llama4.c - what tests/test_families.c does not reach of Llama 4
  * (src/arch/llama4.c).  Always: `moerun synth --shape llama4-micro` (dense
- * layers interleaved as in Maverick) runs paged exactly as resident.  On
+ * layers interleaved as in Maverick) runs paged exactly as resident, and
+ * with 128 experts it has no q/k norm (llama.cpp's rule).  On
  * the tinyllama4 fixture (skipped when MOERUN_TESTDATA is absent):
  * - the layer schedule and sizes the fixture README's tables give;
  * - a file without the fixture's chunk/temperature keys (as on the Hub)
@@ -324,6 +325,18 @@ START_TEST(synth_interleaved_paged_equals_resident)
     ck_assert_uint_eq(r.slices, 2 * 8 * 3);
     free(a);
     free(b);
+    /* llama.cpp's rule (README item 2): 128 experts (Maverick) lose the q/k norm */
+    mr_model *m2;
+    p.shape.n_expert = 128;
+    ck_assert_msg(mr_synth_write(&p, path, NULL, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_msg(mr_model_load(path, &m2, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(m2->hp.qk_norm_after_rope, 0);
+    mr_model_free(m2);
+    p.shape.n_expert = 8;
+    ck_assert_msg(mr_synth_write(&p, path, NULL, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_msg(mr_model_load(path, &m2, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(m2->hp.qk_norm_after_rope, 1);
+    mr_model_free(m2);
     unlink(path);
     free(path);
     hfb_rmdir(dir);
