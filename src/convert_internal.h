@@ -46,6 +46,11 @@ typedef struct {
     uint32_t perm_heads;     /* 0, or heads to apply llama.cpp's Q/K permutation over */
     int32_t layer, part;     /* FFN slices: layer and MR_PART_*; else -1 */
     uint32_t windex;         /* index in the writer */
+    /* A transposed source (Llama 4's fused experts, stored x @ W): every
+     * src[e] is one 3-D tensor [n_src, ne[0], src_cols] and row r of
+     * expert e is its column src_col0 + r.  src_cols 0: rows are rows. */
+    uint64_t src_cols, src_col0;
+    float *gen;              /* generated values (ne[0] floats, owned), no source */
     uint64_t row_bytes;      /* output bytes of one row */
     uint64_t slice_bytes;    /* output bytes of one source (expert) */
     uint64_t nbytes;
@@ -92,6 +97,7 @@ typedef struct mr_hf_family {
 } mr_hf_family;
 
 extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe;
+extern const mr_hf_family mr_hf_llama4, mr_hf_llama4_text;
 
 /* Add output tensor `gguf` made of n_src checkpoint tensors (names hf[i],
  * each of shape (rows, cols), or a vector of cols when rows == 0), stacked
@@ -101,6 +107,19 @@ extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3
 mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
                       uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
                       mr_error *err);
+/* Add output tensor `gguf` of n_expert slices, each the transpose of a
+ * column band of checkpoint tensor `hf` of shape [n_expert, cols, src_cols]:
+ * slice e has `rows` rows, row r = column col0 + r of hf[e]. */
+mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *hf,
+                                 uint32_t n_expert, uint64_t rows, uint64_t cols,
+                                 uint64_t src_cols, uint64_t col0, int layer, int part,
+                                 mr_error *err);
+/* Add a 1-D F32 output tensor of n values computed by the family (copied). */
+mr_status mr_plan_add_generated(mr_planner *pl, const char *gguf, const float *v, uint64_t n,
+                                mr_error *err);
+/* Leave out every checkpoint tensor whose name starts with prefix (a vision
+ * tower the text converter drops, as llama.cpp's does). */
+void mr_plan_drop_prefix(mr_planner *pl, const char *prefix);
 /* Whether the checkpoint has a tensor of that name. */
 int mr_plan_has(const mr_planner *pl, const char *hf_name);
 /* The plan being built (its hp, config, checkpoint). */

@@ -20,9 +20,12 @@ typedef struct {
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert, n_expert_used;
     uint32_t n_ctx;
     float rope_base;
+    /* Llama 4 shapes (GGUF llama4; n_ff is the experts'): see synth.c; else NULL */
+    const struct mr_synth_llama4 *llama4;
 } mr_synth_shape;
 
-/* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix"); NULL
+/* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
+ * "llama4-scout", "llama4-maverick"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);
