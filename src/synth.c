@@ -351,6 +351,15 @@ static void llama4_rope_factors(const mr_synth_shape *s, float *out)
     }
 }
 
+/* The FFN width of a model: the experts', or a dense twin's (as wide as
+ * the experts a token uses, or as all of them). */
+static uint64_t ffn_width(const mr_synth_params *p)
+{
+    const mr_synth_shape *s = &p->shape;
+    return !p->dense ? s->n_ff
+                     : (uint64_t)s->n_ff * (p->dense == 2 ? s->n_expert : s->n_expert_used);
+}
+
 /* The tensors of the model in llama.cpp's file order. */
 static tinfo *layout(const mr_synth_params *p, uint32_t *count)
 {
@@ -359,7 +368,7 @@ static tinfo *layout(const mr_synth_params *p, uint32_t *count)
     const mr_synth_shape *s = &p->shape;
     const uint32_t hd = s->n_embd / s->n_head;
     const int moe = !p->dense;
-    const uint64_t ff = moe ? s->n_ff : (uint64_t)s->n_ff * s->n_expert_used;
+    const uint64_t ff = ffn_width(p);
     uint32_t n = 3 + s->n_layer * (moe ? 10 : 9), k = 0;
     tinfo *t = calloc(n, sizeof *t);
     if (!t)
@@ -438,7 +447,8 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
     const mr_synth_shape *s = &p->shape;
     char name[96];
     snprintf(name, sizeof name, "synthetic %s%s (random weights)", s->name,
-             p->dense ? " dense twin" : "");
+             p->dense == 2 ? " dense twin of the same total size"
+             : p->dense    ? " dense twin" : "");
     mr_gguf_kv_str(w, "general.architecture", s->llama4 ? "llama4" : "llama");
     mr_gguf_kv_str(w, "general.name", name);
     if (s->llama4) {
@@ -448,8 +458,7 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
     mr_gguf_kv_u32(w, "llama.block_count", s->n_layer);
     mr_gguf_kv_u32(w, "llama.context_length", s->n_ctx);
     mr_gguf_kv_u32(w, "llama.embedding_length", s->n_embd);
-    mr_gguf_kv_u32(w, "llama.feed_forward_length",
-                   p->dense ? s->n_ff * s->n_expert_used : s->n_ff);
+    mr_gguf_kv_u32(w, "llama.feed_forward_length", (uint32_t)ffn_width(p));
     mr_gguf_kv_u32(w, "llama.attention.head_count", s->n_head);
     mr_gguf_kv_u32(w, "llama.attention.head_count_kv", s->n_head_kv);
     mr_gguf_kv_f32(w, "llama.rope.freq_base", s->rope_base);

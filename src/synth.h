@@ -33,7 +33,9 @@ const char *const *mr_synth_shape_names(void);
 typedef struct {
     mr_synth_shape shape; /* n_layer may be lowered by the caller */
     uint32_t type;        /* matrices' type (mr_type); norms and router F32 */
-    int dense;            /* 1: the dense twin, n_ff x n_expert_used, no experts */
+    int dense;            /* 1: the dense twin of the same active size (one FFN of
+                           * n_ff x n_expert_used); 2: of the same total size
+                           * (n_ff x n_expert); 0: the MoE */
     uint64_t seed;
 } mr_synth_params;
 
