@@ -24,6 +24,8 @@ static const mr_type_traits type_table[MR_TYPE_COUNT] = {
     [MR_TYPE_I64] = {"I64", 1, 8, 0, 0, 0},
     [MR_TYPE_F64] = {"F64", 1, 8, 0, 0, 0},
     [MR_TYPE_BF16] = {"BF16", 1, 2, mr_bf16_row_to_f32, mr_f32_row_to_bf16, mr_dot_bf16_f32},
+    /* the further formats (types_more.h) */
+    [MR_TYPE_MXFP4] = {"MXFP4", 32, 17, mr_dequantize_row_mxfp4, mr_quantize_row_mxfp4, mr_dot_mxfp4_f32},
 };
 
 static const mr_type_traits unknown_type = {"unknown", 0, 0, 0, 0, 0};
