@@ -122,6 +122,6 @@ static float mr_dot_q5_0_q8_0_avx2(const void *w, const void *act, int64_t n)
 void mr_kernels_init_avx2_more(mr_kernels *k)
 {
     k->vec_dot[MR_TYPE_MXFP4] = mr_dot_mxfp4_q8_0_avx2;
-    (void)mr_dot_iq4_nl_q8_0_avx2;
-    (void)mr_dot_q5_0_q8_0_avx2;
+    k->vec_dot[MR_TYPE_IQ4_NL] = mr_dot_iq4_nl_q8_0_avx2;
+    k->vec_dot[MR_TYPE_Q5_0] = mr_dot_q5_0_q8_0_avx2;
 }

@@ -379,8 +379,8 @@ void mr_kernels_init_avx512_more(mr_kernels *k)
 {
     k->vec_dot[MR_TYPE_MXFP4] = mr_dot_mxfp4_q8_0_avx512;
     k->gemm[MR_TYPE_MXFP4] = mr_gemm_mxfp4_q8_0_avx512;
-    (void)mr_dot_iq4_nl_q8_0_avx512;
-    (void)mr_gemm_iq4_nl_q8_0_avx512;
-    (void)mr_dot_q5_0_q8_0_avx512;
-    (void)mr_gemm_q5_0_q8_0_avx512;
+    k->vec_dot[MR_TYPE_IQ4_NL] = mr_dot_iq4_nl_q8_0_avx512;
+    k->gemm[MR_TYPE_IQ4_NL] = mr_gemm_iq4_nl_q8_0_avx512;
+    k->vec_dot[MR_TYPE_Q5_0] = mr_dot_q5_0_q8_0_avx512;
+    k->gemm[MR_TYPE_Q5_0] = mr_gemm_q5_0_q8_0_avx512;
 }

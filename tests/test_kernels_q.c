@@ -29,7 +29,8 @@ static const struct {
     uint32_t t;
     int f16a, f16b;
 } wtypes[] = {
-    {MR_TYPE_MXFP4, -2, -1},
+    {MR_TYPE_MXFP4, -2, -1}, {MR_TYPE_Q4_1, 0, 2},   {MR_TYPE_Q5_0, 0, -1}, {MR_TYPE_Q5_1, 0, 2},
+    {MR_TYPE_IQ4_NL, 0, -1}, {MR_TYPE_IQ4_XS, 0, -1},
 };
 #define N_WTYPES (int)(sizeof wtypes / sizeof wtypes[0])
 

@@ -53,6 +53,51 @@ static const type_case cases[] = {
       {0xc55f1df3c91a2c25ull, 0xba2ce244d194a325ull, 0x436a36d8u}, /* near-const 234.214 */
       {0x52f970ecc87bf258ull, 0x44018fe4e1ff8658ull, 0xc3d18bdbu}}, /* lattice -419.093 */
      {{0xf128f870d844765aull, 0x4675c1d8u}, {0x73933fdd84655ac2ull, 0xc7ae1aaau}}},
+    {MR_TYPE_Q4_1, MR_TYPE_Q8_1, mr_dot_q4_1_q8_1, 0, 2,
+     {{0xfe1b2cdb66ff81fcull, 0x6bed9b6df8c5bbd3ull, 0xc2eb8fceu}, /* uniform -117.781 */
+      {0x6eef39ef4efaa37bull, 0xec8470a5e8dfed70ull, 0x4203ef22u}, /* bell-varied 32.9835 */
+      {0x74e3b848ebad7b38ull, 0x11d80d797c9b79b0ull, 0xc2d396f3u}, /* outliers -105.795 */
+      {0x814a7746ba2fa37cull, 0x831dd99ca698ba2cull, 0x42af9c7cu}, /* sparse 87.8056 */
+      {0x082adc229b5399dbull, 0xccba4f2b9847f20full, 0x425a401cu}, /* offset 54.5626 */
+      {0x3e8baa8379584d59ull, 0x869e1068afe7be98ull, 0x436a313eu}, /* near-const 234.192 */
+      {0x4b7d7ce42e54daebull, 0x291deffb7968e0b2ull, 0xc3dd3b94u}}, /* lattice -442.465 */
+     {{0x21c68d03865551aaull, 0x43988ce9u}, {0x8389eeb15b2d840dull, 0xc3c4dfc5u}}},
+    {MR_TYPE_Q5_0, MR_TYPE_Q8_0, mr_dot_q5_0_q8_0, 0, -1,
+     {{0xbec7867da93856e2ull, 0x12fe553caa1ab9b5ull, 0xc2dbbd16u}, /* uniform -109.869 */
+      {0xbad9eea109a492bfull, 0x57f97fed00e5e066ull, 0x423df3cau}, /* bell-varied 47.4881 */
+      {0x562d58155bb1195full, 0x02a9d3935395d995ull, 0xc2a138f0u}, /* outliers -80.6112 */
+      {0x6a3d4e06b5a61763ull, 0xee712b17c1c74bbcull, 0x42b3b5ebu}, /* sparse 89.8553 */
+      {0xdf7ca130d0e3a622ull, 0x9841d23291dcf5deull, 0x424ad166u}, /* offset 50.7045 */
+      {0x040d894f0e2d1725ull, 0xba2ce244d194a325ull, 0x436a36d8u}, /* near-const 234.214 */
+      {0x56bf0188715436d9ull, 0x408f8919bb39c32bull, 0xc3dfbb55u}}, /* lattice -447.464 */
+     {{0xbe2e72a138a46981ull, 0x44a60d90u}, {0x9dbf9c3e1c9599a8ull, 0x439d3367u}}},
+    {MR_TYPE_Q5_1, MR_TYPE_Q8_1, mr_dot_q5_1_q8_1, 0, 2,
+     {{0xcccf3dfde40e2838ull, 0xf57c45cac9daa171ull, 0xc2dd784eu}, /* uniform -110.735 */
+      {0x8950bc5649930753ull, 0x6d6df04132dd3385ull, 0x422c0828u}, /* bell-varied 43.008 */
+      {0xc0dc9364e9cab920ull, 0x193554a8a7efa294ull, 0xc2a52c99u}, /* outliers -82.5871 */
+      {0x92648c6de3f5399cull, 0x81bee454ff249740ull, 0x42b880e6u}, /* sparse 92.2518 */
+      {0x536fe81ffeeec447ull, 0x7df15a4ff2710484ull, 0x423a8997u}, /* offset 46.6344 */
+      {0xa9fa8c20dd8ea584ull, 0x9e647932f15355f0ull, 0x436a3170u}, /* near-const 234.193 */
+      {0x53fdc6abf2e2b075ull, 0xa984c8bfabab1c1eull, 0xc3f01199u}}, /* lattice -480.137 */
+     {{0xfa881e678147fe44ull, 0xc2f6fc7eu}, {0xd07cc231ff4a7db8ull, 0x41dffc68u}}},
+    {MR_TYPE_IQ4_NL, MR_TYPE_Q8_0, mr_dot_iq4_nl_q8_0, 0, -1,
+     {{0xe70c3de81e62b46aull, 0xdb7d6b0705e4be2cull, 0xc2ef5e6fu}, /* uniform -119.684 */
+      {0xae46f30ec6f881d5ull, 0x2fe8deda288790f0ull, 0x42247452u}, /* bell-varied 41.1136 */
+      {0x8cbaa4518a4452e1ull, 0x1a619e15e54a21fdull, 0xc287e7a5u}, /* outliers -67.9524 */
+      {0xa18c7c9fee3c00edull, 0xa21d84506a977beeull, 0x42c10ef8u}, /* sparse 96.5292 */
+      {0x1ce93ddc7a454179ull, 0x222dc4146d7b87f1ull, 0x427eaf7du}, /* offset 63.6714 */
+      {0x208dc9466e07d475ull, 0x35ed8a31f0248aa5ull, 0x436a3200u}, /* near-const 234.195 */
+      {0x22d0cf08cc5c6505ull, 0xc6223d0474633f4dull, 0xc403649au}}, /* lattice -525.572 */
+     {{0xb5e1c2704c5c8820ull, 0xc40867a1u}, {0xa4d35fca6002d58bull, 0x44f42945u}}},
+    {MR_TYPE_IQ4_XS, MR_TYPE_Q8_K, mr_dot_iq4_xs_q8_K, 0, -1,
+     {{0x5f98c050e15a67e7ull, 0xd4b920e1ba040993ull, 0xc2eb2224u}, /* uniform -117.567 */
+      {0xc4949fd8eec32c6eull, 0x8d74c0be44b8b226ull, 0x424667f0u}, /* bell-varied 49.6015 */
+      {0xe3de6af5d1a00785ull, 0x9e92f3b38d566b20ull, 0xc29a0bdcu}, /* outliers -77.0232 */
+      {0x3eef2fffd18669c8ull, 0x3c293c0a1d29c2bdull, 0x42c5e27au}, /* sparse 98.9423 */
+      {0x1bb382f55a6d154cull, 0x3526b1ceab96de69ull, 0x425a6c00u}, /* offset 54.6055 */
+      {0x8a9310c775cd61d2ull, 0x43de8e31dabcc225ull, 0x4360f9deu}, /* near-const 224.976 */
+      {0x39dd1b30971552dfull, 0x6d2c3fb1a00d05bdull, 0xc3f73f8du}}, /* lattice -494.496 */
+     {{0x8433e7758d095d00ull, 0xc6988eb7u}, {0xcace60a6256ebab8ull, 0x47bb6f4eu}}},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -73,6 +118,15 @@ static mr_from_f32_fn act_quantizer(uint32_t at)
     mr_kernels k;
     mr_kernels_for_isa(MR_ISA_SCALAR, 0, &k);
     return k.quantize_act[at];
+}
+
+/* the dequantizer of an activation type (the type table leaves them out:
+ * no tensor is stored in these formats) */
+static mr_to_f32_fn act_dequantizer(uint32_t at)
+{
+    return at == MR_TYPE_Q8_0 ? mr_dequantize_row_q8_0
+           : at == MR_TYPE_Q8_1 ? mr_dequantize_row_q8_1
+                                : mr_dequantize_row_q8_K;
 }
 
 static size_t row_bytes(uint32_t t, int64_t n)
@@ -138,6 +192,38 @@ START_TEST(random_blocks_match_ggml)
 }
 END_TEST
 
+/* Q8_1, the activations of the Q4_1/Q5_1 dots: bytes as ggml's. */
+START_TEST(q8_1_matches_ggml)
+{
+    static const uint64_t want[KQ_N_SHAPES] = {
+        0xa15780f71992fb94ull,
+        0xd8ed00d995590be1ull,
+        0xa476471f0b2105ebull,
+        0x10559faeefe3f54dull,
+        0xa9678dd3b6764017ull,
+        0x5817f5f5b591cc4cull,
+        0xe1b8b985e22ea3d1ull,
+    };
+    static float a[KQ_ROW];
+    static block_q8_1 q[KQ_ROW / QK8_1];
+    const uint64_t s = 0x5eed0000u + (uint64_t)_i;
+    kq_fill_activations(s ^ 0xacu, a, KQ_ROW);
+    mr_quantize_row_q8_1(a, q, KQ_ROW);
+    const uint64_t h = kq_fnv1a(q, sizeof q);
+    ck_assert_msg(h == want[_i], "%s: 0x%016llx", kq_shape_name(_i), (unsigned long long)h);
+    /* s is d * sum(q) in f16, from the unrounded d */
+    for (int b = 0; b < KQ_ROW / QK8_1; b++) {
+        int sum = 0;
+        for (int j = 0; j < QK8_1; j++)
+            sum += q[b].qs[j];
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_1; j++)
+            amax = fmaxf(amax, fabsf(a[32 * b + j]));
+        ck_assert_uint_eq(q[b].s, mr_f32_to_f16((float)sum * (amax / 127.0f)));
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ dots */
 
 /* Both dots against float64 over the dequantised operands. */
@@ -157,13 +243,30 @@ START_TEST(dots_match_float64)
     tt->from_f32(x, w, n);
     tt->to_f32(w, wd, n);
     act_quantizer(c->act)(a, aq, n);
-    mr_type_get(c->act)->to_f32(aq, ad, n);
+    act_dequantizer(c->act)(aq, ad, n);
     double want = 0, bound = 0, want_f = 0, bound_f = 0;
     for (int64_t i = 0; i < n; i++) {
         want += (double)wd[i] * ad[i];
         bound += fabs((double)wd[i] * ad[i]);
         want_f += (double)wd[i] * a[i];
         bound_f += fabs((double)wd[i] * a[i]);
+    }
+    if (c->act == MR_TYPE_Q8_1) {
+        /* Q4_1/Q5_1: the minimum m meets the activations through Q8_1's
+         * s = f16(d sum q), not through the dequantised activations:
+         * sum_j (x_j - m) a_j + m s per block (m: the f16 at byte 2) */
+        const size_t ts = mr_type_get(c->type)->type_size;
+        want = 0;
+        for (int64_t b = 0; b < n / 32; b++) {
+            uint16_t mh;
+            memcpy(&mh, w + (size_t)b * ts + 2, 2);
+            const double m = mr_f16_to_f32(mh);
+            const double sa = mr_f16_to_f32(((const block_q8_1 *)aq)[b].s);
+            for (int j = 0; j < 32; j++)
+                want += ((double)wd[32 * b + j] - m) * ad[32 * b + j];
+            want += m * sa;
+            bound += fabs(m * sa);
+        }
     }
     const float got = c->dot(w, aq, n), got_f = tt->dot_f32(w, a, n);
     ck_assert_msg(fabs(got - want) <= 2e-6 * bound + 1e-6, "%s n=%lld: integer dot %.9g, float64 %.9g",
@@ -347,6 +450,7 @@ int main(void)
     tcase_add_loop_test(tc, rows_match_ggml, 0, N_CASES * KQ_N_SHAPES);
     tcase_add_loop_test(tc, random_blocks_match_ggml, 0, N_CASES * 2);
     tcase_add_loop_test(tc, dots_match_float64, 0, N_CASES * N_COUNTS);
+    tcase_add_loop_test(tc, q8_1_matches_ggml, 0, KQ_N_SHAPES);
     tcase_add_test(tc, mxfp4_e8m0_is_a_power_of_two);
     tcase_add_test(tc, mxfp4_every_nibble);
     tcase_add_test(tc, mxfp4_zero_block);
