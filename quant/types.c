@@ -28,6 +28,17 @@ static const mr_type_traits type_table[MR_TYPE_COUNT] = {
     [MR_TYPE_MXFP4] = {"MXFP4", 32, 17, mr_dequantize_row_mxfp4, mr_quantize_row_mxfp4, mr_dot_mxfp4_f32},
     [MR_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18, mr_dequantize_row_iq4_nl, mr_quantize_row_iq4_nl, mr_dot_iq4_nl_f32},
     [MR_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136, mr_dequantize_row_iq4_xs, mr_quantize_row_iq4_xs, mr_dot_iq4_xs_f32},
+    /* known to ggml, not computable here: their geometry lets a file load
+     * far enough for the tensor and its type to be named in the refusal */
+    [16] = {"IQ2_XXS", 256, 66, 0, 0, 0},
+    [17] = {"IQ2_XS", 256, 74, 0, 0, 0},
+    [18] = {"IQ3_XXS", 256, 98, 0, 0, 0},
+    [19] = {"IQ1_S", 256, 50, 0, 0, 0},
+    [21] = {"IQ3_S", 256, 110, 0, 0, 0},
+    [22] = {"IQ2_S", 256, 82, 0, 0, 0},
+    [29] = {"IQ1_M", 256, 56, 0, 0, 0},
+    [34] = {"TQ1_0", 256, 54, 0, 0, 0},
+    [35] = {"TQ2_0", 256, 66, 0, 0, 0},
 };
 
 static const mr_type_traits unknown_type = {"unknown", 0, 0, 0, 0, 0};
