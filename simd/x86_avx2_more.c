@@ -1,5 +1,6 @@
 /* x86_avx2_more.c - MXFP4, IQ4_NL and Q5_0 weights dotted with Q8_0
- * activations in integers, AVX2 (vec_dot; the driver loops rows x tokens).
+ * activations, Q4_1/Q5_1 with Q8_1 and IQ4_XS with Q8_K, in integers,
+ * AVX2 (vec_dot; the driver loops rows x tokens).
  *
  * One block at a time: its 16 nibble bytes become one ymm of 32 codes in
  * element order (low nibbles are elements 0..15, high nibbles 16..31),
@@ -104,6 +105,79 @@ AI float dot_q(const int kind, const void *w, const void *act, int64_t n)
     return hsum256(acc);
 }
 
+/* Q4_1 / Q5_1 with Q8_1: x = d q + m with q unsigned, so vpmaddubsw takes
+ * q as it is (pairs within 2 * 31 * 127); the minimum's term m s is added
+ * per block in a scalar sum, as ggml forms it. */
+AI float dot_min_q8_1(const int q5, const void *w, const void *act, int64_t n)
+{
+    const block_q8_1 *a = act;
+    const int64_t nb = n / QK8_1;
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    float msum = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i q;
+        float dw, mw;
+        if (q5) {
+            const block_q5_1 *b = (const block_q5_1 *)w + i;
+            uint32_t h;
+            memcpy(&h, b->qh, 4);
+            q = _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits_to_bytes(h), _mm256_set1_epi8(0x10)));
+            dw = f16_to_f32(b->d);
+            mw = f16_to_f32(b->m);
+        } else {
+            const block_q4_1 *b = (const block_q4_1 *)w + i;
+            q = nibbles32(b->qs);
+            dw = f16_to_f32(b->d);
+            mw = f16_to_f32(b->m);
+        }
+        const __m256i aq = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        /* 8 lanes, each the exact sum of 4 products q a */
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, aq), ones16);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * f16_to_f32(a[i].d)), acc);
+        msum += mw * f16_to_f32(a[i].s);
+    }
+    return hsum256(acc) + msum;
+}
+
+/* IQ4_XS with Q8_K: per 32 weights, the codebook weights (sign moved to
+ * the activations as in dot_q) times the sub-block scale d * d8 * (ls - 32),
+ * formed as ggml forms it. */
+static float mr_dot_iq4_xs_q8_K_avx2(const void *w, const void *act, int64_t n)
+{
+    const block_iq4_xs *x = w;
+    const block_q8_K *a = act;
+    const int64_t nb = n / QK_K;
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    const __m256i tbl = _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38,
+                                         53, 69, 89, 113, -127, -104, -83, -65, -49, -35, -22, -10,
+                                         1, 13, 25, 38, 53, 69, 89, 113);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d4d8 = f16_to_f32(x[i].d) * a[i].d;
+        for (int ib = 0; ib < 8; ib++) {
+            const int ls = ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0f) |
+                           ((x[i].scales_h >> 2 * ib) & 3) << 4;
+            const __m256i wq = _mm256_shuffle_epi8(tbl, nibbles32(x[i].qs + 16 * ib));
+            const __m256i aq = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * ib));
+            const __m256i p = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq)), ones16);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d4d8 * (float)(ls - 32)), acc);
+        }
+    }
+    return hsum256(acc);
+}
+
+static float mr_dot_q4_1_q8_1_avx2(const void *w, const void *act, int64_t n)
+{
+    return dot_min_q8_1(0, w, act, n);
+}
+
+static float mr_dot_q5_1_q8_1_avx2(const void *w, const void *act, int64_t n)
+{
+    return dot_min_q8_1(1, w, act, n);
+}
+
 static float mr_dot_mxfp4_q8_0_avx2(const void *w, const void *act, int64_t n)
 {
     return dot_q(K_MXFP4, w, act, n);
@@ -124,4 +198,7 @@ void mr_kernels_init_avx2_more(mr_kernels *k)
     k->vec_dot[MR_TYPE_MXFP4] = mr_dot_mxfp4_q8_0_avx2;
     k->vec_dot[MR_TYPE_IQ4_NL] = mr_dot_iq4_nl_q8_0_avx2;
     k->vec_dot[MR_TYPE_Q5_0] = mr_dot_q5_0_q8_0_avx2;
+    k->vec_dot[MR_TYPE_Q4_1] = mr_dot_q4_1_q8_1_avx2;
+    k->vec_dot[MR_TYPE_Q5_1] = mr_dot_q5_1_q8_1_avx2;
+    k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K_avx2;
 }

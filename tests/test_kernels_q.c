@@ -150,11 +150,25 @@ static double abs_dot_bound(uint32_t t, const void *w, uint32_t at, const void *
     mr_type_get(t)->to_f32(w, wd, n);
     if (at == MR_TYPE_F32)
         memcpy(xd, xf, sizeof(float) * (size_t)n);
+    else if (at == MR_TYPE_Q8_0)
+        mr_dequantize_row_q8_0(act, xd, n);
+    else if (at == MR_TYPE_Q8_1)
+        mr_dequantize_row_q8_1(act, xd, n);
     else
-        mr_type_get(at)->to_f32(act, xd, n);
+        mr_dequantize_row_q8_K(act, xd, n);
     double s = 0.0;
     for (int64_t i = 0; i < n; i++)
         s += fabs((double)wd[i] * (double)xd[i]);
+    if (at == MR_TYPE_Q8_1) {
+        /* Q4_1/Q5_1: the minimum's term m s (m: the f16 at byte 2), which
+         * may cancel in the dequantised weights */
+        const size_t ts = mr_type_get(t)->type_size;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t mh;
+            memcpy(&mh, (const uint8_t *)w + (size_t)(i / 32) * ts + 2, 2);
+            s += fabs((double)mr_f16_to_f32(mh) * (double)xd[i]);
+        }
+    }
     free(wd);
     free(xd);
     return s;
