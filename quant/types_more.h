@@ -94,6 +94,40 @@ typedef struct {
 } block_iq4_xs;
 static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs must be 136 bytes");
 
+/* ---- Q2_K: 16 sub-blocks of 16, x = d * sc * q - dmin * m, q 2-bit,
+ * sc and m 4-bit (scales[j]: low nibble sc, high nibble m).  qs: 4 weights
+ * a byte; element 128 h + 32 k + l sits in bits 2k of qs[32 h + l]. */
+typedef struct {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    uint16_t d;              /* f16 super-block scale of the sc */
+    uint16_t dmin;           /* f16 super-block scale of the m */
+} block_q2_K;
+static_assert(sizeof(block_q2_K) == 84, "block_q2_K must be 84 bytes");
+
+/* ---- Q3_K: 16 sub-blocks of 16, x = d * (sc - 32) * (q - 4), q 3-bit: the
+ * low 2 bits as Q2_K's, the third in hmask (element e: bit e / 32 of
+ * hmask[e % 32], set meaning +4); sc 6-bit, packed into scales[12] (low
+ * nibbles in bytes 0..7, two high bits each in bytes 8..11). */
+typedef struct {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d;              /* f16 super-block scale */
+} block_q3_K;
+static_assert(sizeof(block_q3_K) == 110, "block_q3_K must be 110 bytes");
+
+/* Q2_K / Q3_K quantize as ggml's reference (= llama-quantize without an
+ * importance matrix); the dots are ggml's ggml_vec_dot_q{2,3}_K_q8_K. */
+void mr_dequantize_row_q2_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q2_K(const float *src, void *dst, int64_t n);
+float mr_dot_q2_K_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q2_K_q8_K(const void *w, const void *xq, int64_t n);
+void mr_dequantize_row_q3_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q3_K(const float *src, void *dst, int64_t n);
+float mr_dot_q3_K_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q3_K_q8_K(const void *w, const void *xq, int64_t n);
+
 void mr_dequantize_row_q4_1(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_1(const float *src, void *dst, int64_t n);
 float mr_dot_q4_1_f32(const void *w, const float *x, int64_t n);

@@ -14,6 +14,8 @@ void mr_kernels_init_scalar_more(mr_kernels *k, int exact)
     k->vec_dot[MR_TYPE_Q4_1] = mr_dot_q4_1_q8_1;
     k->vec_dot[MR_TYPE_Q5_1] = mr_dot_q5_1_q8_1;
     k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K;
+    k->vec_dot[MR_TYPE_Q2_K] = mr_dot_q2_K_q8_K;
+    k->vec_dot[MR_TYPE_Q3_K] = mr_dot_q3_K_q8_K;
     if (!exact) {
         k->act_type[MR_TYPE_MXFP4] = MR_TYPE_Q8_0;
         k->act_type[MR_TYPE_Q5_0] = MR_TYPE_Q8_0;
@@ -21,5 +23,7 @@ void mr_kernels_init_scalar_more(mr_kernels *k, int exact)
         k->act_type[MR_TYPE_Q4_1] = MR_TYPE_Q8_1;
         k->act_type[MR_TYPE_Q5_1] = MR_TYPE_Q8_1;
         k->act_type[MR_TYPE_IQ4_XS] = MR_TYPE_Q8_K;
+        k->act_type[MR_TYPE_Q2_K] = MR_TYPE_Q8_K;
+        k->act_type[MR_TYPE_Q3_K] = MR_TYPE_Q8_K;
     }
 }

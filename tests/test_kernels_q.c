@@ -30,7 +30,7 @@ static const struct {
     int f16a, f16b;
 } wtypes[] = {
     {MR_TYPE_MXFP4, -2, -1}, {MR_TYPE_Q4_1, 0, 2},   {MR_TYPE_Q5_0, 0, -1}, {MR_TYPE_Q5_1, 0, 2},
-    {MR_TYPE_IQ4_NL, 0, -1}, {MR_TYPE_IQ4_XS, 0, -1},
+    {MR_TYPE_IQ4_NL, 0, -1}, {MR_TYPE_IQ4_XS, 0, -1}, {MR_TYPE_Q2_K, 80, 82}, {MR_TYPE_Q3_K, 108, -1},
 };
 #define N_WTYPES (int)(sizeof wtypes / sizeof wtypes[0])
 

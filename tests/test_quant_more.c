@@ -98,6 +98,24 @@ static const type_case cases[] = {
       {0x8a9310c775cd61d2ull, 0x43de8e31dabcc225ull, 0x4360f9deu}, /* near-const 224.976 */
       {0x39dd1b30971552dfull, 0x6d2c3fb1a00d05bdull, 0xc3f73f8du}}, /* lattice -494.496 */
      {{0x8433e7758d095d00ull, 0xc6988eb7u}, {0xcace60a6256ebab8ull, 0x47bb6f4eu}}},
+    {MR_TYPE_Q2_K, MR_TYPE_Q8_K, mr_dot_q2_K_q8_K, 80, 82,
+     {{0x81a378f179a7401bull, 0xcffd205900992f51ull, 0xc2fcf37bu}, /* uniform -126.476 */
+      {0xe7a99fbafa1f2a07ull, 0x86de69ef8e3b2e4eull, 0xc309b55bu}, /* bell-varied -137.708 */
+      {0xc9497ae39b4a21ddull, 0x60dd2e3080be69abull, 0xc2d80d33u}, /* outliers -108.026 */
+      {0xc9198d307f2c5e2aull, 0xbb0b16d22ea25576ull, 0x4299c785u}, /* sparse 76.8897 */
+      {0xa06c0458786dc0d8ull, 0xdd36c18ec3eadaedull, 0x429d54d4u}, /* offset 78.6657 */
+      {0xaf306ac22e2db463ull, 0xee3b325996760325ull, 0x43654412u}, /* near-const 229.266 */
+      {0x387420ced8445e8eull, 0xfbe94b32b1021b90ull, 0xc429e4a2u}}, /* lattice -679.572 */
+     {{0xea8793811eb4248full, 0xc1e974f0u}, {0x7aaaa7ab686d0925ull, 0xc287f3efu}}},
+    {MR_TYPE_Q3_K, MR_TYPE_Q8_K, mr_dot_q3_K_q8_K, 108, -1,
+     {{0xfe63ad2ed333a519ull, 0xc4004142dc79420dull, 0xc2f58c69u}, /* uniform -122.774 */
+      {0x1108cf93f7da2bdeull, 0x246eb57130edd34cull, 0x3e815100u}, /* bell-varied 0.252571 */
+      {0x2bb255d58f0729a6ull, 0x3a370d3ce0488599ull, 0xc28f750eu}, /* outliers -71.7286 */
+      {0xb04b2942f80e5b70ull, 0xa2810051c43ecafdull, 0x42aba989u}, /* sparse 85.8311 */
+      {0x6a9083912696a51bull, 0xe7429053fdbb4394ull, 0xc101c890u}, /* offset -8.11147 */
+      {0xe21e2d1330c13225ull, 0xba2ce244d194a325ull, 0x43655266u}, /* near-const 229.322 */
+      {0x01f188f4920cf975ull, 0xd54cb6e31d6385eeull, 0xc3cb270bu}}, /* lattice -406.305 */
+     {{0x402dbe87cf1ea3d7ull, 0x3fc01680u}, {0x6ed58eed4eceff34ull, 0x457de036u}}},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
