@@ -9,7 +9,8 @@
  * and of the dequantized floats, and the bits of the integer dot with the
  * activations ggml pairs the type with; for two rows of random blocks
  * (valid scales, every other byte random), the dequantized floats and the
- * dot.  Random inputs print their seed. */
+ * dot.  With the shared data, real tinymix weights quantize to the bytes
+ * llama-quantize --pure wrote.  Random inputs print their seed. */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 
 #include "gguf.h"
 #include "kernels.h"
+#include "safetensors.h"
 #include "qtypes_cases.h"
 #include "testutil.h"
 #include "types.h"
@@ -460,6 +462,58 @@ START_TEST(mxfp4_llama_cpp_file)
 }
 END_TEST
 
+/* Real weights: two bf16 matrices of tinymix (layer 0's o_proj, and expert
+ * 0's w2 with its 512-wide rows) quantized here give the bytes of
+ * llama-quantize --pure's blk.0.attn_output.weight and of the first expert
+ * of blk.0.ffn_down_exps.weight (FNV-1a of each, from llama.cpp's output
+ * for the bf16 GGUF of the same checkpoint). */
+START_TEST(llama_quantize_pure_tinymix)
+{
+    const char *dir = tu_testdata();
+    if (!dir)
+        return;
+    static const struct {
+        uint32_t type;
+        uint64_t attn_output, down0;
+    } want[] = {
+        {MR_TYPE_Q4_1, 0x83f53a8fe32f5829ull, 0x6da3d108e78d3139ull},
+        {MR_TYPE_Q5_0, 0x5c18608d9c1f1f7eull, 0x80d170f9bbd51e14ull},
+        {MR_TYPE_Q5_1, 0x939e015be09b1d8full, 0xc340ef21a7deee5bull},
+        {MR_TYPE_IQ4_NL, 0x5c3c7bb46db370c2ull, 0x03663621557d7658ull},
+        {MR_TYPE_IQ4_XS, 0x79944d7a4becea5eull, 0x72d6e74a0fe160a1ull},
+        {MR_TYPE_Q2_K, 0xe79e625744d45dbdull, 0xfebf2083d8520cc7ull},
+        {MR_TYPE_Q3_K, 0x8cd61d3036edd518ull, 0x5021aecf1dc5db3eull},
+    };
+    static const char *const names[2] = {"model.layers.0.self_attn.o_proj.weight",
+                                         "model.layers.0.block_sparse_moe.experts.0.w2.weight"};
+    mr_st_checkpoint *c = NULL;
+    mr_error err;
+    const char *path = tu_path("%s/models/tinymix", dir);
+    ck_assert_msg(mr_st_checkpoint_open(path, &c, &err) == MR_OK, "%s: %s", path, err.msg);
+    for (int m = 0; m < 2; m++) {
+        uint32_t shard;
+        const mr_st_tensor *t = mr_st_checkpoint_find(c, names[m], &shard);
+        ck_assert_msg(t && t->dtype == MR_ST_BF16, "%s", names[m]);
+        const size_t n = (size_t)mr_st_nelements(t);
+        void *raw = malloc(t->nbytes);
+        float *x = malloc(sizeof(float) * n);
+        unsigned char *q = malloc(n); /* >= the row bytes of every type here */
+        ck_assert(mr_st_pread(c->shards[shard], t->offset, raw, t->nbytes, &err) == MR_OK);
+        mr_st_to_f32(t->dtype, raw, x, n);
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            mr_type_get(want[i].type)->from_f32(x, q, (int64_t)n);
+            const uint64_t h = kq_fnv1a(q, row_bytes(want[i].type, (int64_t)n));
+            ck_assert_msg(h == (m ? want[i].down0 : want[i].attn_output), "%s %s: 0x%016llx",
+                          mr_type_get(want[i].type)->name, names[m], (unsigned long long)h);
+        }
+        free(raw);
+        free(x);
+        free(q);
+    }
+    mr_st_checkpoint_close(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_more");
@@ -474,8 +528,10 @@ int main(void)
     tcase_add_test(tc, mxfp4_zero_block);
     tcase_add_test(tc, mxfp4_extreme_exponents);
     tcase_add_test(tc, mxfp4_grid_and_ties);
-    if (tu_testdata())
+    if (tu_testdata()) {
         tcase_add_test(tc, mxfp4_llama_cpp_file);
+        tcase_add_test(tc, llama_quantize_pure_tinymix);
+    }
     else
         printf("SKIP (part): no shared data, the llama.cpp file is not checked\n");
     suite_add_tcase(s, tc);
