@@ -470,8 +470,32 @@ static float mr_dot_iq4_xs_q8_K_avx512(const void *w, const void *act, int64_t n
     return hsum512(acc);
 }
 
+/* MXFP4 x f32 (the exact path): per block, the 32 codes become their
+ * doubled e2m1 values as floats through a 16-float table (vpermps), meet x
+ * in two 16-lane products, and the block's 16-lane sum is scaled by
+ * 2^(e - 128) (exact) into the accumulator. */
+static float mr_dot_mxfp4_f32_avx512(const void *w, const float *x, int64_t n)
+{
+    const block_mxfp4 *b = w;
+    const int64_t nb = n / QK_MXFP4;
+    const __m512 tbl = _mm512_setr_ps(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m128i q = _mm_loadu_si128((const __m128i *)b[i].qs);
+        /* codes of elements 0..15 and 16..31, one per int32 lane */
+        const __m512i lo = _mm512_cvtepu8_epi32(_mm_and_si128(q, m4));
+        const __m512i hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), m4));
+        __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(lo, tbl), _mm512_loadu_ps(x + 32 * i));
+        s = _mm512_fmadd_ps(_mm512_permutexvar_ps(hi, tbl), _mm512_loadu_ps(x + 32 * i + 16), s);
+        acc = _mm512_fmadd_ps(s, _mm512_set1_ps(mr_e8m0_to_f32_half(b[i].e)), acc);
+    }
+    return hsum512(acc);
+}
+
 void mr_kernels_init_avx512_more(mr_kernels *k)
 {
+    k->dot_f32[MR_TYPE_MXFP4] = mr_dot_mxfp4_f32_avx512;
     k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K_avx512;
     k->vec_dot[MR_TYPE_MXFP4] = mr_dot_mxfp4_q8_0_avx512;
     k->gemm[MR_TYPE_MXFP4] = mr_gemm_mxfp4_q8_0_avx512;
