@@ -90,6 +90,14 @@ AI __m512 scales4_e8m0(const uint8_t *wb)
     return _mm512_castsi512_ps(_mm512_mask_blend_epi32(is_normal, sub, normal));
 }
 
+/* the little-endian 16 bits at p */
+AI uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
 /* 128-bit lane k = the 16 bytes at wb + k * bs + off */
 AI __m512i load4x16(const uint8_t *wb, size_t bs, size_t off)
 {
@@ -121,11 +129,6 @@ AI void weight_group4(const int kind, const uint8_t *wb, __m512i *lo, __m512i *h
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     if (HAS_MIN(kind)) {
         const size_t bs = BLOCK_BYTES(kind);
-        uint16_t d[4], m[4];
-        for (int k = 0; k < 4; k++) {
-            memcpy(&d[k], wb + k * bs, 2);
-            memcpy(&m[k], wb + k * bs + 2, 2);
-        }
         const __m512i z = load4x16(wb, bs, kind == K_Q4_1 ? 4 : 8);
         *lo = _mm512_and_si512(z, m4);
         *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
@@ -136,8 +139,10 @@ AI void weight_group4(const int kind, const uint8_t *wb, __m512i *lo, __m512i *h
             *lo = _mm512_or_si512(*lo, _mm512_maskz_mov_epi8(mlo, b4));
             *hi = _mm512_or_si512(*hi, _mm512_maskz_mov_epi8(mhi, b4));
         }
-        *dw = scales4_f16(d[0], d[1], d[2], d[3]);
-        *mw = scales4_f16(m[0], m[1], m[2], m[3]);
+        /* the f16 fields read as values, not through a stack array (its
+         * narrow stores and wide reload would stall store forwarding) */
+        *dw = scales4_f16(rd16(wb), rd16(wb + bs), rd16(wb + 2 * bs), rd16(wb + 3 * bs));
+        *mw = scales4_f16(rd16(wb + 2), rd16(wb + bs + 2), rd16(wb + 2 * bs + 2), rd16(wb + 3 * bs + 2));
         return;
     }
     if (kind == K_MXFP4) {
