@@ -73,15 +73,18 @@ AI __m512 scales4_f16(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3)
 
 /* lane l = 2^(e_k - 128) for l / 4 = k, the 4 exponent bytes at wb + 17k
  * taken from one 64-byte load (the group is 68 bytes, so it stays inside
- * it): dword 4k holds byte 17k at byte k of it. */
+ * it): byte 17k is byte k of 128-bit lane k, and one vpshufb spreads it to
+ * the low byte of that lane's 4 dwords (index 0x80: zero). */
 AI __m512 scales4_e8m0(const uint8_t *wb)
 {
     const __m512i z = _mm512_loadu_si512(wb);
-    const __m512i idx = _mm512_set_epi32(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
-    const __m512i sh = _mm512_set_epi32(24, 24, 24, 24, 16, 16, 16, 16, 8, 8, 8, 8, 0, 0, 0, 0);
+    const __m512i pick = _mm512_set_epi32(
+        (int)0x80808003, (int)0x80808003, (int)0x80808003, (int)0x80808003, (int)0x80808002,
+        (int)0x80808002, (int)0x80808002, (int)0x80808002, (int)0x80808001, (int)0x80808001,
+        (int)0x80808001, (int)0x80808001, (int)0x80808000, (int)0x80808000, (int)0x80808000,
+        (int)0x80808000);
     /* e in [0, 255] per lane */
-    const __m512i e = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(idx, z), sh),
-                                       _mm512_set1_epi32(0xff));
+    const __m512i e = _mm512_shuffle_epi8(z, pick);
     /* e >= 2: (e - 1) << 23, the normal float 2^(e - 128); e < 2: the
      * subnormals 0x00200000 << e */
     const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
