@@ -1,0 +1,57 @@
+/* context.h - the inside of an mr_context, shared by the forward driver
+ * (forward.c), the shared blocks (src/nn/) and the family files
+ * (src/arch/).  Nothing outside the library sees it.
+ *
+ * Scratch buffers are sized once for the widest layer of the model and the
+ * largest batch; a block may use any buffer its comment does not reserve.
+ */
+#ifndef MOERUN_CONTEXT_H
+#define MOERUN_CONTEXT_H
+
+#include <stdint.h>
+
+#include "../simd/kernels.h"
+#include "expert_store.h"
+#include "forward.h"
+#include "model.h"
+#include "threadpool.h"
+
+#include <stdatomic.h>
+
+struct mr_context {
+    atomic_int scratch_failed; /* a block found no memory for its scratch (sticky) */
+    const mr_model *m;
+    mr_expert_store *store;
+    const mr_kernels *k; /* &kt[0] (fast) or &kt[1] (exact) */
+    mr_kernels kt[2];    /* this context's tables, by default the chosen ISA's */
+    mr_pool *pool;
+    uint32_t n_ctx, n_batch, n_past;
+    uint32_t q_dim, k_dim, v_dim, o_dim; /* n_head*head_dim, n_head_kv*head_dim, ... */
+    uint32_t ff_max;     /* widest FFN hidden size of any layer */
+    void *act;       /* prepared (quantized) activations of one matmul input */
+    uint32_t k_type, v_type;       /* cache element types (F32, F16, Q8_0) */
+    size_t k_row_bytes, v_row_bytes; /* one position of k_dim / v_dim elements */
+    uint8_t *k_cache; /* (n_layer, n_ctx) rows of k_row_bytes */
+    uint8_t *v_cache; /* (n_layer, n_ctx) rows of v_row_bytes */
+    /* scratch for a batch of up to n_batch tokens */
+    float *x;        /* (n_batch, n_embd) residual stream */
+    float *h;        /* (n_batch, n_embd) normed input of the current block */
+    float *q;        /* (n_batch, q_dim) */
+    float *kv_k;     /* (n_batch, k_dim) */
+    float *kv_v;     /* (n_batch, v_dim) */
+    float *att;      /* (n_batch, max(o_dim, n_embd)) attention output; FFN accumulator */
+    float *rl;       /* (n_batch, n_expert) router logits */
+    uint32_t *sel;   /* (n_layer, n_batch, n_used) chosen experts */
+    float *selw;     /* (n_batch, n_used) their weights */
+    float *xg;       /* (n_batch, n_embd) gathered inputs of one expert */
+    float *g;        /* (n_batch, ff_max) */
+    float *u;        /* (n_batch, ff_max) */
+    float *y;        /* (n_batch, n_embd) */
+    uint32_t *tok_of;/* (n_batch) token index of each gathered row */
+    float *w_of;     /* (n_batch) its routing weight */
+    double *rope_inv; /* (n_rot / 2) effective inverse frequency of each pair */
+    float *rope_cs;  /* (n_batch, n_rot / 2, 2) cos, sin at the batch's positions */
+    uint64_t *route_counts; /* (n_layer, n_expert) tokens routed, for stats */
+};
+
+#endif

@@ -1,0 +1,294 @@
+/* moe.c - the feed-forward blocks: routers, routed experts through the
+ * expert store, the shared expert, and dense FFNs.
+ *
+ * Router modes (mr_router_cfg.mode), over the logits r = W_router h (+ a
+ * router bias where the family has one); ties go to the lower expert id:
+ *   SOFTMAX_TOPK   p = softmax(r); top-k of p; w = p_k (/ sum p_k if
+ *                  norm_topk) * scale                      Mixtral, Qwen3
+ *   TOPK_SOFTMAX   top-k of r; w = softmax over those k     gpt-oss
+ *   SIGMOID        s = sigmoid(r); choose with s + select_bias, in the
+ *                  topk_group groups whose two best biased scores sum
+ *                  highest; w = s_k (/ sum if norm_topk) * scale  DeepSeek-V3
+ *   SIGMOID_INPUT  top-k of r; the expert's INPUT is scaled by
+ *                  sigmoid(r_k), its output added with weight 1  Llama 4
+ * Experts run grouped: the batch's rows routed to one expert are gathered,
+ * multiplied together and scattered back, in ascending expert id, so every
+ * store backend yields the same sums in the same order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nn.h"
+
+static void softmax(float *x, uint32_t n)
+{
+    float max = x[0], sum = 0.0f;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    for (uint32_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (uint32_t i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+static inline float sigmoid(float v)
+{
+    return 1.0f / (1.0f + expf(-v));
+}
+
+/* The k best of score[0..ne) among allowed ones (allowed NULL: all),
+ * best first, ties to the lower id. */
+static void top_k(const float *score, const uint8_t *allowed, uint32_t ne, uint32_t k,
+                  uint32_t *out)
+{
+    uint8_t taken[MR_MAX_EXPERTS] = {0};
+    for (uint32_t i = 0; i < k; i++) {
+        uint32_t best = UINT32_MAX;
+        for (uint32_t e = 0; e < ne; e++)
+            if (!taken[e] && (!allowed || allowed[e]) &&
+                (best == UINT32_MAX || score[e] > score[best]))
+                best = e;
+        out[i] = best;
+        taken[best] = 1;
+    }
+}
+
+/* DeepSeek's group limit: keep the topk_group groups whose two best
+ * scores sum highest. */
+static void group_mask(const mr_router_cfg *rc, const float *score, uint32_t ne,
+                       uint8_t *allowed)
+{
+    const uint32_t per = ne / rc->n_group;
+    float gs[MR_MAX_EXPERTS];
+    for (uint32_t g = 0; g < rc->n_group; g++) {
+        uint32_t two[2];
+        top_k(score + g * per, NULL, per, per < 2 ? per : 2, two);
+        gs[g] = score[g * per + two[0]] + (per < 2 ? 0.0f : score[g * per + two[1]]);
+    }
+    uint32_t keep[MR_MAX_EXPERTS];
+    top_k(gs, NULL, rc->n_group, rc->topk_group, keep);
+    memset(allowed, 0, ne);
+    for (uint32_t i = 0; i < rc->topk_group; i++)
+        memset(allowed + keep[i] * per, 1, per);
+}
+
+/* Choose k experts and their weights from one token's router logits r
+ * (modified in place). */
+static void select_experts(const mr_hparams *hp, const mr_layer *L, float *r, uint32_t *sel,
+                           float *w)
+{
+    const mr_router_cfg *rc = &hp->router;
+    const uint32_t ne = hp->n_expert, k = hp->n_expert_used;
+    if (L->router_bias)
+        for (uint32_t e = 0; e < ne; e++)
+            r[e] += L->router_bias[e];
+    switch (rc->mode) {
+    case MR_ROUTE_SOFTMAX_TOPK:
+        softmax(r, ne);
+        top_k(r, NULL, ne, k, sel);
+        for (uint32_t i = 0; i < k; i++)
+            w[i] = r[sel[i]];
+        break;
+    case MR_ROUTE_TOPK_SOFTMAX:
+    case MR_ROUTE_SIGMOID_INPUT:
+        top_k(r, NULL, ne, k, sel);
+        for (uint32_t i = 0; i < k; i++)
+            w[i] = rc->mode == MR_ROUTE_SIGMOID_INPUT ? sigmoid(r[sel[i]]) : r[sel[i]];
+        if (rc->mode == MR_ROUTE_TOPK_SOFTMAX)
+            softmax(w, k);
+        break;
+    case MR_ROUTE_SIGMOID: {
+        float biased[MR_MAX_EXPERTS];
+        uint8_t allowed[MR_MAX_EXPERTS];
+        for (uint32_t e = 0; e < ne; e++) {
+            r[e] = sigmoid(r[e]);
+            biased[e] = r[e] + (L->select_bias ? L->select_bias[e] : 0.0f);
+        }
+        if (rc->n_group > 1)
+            group_mask(rc, biased, ne, allowed);
+        top_k(biased, rc->n_group > 1 ? allowed : NULL, ne, k, sel);
+        for (uint32_t i = 0; i < k; i++)
+            w[i] = r[sel[i]];
+        break;
+    }
+    }
+    if (rc->norm_topk && (rc->mode == MR_ROUTE_SOFTMAX_TOPK || rc->mode == MR_ROUTE_SIGMOID)) {
+        float sum = 0.0f;
+        for (uint32_t i = 0; i < k; i++)
+            sum += w[i];
+        for (uint32_t i = 0; i < k; i++)
+            w[i] /= sum;
+    }
+    if (rc->scale != 1.0f)
+        for (uint32_t i = 0; i < k; i++)
+            w[i] *= rc->scale;
+}
+
+void nn_route(mr_context *c, uint32_t il, uint32_t n)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const mr_layer *L = &c->m->layers[il];
+    const uint32_t ne = hp->n_expert, nu = hp->n_expert_used;
+    uint32_t *sel = c->sel + (size_t)il * c->n_batch * nu;
+    if (!hp->is_moe) {
+        for (uint32_t t = 0; t < n; t++) {
+            sel[t] = 0;
+            c->selw[t] = 1.0f;
+        }
+        return;
+    }
+    nn_matmul(c, &L->router, c->h, n, c->rl);
+    for (uint32_t t = 0; t < n; t++) {
+        select_experts(hp, L, c->rl + (size_t)t * ne, sel + (size_t)t * nu,
+                       c->selw + (size_t)t * nu);
+        for (uint32_t k = 0; k < nu; k++)
+            c->route_counts[(size_t)il * ne + sel[(size_t)t * nu + k]]++;
+    }
+}
+
+/* Prefetch hints: apply the routers of the next prefetch_depth MoE layers
+ * to this layer's post-attention state (normed with their own ffn_norm)
+ * and tell the store which experts they will probably want.  Only a
+ * guess: the store may ignore it, and correctness never depends on it. */
+static void guess_ahead(mr_context *c, uint32_t il, uint32_t n)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const uint32_t depth = c->store->prefetch_depth, ne = hp->n_expert, nu = hp->n_expert_used;
+    if (!hp->is_moe || !depth || !c->store->ops->hint)
+        return;
+    for (uint32_t g = il + 1; g <= il + depth && g < hp->n_layer; g++) {
+        const mr_layer *G = &c->m->layers[g];
+        if (!G->moe)
+            continue;
+        uint8_t want[MR_MAX_EXPERTS] = {0};
+        uint32_t sel[MR_MAX_EXPERTS];
+        float w[MR_MAX_EXPERTS];
+        nn_rmsnorm_rows(c->xg, c->x, G->ffn_norm, n, hp->n_embd, hp->norm_eps);
+        nn_matmul(c, &G->router, c->xg, n, c->rl);
+        for (uint32_t t = 0; t < n; t++) {
+            select_experts(hp, G, c->rl + (size_t)t * ne, sel, w);
+            for (uint32_t k = 0; k < nu; k++)
+                want[sel[k]] = 1;
+        }
+        uint32_t ids[MR_MAX_EXPERTS], m = 0;
+        for (uint32_t e = 0; e < ne; e++)
+            if (want[e])
+                ids[m++] = e;
+        mr_expert_store_hint(c->store, g, ids, m);
+    }
+}
+
+/* act(g) * u over m rows of ff, into g. */
+static void glu(const mr_hparams *hp, float *g, const float *u, size_t n)
+{
+    if (hp->act == MR_ACT_SWIGLU_OAI) {
+        const float lim = hp->act_limit, al = hp->act_alpha;
+        for (size_t i = 0; i < n; i++) {
+            const float x = g[i] > lim ? lim : g[i];
+            const float y = u[i] > lim ? lim : u[i] < -lim ? -lim : u[i];
+            g[i] = x * sigmoid(al * x) * (y + 1.0f);
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* y (m x n_embd) = down(act(gate x) * up x) for resident tensors. */
+static void ffn_resident(mr_context *c, const mr_tensor *gate, const mr_tensor *up,
+                         const mr_tensor *down, const float *x, uint32_t m, float *y)
+{
+    const uint32_t ff = (uint32_t)gate->ne[1];
+    nn_matmul(c, gate, x, m, c->g);
+    nn_matmul(c, up, x, m, c->u);
+    glu(&c->m->hp, c->g, c->u, (size_t)m * ff);
+    nn_matmul(c, down, c->g, m, y);
+}
+
+/* The routed experts of the batch, accumulated into acc (n x n_embd). */
+static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *acc,
+                                mr_error *err)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const mr_layer *L = &c->m->layers[il];
+    const uint32_t nu = hp->n_expert_used, ne = hp->n_expert, E = hp->n_embd, F = hp->n_ff;
+    const uint32_t *sel = c->sel + (size_t)il * c->n_batch * nu;
+    const int scale_input = hp->router.mode == MR_ROUTE_SIGMOID_INPUT;
+    uint32_t used[MR_MAX_EXPERTS], n_used = 0;
+    uint8_t any[MR_MAX_EXPERTS] = {0};
+    mr_status s;
+
+    nn_route(c, il, n);
+    for (size_t i = 0; i < (size_t)n * nu; i++)
+        any[sel[i]] = 1;
+    for (uint32_t e = 0; e < ne; e++)
+        if (any[e])
+            used[n_used++] = e;
+    if ((s = mr_expert_store_plan(c->store, il, used, n_used, err)))
+        return s;
+    guess_ahead(c, il, n);
+
+    for (uint32_t ui = 0; ui < n_used; ui++) {
+        const uint32_t e = used[ui];
+        uint32_t m = 0;
+        for (uint32_t t = 0; t < n; t++)
+            for (uint32_t k = 0; k < nu; k++)
+                if (sel[(size_t)t * nu + k] == e) {
+                    const float w = c->selw[(size_t)t * nu + k];
+                    const float *src = c->h + (size_t)t * E;
+                    float *dst = c->xg + (size_t)m * E;
+                    c->tok_of[m] = t;
+                    c->w_of[m] = scale_input ? 1.0f : w;
+                    if (scale_input)
+                        for (uint32_t i = 0; i < E; i++)
+                            dst[i] = src[i] * w;
+                    else
+                        memcpy(dst, src, E * sizeof(float));
+                    m++;
+                }
+        mr_expert_slices sl;
+        if ((s = mr_expert_store_acquire(c->store, il, e, &sl, err)))
+            return s;
+        nn_matmul_raw(c, L->gate.type, sl.gate, L->gate.row_bytes, E, F, c->xg, m, c->g);
+        nn_matmul_raw(c, L->up.type, sl.up, L->up.row_bytes, E, F, c->xg, m, c->u);
+        if (L->gate_bias) {
+            nn_add_bias(c->g, L->gate_bias + (size_t)e * F, m, F);
+            nn_add_bias(c->u, L->up_bias + (size_t)e * F, m, F);
+        }
+        glu(hp, c->g, c->u, (size_t)m * F);
+        nn_matmul_raw(c, L->down.type, sl.down, L->down.row_bytes, F, E, c->g, m, c->y);
+        mr_expert_store_release(c->store, il, e);
+        if (L->down_bias)
+            nn_add_bias(c->y, L->down_bias + (size_t)e * E, m, E);
+        for (uint32_t r = 0; r < m; r++) {
+            float *dst = acc + (size_t)c->tok_of[r] * E;
+            const float *src = c->y + (size_t)r * E;
+            for (uint32_t i = 0; i < E; i++)
+                dst[i] += c->w_of[r] * src[i];
+        }
+    }
+    return MR_OK;
+}
+
+mr_status nn_ffn(mr_context *c, uint32_t il, uint32_t n, mr_error *err)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const mr_layer *L = &c->m->layers[il];
+    const size_t nE = (size_t)n * hp->n_embd;
+    mr_status s;
+    /* accumulate into att (free after attention) as (n, n_embd) */
+    float *acc = c->att;
+    memset(acc, 0, nE * sizeof(float));
+    if (L->moe && (s = routed_experts(c, il, n, acc, err)))
+        return s;
+    if (L->sh_gate.data) {
+        /* the shared expert, or the dense FFN of a dense layer */
+        ffn_resident(c, &L->sh_gate, &L->sh_up, &L->sh_down, c->h, n, c->y);
+        nn_add(acc, c->y, nE);
+    }
+    nn_add(c->x, acc, nE);
+    return MR_OK;
+}
