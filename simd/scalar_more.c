@@ -1,8 +1,8 @@
 /* scalar_more.c - the scalar reference entries of the further formats
  * (quant/types_more.h), added to the scalar table by dispatch.c.  As
- * llama.cpp: MXFP4 (and later IQ4_NL, Q5_0) weights dot Q8_0 activations,
- * Q4_1/Q5_1 dot Q8_1, IQ4_XS/Q2_K/Q3_K dot Q8_K; the exact table keeps f32
- * activations for all of them. */
+ * llama.cpp: MXFP4, IQ4_NL and Q5_0 weights dot Q8_0 activations, Q4_1 and
+ * Q5_1 dot Q8_1 (whose quantizer is scalar on every ISA so far), IQ4_XS,
+ * Q2_K and Q3_K dot Q8_K; the exact table keeps f32 activations for all. */
 #include "kernels.h"
 
 void mr_kernels_init_scalar_more(mr_kernels *k, int exact)
