@@ -65,6 +65,11 @@ static const bench_case cases[] = {
     {"Q4_0 x f32 (exact)", MR_TYPE_Q4_0, 1}, {"Q8_0 x f32 (exact)", MR_TYPE_Q8_0, 1},
     {"F16 x f32", MR_TYPE_F16, 1},           {"BF16 x f32", MR_TYPE_BF16, 1},
     {"F32 x f32", MR_TYPE_F32, 1},
+    {"MXFP4 x Q8_0 (fast)", MR_TYPE_MXFP4, 0}, {"MXFP4 x f32 (exact)", MR_TYPE_MXFP4, 1},
+    {"Q5_0 x Q8_0 (fast)", MR_TYPE_Q5_0, 0},   {"IQ4_NL x Q8_0 (fast)", MR_TYPE_IQ4_NL, 0},
+    {"Q4_1 x Q8_1 (fast)", MR_TYPE_Q4_1, 0},   {"Q5_1 x Q8_1 (fast)", MR_TYPE_Q5_1, 0},
+    {"IQ4_XS x Q8_K (fast)", MR_TYPE_IQ4_XS, 0}, {"Q2_K x Q8_K (fast)", MR_TYPE_Q2_K, 0},
+    {"Q3_K x Q8_K (fast)", MR_TYPE_Q3_K, 0},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -88,6 +93,33 @@ static void fill_weights(uint32_t t, uint8_t *w, int64_t n, int64_t rows)
                     if (w[b * bs + j] == 0x80)
                         w[b * bs + j] = 0x81; /* ggml never writes -128 */
         }
+        return;
+    }
+    /* the further formats: random payload, f16 scales at these offsets */
+    static const struct {
+        uint32_t t;
+        int off[2];
+    } more[] = {{MR_TYPE_Q4_1, {0, 2}},   {MR_TYPE_Q5_0, {0, -1}},   {MR_TYPE_Q5_1, {0, 2}},
+                {MR_TYPE_IQ4_NL, {0, -1}}, {MR_TYPE_IQ4_XS, {0, -1}}, {MR_TYPE_Q2_K, {80, 82}},
+                {MR_TYPE_Q3_K, {108, -1}}};
+    for (size_t m = 0; m < sizeof more / sizeof more[0]; m++) {
+        if (more[m].t != t)
+            continue;
+        const size_t bs = mr_type_get(t)->type_size;
+        const uint16_t d = mr_f32_to_f16(0.01f);
+        for (size_t i = 0; i < total; i++)
+            w[i] = (uint8_t)rnd();
+        for (size_t b = 0; b < total / bs; b++)
+            for (int k = 0; k < 2; k++)
+                if (more[m].off[k] >= 0)
+                    memcpy(w + b * bs + more[m].off[k], &d, 2);
+        return;
+    }
+    if (t == MR_TYPE_MXFP4) { /* random codes, exponent 2^-8 */
+        for (size_t i = 0; i < total; i++)
+            w[i] = (uint8_t)rnd();
+        for (size_t b = 0; b < total / 17; b++)
+            w[b * 17] = 120;
         return;
     }
     float row[4096];
@@ -143,7 +175,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
             want_type = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|F16|BF16|F32]\n",
+            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|MXFP4|Q5_0|IQ4_NL|Q4_1|Q5_1|IQ4_XS|Q2_K|Q3_K|F16|BF16|F32]\n",
                     argv[0]);
             return 2;
         }
@@ -169,10 +201,14 @@ int main(int argc, char **argv)
     /* ---- decode: matrix x vector over ~256 MB of weights */
     const int64_t n = 4096;
     const size_t dec_bytes = (size_t)(quick ? 96 : 256) << 20;
-    uint8_t *w = malloc(dec_bytes + (1 << 20));
+    /* the decode matrix, or the gemm's 4096 x 14336 of F16 (117 MB, more
+     * than --quick's decode matrix) */
+    const size_t w_bytes = dec_bytes > (size_t)14336 * 4096 * 2 ? dec_bytes : (size_t)14336 * 4096 * 2;
+    uint8_t *w = malloc(w_bytes + (1 << 20));
     float *x = malloc(sizeof(float) * (size_t)n * 64);
     const int64_t g_rows = 14336;
-    const size_t dec_rows_max = dec_bytes / mr_type_row_bytes(MR_TYPE_Q4_0, (uint64_t)n) + 1;
+    /* the smallest rows: MXFP4's 17 bytes per 32 */
+    const size_t dec_rows_max = dec_bytes / mr_type_row_bytes(MR_TYPE_MXFP4, (uint64_t)n) + 1;
     float *y = malloc(sizeof(float) * (dec_rows_max > (size_t)g_rows * 64 ? dec_rows_max : (size_t)g_rows * 64));
     void *abuf = malloc((size_t)64 * ((size_t)n / 32 * 36 + (size_t)n * 4));
     if (!w || !x || !y || !abuf) {
@@ -228,7 +264,8 @@ int main(int argc, char **argv)
     printf(" 64 tok / scalar | 64 tok / 1 tok |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (int ci = 0; ci < N_CASES; ci++) {
         const bench_case *c = &cases[ci];
-        if (!case_wanted(c) || (c->type != MR_TYPE_Q4_0 && c->type != MR_TYPE_Q8_0 && !c->exact))
+        if (!case_wanted(c) || (c->type != MR_TYPE_Q4_0 && c->type != MR_TYPE_Q8_0 &&
+                                 c->type != MR_TYPE_MXFP4 && !c->exact))
             continue;
         if (c->exact && c->type != MR_TYPE_F16 && quick)
             continue;

@@ -46,11 +46,20 @@ static const out_type out_types[] = {
      "eighth of the layers and every third between;\n"
      "8 experts: attn_v, attn_k Q8_0, attn_output\n"
      "Q6_K (llama.cpp: Q5_K)"},
+    /* the further formats, as llama-quantize --pure (general.file_type as llama.h) */
+    {"q4_1", MR_TYPE_Q4_1, 3, 0, "matrices Q4_1 (as llama-quantize --pure)"},
+    {"q5_0", MR_TYPE_Q5_0, 8, 0, "matrices Q5_0 (as llama-quantize --pure)"},
+    {"q5_1", MR_TYPE_Q5_1, 9, 0, "matrices Q5_1 (as llama-quantize --pure)"},
+    {"iq4_nl", MR_TYPE_IQ4_NL, 25, 0, "matrices IQ4_NL (as llama-quantize --pure)"},
+    {"iq4_xs", MR_TYPE_IQ4_XS, 30, 0, "matrices IQ4_XS (as llama-quantize --pure)"},
+    {"q2_k", MR_TYPE_Q2_K, 10, 0, "matrices Q2_K (as llama-quantize --pure)"},
+    {"q3_k", MR_TYPE_Q3_K, 11, 0, "matrices Q3_K (as llama-quantize --pure)"},
 };
 #define N_OUT_TYPES (sizeof out_types / sizeof out_types[0])
 
 const char *const mr_convert_type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0",
-                                             "q4_k", "q6_k", "q4_k_m", NULL};
+                                             "q4_k", "q6_k", "q4_k_m", "q4_1", "q5_0",
+                                             "q5_1", "iq4_nl", "iq4_xs", "q2_k", "q3_k", NULL};
 
 /* Description of an output type for --help (lines of at most 48
  * characters, separated by newlines), or NULL. */
@@ -465,6 +474,10 @@ static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_plan_
         else if (t->part == MR_PART_DOWN && use_more_bits(il, hp->n_layer))
             type = MR_TYPE_Q6_K;
     }
+    if (mr_type_row_bytes(type, t->ne[0]) == 0 && type == MR_TYPE_IQ4_XS)
+        type = MR_TYPE_IQ4_NL; /* llama.cpp's fallbacks of the further formats */
+    else if (mr_type_row_bytes(type, t->ne[0]) == 0 && (type == MR_TYPE_Q2_K || type == MR_TYPE_Q3_K))
+        type = MR_TYPE_Q4_0;
     if (mr_type_row_bytes(type, t->ne[0]) == 0)
         type = mr_type_get(type)->block_size == 256 ? MR_TYPE_Q8_0 : MR_TYPE_F16;
     if (mr_type_row_bytes(type, t->ne[0]) == 0)
@@ -770,7 +783,8 @@ mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_er
             ot = &out_types[i];
     if (!ot)
         return mr_fail(err, MR_EINVAL, NULL, "--type", MR_NO_OFFSET,
-                       "'%s' is not an output type (f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m)",
+                       "'%s' is not an output type (f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m "
+                       "q4_1 q5_0 q5_1 iq4_nl iq4_xs q2_k q3_k)",
                        o->type ? o->type : "");
     if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(4096, &w, err)))
         goto done;

@@ -258,8 +258,8 @@ contains "$T/out" "metadata NOT checked" "an older file is not silently OK"
 # --- quantize / verify (tinymix from the shared data; skipped without it)
 expect 1 "quantize without arguments" moerun quantize
 expect 1 "quantize without --type" moerun quantize "$T" "$T/x.gguf"
-expect 1 "quantize to an unknown type" moerun quantize "$T" "$T/x.gguf" --type q5_0
-contains "$T/err" "unknown type 'q5_0'" "unknown type is named"
+expect 1 "quantize to an unknown type" moerun quantize "$T" "$T/x.gguf" --type q7_0
+contains "$T/err" "unknown type 'q7_0'" "unknown type is named"
 expect 3 "quantize a missing directory" moerun quantize "$T/nodir" "$T/x.gguf" --type q8_0
 contains "$T/err" "config.json: cannot open" "missing config.json is named"
 mkdir "$T/empty"

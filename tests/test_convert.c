@@ -201,7 +201,7 @@ static const bad_case bad_cases[] = {
      "model-00002-of-00002.safetensors: header at offset 24: not valid JSON"},
     {{0}, "tokenizer.model", NULL, "q8_0", MR_EUNSUPPORTED, "tokenizer.model: missing"},
     {{0}, "config.json", NULL, "q8_0", MR_EIO, "config.json: cannot open"},
-    {{0}, NULL, NULL, "q5_0", MR_EINVAL, "'q5_0' is not an output type"},
+    {{0}, NULL, NULL, "q7_0", MR_EINVAL, "'q7_0' is not an output type"},
 };
 
 START_TEST(test_bad_input)
