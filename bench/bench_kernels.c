@@ -65,6 +65,7 @@ static const bench_case cases[] = {
     {"Q4_0 x f32 (exact)", MR_TYPE_Q4_0, 1}, {"Q8_0 x f32 (exact)", MR_TYPE_Q8_0, 1},
     {"F16 x f32", MR_TYPE_F16, 1},           {"BF16 x f32", MR_TYPE_BF16, 1},
     {"F32 x f32", MR_TYPE_F32, 1},
+    {"MXFP4 x Q8_0 (fast)", MR_TYPE_MXFP4, 0}, {"MXFP4 x f32 (exact)", MR_TYPE_MXFP4, 1},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -88,6 +89,13 @@ static void fill_weights(uint32_t t, uint8_t *w, int64_t n, int64_t rows)
                     if (w[b * bs + j] == 0x80)
                         w[b * bs + j] = 0x81; /* ggml never writes -128 */
         }
+        return;
+    }
+    if (t == MR_TYPE_MXFP4) { /* random codes, exponent 2^-8 */
+        for (size_t i = 0; i < total; i++)
+            w[i] = (uint8_t)rnd();
+        for (size_t b = 0; b < total / 17; b++)
+            w[b * 17] = 120;
         return;
     }
     float row[4096];
@@ -143,7 +151,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
             want_type = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|F16|BF16|F32]\n",
+            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|MXFP4|F16|BF16|F32]\n",
                     argv[0]);
             return 2;
         }
@@ -172,7 +180,8 @@ int main(int argc, char **argv)
     uint8_t *w = malloc(dec_bytes + (1 << 20));
     float *x = malloc(sizeof(float) * (size_t)n * 64);
     const int64_t g_rows = 14336;
-    const size_t dec_rows_max = dec_bytes / mr_type_row_bytes(MR_TYPE_Q4_0, (uint64_t)n) + 1;
+    /* the smallest rows: MXFP4's 17 bytes per 32 */
+    const size_t dec_rows_max = dec_bytes / mr_type_row_bytes(MR_TYPE_MXFP4, (uint64_t)n) + 1;
     float *y = malloc(sizeof(float) * (dec_rows_max > (size_t)g_rows * 64 ? dec_rows_max : (size_t)g_rows * 64));
     void *abuf = malloc((size_t)64 * ((size_t)n / 32 * 36 + (size_t)n * 4));
     if (!w || !x || !y || !abuf) {
@@ -228,7 +237,8 @@ int main(int argc, char **argv)
     printf(" 64 tok / scalar | 64 tok / 1 tok |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (int ci = 0; ci < N_CASES; ci++) {
         const bench_case *c = &cases[ci];
-        if (!case_wanted(c) || (c->type != MR_TYPE_Q4_0 && c->type != MR_TYPE_Q8_0 && !c->exact))
+        if (!case_wanted(c) || (c->type != MR_TYPE_Q4_0 && c->type != MR_TYPE_Q8_0 &&
+                                 c->type != MR_TYPE_MXFP4 && !c->exact))
             continue;
         if (c->exact && c->type != MR_TYPE_F16 && quick)
             continue;

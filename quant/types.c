@@ -7,11 +7,11 @@ static const mr_type_traits type_table[MR_TYPE_COUNT] = {
     [MR_TYPE_F32] = {"F32", 1, 4, mr_f32_to_f32, mr_f32_row_to_f32, mr_dot_f32_f32},
     [MR_TYPE_F16] = {"F16", 1, 2, mr_f16_row_to_f32, mr_f32_row_to_f16, mr_dot_f16_f32},
     [MR_TYPE_Q4_0] = {"Q4_0", 32, 18, mr_dequantize_row_q4_0, mr_quantize_row_q4_0, mr_dot_q4_0_f32},
-    [MR_TYPE_Q4_1] = {"Q4_1", 32, 20, 0, 0, 0},
-    [MR_TYPE_Q5_0] = {"Q5_0", 32, 22, 0, 0, 0},
-    [MR_TYPE_Q5_1] = {"Q5_1", 32, 24, 0, 0, 0},
+    [MR_TYPE_Q4_1] = {"Q4_1", 32, 20, mr_dequantize_row_q4_1, mr_quantize_row_q4_1, mr_dot_q4_1_f32},
+    [MR_TYPE_Q5_0] = {"Q5_0", 32, 22, mr_dequantize_row_q5_0, mr_quantize_row_q5_0, mr_dot_q5_0_f32},
+    [MR_TYPE_Q5_1] = {"Q5_1", 32, 24, mr_dequantize_row_q5_1, mr_quantize_row_q5_1, mr_dot_q5_1_f32},
     [MR_TYPE_Q8_0] = {"Q8_0", 32, 34, mr_dequantize_row_q8_0, mr_quantize_row_q8_0, mr_dot_q8_0_f32},
-    [MR_TYPE_Q8_1] = {"Q8_1", 32, 36, 0, 0, 0},
+    [MR_TYPE_Q8_1] = {"Q8_1", 32, 36, 0, 0, 0}, /* activations only (ggml has no Q8_1 weights dot) */
     [MR_TYPE_Q2_K] = {"Q2_K", 256, 84, 0, 0, 0},
     [MR_TYPE_Q3_K] = {"Q3_K", 256, 110, 0, 0, 0},
     [MR_TYPE_Q4_K] = {"Q4_K", 256, 144, mr_dequantize_row_q4_K, mr_quantize_row_q4_K, mr_dot_q4_K_f32},
@@ -24,6 +24,21 @@ static const mr_type_traits type_table[MR_TYPE_COUNT] = {
     [MR_TYPE_I64] = {"I64", 1, 8, 0, 0, 0},
     [MR_TYPE_F64] = {"F64", 1, 8, 0, 0, 0},
     [MR_TYPE_BF16] = {"BF16", 1, 2, mr_bf16_row_to_f32, mr_f32_row_to_bf16, mr_dot_bf16_f32},
+    /* the further formats (types_more.h) */
+    [MR_TYPE_MXFP4] = {"MXFP4", 32, 17, mr_dequantize_row_mxfp4, mr_quantize_row_mxfp4, mr_dot_mxfp4_f32},
+    [MR_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18, mr_dequantize_row_iq4_nl, mr_quantize_row_iq4_nl, mr_dot_iq4_nl_f32},
+    [MR_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136, mr_dequantize_row_iq4_xs, mr_quantize_row_iq4_xs, mr_dot_iq4_xs_f32},
+    /* known to ggml, not computable here: their geometry lets a file load
+     * far enough for the tensor and its type to be named in the refusal */
+    [16] = {"IQ2_XXS", 256, 66, 0, 0, 0},
+    [17] = {"IQ2_XS", 256, 74, 0, 0, 0},
+    [18] = {"IQ3_XXS", 256, 98, 0, 0, 0},
+    [19] = {"IQ1_S", 256, 50, 0, 0, 0},
+    [21] = {"IQ3_S", 256, 110, 0, 0, 0},
+    [22] = {"IQ2_S", 256, 82, 0, 0, 0},
+    [29] = {"IQ1_M", 256, 56, 0, 0, 0},
+    [34] = {"TQ1_0", 256, 54, 0, 0, 0},
+    [35] = {"TQ2_0", 256, 66, 0, 0, 0},
 };
 
 static const mr_type_traits unknown_type = {"unknown", 0, 0, 0, 0, 0};

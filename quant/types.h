@@ -28,12 +28,15 @@ typedef enum {
     MR_TYPE_Q5_K = 13,
     MR_TYPE_Q6_K = 14,
     MR_TYPE_Q8_K = 15,
+    MR_TYPE_IQ4_NL = 20,
+    MR_TYPE_IQ4_XS = 23,
     MR_TYPE_I8 = 24,
     MR_TYPE_I16 = 25,
     MR_TYPE_I32 = 26,
     MR_TYPE_I64 = 27,
     MR_TYPE_F64 = 28,
     MR_TYPE_BF16 = 30,
+    MR_TYPE_MXFP4 = 39,
     MR_TYPE_COUNT = 40 /* upper bound of the id space we index */
 } mr_type;
 
@@ -171,5 +174,8 @@ float mr_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n);
  * operations in the same order).  xq's bsums must match its qs. */
 float mr_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n);
 float mr_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n);
+
+/* MXFP4, Q4_1, Q5_0, Q5_1, Q8_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K */
+#include "types_more.h"
 
 #endif

@@ -157,6 +157,7 @@ static void fill_scalar(mr_kernels *k, int exact)
         k->act_type[MR_TYPE_Q4_K] = MR_TYPE_Q8_K;
         k->act_type[MR_TYPE_Q6_K] = MR_TYPE_Q8_K;
     }
+    mr_kernels_init_scalar_more(k, exact);
 }
 
 int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
@@ -176,6 +177,19 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
 #ifdef MR_HAVE_NEON
     if (isa == MR_ISA_NEON)
         mr_kernels_init_neon(out);
+#endif
+    /* the further formats (MXFP4, Q4_1, ...), the same ladder */
+#ifdef MR_HAVE_AVX2
+    if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512)
+        mr_kernels_init_avx2_more(out);
+#endif
+#ifdef MR_HAVE_AVX512
+    if (isa == MR_ISA_AVX512)
+        mr_kernels_init_avx512_more(out);
+#endif
+#ifdef MR_HAVE_NEON
+    if (isa == MR_ISA_NEON)
+        mr_kernels_init_neon_more(out);
 #endif
     out->isa = isa;
     out->exact = exact;

@@ -75,6 +75,11 @@ void mr_cpu_features(char *buf, size_t cap);
 void mr_kernels_init_avx2(mr_kernels *k);
 void mr_kernels_init_avx512(mr_kernels *k);
 void mr_kernels_init_neon(mr_kernels *k);
+/* the further formats (MXFP4, Q4_1, ...): scalar table and ISA rungs */
+void mr_kernels_init_scalar_more(mr_kernels *k, int exact);
+void mr_kernels_init_avx2_more(mr_kernels *k);
+void mr_kernels_init_avx512_more(mr_kernels *k);
+void mr_kernels_init_neon_more(mr_kernels *k);
 
 /* Best of 5 streaming reads of a `bytes` buffer split over `threads`
  * threads, in GB/s, with the widest loads this CPU runs (simd/membw.c). */

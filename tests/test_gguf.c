@@ -454,7 +454,7 @@ MUT(m_block_count5) { set_u32(c, KVV("llama.block_count"), 5); }
 MUT(m_head_kv3) { set_u32(c, KVV("llama.attention.head_count_kv"), 3); }
 MUT(m_rope_partial) { set_u32(c, KVV("llama.rope.dimension_count"), 15); }
 MUT(m_rope_wide) { set_u32(c, KVV("llama.rope.dimension_count"), 4096); }
-MUT(m_norm_q4_1) { set_u32(c, TO("output_norm.weight", type_off), 3); }
+MUT(m_norm_iq2_xxs) { set_u32(c, TO("output_norm.weight", type_off), 16); }
 
 static const mutation mutations[] = {
     /* header */
@@ -531,7 +531,7 @@ static const mutation mutations[] = {
     {"head_count_kv 3", m_head_kv3, MODEL_FAILS, MR_EFORMAT, "llama.attention.head_count_kv", "divide", 0},
     {"odd rope dimensions", m_rope_partial, MODEL_FAILS, MR_EFORMAT, "llama.rope.dimension_count", "15 rotated", 0},
     {"rope wider than a head", m_rope_wide, MODEL_FAILS, MR_EFORMAT, "llama.rope.dimension_count", "4096 rotated", 0},
-    {"norm as Q4_1", m_norm_q4_1, MODEL_FAILS, MR_EUNSUPPORTED, "output_norm.weight", "Q4_1", 0},
+    {"norm as IQ2_XXS", m_norm_iq2_xxs, MODEL_FAILS, MR_EUNSUPPORTED, "output_norm.weight", "IQ2_XXS", 0},
 };
 #define N_MUTATIONS ((int)(sizeof mutations / sizeof mutations[0]))
 

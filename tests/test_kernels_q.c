@@ -1,0 +1,411 @@
+/* test_kernels_q.c - the further formats' kernels (MXFP4, Q4_1, Q5_0,
+ * Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K) of every ISA this machine runs,
+ * against the scalar table, on the same random and edge inputs, ending at
+ * guard pages (tests/test_kernels.c's contract and habits, which this file
+ * follows for the formats it does not cover):
+ * - vec_dot / gemm: |simd - ref| <= 1e-5 * sum of |terms| + 1e-6;
+ * - quantize_act: bit-identical;
+ * - the AVX-512 gemm gives vec_dot's bits for every (row, token).
+ * Seeds are printed in every failure; a SIGILL or SIGSEGV in a kernel is
+ * reported with the ISA, type and size. */
+#include <check.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kernels.h"
+#include "qtypes_cases.h"
+
+static const int block_counts[] = {1,  2,  3,  5,  7,  8,  15,  16,  17,
+                                   31, 32, 33, 63, 64, 65, 255, 256, 257};
+#define N_COUNTS (int)(sizeof block_counts / sizeof block_counts[0])
+
+/* weight types compared, with their scale fields for random blocks */
+static const struct {
+    uint32_t t;
+    int f16a, f16b;
+} wtypes[] = {
+    {MR_TYPE_MXFP4, -2, -1}, {MR_TYPE_Q4_1, 0, 2},   {MR_TYPE_Q5_0, 0, -1}, {MR_TYPE_Q5_1, 0, 2},
+    {MR_TYPE_IQ4_NL, 0, -1}, {MR_TYPE_IQ4_XS, 0, -1},
+};
+#define N_WTYPES (int)(sizeof wtypes / sizeof wtypes[0])
+
+static mr_kernels ref_fast, ref_exact;
+static mr_isa isas[MR_ISA_COUNT];
+static int n_isas;
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t rng;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float rndf(void)
+{
+    return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* A buffer of len bytes whose end touches an inaccessible page. */
+typedef struct {
+    void *map;
+    size_t map_len;
+    uint8_t *p;
+} guarded;
+
+static guarded guarded_alloc(size_t len)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t body = (len + pg - 1) / pg * pg;
+    guarded g;
+    g.map_len = body + pg;
+    g.map = mmap(NULL, g.map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(g.map != MAP_FAILED);
+    mprotect((uint8_t *)g.map + body, pg, PROT_NONE);
+    g.p = (uint8_t *)g.map + body - len;
+    return g;
+}
+
+static void guarded_free(guarded *g)
+{
+    munmap(g->map, g->map_len);
+}
+
+/* What is running, for the signal handler's report. */
+static char current[256];
+
+/* A kernel that faults (read past its row into the guard page) or uses an
+ * instruction the CPU lacks: name it and fail the program. */
+static void on_crash(int sig)
+{
+    static const char head[] = "\nFAIL: fatal signal in kernel: ";
+    char num[4] = {' ', (char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\n'};
+    (void)!write(2, head, sizeof head - 1);
+    (void)!write(2, current, strlen(current));
+    (void)!write(2, num, sizeof num);
+    _exit(1);
+}
+
+#define GUARD_KERNEL(...) snprintf(current, sizeof current, __VA_ARGS__)
+
+/* Fill f32 values by mode: 0 random, 1 zeros, 2 extreme (+-max), 3 mixed
+ * scales per block (some blocks tiny, some huge); rounding ties come from
+ * fill_ties below. */
+static void fill(float *x, int64_t n, int mode)
+{
+    for (int64_t i = 0; i < n; i++) {
+        switch (mode) {
+        case 0: x[i] = rndf(); break;
+        case 1: x[i] = 0.0f; break;
+        case 2: x[i] = (rnd() & 1) ? 1000.0f : -1000.0f; break;
+        default: x[i] = rndf() * ((i / 32) % 3 == 0 ? 1e-6f : (i / 32) % 3 == 1 ? 1.0f : 300.0f);
+        }
+    }
+    if (mode == 3 && n >= 64)
+        memset(x + 32, 0, 32 * sizeof(float)); /* one all-zero block */
+}
+
+/* Weights of type t from f32 values (mode < 4) or random blocks (mode 4:
+ * every bit pattern but the scales', see qtypes_cases.h); MXFP4 also gets
+ * blocks of the extreme exponents the dots meet: 0 and 1 (subnormal
+ * scales) and 160 beside 100. */
+static void make_weights(int ti, const float *src, void *dst, int64_t n, int mode)
+{
+    const uint32_t t = wtypes[ti].t;
+    const mr_type_traits *tt = mr_type_get(t);
+    const int nb = (int)(n / tt->block_size);
+    if (mode == 4) {
+        uint64_t s = rng;
+        mr_random_blocks(&s, dst, nb, (int)tt->type_size, wtypes[ti].f16a, wtypes[ti].f16b);
+        rng = s;
+    } else {
+        tt->from_f32(src, dst, n);
+    }
+    if (t == MR_TYPE_MXFP4 && nb >= 4) {
+        block_mxfp4 *b = dst;
+        b[0].e = 0;
+        b[1].e = 1;
+        b[2].e = 160;
+        b[3].e = 100;
+        for (int j = 0; j < 16; j++) /* every code in both nibbles */
+            b[2].qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    }
+}
+
+/* sum of |terms| bound for a dot of w (type t) with activations x, both
+ * dequantised, in double */
+static double abs_dot_bound(uint32_t t, const void *w, uint32_t at, const void *act,
+                            const float *xf, int64_t n)
+{
+    float *wd = malloc(sizeof(float) * (size_t)n), *xd = malloc(sizeof(float) * (size_t)n);
+    mr_type_get(t)->to_f32(w, wd, n);
+    if (at == MR_TYPE_F32)
+        memcpy(xd, xf, sizeof(float) * (size_t)n);
+    else
+        mr_type_get(at)->to_f32(act, xd, n);
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += fabs((double)wd[i] * (double)xd[i]);
+    free(wd);
+    free(xd);
+    return s;
+}
+
+/* ------------------------------------------------------------ tests */
+
+/* vec_dot, dot_f32 and gemm of every weight type, fast and exact tables,
+ * through the driver, whole range then a sub-range. */
+START_TEST(dots_match_scalar)
+{
+    const mr_isa isa = isas[_i / N_COUNTS];
+    const int nb = block_counts[_i % N_COUNTS];
+    for (int exact = 0; exact < 2; exact++) {
+        mr_kernels k;
+        const mr_kernels *ref = exact ? &ref_exact : &ref_fast;
+        ck_assert(mr_kernels_for_isa(isa, exact, &k));
+        for (int ti = 0; ti < N_WTYPES; ti++) {
+            const uint32_t t = wtypes[ti].t;
+            const uint32_t bs = mr_type_get(t)->block_size;
+            const int64_t n = (int64_t)nb * bs;
+            ck_assert_msg(mr_type_computable(t), "%s is not computable", mr_type_get(t)->name);
+            ck_assert_msg(k.act_type[t] == ref->act_type[t],
+                          "%s %s: activation type differs from the scalar table",
+                          mr_isa_name(isa), mr_type_get(t)->name);
+            if (k.dot_f32[t] == ref->dot_f32[t] && k.vec_dot[t] == ref->vec_dot[t] &&
+                k.gemm[t] == ref->gemm[t])
+                continue;
+            for (int mode = 0; mode < 5; mode++) {
+                uint64_t seed = 7919u * (uint64_t)isa + 31u * (uint64_t)n + 5u * t + (uint64_t)mode;
+                rng = seed;
+                const int rows = 5, toks = 3;
+                const size_t rb = mr_type_row_bytes(t, (uint64_t)n);
+                const size_t ab = mr_act_row_bytes(&k, t, n);
+                float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+                guarded w = guarded_alloc(rb * rows), abuf = guarded_alloc(ab * toks);
+                for (int r = 0; r < rows; r++) {
+                    fill(wf, n, mode == 2 ? 2 : (mode + r) % 4);
+                    make_weights(ti, wf, w.p + rb * r, n, mode == 4 ? 4 : 0);
+                }
+                fill(x, n * toks, mode == 1 ? 0 : mode % 4);
+                const void *act = mr_act_prepare(ref, t, x, n, toks, abuf.p);
+                float yr[5 * 3], ys[5 * 3];
+                mr_matmul_rows(ref, t, w.p, rb, act, n, toks, yr, rows, 0, rows);
+                GUARD_KERNEL("%s %s %s n=%lld mode %d seed %llu", mr_isa_name(isa),
+                             exact ? "exact" : "fast", mr_type_get(t)->name, (long long)n, mode,
+                             (unsigned long long)seed);
+                mr_matmul_rows(&k, t, w.p, rb, act, n, toks, ys, rows, 0, rows);
+                for (int r = 0; r < rows; r++)
+                    for (int tk = 0; tk < toks; tk++) {
+                        const void *ar = ref->act_type[t] == MR_TYPE_F32
+                                             ? (const void *)(x + tk * n)
+                                             : (const void *)((const uint8_t *)act + ab * tk);
+                        double bound = abs_dot_bound(t, w.p + rb * r, ref->act_type[t], ar,
+                                                     x + tk * n, n);
+                        double d = fabs((double)ys[tk * rows + r] - yr[tk * rows + r]);
+                        ck_assert_msg(d <= 1e-5 * bound + 1e-6,
+                                      "%s row %d token %d: %.9g vs scalar %.9g (bound %g)",
+                                      current, r, tk, ys[tk * rows + r], yr[tk * rows + r], bound);
+                    }
+                float sub[5 * 3];
+                for (int i = 0; i < rows * toks; i++)
+                    sub[i] = NAN;
+                mr_matmul_rows(&k, t, w.p, rb, act, n, toks, sub, rows, 1, 4);
+                for (int r = 0; r < rows; r++)
+                    for (int tk = 0; tk < toks; tk++) {
+                        float v = sub[tk * rows + r];
+                        if (r >= 1 && r < 4)
+                            ck_assert_msg(v == ys[tk * rows + r], "%s: sub-range row %d differs", current, r);
+                        else
+                            ck_assert_msg(isnan(v), "%s: wrote row %d outside [1, 4)", current, r);
+                    }
+                guarded_free(&w);
+                guarded_free(&abuf);
+                free(wf);
+                free(x);
+            }
+        }
+    }
+}
+END_TEST
+
+/* quantize_act of the activation types these formats add: bit-identical. */
+START_TEST(quantize_act_bit_identical)
+{
+    const mr_isa isa = isas[_i / N_COUNTS];
+    const int64_t n = (int64_t)block_counts[_i % N_COUNTS] * 256;
+    static const uint32_t acts[] = {MR_TYPE_Q8_1};
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++) {
+        const uint32_t at = acts[ai];
+        if (!ref_fast.quantize_act[at] || k.quantize_act[at] == ref_fast.quantize_act[at])
+            continue;
+        for (int mode = 0; mode < 4; mode++) {
+            uint64_t seed = 1000u * (uint64_t)isa + 17u * (uint64_t)n + (uint64_t)mode;
+            rng = seed;
+            float *x = malloc(sizeof(float) * (size_t)n);
+            fill(x, n, mode);
+            size_t bytes = mr_type_row_bytes(at, (uint64_t)n);
+            guarded a = guarded_alloc(bytes), b = guarded_alloc(bytes);
+            ref_fast.quantize_act[at](x, a.p, n);
+            GUARD_KERNEL("%s quantize_act %s n=%lld mode %d seed %llu", mr_isa_name(isa),
+                         mr_type_get(at)->name, (long long)n, mode, (unsigned long long)seed);
+            k.quantize_act[at](x, b.p, n);
+            ck_assert_msg(memcmp(a.p, b.p, bytes) == 0, "%s differs from scalar", current);
+            guarded_free(&a);
+            guarded_free(&b);
+            free(x);
+        }
+    }
+}
+END_TEST
+
+/* Wide batches through gemm: many tokens and rows, odd shapes (the
+ * shapes of tests/test_kernels.c, which reach every tile remainder, the
+ * heap pack and several panels). */
+START_TEST(gemm_shapes_match_scalar)
+{
+    const mr_isa isa = isas[_i];
+    static const int shapes[][3] = {{1, 1, 8},   {4, 4, 8},   {7, 5, 8},    {16, 8, 4},
+                                    {33, 17, 2}, {64, 64, 8}, {3, 130, 1},  {13, 7, 3},
+                                    {12, 9, 5},  {6, 6, 7},   {17, 11, 6},  {20, 1, 9},
+                                    {5, 2, 11},  {9, 300, 33}, {3, 2, 2100}, {90, 300, 260}};
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    for (int ti = 0; ti < N_WTYPES; ti++) {
+        const uint32_t t = wtypes[ti].t;
+        if (!k.gemm[t] || k.gemm[t] == ref_fast.gemm[t])
+            continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int rows = shapes[si][0], toks = shapes[si][1];
+            const uint32_t bs = mr_type_get(t)->block_size;
+            const int64_t n = ((int64_t)shapes[si][2] * 32 + bs - 1) / bs * bs;
+            uint64_t seed = 104729u * (uint64_t)isa + 13u * si + t;
+            rng = seed;
+            const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&k, t, n);
+            float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+            uint8_t *w = malloc(rb * (size_t)rows), *act = malloc(ab * (size_t)toks);
+            float *yr = malloc(sizeof(float) * (size_t)(rows * toks)), *ys = malloc(sizeof(float) * (size_t)(rows * toks));
+            for (int r = 0; r < rows; r++) {
+                fill(wf, n, 0);
+                make_weights(ti, wf, w + rb * r, n, r % 2 ? 4 : 0);
+            }
+            fill(x, n * toks, 0);
+            mr_act_prepare(&ref_fast, t, x, n, toks, act);
+            mr_matmul_rows(&ref_fast, t, w, rb, act, n, toks, yr, rows, 0, rows);
+            GUARD_KERNEL("%s gemm %s rows %d tokens %d n %lld seed %llu", mr_isa_name(isa),
+                         mr_type_get(t)->name, rows, toks, (long long)n, (unsigned long long)seed);
+            mr_matmul_rows(&k, t, w, rb, act, n, toks, ys, rows, 0, rows);
+            for (int i = 0; i < rows * toks; i++) {
+                double bound = abs_dot_bound(t, w + rb * (size_t)(i % rows), k.act_type[t],
+                                             act + ab * (size_t)(i / rows), x, n);
+                ck_assert_msg(fabs((double)ys[i] - yr[i]) <= 1e-5 * bound + 1e-6,
+                              "%s: element %d: %.9g vs %.9g", current, i, ys[i], yr[i]);
+            }
+            free(wf);
+            free(x);
+            free(w);
+            free(act);
+            free(yr);
+            free(ys);
+        }
+    }
+}
+END_TEST
+
+/* Where an ISA has a gemm for these formats, each (row, token) result is
+ * vec_dot's, bit for bit, whatever the rows, tokens and batch. */
+START_TEST(gemm_is_vec_dot_bit_for_bit)
+{
+    const mr_isa isa = isas[_i];
+    static const int blocks[] = {1, 2, 3, 6, 13, 70};
+    const int rows = 23, toks = 13;
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    for (int ti = 0; ti < N_WTYPES; ti++)
+        for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+            const uint32_t t = wtypes[ti].t;
+            if (!k.gemm[t] || k.gemm[t] == ref_fast.gemm[t])
+                continue;
+            const int64_t n = (int64_t)blocks[bi] * mr_type_get(t)->block_size;
+            const uint64_t seed = 52711u * (uint64_t)isa + 7u * (uint64_t)n + t;
+            rng = seed;
+            const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&k, t, n);
+            float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+            uint8_t *w = malloc(rb * rows), *act = malloc(ab * toks);
+            float all[23 * 13], part[23 * 13];
+            for (int r = 0; r < rows; r++) {
+                fill(wf, n, r % 4);
+                make_weights(ti, wf, w + rb * (size_t)r, n, r % 5 == 4 ? 4 : 0);
+            }
+            fill(x, n * toks, 0);
+            mr_act_prepare(&k, t, x, n, toks, act);
+            GUARD_KERNEL("%s gemm vs vec_dot %s n %lld seed %llu", mr_isa_name(isa),
+                         mr_type_get(t)->name, (long long)n, (unsigned long long)seed);
+            k.gemm[t](w, rb, act, ab, n, toks, all, rows, 0, rows);
+            for (int tk = 0; tk < toks; tk++)
+                for (int r0 = 0; r0 < rows; r0 += 7)
+                    k.gemm[t](w, rb, act + ab * (size_t)tk, ab, n, 1, part + tk * rows, rows, r0,
+                              r0 + 7 < rows ? r0 + 7 : rows);
+            ck_assert_msg(memcmp(all, part, sizeof all) == 0, "%s: one token at a time differs", current);
+            for (int tk = 0; tk < toks; tk++)
+                for (int r = 0; r < rows; r++) {
+                    const float v = k.vec_dot[t](w + rb * (size_t)r, act + ab * (size_t)tk, n);
+                    ck_assert_msg(memcmp(&v, &all[tk * rows + r], 4) == 0,
+                                  "%s: vec_dot row %d token %d: %.9g, gemm %.9g", current, r, tk,
+                                  v, all[tk * rows + r]);
+                }
+            free(wf);
+            free(x);
+            free(w);
+            free(act);
+        }
+}
+END_TEST
+
+int main(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sigaction(SIGILL, &sa, NULL);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+
+    mr_kernels_for_isa(MR_ISA_SCALAR, 0, &ref_fast);
+    mr_kernels_for_isa(MR_ISA_SCALAR, 1, &ref_exact);
+    mr_kernels tmp;
+    for (int i = 1; i < MR_ISA_COUNT; i++)
+        if (mr_kernels_for_isa((mr_isa)i, 0, &tmp))
+            isas[n_isas++] = (mr_isa)i;
+    printf("ISAs compared with scalar:");
+    for (int i = 0; i < n_isas; i++)
+        printf(" %s", mr_isa_name(isas[i]));
+    printf("%s\n", n_isas ? "" : " none (this CPU or build has no SIMD kernels)");
+
+    Suite *s = suite_create("kernels_q");
+    TCase *tc = tcase_create("isa-vs-scalar");
+    tcase_set_timeout(tc, 300);
+    if (n_isas) {
+        tcase_add_loop_test(tc, dots_match_scalar, 0, n_isas * N_COUNTS);
+        tcase_add_loop_test(tc, quantize_act_bit_identical, 0, n_isas * N_COUNTS);
+        tcase_add_loop_test(tc, gemm_shapes_match_scalar, 0, n_isas);
+        tcase_add_loop_test(tc, gemm_is_vec_dot_bit_for_bit, 0, n_isas);
+    }
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
