@@ -163,6 +163,14 @@ void mr_context_set_exact(mr_context *c, int exact)
     c->k = &c->kt[exact ? 1 : 0];
 }
 
+void mr_context_set_yarn_trunc(mr_context *c, int trunc)
+{
+    mr_hparams hp = c->m->hp;
+    if (trunc)
+        hp.rope.yarn_no_truncate = 0;
+    nn_rope_init(&hp, c->m->rope_freqs, c->rope_inv);
+}
+
 mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)
 {
     const mr_isa want = isa ? mr_isa_parse(isa) : MR_ISA_COUNT;

@@ -12,6 +12,7 @@
  *   logits bit-identical to the resident run.
  */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ typedef struct {
     int exact;           /* numeric path */
     double tol;          /* max |logit - reference| */
     const char *prompts[6];
+    int yarn_trunc;      /* 1: llama.cpp's YaRN rounding, greedy ids from "yarn_trunc.ids" */
+    double mean_tol;     /* mean |logit - reference| (0: not checked) */
+    size_t greedy_min;   /* greedy ids that must agree (0: all) */
 } fam_case;
 
 static const fam_case cases[] = {
@@ -34,6 +38,18 @@ static const fam_case cases[] = {
      * 1e-4); Q8_0 weights on the default path <= 0.25 with the same greedy ids */
     {"qwen3moe", "tinyqwen3moe-bf16.gguf", "", 1, 1e-4, {"once_upon", "paid_350", "hello_world"}},
     {"qwen3moe", "tinyqwen3moe-q8_0.gguf", "", 0, 0.25, {"once_upon", "paid_350", "hello_world"}},
+    /* README: f32 activations on the exact MXFP4/BF16 weights within 1e-4 of
+     * the reference of the YaRN mode in use (llama.cpp F32 3.6e-5), greedy
+     * identical; the checkpoint's YaRN (truncate: false) is the default */
+#define GPTOSS_PROMPTS {"once_upon", "paid_350", "gruesse", "long_river", "chat"}
+    {"gptoss", "tinygptoss-mxfp4.gguf", "", 1, 1e-4, GPTOSS_PROMPTS, 0},
+    {"gptoss", "tinygptoss-mxfp4.gguf", ".yarn_trunc", 1, 1e-4, GPTOSS_PROMPTS, 1},
+    /* the default path quantizes the MXFP4 matmuls' inputs to Q8_0 as
+     * llama.cpp does; README, f32-mxfp4 GGUF vs yarn_trunc: max 0.27-2.15,
+     * mean 0.031-0.042, greedy agreeing for the first 2 (long_river) to 16 */
+    {"gptoss", "tinygptoss-mxfp4.gguf", ".yarn_trunc", 0, 2.5, GPTOSS_PROMPTS, 1, 0.05, 2},
+    /* no llama.cpp figure for the checkpoint semantics; observed up to 3.1 */
+    {"gptoss", "tinygptoss-mxfp4.gguf", "", 0, 3.5, GPTOSS_PROMPTS, 0, 0.05, 2},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
@@ -63,6 +79,7 @@ static void open_run(run_t *r, const char *path, const fam_case *fc, uint32_t n_
     }
     ck_assert_msg(mr_context_new(r->m, r->st, n_ctx, n_ctx, &r->c, &err) == 0, "%s", err.msg);
     mr_context_set_exact(r->c, fc->exact);
+    mr_context_set_yarn_trunc(r->c, fc->yarn_trunc);
 }
 
 static void close_run(run_t *r)
@@ -100,7 +117,8 @@ START_TEST(family_matches_reference)
         const char *name = fc->prompts[p];
         size_t n, nr, ng;
         int32_t *ids = tu_read_json_ints(tu_path("%s/ref/%s.greedy.json", dir, name), "prompt_ids", &n);
-        int32_t *want = tu_read_json_ints(tu_path("%s/ref/%s.greedy.json", dir, name), "ids", &ng);
+        int32_t *want = tu_read_json_ints(tu_path("%s/ref/%s.greedy.json", dir, name),
+                                         fc->yarn_trunc ? "yarn_trunc.ids" : "ids", &ng);
         float *ref = tu_read_f32(tu_path("%s/ref/%s%s.logits.f32", dir, name, fc->ref), &nr);
         ck_assert_msg(ids && want && ref, "%s: reference files of %s missing", dir, name);
         run_t r;
@@ -110,14 +128,22 @@ START_TEST(family_matches_reference)
         int32_t *got = malloc(sizeof(int32_t) * ng);
         float *lg = prompt_and_greedy(&r, ids, n, ng, got);
         const double d = tu_max_abs_diff(lg, ref, n * nv);
+        double mean = 0;
+        for (size_t i = 0; i < n * nv; i++)
+            mean += fabs((double)lg[i] - ref[i]) / (double)(n * nv);
         size_t same = 0;
         while (same < ng && got[same] == want[same])
             same++;
-        printf("%-24s %-12s %s: max |diff| %.3g (tolerance %g), greedy %zu/%zu identical\n",
-               fc->gguf, name, fc->exact ? "exact" : "fast ", d, fc->tol, same, ng);
+        printf("%-24s %-12s %s%s: max |diff| %.3g (tolerance %g), mean %.3g, greedy %zu/%zu "
+               "identical\n",
+               fc->gguf, name, fc->exact ? "exact" : "fast ", fc->yarn_trunc ? " yarn-trunc" : "",
+               d, fc->tol, mean, same, ng);
         ck_assert_msg(d <= fc->tol, "%s %s: max |diff| %g > %g", fc->gguf, name, d, fc->tol);
-        ck_assert_msg(same == ng, "%s %s: greedy token %zu is %d, reference %d", fc->gguf, name,
-                      same, got[same < ng ? same : 0], want[same < ng ? same : 0]);
+        ck_assert_msg(!fc->mean_tol || mean <= fc->mean_tol, "%s %s: mean |diff| %g > %g",
+                      fc->gguf, name, mean, fc->mean_tol);
+        const size_t need = fc->greedy_min ? fc->greedy_min : ng;
+        ck_assert_msg(same >= need, "%s %s: greedy token %zu is %d, reference %d", fc->gguf,
+                      name, same, got[same < ng ? same : 0], want[same < ng ? same : 0]);
         close_run(&r);
         /* paged: the minimum budget and a few more slots, bit-identical */
         for (uint32_t extra = 0; extra <= 5; extra += 5) {
