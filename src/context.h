@@ -26,8 +26,11 @@ struct mr_context {
     uint32_t q_dim, k_dim, v_dim, o_dim; /* n_head*head_dim, n_head_kv*head_dim, ... */
     uint32_t ff_max;     /* widest FFN hidden size of any layer */
     void *act;       /* prepared (quantized) activations of one matmul input */
-    float *k_cache;  /* (n_layer, n_ctx, k_dim) */
-    float *v_cache;  /* (n_layer, n_ctx, v_dim) */
+    float *k_cache;  /* layer il: kv_rows[il] rows of k_dim from row kv_row0[il] */
+    float *v_cache;  /* the same rows of v_dim */
+    uint32_t *kv_rows; /* (n_layer) n_ctx, or for a sliding-window layer a ring of
+                        * window + n_batch - 1 rows: position p in row p % kv_rows */
+    uint64_t *kv_row0; /* (n_layer) first row of each layer */
     /* scratch for a batch of up to n_batch tokens */
     float *x;        /* (n_batch, n_embd) residual stream */
     float *h;        /* (n_batch, n_embd) normed input of the current block */

@@ -38,6 +38,16 @@ static uint32_t ff_max(const mr_model *m)
     return f;
 }
 
+/* KV cache rows of layer il: every position, or for a sliding-window
+ * layer a ring that holds the window of the batch's first query and the
+ * batch itself (the batch's keys are stored before it attends). */
+static uint32_t kv_rows_of(const mr_model *m, uint32_t il, uint32_t n_ctx, uint32_t n_batch)
+{
+    const uint64_t w = m->layers[il].window;
+    const uint64_t nb = n_batch < n_ctx ? n_batch : n_ctx;
+    return w && w + nb - 1 < n_ctx ? (uint32_t)(w + nb - 1) : n_ctx;
+}
+
 /* Buffer sizes of a context, shared by mr_context_new and mr_context_bytes. */
 typedef struct {
     uint64_t q_dim, k_dim, v_dim, o_dim, ff, widest, nb, att;
@@ -88,8 +98,16 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     c->v_dim = (uint32_t)d.v_dim;
     c->o_dim = (uint32_t)d.o_dim;
     c->ff_max = (uint32_t)d.ff;
-    c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx * d.k_dim, sizeof(float), &fail);
-    c->v_cache = xcalloc((size_t)hp->n_layer * n_ctx * d.v_dim, sizeof(float), &fail);
+    c->kv_rows = xcalloc(hp->n_layer, sizeof(uint32_t), &fail);
+    c->kv_row0 = xcalloc(hp->n_layer, sizeof(uint64_t), &fail);
+    uint64_t kv_total = 0;
+    for (uint32_t il = 0; !fail && il < hp->n_layer; il++) {
+        c->kv_rows[il] = kv_rows_of(m, il, n_ctx, n_batch);
+        c->kv_row0[il] = kv_total;
+        kv_total += c->kv_rows[il];
+    }
+    c->k_cache = xcalloc((size_t)kv_total * d.k_dim, sizeof(float), &fail);
+    c->v_cache = xcalloc((size_t)kv_total * d.v_dim, sizeof(float), &fail);
     c->x = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->h = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->q = xcalloc(nb * d.q_dim, sizeof(float), &fail);
@@ -127,7 +145,9 @@ uint64_t mr_context_bytes(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
 {
     const mr_hparams *hp = &m->hp;
     const ctx_dims d = dims_of(m, n_ctx, n_batch);
-    uint64_t b = (uint64_t)hp->n_layer * n_ctx * (d.k_dim + d.v_dim) * 4; /* KV cache */
+    uint64_t b = 0;
+    for (uint32_t il = 0; il < hp->n_layer; il++) /* KV cache */
+        b += (uint64_t)kv_rows_of(m, il, n_ctx, n_batch) * (d.k_dim + d.v_dim) * 4;
     b += d.nb * (4ull * hp->n_embd + d.q_dim + d.k_dim + d.v_dim + d.att + 2 * d.ff) * 4;
     b += d.nb * ((d.widest / 32 + 1) * 36 + d.widest * 4);                /* activations */
     b += d.nb * hp->rope.n_rot * 4 + d.nb * hp->n_expert * 4;
@@ -138,7 +158,7 @@ void mr_context_free(mr_context *c)
 {
     if (!c)
         return;
-    void *bufs[] = {c->k_cache, c->v_cache, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
+    void *bufs[] = {c->k_cache, c->v_cache, c->kv_rows, c->kv_row0, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
                     c->rl, c->selw, c->xg, c->g, c->u, c->y, c->w_of, c->rope_inv,
                     c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

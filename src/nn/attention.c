@@ -83,7 +83,8 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
             const float *qh = a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * a->dk;
             float mx = m[i];
             for (uint32_t p = p0; p < p1; p++) {
-                const float *kp = a->k + (size_t)p * a->k_stride + (size_t)kvh * a->k_head;
+                const float *kp = a->k + (size_t)(p % a->rows) * a->k_stride +
+                                  (size_t)kvh * a->k_head;
                 s[p - p0] = dot_fixed(kp, qh, a->dk) * a->scale;
                 if (s[p - p0] > mx)
                     mx = s[p - p0];
@@ -95,7 +96,8 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
                 o[d] *= corr;
             for (uint32_t p = p0; p < p1; p++) {
                 const float e = expf(s[p - p0] - mx);
-                const float *vp = a->v + (size_t)p * a->v_stride + (size_t)kvh * a->v_head;
+                const float *vp = a->v + (size_t)(p % a->rows) * a->v_stride +
+                                  (size_t)kvh * a->v_head;
                 sum += e;
                 for (uint32_t d = 0; d < dv; d++)
                     o[d] += e * vp[d];
@@ -157,8 +159,9 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
     const mr_layer *L = &c->m->layers[il];
     const uint32_t hd = hp->head_dim, hv = hp->head_dim_v;
     const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
-    float *kc = c->k_cache + (size_t)il * c->n_ctx * k_dim;
-    float *vc = c->v_cache + (size_t)il * c->n_ctx * v_dim;
+    float *kc = c->k_cache + (size_t)c->kv_row0[il] * k_dim;
+    float *vc = c->v_cache + (size_t)c->kv_row0[il] * v_dim;
+    const uint32_t rows = c->kv_rows[il];
 
     nn_matmul(c, &L->wq, c->h, n, c->q);
     nn_matmul(c, &L->wk, c->h, n, c->kv_k);
@@ -183,16 +186,16 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
         if (q_scale)
             for (uint32_t i = 0; i < q_dim; i++)
                 qt[i] *= q_scale[t];
-        const uint32_t pos = c->n_past + t;
-        memcpy(kc + (size_t)pos * k_dim, kt, k_dim * sizeof(float));
-        memcpy(vc + (size_t)pos * v_dim, c->kv_v + (size_t)t * v_dim, v_dim * sizeof(float));
+        const uint32_t row = (c->n_past + t) % rows;
+        memcpy(kc + (size_t)row * k_dim, kt, k_dim * sizeof(float));
+        memcpy(vc + (size_t)row * v_dim, c->kv_v + (size_t)t * v_dim, v_dim * sizeof(float));
     }
     nn_attn a = {
         .q = c->q, .q_stride = q_dim, .k = kc, .k_stride = k_dim, .v = vc, .v_stride = v_dim,
         .out = c->att, .out_stride = c->o_dim, .k_head = hd, .v_head = hv,
         .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hv,
         .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
-        .window = L->window, .chunk = L->chunk,
+        .window = L->window, .chunk = L->chunk, .rows = rows,
     };
     nn_attention(c, &a);
     /* project into h (free now) and add to the residual stream */

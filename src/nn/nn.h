@@ -78,6 +78,7 @@ typedef struct {
     float scale;
     const float *sinks;                     /* (n_head) or NULL */
     uint32_t window, chunk;                 /* 0: off */
+    uint32_t rows;                          /* cache rows: position p is row p % rows */
 } nn_attn;
 void nn_attention(mr_context *c, const nn_attn *a);
 

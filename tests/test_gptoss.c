@@ -1,0 +1,182 @@
+/* test_gptoss.c - what the tinygptoss fixture checks beyond its rows in
+ * test_families.c (skipped, exit 77, without MOERUN_TESTDATA):
+ * - the KV cache of a sliding-window layer is a ring of window + batch - 1
+ *   rows: a prompt fed in small batches through the rings gives logits
+ *   bit-identical to the same prompt in one batch (whole cache), and both
+ *   are within 1e-4 of the float64 reference, resident and paged;
+ * - the layer pattern, sinks, biases and routing the family reads;
+ * - mr_context_set_yarn_trunc switches between the two references.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "forward.h"
+#include "store_paged.h"
+#include "testutil.h"
+
+static const char *dir;
+
+static char *fixture(void)
+{
+    return strdup(tu_path("%s/models/tinygptoss/gguf/tinygptoss-mxfp4.gguf", dir));
+}
+
+/* All-position logits of ids fed in batches of `batch` (exact path). */
+static float *logits_in_batches(const mr_model *m, mr_expert_store *st, const int32_t *ids,
+                                size_t n, uint32_t n_ctx, uint32_t batch, uint32_t *ring)
+{
+    mr_error err;
+    mr_context *c;
+    ck_assert_msg(mr_context_new(m, st, n_ctx, batch, &c, &err) == 0, "%s", err.msg);
+    mr_context_set_exact(c, 1);
+    if (ring)
+        memcpy(ring, c->kv_rows, sizeof(uint32_t) * m->hp.n_layer);
+    float *lg = malloc(sizeof(float) * n * m->hp.n_vocab);
+    ck_assert(lg);
+    for (size_t i = 0; i < n; i += batch) {
+        const uint32_t nb = (uint32_t)(n - i < batch ? n - i : batch);
+        ck_assert_msg(mr_decode(c, ids + i, nb, lg + i * m->hp.n_vocab, 1, &err) == 0, "%s",
+                      err.msg);
+    }
+    mr_context_free(c);
+    return lg;
+}
+
+START_TEST(sliding_ring_matches_whole_cache)
+{
+    char *path = fixture();
+    const char *prompt = tu_path("%s/models/tinygptoss/ref/long_river.greedy.json", dir);
+    size_t n, nr;
+    int32_t *ids = tu_read_json_ints(prompt, "prompt_ids", &n);
+    float *ref = tu_read_f32(tu_path("%s/models/tinygptoss/ref/long_river.logits.f32", dir), &nr);
+    ck_assert(ids && ref && n > 40);
+    mr_error err;
+    mr_model *m;
+    mr_expert_store *st;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    ck_assert_msg(mr_store_resident_new(m, &st, &err) == 0, "%s", err.msg);
+    const uint32_t nv = m->hp.n_vocab, n_ctx = 128;
+    uint32_t rows[8], rows1[8];
+    float *whole = logits_in_batches(m, st, ids, n, n_ctx, n_ctx, rows1);
+    for (uint32_t il = 0; il < m->hp.n_layer; il++)
+        ck_assert_uint_eq(rows1[il], n_ctx); /* window + 127 >= 128: no ring */
+    ck_assert_msg(tu_max_abs_diff(whole, ref, n * nv) <= 1e-4, "whole cache: %g",
+                  tu_max_abs_diff(whole, ref, n * nv));
+    for (uint32_t batch = 1; batch <= 7; batch += 3) {
+        float *ringed = logits_in_batches(m, st, ids, n, n_ctx, batch, rows);
+        for (uint32_t il = 0; il < m->hp.n_layer; il++)
+            ck_assert_uint_eq(rows[il], il % 2 == 0 ? 8 + batch - 1 : n_ctx);
+        ck_assert_msg(memcmp(whole, ringed, sizeof(float) * n * nv) == 0,
+                      "batches of %u through the rings differ from one batch (max %g)", batch,
+                      tu_max_abs_diff(whole, ringed, n * nv));
+        free(ringed);
+    }
+    /* the rings are what the context costs (and what --mem reserves): a
+     * longer context grows only the two full-attention layers */
+    const uint64_t kv_row = 4ull * m->hp.n_head_kv * (m->hp.head_dim + m->hp.head_dim_v);
+    ck_assert_uint_eq(mr_context_bytes(m, 2 * n_ctx, 4) - mr_context_bytes(m, n_ctx, 4),
+                      2ull * n_ctx * kv_row);
+    mr_expert_store_free(st);
+    /* paged at its minimum budget through the rings: the same bits */
+    mr_paged_config cfg;
+    mr_paged_config_default(&cfg);
+    cfg.reserve_bytes = mr_context_bytes(m, n_ctx, 4);
+    cfg.budget_bytes = mr_store_paged_min_budget(m, &cfg);
+    ck_assert_msg(mr_store_paged_new(m, path, &cfg, &st, &err) == 0, "%s", err.msg);
+    float *paged = logits_in_batches(m, st, ids, n, n_ctx, 4, NULL);
+    ck_assert_msg(memcmp(whole, paged, sizeof(float) * n * nv) == 0, "paged rings differ");
+    free(paged);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    free(whole);
+    free(ref);
+    free(ids);
+    free(path);
+}
+END_TEST
+
+START_TEST(family_reads_the_gguf)
+{
+    char *path = fixture();
+    mr_error err;
+    mr_model *m;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    const mr_hparams *hp = &m->hp;
+    ck_assert_str_eq(mr_model_family(m), "gpt-oss");
+    ck_assert_uint_eq(hp->n_layer, 4);
+    ck_assert_uint_eq(hp->head_dim, 64);
+    ck_assert_uint_eq(hp->n_ff, 64);
+    ck_assert_int_eq(hp->rope.mode, MR_ROPE_NEOX);
+    ck_assert_int_eq(hp->rope.scaling, MR_ROPE_SCALE_YARN);
+    ck_assert_int_eq(hp->rope.yarn_no_truncate, 1);
+    ck_assert_float_eq_tol(hp->rope.mscale, 1.346574f, 1e-6f);
+    ck_assert_int_eq(hp->router.mode, MR_ROUTE_TOPK_SOFTMAX);
+    ck_assert_int_eq(hp->act, MR_ACT_SWIGLU_OAI);
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        const mr_layer *L = &m->layers[il];
+        ck_assert_uint_eq(L->window, il % 2 == 0 ? 8 : 0); /* even layers slide */
+        ck_assert(L->sinks && L->bq && L->bk && L->bv && L->bo && L->router_bias);
+        ck_assert(L->gate_bias && L->up_bias && L->down_bias && L->ffn_norm);
+        ck_assert_uint_eq(L->gate.type, 39); /* MXFP4 */
+    }
+    mr_model_free(m);
+    free(path);
+}
+END_TEST
+
+/* The YaRN setter moves the logits from one reference to the other (they
+ * are 0.7-4.3 apart), and back. */
+START_TEST(yarn_trunc_switches_reference)
+{
+    char *path = fixture();
+    size_t n, nr1, nr2;
+    int32_t *ids = tu_read_json_ints(
+        tu_path("%s/models/tinygptoss/ref/paid_350.greedy.json", dir), "prompt_ids", &n);
+    float *hf = tu_read_f32(tu_path("%s/models/tinygptoss/ref/paid_350.logits.f32", dir), &nr1);
+    float *tr = tu_read_f32(
+        tu_path("%s/models/tinygptoss/ref/paid_350.yarn_trunc.logits.f32", dir), &nr2);
+    ck_assert(ids && hf && tr && nr1 == nr2);
+    mr_error err;
+    mr_model *m;
+    mr_expert_store *st;
+    mr_context *c;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    ck_assert(mr_store_resident_new(m, &st, &err) == 0);
+    ck_assert(mr_context_new(m, st, 64, 64, &c, &err) == 0);
+    mr_context_set_exact(c, 1);
+    float *lg = malloc(sizeof(float) * nr1);
+    const int modes[3] = {1, 0, 1};
+    for (int i = 0; i < 3; i++) {
+        mr_context_set_yarn_trunc(c, modes[i]);
+        mr_context_reset(c);
+        ck_assert(mr_decode(c, ids, (uint32_t)n, lg, 1, &err) == 0);
+        const double d_hf = tu_max_abs_diff(lg, hf, nr1), d_tr = tu_max_abs_diff(lg, tr, nr1);
+        ck_assert_msg(modes[i] ? d_tr <= 1e-4 && d_hf > 0.1 : d_hf <= 1e-4 && d_tr > 0.1,
+                      "yarn_trunc %d: %g from the HF reference, %g from yarn_trunc", modes[i],
+                      d_hf, d_tr);
+    }
+    free(lg);
+    mr_context_free(c);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    free(hf);
+    free(tr);
+    free(ids);
+    free(path);
+}
+END_TEST
+
+int main(void)
+{
+    dir = tu_testdata_or_skip();
+    Suite *s = suite_create("gptoss");
+    TCase *tc = tcase_create("tinygptoss");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, family_reads_the_gguf);
+    tcase_add_test(tc, sliding_ring_matches_whole_cache);
+    tcase_add_test(tc, yarn_trunc_switches_reference);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
