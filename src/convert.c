@@ -118,7 +118,7 @@ mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
 
 /* The families moerun converts, by config.json "architectures"[0]. */
 static const mr_hf_family *const hf_families[] = {
-    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe,
+    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe, &mr_hf_gptoss,
 };
 #define N_HF_FAMILIES (sizeof hf_families / sizeof hf_families[0])
 
@@ -276,8 +276,20 @@ static const char *shape_str(char *buf, size_t n, const uint64_t *shape, uint32_
 
 /* Find HF tensor name, check its dtype and its shape against the config's
  * (n_dims, shape), and mark it used. */
+static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
+                                const uint64_t *shape, int u8, const mr_st_tensor **out,
+                                uint32_t *shard, mr_error *err);
+
 static mr_status take_source(planner *pl, const char *name, uint32_t nd, const uint64_t *shape,
                              const mr_st_tensor **out, uint32_t *shard, mr_error *err)
+{
+    return take_source_as(pl, name, nd, shape, 0, out, shard, err);
+}
+
+/* take_source, of dtype U8 (u8 = 1: packed MXFP4 bytes) or a float dtype. */
+static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
+                                const uint64_t *shape, int u8, const mr_st_tensor **out,
+                                uint32_t *shard, mr_error *err)
 {
     mr_st_checkpoint *c = pl->p->ckpt;
     int64_t idx = ckpt_index(c, name);
@@ -289,7 +301,10 @@ static mr_status take_source(planner *pl, const char *name, uint32_t nd, const u
     const mr_st_tensor *t = c->tensors[idx];
     *shard = c->tensor_shard[idx];
     const char *file = c->shards[*shard]->path;
-    if (t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
+    if (u8 && t->dtype != MR_ST_U8)
+        return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
+                       "dtype %s is not the U8 of packed MXFP4", mr_st_dtype_name(t->dtype));
+    if (!u8 && t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
         return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
                        "dtype %s is not supported (BF16, F16, F32 are)", mr_st_dtype_name(t->dtype));
     int ok = t->n_dims == nd;
@@ -343,6 +358,104 @@ mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t
     return MR_OK;
 }
 
+/* A new output tensor of n_src sources named gguf, or NULL (err set). */
+static mr_plan_tensor *plan_new(planner *pl, const char *gguf, uint32_t n_src, mr_error *err)
+{
+    mr_plan *p = pl->p;
+    if (p->n_tensors >= p->cap_tensors) {
+        mr_fail(err, MR_EUNSUPPORTED, NULL, gguf, MR_NO_OFFSET, "more than %u output tensors",
+                p->cap_tensors);
+        return NULL;
+    }
+    mr_plan_tensor *t = &p->t[p->n_tensors];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", gguf);
+    t->src = calloc(n_src, sizeof *t->src);
+    t->src_shard = calloc(n_src, sizeof *t->src_shard);
+    if (!t->src || !t->src_shard) {
+        free(t->src);
+        free(t->src_shard);
+        mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+        return NULL;
+    }
+    p->n_tensors++;
+    t->n_src = n_src;
+    t->row_step = t->col_step = 1;
+    return t;
+}
+
+mr_status mr_plan_add_strided(mr_planner *pl, const char *gguf, const char *hf,
+                              uint32_t n_slices, uint64_t rows, uint64_t cols, uint32_t row_step,
+                              uint32_t row_first, uint32_t col_step, uint32_t col_first,
+                              int layer, int part, mr_error *err)
+{
+    mr_plan_tensor *t = plan_new(pl, gguf, n_slices ? n_slices : 1, err);
+    if (!t)
+        return err ? err->code : MR_ENOMEM;
+    const uint64_t shape3[3] = {n_slices, rows * row_step, cols * col_step};
+    const int nd = n_slices > 1 ? 3 : 2;
+    const mr_st_tensor *src;
+    uint32_t shard;
+    mr_status s = take_source(pl, hf, (uint32_t)nd, nd == 3 ? shape3 : shape3 + 1, &src, &shard,
+                              err);
+    if (s)
+        return s;
+    for (uint32_t e = 0; e < t->n_src; e++) {
+        t->src[e] = src;
+        t->src_shard[e] = shard;
+    }
+    t->n_dims = (uint32_t)nd;
+    t->ne[0] = cols;
+    t->ne[1] = rows;
+    t->ne[2] = t->n_src;
+    t->row_step = row_step, t->row_first = row_first;
+    t->col_step = col_step, t->col_first = col_first;
+    t->src_slice_off = rows * row_step * cols * col_step * mr_st_dtype_size(src->dtype);
+    t->layer = layer;
+    t->part = part;
+    return MR_OK;
+}
+
+mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks,
+                            const char *scales, uint32_t n_slices, uint64_t rows, uint64_t cols,
+                            uint32_t row_step, uint32_t row_first, int layer, int part,
+                            mr_error *err)
+{
+    if (cols % 32)
+        return mr_fail(err, MR_EFORMAT, NULL, blocks, MR_NO_OFFSET,
+                       "rows of %llu elements are not whole MXFP4 blocks of 32",
+                       (unsigned long long)cols);
+    mr_plan_tensor *t = plan_new(pl, gguf, n_slices, err);
+    if (!t)
+        return err ? err->code : MR_ENOMEM;
+    const uint64_t bs[4] = {n_slices, rows * row_step, cols / 32, 16};
+    const mr_st_tensor *src, *sc;
+    uint32_t shard, sc_shard;
+    mr_status s;
+    if ((s = take_source_as(pl, blocks, 4, bs, 1, &src, &shard, err)) ||
+        (s = take_source_as(pl, scales, 3, bs, 1, &sc, &sc_shard, err)))
+        return s;
+    if (sc_shard != shard)
+        return mr_fail(err, MR_EUNSUPPORTED, NULL, scales, MR_NO_OFFSET,
+                       "MXFP4 scales in another shard than their blocks (%s)", blocks);
+    for (uint32_t e = 0; e < n_slices; e++) {
+        t->src[e] = src;
+        t->src_shard[e] = shard;
+    }
+    t->n_dims = 3;
+    t->ne[0] = cols;
+    t->ne[1] = rows;
+    t->ne[2] = n_slices;
+    t->row_step = row_step, t->row_first = row_first;
+    t->src_slice_off = rows * row_step * (cols / 32) * 16;
+    t->scales = sc;
+    t->scales_slice_off = rows * row_step * (cols / 32);
+    t->type = MR_TYPE_MXFP4;
+    t->layer = layer;
+    t->part = part;
+    return MR_OK;
+}
+
 /* llama.cpp's use_more_bits: the first and last eighth of n, and every
  * third in between. */
 static int use_more_bits(uint32_t i, uint32_t n)
@@ -357,7 +470,9 @@ static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_plan_
 {
     const mr_hf_config *hp = &p->hp;
     uint32_t type = ot->type;
-    if (t->n_dims == 1 || strstr(t->name, "ffn_gate_inp"))
+    if (t->scales) /* released MXFP4 stays as it is */
+        return MR_TYPE_MXFP4;
+    if (t->n_dims == 1 || strstr(t->name, "ffn_gate_inp") || strstr(t->name, ".bias"))
         return MR_TYPE_F32;
     if (ot->mixed) {
         int eight = hp->n_expert == 8;

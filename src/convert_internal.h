@@ -46,6 +46,16 @@ typedef struct {
     uint32_t perm_heads;     /* 0, or heads to apply llama.cpp's Q/K permutation over */
     int32_t layer, part;     /* FFN slices: layer and MR_PART_*; else -1 */
     uint32_t windex;         /* index in the writer */
+    /* Strided sources (gpt-oss's interleaved gate/up): output row r of a
+     * slice is source row r * row_step + row_first, element i is source
+     * element i * col_step + col_first (steps 1 by default). */
+    uint32_t row_step, row_first, col_step, col_first;
+    uint64_t src_slice_off;  /* > 0: the slices are one source tensor, slice e at e * this */
+    /* MXFP4 as released (transformers' _blocks/_scales): src holds the U8
+     * blocks (consecutive-pair nibbles), scales the E8M0 bytes; repacked
+     * into ggml blocks without requantization */
+    const mr_st_tensor *scales;
+    uint64_t scales_slice_off;
     uint64_t row_bytes;      /* output bytes of one row */
     uint64_t slice_bytes;    /* output bytes of one source (expert) */
     uint64_t nbytes;
@@ -91,7 +101,8 @@ typedef struct mr_hf_family {
     void (*hparams)(const mr_plan *p, mr_gguf_writer *w);
 } mr_hf_family;
 
-extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe;
+extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe,
+    mr_hf_gptoss;
 
 /* Add output tensor `gguf` made of n_src checkpoint tensors (names hf[i],
  * each of shape (rows, cols), or a vector of cols when rows == 0), stacked
@@ -101,6 +112,21 @@ extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3
 mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
                       uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
                       mr_error *err);
+/* Add output tensor `gguf` (ggml ne = [cols, rows, n_slices], or [cols,
+ * rows] when n_slices is 1) from rows and elements of ONE checkpoint tensor
+ * `hf` of shape [n_slices,] rows * row_step, cols * col_step (see
+ * mr_plan_tensor's steps; firsts < steps). */
+mr_status mr_plan_add_strided(mr_planner *pl, const char *gguf, const char *hf,
+                              uint32_t n_slices, uint64_t rows, uint64_t cols, uint32_t row_step,
+                              uint32_t row_first, uint32_t col_step, uint32_t col_first,
+                              int layer, int part, mr_error *err);
+/* The same for released MXFP4: `blocks` U8 [n_slices, rows * row_step,
+ * cols / 32, 16] and `scales` U8 [n_slices, rows * row_step, cols / 32],
+ * written as MXFP4 whatever the output type. */
+mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks,
+                            const char *scales, uint32_t n_slices, uint64_t rows, uint64_t cols,
+                            uint32_t row_step, uint32_t row_first, int layer, int part,
+                            mr_error *err);
 /* Whether the checkpoint has a tensor of that name. */
 int mr_plan_has(const mr_planner *pl, const char *hf_name);
 /* The plan being built (its hp, config, checkpoint). */
