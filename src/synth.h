@@ -20,9 +20,15 @@ typedef struct {
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert, n_expert_used;
     uint32_t n_ctx;
     float rope_base;
+    /* gpt-oss shapes ("gpt-oss", else llama): head size, sliding window of
+     * the even layers, YaRN factor and original context; experts MXFP4 */
+    const char *arch;
+    uint32_t head_dim, window, yarn_orig_ctx;
+    float yarn_factor;
 } mr_synth_shape;
 
-/* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix"); NULL
+/* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
+ * "gpt-oss-20b", "gpt-oss-120b"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);

@@ -5,15 +5,20 @@
  *   bit-identical to the same prompt in one batch (whole cache), and both
  *   are within 1e-4 of the float64 reference, resident and paged;
  * - the layer pattern, sinks, biases and routing the family reads;
- * - mr_context_set_yarn_trunc switches between the two references.
+ * - mr_context_set_yarn_trunc switches between the two references;
+ * - moerun synth's gpt-oss shapes: the release sizes, and a file that loads.
  */
 #include <check.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "context.h"
 #include "forward.h"
 #include "store_paged.h"
+#include "synth.h"
+#include "../quant/types.h"
 #include "testutil.h"
 
 static const char *dir;
@@ -168,6 +173,70 @@ START_TEST(yarn_trunc_switches_reference)
 }
 END_TEST
 
+/* Parameters of a synth shape: total, and active per token (one
+ * embedding row, the used experts). */
+static void shape_params(const mr_synth_shape *s, double *total, double *active)
+{
+    const double E = s->n_embd, q = (double)s->n_head * s->head_dim,
+                 kv = (double)s->n_head_kv * s->head_dim;
+    const double attn = s->n_layer * (2 * E * q + 2 * E * kv);
+    const double expert = 3.0 * E * s->n_ff, router = (double)s->n_layer * E * s->n_expert;
+    *total = attn + router + 2.0 * E * s->n_vocab + (double)s->n_layer * s->n_expert * expert;
+    *active = attn + router + E * s->n_vocab + E + (double)s->n_layer * s->n_expert_used * expert;
+}
+
+/* The two release shapes have the published sizes (21B total / 3.6B
+ * active, 117B / 5.1B), and a reduced gpt-oss synth file loads as the
+ * family and decodes, paged bit-identical to resident. */
+START_TEST(synth_gptoss)
+{
+    double tot, act;
+    const mr_synth_shape *s20 = mr_synth_shape_find("gpt-oss-20b");
+    const mr_synth_shape *s120 = mr_synth_shape_find("gpt-oss-120b");
+    ck_assert(s20 && s120);
+    shape_params(s20, &tot, &act);
+    ck_assert_msg(fabs(tot / 20.91e9 - 1) < 0.01 && fabs(act / 3.61e9 - 1) < 0.02,
+                  "20b: %.3g total, %.3g active", tot, act);
+    shape_params(s120, &tot, &act);
+    ck_assert_msg(fabs(tot / 116.8e9 - 1) < 0.01 && fabs(act / 5.13e9 - 1) < 0.02,
+                  "120b: %.3g total, %.3g active", tot, act);
+    mr_synth_params p = {*s20, MR_TYPE_Q8_0, 0, 7};
+    p.shape.n_layer = 2, p.shape.n_vocab = 600, p.shape.n_embd = 256, p.shape.n_ff = 128;
+    p.shape.n_expert = 8, p.shape.window = 4;
+    char tmpl[] = "/tmp/moerun-gptoss-XXXXXX";
+    ck_assert(mkdtemp(tmpl));
+    char *path = strdup(tu_path("%s/s.gguf", tmpl));
+    mr_error err;
+    ck_assert_msg(mr_synth_write(&p, path, NULL, NULL, &err) == 0, "%s", err.msg);
+    mr_model *m;
+    mr_expert_store *st;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(mr_model_family(m), "gpt-oss");
+    ck_assert_uint_eq(m->layers[0].window, 4);
+    ck_assert_uint_eq(m->layers[0].gate.type, MR_TYPE_MXFP4);
+    const int32_t ids[12] = {5, 17, 300, 42, 9, 599, 3, 250, 251, 77, 8, 400};
+    ck_assert(mr_store_resident_new(m, &st, &err) == 0);
+    float *a = logits_in_batches(m, st, ids, 12, 32, 3, NULL);
+    mr_expert_store_free(st);
+    for (size_t i = 0; i < 12 * m->hp.n_vocab; i++)
+        ck_assert_msg(isfinite(a[i]), "logit %zu is not finite", i);
+    mr_paged_config cfg;
+    mr_paged_config_default(&cfg);
+    cfg.reserve_bytes = mr_context_bytes(m, 32, 3);
+    cfg.budget_bytes = mr_store_paged_min_budget(m, &cfg);
+    ck_assert_msg(mr_store_paged_new(m, path, &cfg, &st, &err) == 0, "%s", err.msg);
+    float *b = logits_in_batches(m, st, ids, 12, 32, 3, NULL);
+    ck_assert(memcmp(a, b, sizeof(float) * 12 * m->hp.n_vocab) == 0);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    free(a);
+    free(b);
+    unlink(path);
+    rmdir(tmpl);
+    free(path);
+}
+END_TEST
+
 int main(void)
 {
     dir = tu_testdata_or_skip();
@@ -177,6 +246,7 @@ int main(void)
     tcase_add_test(tc, family_reads_the_gguf);
     tcase_add_test(tc, sliding_ring_matches_whole_cache);
     tcase_add_test(tc, yarn_trunc_switches_reference);
+    tcase_add_test(tc, synth_gptoss);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
