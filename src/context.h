@@ -29,7 +29,8 @@ struct mr_context {
     float *k_cache;  /* layer il: kv_rows[il] rows of k_dim from row kv_row0[il] */
     float *v_cache;  /* the same rows of v_dim */
     uint32_t *kv_rows; /* (n_layer) n_ctx, or for a sliding-window layer a ring of
-                        * window + n_batch - 1 rows: position p in row p % kv_rows */
+                        * window + n_batch - 1 rows rounded up to MR_ATTN_BLOCK:
+                        * position p in row p % kv_rows */
     uint64_t *kv_row0; /* (n_layer) first row of each layer */
     /* scratch for a batch of up to n_batch tokens */
     float *x;        /* (n_batch, n_embd) residual stream */

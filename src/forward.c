@@ -40,12 +40,14 @@ static uint32_t ff_max(const mr_model *m)
 
 /* KV cache rows of layer il: every position, or for a sliding-window
  * layer a ring that holds the window of the batch's first query and the
- * batch itself (the batch's keys are stored before it attends). */
+ * batch itself (the batch's keys are stored before it attends), rounded
+ * up to whole attention blocks so that no block of keys wraps. */
 static uint32_t kv_rows_of(const mr_model *m, uint32_t il, uint32_t n_ctx, uint32_t n_batch)
 {
     const uint64_t w = m->layers[il].window;
     const uint64_t nb = n_batch < n_ctx ? n_batch : n_ctx;
-    return w && w + nb - 1 < n_ctx ? (uint32_t)(w + nb - 1) : n_ctx;
+    const uint64_t ring = (w + nb - 1 + MR_ATTN_BLOCK - 1) / MR_ATTN_BLOCK * MR_ATTN_BLOCK;
+    return w && ring < n_ctx ? (uint32_t)ring : n_ctx;
 }
 
 /* Buffer sizes of a context, shared by mr_context_new and mr_context_bytes. */
