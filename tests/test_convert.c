@@ -392,6 +392,7 @@ static const struct {
 } family_files[] = {
     {"tinyqwen3moe", "hf", "bf16", "tinyqwen3moe-bf16.gguf"},
     {"tinyqwen3moe", "hf", "q8_0", "tinyqwen3moe-q8_0.gguf"},
+    {"tinygptoss", "hf", "bf16", "tinygptoss-mxfp4.gguf"},
 };
 
 START_TEST(test_family_matches_llama_cpp)
