@@ -61,6 +61,7 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
             last = hi[i];
     }
     const float *kb = a->k + (size_t)kvh * a->k_head, *vb = a->v + (size_t)kvh * a->v_head;
+    const uint32_t rows = a->rows ? a->rows : UINT32_MAX;
     for (uint32_t b0 = first / ATT_KB * ATT_KB; b0 < last; b0 += ATT_KB)
         for (uint32_t i = 0; i < nq; i++) {
             const uint32_t p0 = lo[i] > b0 ? lo[i] : b0;
@@ -69,8 +70,8 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
              * and blocks are aligned to absolute positions */
             if (p0 < p1)
                 block(a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * a->dk,
-                      kb + (size_t)(p0 % a->rows) * a->k_stride, a->k_stride,
-                      vb + (size_t)(p0 % a->rows) * a->v_stride, a->v_stride, p1 - p0, a->dk,
+                      kb + (size_t)(p0 % rows) * a->k_stride, a->k_stride,
+                      vb + (size_t)(p0 % rows) * a->v_stride, a->v_stride, p1 - p0, a->dk,
                       dv, a->scale, &m[i], &l[i], acc + (size_t)i * dv);
         }
     for (uint32_t i = 0; i < nq; i++) {
