@@ -16,7 +16,10 @@
 #include "model.h"
 #include "threadpool.h"
 
+#include <stdatomic.h>
+
 struct mr_context {
+    atomic_int scratch_failed; /* a block found no memory for its scratch (sticky) */
     const mr_model *m;
     mr_expert_store *store;
     const mr_kernels *k; /* &kt[0] (fast) or &kt[1] (exact) */
@@ -26,8 +29,10 @@ struct mr_context {
     uint32_t q_dim, k_dim, v_dim, o_dim; /* n_head*head_dim, n_head_kv*head_dim, ... */
     uint32_t ff_max;     /* widest FFN hidden size of any layer */
     void *act;       /* prepared (quantized) activations of one matmul input */
-    float *k_cache;  /* layer il: kv_rows[il] rows of k_dim from row kv_row0[il] */
-    float *v_cache;  /* the same rows of v_dim */
+    uint32_t k_type, v_type;       /* cache element types (F32, F16, Q8_0) */
+    size_t k_row_bytes, v_row_bytes; /* one position of k_dim / v_dim elements */
+    uint8_t *k_cache; /* layer il: kv_rows[il] rows of k_row_bytes from row kv_row0[il] */
+    uint8_t *v_cache; /* the same rows of v_row_bytes */
     uint32_t *kv_rows; /* (n_layer) n_ctx, or for a sliding-window layer a ring of
                         * window + n_batch - 1 rows rounded up to MR_ATTN_BLOCK:
                         * position p in row p % kv_rows */

@@ -32,13 +32,16 @@ static char *fixture(void)
     return strdup(tu_path("%s/models/tinygptoss/gguf/tinygptoss-mxfp4.gguf", dir));
 }
 
-/* All-position logits of ids fed in batches of `batch` (exact path). */
-static float *logits_in_batches(const mr_model *m, mr_expert_store *st, const int32_t *ids,
-                                size_t n, uint32_t n_ctx, uint32_t batch, uint32_t *ring)
+/* All-position logits of ids fed in batches of `batch` (exact path), with
+ * a KV cache of kv_type. */
+static float *logits_in_batches_kv(const mr_model *m, mr_expert_store *st, const int32_t *ids,
+                                   size_t n, uint32_t n_ctx, uint32_t batch, uint32_t kv_type,
+                                   uint32_t *ring)
 {
     mr_error err;
     mr_context *c;
-    ck_assert_msg(mr_context_new(m, st, n_ctx, batch, &c, &err) == 0, "%s", err.msg);
+    ck_assert_msg(mr_context_new_kv(m, st, n_ctx, batch, kv_type, kv_type, &c, &err) == 0, "%s",
+                  err.msg);
     mr_context_set_exact(c, 1);
     if (ring)
         memcpy(ring, c->kv_rows, sizeof(uint32_t) * m->hp.n_layer);
@@ -51,6 +54,12 @@ static float *logits_in_batches(const mr_model *m, mr_expert_store *st, const in
     }
     mr_context_free(c);
     return lg;
+}
+
+static float *logits_in_batches(const mr_model *m, mr_expert_store *st, const int32_t *ids,
+                                size_t n, uint32_t n_ctx, uint32_t batch, uint32_t *ring)
+{
+    return logits_in_batches_kv(m, st, ids, n, n_ctx, batch, MR_TYPE_F32, ring);
 }
 
 START_TEST(sliding_ring_matches_whole_cache)
@@ -80,6 +89,18 @@ START_TEST(sliding_ring_matches_whole_cache)
         ck_assert_msg(memcmp(whole, ringed, sizeof(float) * n * nv) == 0,
                       "batches of %u through the rings differ from one batch (max %g)", batch,
                       tu_max_abs_diff(whole, ringed, n * nv));
+        free(ringed);
+    }
+    /* an F16 or Q8_0 cache goes through the rings the same way */
+    for (int kt = 0; kt < 2; kt++) {
+        const uint32_t type = kt ? MR_TYPE_Q8_0 : MR_TYPE_F16;
+        float *one = logits_in_batches_kv(m, st, ids, n, n_ctx, n_ctx, type, NULL);
+        float *ringed = logits_in_batches_kv(m, st, ids, n, n_ctx, 4, type, rows);
+        ck_assert_uint_eq(rows[0], 64);
+        ck_assert_msg(memcmp(one, ringed, sizeof(float) * n * nv) == 0,
+                      "%s cache: batches of 4 through the rings differ from one batch",
+                      mr_type_get(type)->name);
+        free(one);
         free(ringed);
     }
     /* the rings are what the context costs (and what --mem reserves): a
