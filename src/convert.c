@@ -435,9 +435,6 @@ mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks
     if ((s = take_source_as(pl, blocks, 4, bs, 1, &src, &shard, err)) ||
         (s = take_source_as(pl, scales, 3, bs, 1, &sc, &sc_shard, err)))
         return s;
-    if (sc_shard != shard)
-        return mr_fail(err, MR_EUNSUPPORTED, NULL, scales, MR_NO_OFFSET,
-                       "MXFP4 scales in another shard than their blocks (%s)", blocks);
     for (uint32_t e = 0; e < n_slices; e++) {
         t->src[e] = src;
         t->src_shard[e] = shard;
@@ -449,6 +446,7 @@ mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks
     t->row_step = row_step, t->row_first = row_first;
     t->src_slice_off = rows * row_step * (cols / 32) * 16;
     t->scales = sc;
+    t->scales_shard = sc_shard;
     t->scales_slice_off = rows * row_step * (cols / 32);
     t->type = MR_TYPE_MXFP4;
     t->layer = layer;

@@ -55,6 +55,7 @@ typedef struct {
      * blocks (consecutive-pair nibbles), scales the E8M0 bytes; repacked
      * into ggml blocks without requantization */
     const mr_st_tensor *scales;
+    uint32_t scales_shard;   /* the shard holding them (a layer may straddle two) */
     uint64_t scales_slice_off;
     uint64_t row_bytes;      /* output bytes of one row */
     uint64_t slice_bytes;    /* output bytes of one source (expert) */

@@ -37,7 +37,8 @@ typedef struct {
     uint32_t tensor, src, shard;
     uint64_t row0, nrows;
     uint64_t src_off, src_len; /* absolute in the shard */
-    uint64_t aux_off, aux_len; /* MXFP4 scales, absolute in the same shard (or 0) */
+    uint64_t aux_off, aux_len; /* MXFP4 scales, absolute in shard aux_shard (or 0) */
+    uint32_t aux_shard;
     uint64_t out_off, out_len; /* inside the output tensor */
     int state;
 } job;
@@ -103,7 +104,9 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
         return s;
     const uint64_t rs = t->row_step ? t->row_step : 1, rf = t->row_first;
     if (t->scales) { /* released MXFP4: repack, never requantize */
-        if ((s = mr_st_pread(f, j->aux_off, b->raw + j->src_len, j->aux_len, err)))
+        /* the scales are hashed with their shard as bytes between jobs */
+        if ((s = mr_st_pread(P->p->ckpt->shards[j->aux_shard], j->aux_off, b->raw + j->src_len,
+                             j->aux_len, err)))
             return s;
         const uint64_t G = ne0 / 32;
         for (uint64_t r = 0; r < j->nrows; r++) {
@@ -233,6 +236,7 @@ static mr_status make_jobs(pool *P, mr_error *err)
                             j->aux_off = t->scales->offset + e * t->scales_slice_off +
                                          r * rs * aux_row;
                             j->aux_len = nr * rs * aux_row;
+                            j->aux_shard = t->scales_shard;
                         }
                         j->out_off = e * t->slice_bytes + r * t->row_bytes;
                         j->out_len = nr * t->row_bytes;

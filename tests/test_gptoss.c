@@ -8,17 +8,23 @@
  * - the layer pattern, sinks, biases and routing the family reads;
  * - mr_context_set_yarn_trunc switches between the two references;
  * - moerun synth's gpt-oss shapes: the release sizes, and a file that loads;
- * - moerun quantize --type q8_0 keeps the released MXFP4 experts.
+ * - moerun quantize --type q8_0 keeps the released MXFP4 experts, and a
+ *   two-shard copy of hf/ with a layer's blocks and scales apart converts
+ *   to the same tensors.
  */
 #include <check.h>
-#include <stdlib.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "context.h"
 #include "convert.h"
 #include "gguf.h"
+#include "hf_builder.h"
+#include "safetensors.h"
 #include "forward.h"
 #include "store_paged.h"
 #include "synth.h"
@@ -334,6 +340,133 @@ START_TEST(converter_keeps_mxfp4)
 }
 END_TEST
 
+/* Copy hf/ into dir as two shards and an index, with the tensors named in
+ * `moved` in the second shard (a layer's blocks and scales apart, as a
+ * sharded release may have them); the other files are linked. */
+static void write_two_shards(const char *src, const char *dst, const char *const *moved)
+{
+    static const char *const files[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "generation_config.json",
+                                        "chat_template.jinja"};
+    static const char *const shard[2] = {"model-00001-of-00002.safetensors",
+                                         "model-00002-of-00002.safetensors"};
+    mr_error err;
+    mr_st_file *f;
+    ck_assert_msg(mr_st_open(tu_path("%s/model.safetensors", src), &f, &err) == 0, "%s", err.msg);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char from[512], to[512];
+        snprintf(from, sizeof from, "%s/%s", src, files[i]);
+        snprintf(to, sizeof to, "%s/%s", dst, files[i]);
+        ck_assert(symlink(from, to) == 0);
+    }
+    size_t ilen = 0, icap = 1 << 16;
+    char *index = malloc(icap);
+    ilen += (size_t)snprintf(index, icap, "{\"metadata\": {}, \"weight_map\": {");
+    for (int sh = 0; sh < 2; sh++) {
+        size_t hcap = 1 << 16, hlen = 1;
+        char *hdr = malloc(hcap);
+        uint64_t off = 0, total = 0;
+        hdr[0] = '{';
+        for (uint32_t i = 0; i < f->n_tensors; i++) {
+            const mr_st_tensor *t = &f->tensors[i];
+            int is_moved = 0;
+            for (const char *const *m = moved; *m; m++)
+                is_moved |= !strcmp(*m, t->name);
+            if (is_moved != sh)
+                continue;
+            hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[",
+                                     hlen > 1 ? "," : "", t->name, mr_st_dtype_name(t->dtype));
+            for (uint32_t d = 0; d < t->n_dims; d++)
+                hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "%s%llu", d ? "," : "",
+                                         (unsigned long long)t->shape[d]);
+            hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "],\"data_offsets\":[%llu,%llu]}",
+                                     (unsigned long long)off,
+                                     (unsigned long long)(off + t->nbytes));
+            off += t->nbytes;
+            ilen += (size_t)snprintf(index + ilen, icap - ilen, "%s\"%s\": \"%s\"",
+                                     ilen > 40 ? ", " : "", t->name, shard[sh]);
+        }
+        hdr[hlen++] = '}';
+        while (hlen % 8)
+            hdr[hlen++] = ' ';
+        ck_assert(hlen < hcap);
+        total = 8 + hlen + off;
+        uint8_t *img = malloc(total);
+        for (int b = 0; b < 8; b++)
+            img[b] = (uint8_t)((uint64_t)hlen >> (8 * b));
+        memcpy(img + 8, hdr, hlen);
+        off = 8 + hlen;
+        for (uint32_t i = 0; i < f->n_tensors; i++) {
+            const mr_st_tensor *t = &f->tensors[i];
+            int is_moved = 0;
+            for (const char *const *m = moved; *m; m++)
+                is_moved |= !strcmp(*m, t->name);
+            if (is_moved != sh)
+                continue;
+            ck_assert(mr_st_pread(f, t->offset, img + off, t->nbytes, &err) == 0);
+            off += t->nbytes;
+        }
+        ck_assert(hfb_write_file(tu_path("%s/%s", dst, shard[sh]), img, total) == 0);
+        free(img);
+        free(hdr);
+    }
+    ilen += (size_t)snprintf(index + ilen, icap - ilen, "}}");
+    ck_assert(ilen < icap);
+    ck_assert(hfb_write_file(tu_path("%s/model.safetensors.index.json", dst), index, ilen) == 0);
+    free(index);
+    mr_st_close(f);
+}
+
+/* Every tensor of ours byte-identical to the fixture's llama.cpp GGUF. */
+static void same_tensors(const char *ours, const char *theirs)
+{
+    mr_error err;
+    mr_gguf *a, *b;
+    ck_assert_msg(mr_gguf_open(ours, &a, &err) == 0, "%s", err.msg);
+    ck_assert_msg(mr_gguf_open(theirs, &b, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(a->n_tensors, b->n_tensors);
+    for (uint64_t i = 0; i < b->n_tensors; i++) {
+        const mr_gguf_tensor *tb = &b->tensors[i], *ta = mr_gguf_tensor_find(a, tb->name);
+        ck_assert_msg(ta && ta->type == tb->type && ta->nbytes == tb->nbytes &&
+                          !memcmp(ta->data, tb->data, tb->nbytes),
+                      "%s differs", tb->name);
+    }
+    mr_gguf_close(a);
+    mr_gguf_close(b);
+}
+
+/* A two-shard checkpoint whose layer-1 gate_up blocks and layer-2 down
+ * scales sit in the other shard than their partners converts to the same
+ * tensors as the single file. */
+START_TEST(converter_sharded)
+{
+    static const char *const moved[] = {"model.layers.1.mlp.experts.gate_up_proj_blocks",
+                                        "model.layers.2.mlp.experts.down_proj_scales",
+                                        "model.layers.2.mlp.experts.gate_up_proj_bias", NULL};
+    char *tmp = hfb_tmpdir();
+    ck_assert(tmp);
+    char *in = strdup(tu_path("%s/in", tmp)), *out = strdup(tu_path("%s/out.gguf", tmp));
+    ck_assert(mkdir(in, 0755) == 0);
+    write_two_shards(tu_path("%s/models/tinygptoss/hf", dir), in, moved);
+    mr_convert_opts o = {0};
+    o.input_dir = in;
+    o.output_path = out;
+    o.type = "bf16";
+    o.threads = 2;
+    mr_error err;
+    ck_assert_msg(mr_convert(&o, NULL, &err) == 0, "%s", err.msg);
+    char *ref_path = fixture();
+    same_tensors(out, ref_path);
+    free(ref_path);
+    char *cmd = strdup(tu_path("rm -rf '%s'", tmp));
+    ck_assert(system(cmd) == 0);
+    free(cmd);
+    free(in);
+    free(out);
+    free(tmp);
+}
+END_TEST
+
 int main(void)
 {
     dir = tu_testdata_or_skip();
@@ -345,6 +478,7 @@ int main(void)
     tcase_add_test(tc, yarn_trunc_switches_reference);
     tcase_add_test(tc, synth_gptoss);
     tcase_add_test(tc, converter_keeps_mxfp4);
+    tcase_add_test(tc, converter_sharded);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
