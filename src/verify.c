@@ -197,8 +197,17 @@ mr_status mr_verify(const char *path, const char *source_dir, mr_verify_report *
                     "'%.*s' is not xxh3-64", (int)(alg.len < 32 ? alg.len : 32), alg.ptr);
         goto done;
     }
-    if ((s = mr_gguf_get_u32(g, "llama.block_count", &n_layer, err)) ||
-        (s = mr_gguf_get_u32_opt(g, "llama.expert_count", &n_expert, err)))
+    /* "<general.architecture>.block_count" and .expert_count */
+    mr_str arch;
+    char k_layers[96], k_experts[96];
+    if ((s = mr_gguf_get_str(g, "general.architecture", &arch, err)))
+        goto done;
+    snprintf(k_layers, sizeof k_layers, "%.*s.block_count", (int)(arch.len < 64 ? arch.len : 64),
+             arch.ptr);
+    snprintf(k_experts, sizeof k_experts, "%.*s.expert_count",
+             (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
+    if ((s = mr_gguf_get_u32(g, k_layers, &n_layer, err)) ||
+        (s = mr_gguf_get_u32_opt(g, k_experts, &n_expert, err)))
         goto done;
     uint32_t n_exp = n_expert ? n_expert : 1;
     if ((s = mr_gguf_get_arr(g, MR_KEY_CHECKSUM_TENSORS, MR_GGUF_UINT64, g->n_tensors, &th, err)) ||

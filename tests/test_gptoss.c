@@ -28,6 +28,7 @@
 #include "forward.h"
 #include "store_paged.h"
 #include "synth.h"
+#include "verify.h"
 #include "../quant/types.h"
 #include "testutil.h"
 
@@ -281,7 +282,8 @@ START_TEST(converter_keeps_mxfp4)
     ck_assert(mkdtemp(tmpl));
     char *out = strdup(tu_path("%s/out.gguf", tmpl));
     mr_convert_opts o = {0};
-    o.input_dir = tu_path("%s/models/tinygptoss/hf", dir);
+    char *in = strdup(tu_path("%s/models/tinygptoss/hf", dir));
+    o.input_dir = in;
     o.output_path = out;
     o.type = "q8_0";
     o.threads = 2;
@@ -309,6 +311,13 @@ START_TEST(converter_keeps_mxfp4)
     ck_assert(mr_gguf_get_u32(a, "general.file_type", &ft, &err) == 0 && ft == 38);
     mr_gguf_close(a);
     mr_gguf_close(b);
+    /* moerun verify reads the gpt-oss keys: 4 layers x 16 experts x 3 slices */
+    mr_verify_report rep;
+    ck_assert_msg(mr_verify(out, o.input_dir, &rep, NULL, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(rep.slices, 192);
+    ck_assert_uint_eq(rep.tensors, 79);
+    ck_assert_uint_eq(rep.sources, 5);
+    free(in);
     /* it runs: Q8_0 attention weights on top of the default path's Q8_0
      * activations (mean 0.03-0.05 on the BF16 file): observed 0.074 */
     size_t n, nr;
