@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "convert_internal.h"
@@ -118,7 +119,8 @@ mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
 
 /* The families moerun converts, by config.json "architectures"[0]. */
 static const mr_hf_family *const hf_families[] = {
-    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe, &mr_hf_gptoss,
+    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe,
+    &mr_hf_llama4, &mr_hf_llama4_text, &mr_hf_gptoss,
 };
 #define N_HF_FAMILIES (sizeof hf_families / sizeof hf_families[0])
 
@@ -165,7 +167,7 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     mr_status s;
     char *text = NULL, *path = mr_path_join(dir, "config.json");
     size_t len;
-    json_object *root = NULL, *v;
+    json_object *root = NULL, *top = NULL, *v;
     p->config = NULL;
     if (!path)
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
@@ -178,10 +180,16 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
         goto done;
     }
     memset(hp, 0, sizeof *hp);
+    /* multimodal checkpoints (Llama 4) keep the text model's keys in text_config */
+    top = root;
+    if (!json_object_object_get_ex(root, "hidden_size", NULL) &&
+        json_object_object_get_ex(root, "text_config", &v) &&
+        json_object_get_type(v) == json_type_object)
+        root = v;
     hp->rope_theta = 10000.0f;
     hp->rms_eps = 1e-6f;
     hp->n_ctx = 2048;
-    if ((s = cfg_arch(path, root, hp, err)) || (s = cfg_refuse(path, root, err)) ||
+    if ((s = cfg_arch(path, top, hp, err)) || (s = cfg_refuse(path, root, err)) ||
         (s = mr_cfg_u32(path, root, "vocab_size", 1, MAX_DIM, &hp->n_vocab, err)) ||
         (s = mr_cfg_u32(path, root, "hidden_size", 1, MAX_DIM, &hp->n_embd, err)) ||
         (s = mr_cfg_u32(path, root, "num_hidden_layers", 1, MAX_LAYERS, &hp->n_layer, err)) ||
@@ -202,7 +210,7 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     } else if (hp->n_head && hp->n_embd % hp->n_head == 0) {
         hp->head_dim = hp->n_embd / hp->n_head;
     }
-    hp->tied = mr_cfg_bool(root, "tie_word_embeddings", 0);
+    hp->tied = mr_cfg_bool(root, "tie_word_embeddings", mr_cfg_bool(top, "tie_word_embeddings", 0));
     hp->n_ff_exp = hp->n_ff;
     if ((s = hp->fam->config(path, root, hp, err)))
         goto done;
@@ -220,9 +228,9 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
         s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "%s", bad);
 done:
     if (s)
-        json_object_put(root);
+        json_object_put(top ? top : root);
     else
-        p->config = root;
+        p->config = top;
     free(text);
     free(path);
     return s;
@@ -358,30 +366,61 @@ mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t
     return MR_OK;
 }
 
-/* A new output tensor of n_src sources named gguf, or NULL (err set). */
-static mr_plan_tensor *plan_new(planner *pl, const char *gguf, uint32_t n_src, mr_error *err)
+/* The next free plan tensor, zeroed, with room for n_src sources. */
+static mr_status plan_next(mr_plan *p, const char *gguf, uint32_t n_src, mr_plan_tensor **out,
+                           mr_error *err)
 {
-    mr_plan *p = pl->p;
-    if (p->n_tensors >= p->cap_tensors) {
-        mr_fail(err, MR_EUNSUPPORTED, NULL, gguf, MR_NO_OFFSET, "more than %u output tensors",
-                p->cap_tensors);
-        return NULL;
-    }
+    if (p->n_tensors >= p->cap_tensors)
+        return mr_fail(err, MR_EUNSUPPORTED, NULL, gguf, MR_NO_OFFSET,
+                       "more than %u output tensors", p->cap_tensors);
     mr_plan_tensor *t = &p->t[p->n_tensors];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", gguf);
-    t->src = calloc(n_src, sizeof *t->src);
-    t->src_shard = calloc(n_src, sizeof *t->src_shard);
+    t->src = calloc(n_src ? n_src : 1, sizeof *t->src);
+    t->src_shard = calloc(n_src ? n_src : 1, sizeof *t->src_shard);
     if (!t->src || !t->src_shard) {
         free(t->src);
         free(t->src_shard);
-        mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
-        return NULL;
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     }
     p->n_tensors++;
-    t->n_src = n_src;
-    t->row_step = t->col_step = 1;
-    return t;
+    *out = t;
+    return MR_OK;
+}
+
+mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *hf,
+                                 uint32_t n_expert, uint64_t rows, uint64_t cols,
+                                 uint64_t src_cols, uint64_t col0, int layer, int part,
+                                 mr_error *err)
+{
+    mr_plan *p = pl->p;
+    mr_plan_tensor *t;
+    const mr_st_tensor *src;
+    uint32_t shard;
+    const uint64_t shape[3] = {n_expert, cols, src_cols};
+    mr_status s;
+    if (col0 + rows > src_cols)
+        return mr_fail(err, MR_EINVAL, NULL, gguf, MR_NO_OFFSET,
+                       "columns %llu..%llu of a %llu-column source",
+                       (unsigned long long)col0, (unsigned long long)(col0 + rows),
+                       (unsigned long long)src_cols);
+    if ((s = plan_next(p, gguf, n_expert, &t, err)) ||
+        (s = take_source(pl, hf, 3, shape, &src, &shard, err)))
+        return s;
+    t->n_src = n_expert;
+    for (uint32_t e = 0; e < n_expert; e++) {
+        t->src[e] = src;
+        t->src_shard[e] = shard;
+    }
+    t->n_dims = 3;
+    t->ne[0] = cols;
+    t->ne[1] = rows;
+    t->ne[2] = n_expert;
+    t->src_cols = src_cols;
+    t->src_col0 = col0;
+    t->layer = layer;
+    t->part = part;
+    return MR_OK;
 }
 
 mr_status mr_plan_add_strided(mr_planner *pl, const char *gguf, const char *hf,
@@ -389,25 +428,25 @@ mr_status mr_plan_add_strided(mr_planner *pl, const char *gguf, const char *hf,
                               uint32_t row_first, uint32_t col_step, uint32_t col_first,
                               int layer, int part, mr_error *err)
 {
-    mr_plan_tensor *t = plan_new(pl, gguf, n_slices ? n_slices : 1, err);
-    if (!t)
-        return err ? err->code : MR_ENOMEM;
+    mr_plan_tensor *t;
+    const uint32_t n = n_slices ? n_slices : 1;
     const uint64_t shape3[3] = {n_slices, rows * row_step, cols * col_step};
     const int nd = n_slices > 1 ? 3 : 2;
     const mr_st_tensor *src;
     uint32_t shard;
-    mr_status s = take_source(pl, hf, (uint32_t)nd, nd == 3 ? shape3 : shape3 + 1, &src, &shard,
-                              err);
-    if (s)
+    mr_status s;
+    if ((s = plan_next(pl->p, gguf, n, &t, err)) ||
+        (s = take_source(pl, hf, (uint32_t)nd, nd == 3 ? shape3 : shape3 + 1, &src, &shard, err)))
         return s;
-    for (uint32_t e = 0; e < t->n_src; e++) {
+    t->n_src = n;
+    for (uint32_t e = 0; e < n; e++) {
         t->src[e] = src;
         t->src_shard[e] = shard;
     }
     t->n_dims = (uint32_t)nd;
     t->ne[0] = cols;
     t->ne[1] = rows;
-    t->ne[2] = t->n_src;
+    t->ne[2] = n;
     t->row_step = row_step, t->row_first = row_first;
     t->col_step = col_step, t->col_first = col_first;
     t->src_slice_off = rows * row_step * cols * col_step * mr_st_dtype_size(src->dtype);
@@ -425,16 +464,16 @@ mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks
         return mr_fail(err, MR_EFORMAT, NULL, blocks, MR_NO_OFFSET,
                        "rows of %llu elements are not whole MXFP4 blocks of 32",
                        (unsigned long long)cols);
-    mr_plan_tensor *t = plan_new(pl, gguf, n_slices, err);
-    if (!t)
-        return err ? err->code : MR_ENOMEM;
+    mr_plan_tensor *t;
     const uint64_t bs[4] = {n_slices, rows * row_step, cols / 32, 16};
     const mr_st_tensor *src, *sc;
     uint32_t shard, sc_shard;
     mr_status s;
-    if ((s = take_source_as(pl, blocks, 4, bs, 1, &src, &shard, err)) ||
+    if ((s = plan_next(pl->p, gguf, n_slices, &t, err)) ||
+        (s = take_source_as(pl, blocks, 4, bs, 1, &src, &shard, err)) ||
         (s = take_source_as(pl, scales, 3, bs, 1, &sc, &sc_shard, err)))
         return s;
+    t->n_src = n_slices;
     for (uint32_t e = 0; e < n_slices; e++) {
         t->src[e] = src;
         t->src_shard[e] = shard;
@@ -452,6 +491,33 @@ mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks
     t->layer = layer;
     t->part = part;
     return MR_OK;
+}
+
+mr_status mr_plan_add_generated(mr_planner *pl, const char *gguf, const float *v, uint64_t n,
+                                mr_error *err)
+{
+    mr_plan_tensor *t;
+    mr_status s = plan_next(pl->p, gguf, 0, &t, err);
+    if (s)
+        return s;
+    if (!(t->gen = malloc(sizeof(float) * (n ? n : 1))))
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    memcpy(t->gen, v, sizeof(float) * n);
+    t->n_dims = 1;
+    t->ne[0] = n;
+    t->ne[1] = t->ne[2] = 1;
+    t->layer = -1;
+    t->part = MR_PART_NONE;
+    return MR_OK;
+}
+
+void mr_plan_drop_prefix(mr_planner *pl, const char *prefix)
+{
+    const mr_st_checkpoint *c = pl->p->ckpt;
+    const size_t n = strlen(prefix);
+    for (uint32_t i = 0; i < c->n_tensors; i++)
+        if (!strncmp(c->tensors[i]->name, prefix, n))
+            pl->used[i] = 1;
 }
 
 /* llama.cpp's use_more_bits: the first and last eighth of n, and every
@@ -523,7 +589,7 @@ static mr_status plan_types(planner *pl, mr_error *err)
                            pl->ot->name, mr_type_get(t->type)->name);
         t->row_bytes = mr_type_row_bytes(t->type, t->ne[0]);
         t->slice_bytes = t->row_bytes * t->ne[1];
-        t->nbytes = t->slice_bytes * t->n_src;
+        t->nbytes = t->slice_bytes * (t->n_src ? t->n_src : 1); /* generated: one */
     }
     return MR_OK;
 }
@@ -613,17 +679,69 @@ static void size_label(const mr_plan *p, char *out, size_t n)
         snprintf(out, n, "%.*f%s", fix, v, suf);
 }
 
+/* general.sampling.* from generation_config.json, as gguf-py's metadata
+ * does (top_k, top_p, min_p, temperature; absent file or members: none).
+ * The file joins the sources when it gives a key. */
+static mr_status write_sampling(mr_plan *p, const char *dir, mr_gguf_writer *w, mr_error *err)
+{
+    char *text = NULL, *path = mr_path_join(dir, "generation_config.json");
+    size_t len;
+    mr_status s = MR_OK;
+    json_object *root = NULL, *v;
+    int added = 0;
+    if (!path)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    if (access(path, F_OK) != 0)
+        goto done;
+    if ((s = mr_read_small_file(path, MAX_CONFIG_BYTES, &text, &len, err)))
+        goto done;
+    if (!(root = json_tokener_parse(text)) || json_object_get_type(root) != json_type_object) {
+        s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "not a JSON object");
+        goto done;
+    }
+    static const char *const keys[4][2] = {{"top_k", "general.sampling.top_k"},
+                                           {"top_p", "general.sampling.top_p"},
+                                           {"min_p", "general.sampling.min_p"},
+                                           {"temperature", "general.sampling.temp"}};
+    for (int i = 0; i < 4; i++) {
+        if (!json_object_object_get_ex(root, keys[i][0], &v) ||
+            json_object_get_type(v) == json_type_null)
+            continue;
+        const json_type t = json_object_get_type(v);
+        if (!added++ && (s = mr_plan_add_source(p, "generation_config.json", text, len, err)))
+            goto done;
+        if (i == 0 && t == json_type_int)
+            mr_gguf_kv_i32(w, keys[i][1], (int32_t)json_object_get_int(v));
+        else if (i > 0 && (t == json_type_double || t == json_type_int))
+            mr_gguf_kv_f32(w, keys[i][1], (float)json_object_get_double(v));
+        else {
+            s = mr_fail(err, MR_EFORMAT, path, keys[i][0], MR_NO_OFFSET, "'%s' is not a number",
+                        json_object_get_string(v));
+            goto done;
+        }
+    }
+done:
+    json_object_put(root);
+    free(text);
+    free(path);
+    return s;
+}
+
 /* The general.* keys, then the family's, in convert_hf_to_gguf.py's order. */
-static void write_hparams(const mr_plan *p, const char *dir, mr_gguf_writer *w)
+static mr_status write_hparams(mr_plan *p, const char *dir, mr_gguf_writer *w, mr_error *err)
 {
     char name[256], label[32];
+    mr_status s;
     model_name(dir, name, sizeof name);
     size_label(p, label, sizeof label);
     mr_gguf_kv_str(w, "general.architecture", p->hp.fam->gguf_arch);
     mr_gguf_kv_str(w, "general.type", "model");
+    if ((s = write_sampling(p, dir, w, err)))
+        return s;
     mr_gguf_kv_str(w, "general.name", name);
     mr_gguf_kv_str(w, "general.size_label", label);
     p->hp.fam->hparams(p, w);
+    return MR_OK;
 }
 
 /* moerun's keys: version, checksum arrays to patch, source files. */
@@ -667,6 +785,7 @@ static void plan_free(mr_plan *p)
     for (uint32_t i = 0; i < p->n_tensors; i++) {
         free(p->t[i].src);
         free(p->t[i].src_shard);
+        free(p->t[i].gen);
     }
     free(p->t);
     free(p->sources);
@@ -742,8 +861,8 @@ mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_er
                        o->type ? o->type : "");
     if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(4096, &w, err)))
         goto done;
-    write_hparams(&p, o->input_dir, w);
-    if ((s = mr_convert_vocab(o->input_dir, &p, w, err)))
+    if ((s = write_hparams(&p, o->input_dir, w, err)) ||
+        (s = mr_convert_vocab(o->input_dir, &p, w, err)))
         goto done;
     qsort(p.sources, p.n_sources, sizeof *p.sources, cmp_source);
     write_moerun_keys(&p, w);

@@ -46,9 +46,14 @@ typedef struct {
     uint32_t perm_heads;     /* 0, or heads to apply llama.cpp's Q/K permutation over */
     int32_t layer, part;     /* FFN slices: layer and MR_PART_*; else -1 */
     uint32_t windex;         /* index in the writer */
+    /* A transposed source (Llama 4's fused experts, stored x @ W): every
+     * src[e] is one 3-D tensor [n_src, ne[0], src_cols] and row r of
+     * expert e is its column src_col0 + r.  src_cols 0: rows are rows. */
+    uint64_t src_cols, src_col0;
+    float *gen;              /* generated values (ne[0] floats, owned), no source */
     /* Strided sources (gpt-oss's interleaved gate/up): output row r of a
      * slice is source row r * row_step + row_first, element i is source
-     * element i * col_step + col_first (steps 1 by default). */
+     * element i * col_step + col_first (steps 0 or 1: contiguous). */
     uint32_t row_step, row_first, col_step, col_first;
     uint64_t src_slice_off;  /* > 0: the slices are one source tensor, slice e at e * this */
     /* MXFP4 as released (transformers' _blocks/_scales): src holds the U8
@@ -102,8 +107,8 @@ typedef struct mr_hf_family {
     void (*hparams)(const mr_plan *p, mr_gguf_writer *w);
 } mr_hf_family;
 
-extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe,
-    mr_hf_gptoss;
+extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe;
+extern const mr_hf_family mr_hf_llama4, mr_hf_llama4_text, mr_hf_gptoss;
 
 /* Add output tensor `gguf` made of n_src checkpoint tensors (names hf[i],
  * each of shape (rows, cols), or a vector of cols when rows == 0), stacked
@@ -113,6 +118,13 @@ extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3
 mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
                       uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
                       mr_error *err);
+/* Add output tensor `gguf` of n_expert slices, each the transpose of a
+ * column band of checkpoint tensor `hf` of shape [n_expert, cols, src_cols]:
+ * slice e has `rows` rows, row r = column col0 + r of hf[e]. */
+mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *hf,
+                                 uint32_t n_expert, uint64_t rows, uint64_t cols,
+                                 uint64_t src_cols, uint64_t col0, int layer, int part,
+                                 mr_error *err);
 /* Add output tensor `gguf` (ggml ne = [cols, rows, n_slices], or [cols,
  * rows] when n_slices is 1) from rows and elements of ONE checkpoint tensor
  * `hf` of shape [n_slices,] rows * row_step, cols * col_step (see
@@ -128,6 +140,12 @@ mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks
                             const char *scales, uint32_t n_slices, uint64_t rows, uint64_t cols,
                             uint32_t row_step, uint32_t row_first, int layer, int part,
                             mr_error *err);
+/* Add a 1-D F32 output tensor of n values computed by the family (copied). */
+mr_status mr_plan_add_generated(mr_planner *pl, const char *gguf, const float *v, uint64_t n,
+                                mr_error *err);
+/* Leave out every checkpoint tensor whose name starts with prefix (a vision
+ * tower the text converter drops, as llama.cpp's does). */
+void mr_plan_drop_prefix(mr_planner *pl, const char *prefix);
 /* Whether the checkpoint has a tensor of that name. */
 int mr_plan_has(const mr_planner *pl, const char *hf_name);
 /* The plan being built (its hp, config, checkpoint). */
@@ -192,6 +210,8 @@ typedef struct {
 
 mr_status mr_outfile_open(const char *path, int force, int no_tmpfile, mr_convert_temp_fn cb,
                           void *user, mr_outfile *o, mr_error *err);
+/* Write a whole (small) file: preallocate len bytes, then write buf at 0. */
+mr_status mr_outfile_write(mr_outfile *o, const void *buf, uint64_t len, mr_error *err);
 /* fsync, put in place (no clobber unless force), fsync the directory. */
 mr_status mr_outfile_commit(mr_outfile *o, mr_error *err);
 /* Close and remove the temporary (no-op after commit). */

@@ -110,6 +110,13 @@ typedef struct {
     mr_router_cfg router;
     mr_ffn_act act;
     float act_alpha, act_limit; /* MR_ACT_SWIGLU_OAI */
+    /* Llama 4 layer schedule (src/arch/llama4.c); 0 elsewhere */
+    uint32_t moe_layer_step;   /* layer il is MoE iff (il + 1) % step == 0 */
+    uint32_t nope_period;      /* layer il has no rope iff (il + 1) % period == 0 (0: none) */
+    uint32_t chunk, chunk_period; /* chunk size (0: off) of layers with (il + 1) % period != 0 */
+    uint32_t attn_temp_length; /* NoPE query temperature 1 + s ln(floor((pos+1)/F) + 1): F */
+    float attn_temp_scale;     /* s (0: off) */
+    int qk_norm_after_rope;    /* weightless per-head RMSNorm of roped q, k */
 } mr_hparams;
 
 typedef struct {

@@ -26,6 +26,7 @@
 
 #include "convert_internal.h"
 #include "fileio.h"
+#include "finite.h"
 #include "moerun_keys.h"
 #include "../quant/types.h"
 
@@ -36,8 +37,10 @@ enum { JOB_PENDING, JOB_DONE, JOB_FAILED };
 typedef struct {
     uint32_t tensor, src, shard;
     uint64_t row0, nrows;
-    uint64_t src_off, src_len; /* absolute in the shard */
-    uint64_t aux_off, aux_len; /* MXFP4 scales, absolute in shard aux_shard (or 0) */
+    uint64_t src_off, src_len; /* absolute in the shard; what the shard hash takes from raw */
+    uint64_t raw_len;          /* bytes read into raw (a transposed job's band: src_len 0) */
+    uint64_t aux_off, aux_len; /* MXFP4 scales, absolute in shard aux_shard, read into raw
+                                * after the src_len block bytes (or 0) */
     uint32_t aux_shard;
     uint64_t out_off, out_len; /* inside the output tensor */
     int state;
@@ -49,7 +52,7 @@ typedef struct {
 typedef struct {
     uint8_t *raw;  /* source bytes */
     uint8_t *out;  /* quantized rows */
-    float *row;    /* one widened row */
+    float *row;    /* one widened row, then one gathered source row */
 } slot;
 
 typedef struct {
@@ -76,6 +79,7 @@ typedef struct {
     XXH3_state_t **shard_st;
     uint64_t *shard_pos;
     uint8_t *buf; /* GAP_CHUNK bytes for gaps and read-back */
+    uint64_t job_bytes; /* source bytes per job */
     mr_convert_progress *prog;
     slot *slots;       /* window of them */
     uint64_t fail_job; /* lowest failed job, UINT64_MAX if none */
@@ -88,10 +92,45 @@ static slot *slot_of(pool *P, const job *j)
     return &P->slots[(uint64_t)(j - P->jobs) % P->window];
 }
 
+/* A transposed job (mr_plan_tensor.src_cols): read the band of columns
+ * row0..row0+nrows of every source row of the expert (one pread each, the
+ * band of row c at raw + c * nrows), gather each output row and quantize. */
+static mr_status run_transposed(pool *P, job *j, mr_error *err)
+{
+    const mr_plan_tensor *t = &P->p->t[j->tensor];
+    const mr_st_tensor *src = t->src[j->src];
+    const mr_st_file *f = P->p->ckpt->shards[j->shard];
+    const uint64_t ne0 = t->ne[0], nr = j->nrows;
+    const size_t es = mr_st_dtype_size(src->dtype);
+    mr_from_f32_fn quant = mr_type_get(t->type)->from_f32;
+    slot *b = slot_of(P, j);
+    uint8_t *gathered = (uint8_t *)(b->row + ne0);
+    const uint64_t base = src->offset + (uint64_t)j->src * ne0 * t->src_cols * es;
+    for (uint64_t c = 0; c < ne0; c++) {
+        mr_status s = mr_st_pread(f, base + (c * t->src_cols + t->src_col0 + j->row0) * es,
+                                  b->raw + c * nr * es, nr * es, err);
+        if (s)
+            return s;
+    }
+    for (uint64_t r = 0; r < nr; r++) {
+        for (uint64_t c = 0; c < ne0; c++)
+            memcpy(gathered + c * es, b->raw + (c * nr + r) * es, es);
+        mr_st_to_f32(src->dtype, gathered, b->row, ne0);
+        quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
+    }
+    return MR_OK;
+}
+
 /* Read, widen, permute and quantize one job's rows into its slot. */
 static mr_status run_job(pool *P, job *j, mr_error *err)
 {
     const mr_plan_tensor *t = &P->p->t[j->tensor];
+    if (t->gen) { /* one row the family computed */
+        mr_type_get(t->type)->from_f32(t->gen, slot_of(P, j)->out, (int64_t)t->ne[0]);
+        return MR_OK;
+    }
+    if (t->src_cols)
+        return run_transposed(P, j, err);
     const mr_st_tensor *src = t->src[j->src];
     const mr_st_file *f = P->p->ckpt->shards[j->shard];
     const uint64_t ne0 = t->ne[0];
@@ -130,14 +169,24 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
         return MR_OK;
     }
     const uint64_t cs = t->col_step ? t->col_step : 1, cf = t->col_first;
-    if (rs > 1 || cs > 1) { /* strided rows and elements (gpt-oss's gate/up) */
-        for (uint64_t r = 0; r < j->nrows; r++) {
-            mr_st_to_f32(src->dtype, b->raw + (r * rs + rf) * ne0 * cs * es, b->row, ne0 * cs);
-            for (uint64_t i = 0; i < ne0; i++)
-                b->row[i] = b->row[i * cs + cf];
-            quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
-        }
-        return MR_OK;
+    for (uint64_t r = 0; (rs > 1 || cs > 1) && r < j->nrows; r++) {
+        /* strided rows and elements (gpt-oss's interleaved gate/up): the
+         * whole job is done here */
+        const uint64_t sr = r * rs + rf;
+        mr_st_to_f32(src->dtype, b->raw + sr * ne0 * cs * es, b->row, ne0 * cs);
+        for (uint64_t i = 0; i < ne0; i++)
+            b->row[i] = b->row[i * cs + cf];
+        size_t bad = mr_first_nonfinite(b->row, ne0);
+        if (bad < ne0)
+            return mr_fail(err, MR_EFORMAT, f->path, src->name,
+                           j->src_off + (sr * ne0 + bad) * cs * es,
+                           "element [%llu, %llu] is %s: refusing to convert non-finite weights",
+                           (unsigned long long)(j->row0 * rs + sr),
+                           (unsigned long long)(bad * cs + cf),
+                           b->row[bad] != b->row[bad] ? "NaN" : "infinite");
+        quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
+        if (r + 1 == j->nrows)
+            return MR_OK;
     }
     for (uint64_t r = 0; r < j->nrows; r++) {
         uint64_t sr = r;
@@ -146,6 +195,15 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
             sr = base + (o % 2) * (hd / 2) + o / 2;
         }
         mr_st_to_f32(src->dtype, b->raw + sr * ne0 * es, b->row, ne0);
+        /* a NaN or infinity would quantize to garbage (or undefined casts)
+         * and the model would print nothing: refuse it, naming the element */
+        size_t bad = mr_first_nonfinite(b->row, ne0);
+        if (bad < ne0)
+            return mr_fail(err, MR_EFORMAT, f->path, src->name,
+                           j->src_off + (sr * ne0 + bad) * es,
+                           "element [%llu, %llu] is %s: refusing to convert non-finite weights",
+                           (unsigned long long)(j->row0 + sr), (unsigned long long)bad,
+                           b->row[bad] != b->row[bad] ? "NaN" : "infinite");
         quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
     }
     return MR_OK;
@@ -167,7 +225,7 @@ static void *worker(void *arg)
         /* ask the kernel to start reading the job a window ahead, so reads
          * overlap the work instead of alternating with it */
         uint64_t ahead = (uint64_t)(j - P->jobs) + P->window;
-        if (ahead < P->n_jobs) {
+        if (ahead < P->n_jobs && P->jobs[ahead].src_len) {
             const job *a = &P->jobs[ahead];
             posix_fadvise(P->p->ckpt->shards[a->shard]->fd, (off_t)a->src_off, (off_t)a->src_len,
                           POSIX_FADV_WILLNEED);
@@ -186,13 +244,18 @@ static void *worker(void *arg)
     }
 }
 
-/* Order of jobs by shard, then offset in it. */
+/* Order of jobs by shard, then offset in it (transposed jobs of one expert
+ * share an offset: then by tensor and output offset). */
 static int cmp_job(const void *a, const void *b)
 {
     const job *x = a, *y = b;
     if (x->shard != y->shard)
         return x->shard < y->shard ? -1 : 1;
-    return x->src_off < y->src_off ? -1 : x->src_off > y->src_off;
+    if (x->src_off != y->src_off)
+        return x->src_off < y->src_off ? -1 : 1;
+    if (x->tensor != y->tensor)
+        return x->tensor < y->tensor ? -1 : 1;
+    return x->out_off < y->out_off ? -1 : x->out_off > y->out_off;
 }
 
 /* Cut every tensor into jobs of at most MR_CONVERT_JOB_BYTES of source
@@ -204,13 +267,25 @@ static mr_status make_jobs(pool *P, mr_error *err)
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t ti = 0; ti < p->n_tensors; ti++) {
             const mr_plan_tensor *t = &p->t[ti];
+            if (t->gen) { /* one job, no source bytes */
+                if (pass == 1) {
+                    job *j = &P->jobs[n];
+                    memset(j, 0, sizeof *j);
+                    j->tensor = ti;
+                    j->nrows = 1;
+                    j->out_len = t->row_bytes;
+                    P->th[ti].jobs_left++;
+                }
+                n++;
+                continue;
+            }
             const uint64_t rs = t->row_step ? t->row_step : 1;
             /* bytes of one output row's source row(s) */
             uint64_t src_row = t->scales ? t->ne[0] / 32 * 16
                                          : t->ne[0] * (t->col_step ? t->col_step : 1) *
                                                mr_st_dtype_size(t->src[0]->dtype);
             uint64_t aux_row = t->scales ? t->ne[0] / 32 : 0;
-            uint64_t step = MR_CONVERT_JOB_BYTES / (src_row * rs);
+            uint64_t step = P->job_bytes / (src_row * rs);
             if (t->perm_heads) {
                 uint64_t hd = t->ne[1] / t->perm_heads;
                 step = step / hd * hd;
@@ -238,10 +313,16 @@ static mr_status make_jobs(pool *P, mr_error *err)
                             j->aux_len = nr * rs * aux_row;
                             j->aux_shard = t->scales_shard;
                         }
+                        j->raw_len = j->src_len + j->aux_len;
+                        if (t->src_cols) { /* the expert's start; hashed as a gap */
+                            j->src_off = t->src[e]->offset + e * t->ne[0] * t->src_cols *
+                                                                  mr_st_dtype_size(t->src[e]->dtype);
+                            j->src_len = 0;
+                        }
                         j->out_off = e * t->slice_bytes + r * t->row_bytes;
                         j->out_len = nr * t->row_bytes;
                         P->th[ti].jobs_left++;
-                        P->prog->bytes_total += j->src_len;
+                        P->prog->bytes_total += j->raw_len;
                     }
                     n++;
                 }
@@ -328,11 +409,12 @@ static mr_status commit(pool *P, job *j, mr_error *err)
         XXH3_64bits_update(P->shard_st[j->shard], b->raw + skip, j->src_len - skip);
         P->shard_pos[j->shard] = end;
     }
-    posix_fadvise(f->fd, (off_t)j->src_off, (off_t)j->src_len, POSIX_FADV_DONTNEED);
+    if (j->src_len) /* a length of 0 would mean the whole rest of the file */
+        posix_fadvise(f->fd, (off_t)j->src_off, (off_t)j->src_len, POSIX_FADV_DONTNEED);
     hash_output(P, j->tensor, j->out_off, b->out, j->out_len);
     if (--P->th[j->tensor].jobs_left == 0)
         P->prog->tensors_done++;
-    P->prog->bytes_read += j->src_len;
+    P->prog->bytes_read += j->raw_len;
     P->prog->bytes_written += j->out_len;
     return MR_OK;
 }
@@ -442,21 +524,21 @@ static mr_status alloc_slots(pool *P, mr_error *err)
     uint64_t raw = 1, out = 1, row = 1;
     for (uint64_t i = 0; i < P->n_jobs; i++) {
         const job *j = &P->jobs[i];
+        raw = j->raw_len > raw ? j->raw_len : raw;
+        out = j->out_len > out ? j->out_len : out;
         const mr_plan_tensor *t = &P->p->t[j->tensor];
         const uint64_t rw = t->ne[0] * (t->col_step ? t->col_step : 1);
-        raw = j->src_len + j->aux_len > raw ? j->src_len + j->aux_len : raw;
-        out = j->out_len > out ? j->out_len : out;
         row = rw > row ? rw : row;
     }
     if (!(P->slots = calloc(P->window, sizeof *P->slots)))
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     for (unsigned i = 0; i < P->window; i++)
         if (!(P->slots[i].raw = malloc(raw)) || !(P->slots[i].out = malloc(out)) ||
-            !(P->slots[i].row = malloc(sizeof(float) * row)))
+            !(P->slots[i].row = malloc(2 * sizeof(float) * row)))
             return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET,
                            "no memory for %u job buffers of %llu + %llu bytes", P->window,
                            (unsigned long long)raw, (unsigned long long)out);
-    P->prog->buffer_bytes = P->window * (raw + out + sizeof(float) * row);
+    P->prog->buffer_bytes = P->window * (raw + out + 2 * sizeof(float) * row);
     return MR_OK;
 }
 
@@ -529,6 +611,7 @@ mr_status mr_quantize_run(mr_plan *p, mr_gguf_writer *w, int fd, const char *out
     memset(&P, 0, sizeof P);
     memset(prog, 0, sizeof *prog);
     P.p = p, P.w = w, P.fd = fd, P.out_name = out_name, P.prog = prog;
+    P.job_bytes = o->job_bytes ? o->job_bytes : MR_CONVERT_JOB_BYTES;
     P.window = mr_convert_window(nthreads);
     P.fail_job = UINT64_MAX;
     prog->tensors_total = p->n_tensors;

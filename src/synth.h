@@ -20,15 +20,14 @@ typedef struct {
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert, n_expert_used;
     uint32_t n_ctx;
     float rope_base;
-    /* gpt-oss shapes ("gpt-oss", else llama): head size, sliding window of
-     * the even layers, YaRN factor and original context; experts MXFP4 */
-    const char *arch;
-    uint32_t head_dim, window, yarn_orig_ctx;
-    float yarn_factor;
+    /* Llama 4 shapes (GGUF llama4; n_ff is the experts'): see synth.c; else NULL */
+    const struct mr_synth_llama4 *llama4;
+    /* gpt-oss shapes (GGUF gpt-oss; experts MXFP4 as released): see synth.c; else NULL */
+    const struct mr_synth_gptoss *gptoss;
 } mr_synth_shape;
 
 /* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
- * "gpt-oss-20b", "gpt-oss-120b"); NULL
+ * "llama4-scout", "llama4-maverick", "gpt-oss-20b", "gpt-oss-120b"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);
@@ -36,7 +35,9 @@ const char *const *mr_synth_shape_names(void);
 typedef struct {
     mr_synth_shape shape; /* n_layer may be lowered by the caller */
     uint32_t type;        /* matrices' type (mr_type); norms and router F32 */
-    int dense;            /* 1: the dense twin, n_ff x n_expert_used, no experts */
+    int dense;            /* 1: the dense twin of the same active size (one FFN of
+                           * n_ff x n_expert_used); 2: of the same total size
+                           * (n_ff x n_expert); 0: the MoE */
     uint64_t seed;
 } mr_synth_params;
 

@@ -392,6 +392,9 @@ static const struct {
 } family_files[] = {
     {"tinyqwen3moe", "hf", "bf16", "tinyqwen3moe-bf16.gguf"},
     {"tinyqwen3moe", "hf", "q8_0", "tinyqwen3moe-q8_0.gguf"},
+    {"tinyllama4", "hf", "f32", "tinyllama4-f32.gguf"},
+    {"tinyllama4", "hf", "bf16", "tinyllama4-bf16.gguf"},
+    {"tinyllama4", "hf", "q8_0", "tinyllama4-q8_0.gguf"},
     {"tinygptoss", "hf", "bf16", "tinygptoss-mxfp4.gguf"},
 };
 

@@ -207,10 +207,11 @@ END_TEST
 
 /* Parameters of a synth shape: total, and active per token (one
  * embedding row, the used experts). */
-static void shape_params(const mr_synth_shape *s, double *total, double *active)
+static void shape_params(const mr_synth_shape *s, double head_dim, double *total,
+                         double *active)
 {
-    const double E = s->n_embd, q = (double)s->n_head * s->head_dim,
-                 kv = (double)s->n_head_kv * s->head_dim;
+    const double E = s->n_embd, q = (double)s->n_head * head_dim,
+                 kv = (double)s->n_head_kv * head_dim;
     const double attn = s->n_layer * (2 * E * q + 2 * E * kv);
     const double expert = 3.0 * E * s->n_ff, router = (double)s->n_layer * E * s->n_expert;
     *total = attn + router + 2.0 * E * s->n_vocab + (double)s->n_layer * s->n_expert * expert;
@@ -226,15 +227,15 @@ START_TEST(synth_gptoss)
     const mr_synth_shape *s20 = mr_synth_shape_find("gpt-oss-20b");
     const mr_synth_shape *s120 = mr_synth_shape_find("gpt-oss-120b");
     ck_assert(s20 && s120);
-    shape_params(s20, &tot, &act);
+    shape_params(s20, 64, &tot, &act); /* head_dim 64, as the configs say */
     ck_assert_msg(fabs(tot / 20.91e9 - 1) < 0.01 && fabs(act / 3.61e9 - 1) < 0.02,
                   "20b: %.3g total, %.3g active", tot, act);
-    shape_params(s120, &tot, &act);
+    shape_params(s120, 64, &tot, &act);
     ck_assert_msg(fabs(tot / 116.8e9 - 1) < 0.01 && fabs(act / 5.13e9 - 1) < 0.02,
                   "120b: %.3g total, %.3g active", tot, act);
     mr_synth_params p = {*s20, MR_TYPE_Q8_0, 0, 7};
     p.shape.n_layer = 2, p.shape.n_vocab = 600, p.shape.n_embd = 256, p.shape.n_ff = 128;
-    p.shape.n_expert = 8, p.shape.window = 4;
+    p.shape.n_expert = 8;
     char tmpl[] = "/tmp/moerun-gptoss-XXXXXX";
     ck_assert(mkdtemp(tmpl));
     char *path = strdup(tu_path("%s/s.gguf", tmpl));
@@ -244,7 +245,8 @@ START_TEST(synth_gptoss)
     mr_expert_store *st;
     ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
     ck_assert_str_eq(mr_model_family(m), "gpt-oss");
-    ck_assert_uint_eq(m->layers[0].window, 4);
+    ck_assert_uint_eq(m->layers[0].window, 128);
+    ck_assert_uint_eq(m->layers[1].window, 0);
     ck_assert_uint_eq(m->layers[0].gate.type, MR_TYPE_MXFP4);
     const int32_t ids[12] = {5, 17, 300, 42, 9, 599, 3, 250, 251, 77, 8, 400};
     ck_assert(mr_store_resident_new(m, &st, &err) == 0);
