@@ -31,8 +31,12 @@ struct mr_context {
     void *act;       /* prepared (quantized) activations of one matmul input */
     uint32_t k_type, v_type;       /* cache element types (F32, F16, Q8_0) */
     size_t k_row_bytes, v_row_bytes; /* one position of k_dim / v_dim elements */
-    uint8_t *k_cache; /* (n_layer, n_ctx) rows of k_row_bytes */
-    uint8_t *v_cache; /* (n_layer, n_ctx) rows of v_row_bytes */
+    uint8_t *k_cache; /* layer il: kv_rows[il] rows of k_row_bytes from row kv_row0[il] */
+    uint8_t *v_cache; /* the same rows of v_row_bytes */
+    uint32_t *kv_rows; /* (n_layer) n_ctx, or for a sliding-window layer a ring of
+                        * window + n_batch - 1 rows rounded up to MR_ATTN_BLOCK:
+                        * position p in row p % kv_rows */
+    uint64_t *kv_row0; /* (n_layer) first row of each layer */
     /* scratch for a batch of up to n_batch tokens */
     float *x;        /* (n_batch, n_embd) residual stream */
     float *h;        /* (n_batch, n_embd) normed input of the current block */

@@ -129,7 +129,7 @@ mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
 /* The families moerun converts, by config.json "architectures"[0]. */
 static const mr_hf_family *const hf_families[] = {
     &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe,
-    &mr_hf_llama4, &mr_hf_llama4_text,
+    &mr_hf_llama4, &mr_hf_llama4_text, &mr_hf_gptoss,
 };
 #define N_HF_FAMILIES (sizeof hf_families / sizeof hf_families[0])
 
@@ -293,8 +293,20 @@ static const char *shape_str(char *buf, size_t n, const uint64_t *shape, uint32_
 
 /* Find HF tensor name, check its dtype and its shape against the config's
  * (n_dims, shape), and mark it used. */
+static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
+                                const uint64_t *shape, int u8, const mr_st_tensor **out,
+                                uint32_t *shard, mr_error *err);
+
 static mr_status take_source(planner *pl, const char *name, uint32_t nd, const uint64_t *shape,
                              const mr_st_tensor **out, uint32_t *shard, mr_error *err)
+{
+    return take_source_as(pl, name, nd, shape, 0, out, shard, err);
+}
+
+/* take_source, of dtype U8 (u8 = 1: packed MXFP4 bytes) or a float dtype. */
+static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
+                                const uint64_t *shape, int u8, const mr_st_tensor **out,
+                                uint32_t *shard, mr_error *err)
 {
     mr_st_checkpoint *c = pl->p->ckpt;
     int64_t idx = ckpt_index(c, name);
@@ -306,7 +318,10 @@ static mr_status take_source(planner *pl, const char *name, uint32_t nd, const u
     const mr_st_tensor *t = c->tensors[idx];
     *shard = c->tensor_shard[idx];
     const char *file = c->shards[*shard]->path;
-    if (t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
+    if (u8 && t->dtype != MR_ST_U8)
+        return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
+                       "dtype %s is not the U8 of packed MXFP4", mr_st_dtype_name(t->dtype));
+    if (!u8 && t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
         return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
                        "dtype %s is not supported (BF16, F16, F32 are)", mr_st_dtype_name(t->dtype));
     int ok = t->n_dims == nd;
@@ -417,6 +432,76 @@ mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *h
     return MR_OK;
 }
 
+mr_status mr_plan_add_strided(mr_planner *pl, const char *gguf, const char *hf,
+                              uint32_t n_slices, uint64_t rows, uint64_t cols, uint32_t row_step,
+                              uint32_t row_first, uint32_t col_step, uint32_t col_first,
+                              int layer, int part, mr_error *err)
+{
+    mr_plan_tensor *t;
+    const uint32_t n = n_slices ? n_slices : 1;
+    const uint64_t shape3[3] = {n_slices, rows * row_step, cols * col_step};
+    const int nd = n_slices > 1 ? 3 : 2;
+    const mr_st_tensor *src;
+    uint32_t shard;
+    mr_status s;
+    if ((s = plan_next(pl->p, gguf, n, &t, err)) ||
+        (s = take_source(pl, hf, (uint32_t)nd, nd == 3 ? shape3 : shape3 + 1, &src, &shard, err)))
+        return s;
+    t->n_src = n;
+    for (uint32_t e = 0; e < n; e++) {
+        t->src[e] = src;
+        t->src_shard[e] = shard;
+    }
+    t->n_dims = (uint32_t)nd;
+    t->ne[0] = cols;
+    t->ne[1] = rows;
+    t->ne[2] = n;
+    t->row_step = row_step, t->row_first = row_first;
+    t->col_step = col_step, t->col_first = col_first;
+    t->src_slice_off = rows * row_step * cols * col_step * mr_st_dtype_size(src->dtype);
+    t->layer = layer;
+    t->part = part;
+    return MR_OK;
+}
+
+mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks,
+                            const char *scales, uint32_t n_slices, uint64_t rows, uint64_t cols,
+                            uint32_t row_step, uint32_t row_first, int layer, int part,
+                            mr_error *err)
+{
+    if (cols % 32)
+        return mr_fail(err, MR_EFORMAT, NULL, blocks, MR_NO_OFFSET,
+                       "rows of %llu elements are not whole MXFP4 blocks of 32",
+                       (unsigned long long)cols);
+    mr_plan_tensor *t;
+    const uint64_t bs[4] = {n_slices, rows * row_step, cols / 32, 16};
+    const mr_st_tensor *src, *sc;
+    uint32_t shard, sc_shard;
+    mr_status s;
+    if ((s = plan_next(pl->p, gguf, n_slices, &t, err)) ||
+        (s = take_source_as(pl, blocks, 4, bs, 1, &src, &shard, err)) ||
+        (s = take_source_as(pl, scales, 3, bs, 1, &sc, &sc_shard, err)))
+        return s;
+    t->n_src = n_slices;
+    for (uint32_t e = 0; e < n_slices; e++) {
+        t->src[e] = src;
+        t->src_shard[e] = shard;
+    }
+    t->n_dims = 3;
+    t->ne[0] = cols;
+    t->ne[1] = rows;
+    t->ne[2] = n_slices;
+    t->row_step = row_step, t->row_first = row_first;
+    t->src_slice_off = rows * row_step * (cols / 32) * 16;
+    t->scales = sc;
+    t->scales_shard = sc_shard;
+    t->scales_slice_off = rows * row_step * (cols / 32);
+    t->type = MR_TYPE_MXFP4;
+    t->layer = layer;
+    t->part = part;
+    return MR_OK;
+}
+
 mr_status mr_plan_add_generated(mr_planner *pl, const char *gguf, const float *v, uint64_t n,
                                 mr_error *err)
 {
@@ -458,7 +543,9 @@ static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_plan_
 {
     const mr_hf_config *hp = &p->hp;
     uint32_t type = ot->type;
-    if (t->n_dims == 1 || strstr(t->name, "ffn_gate_inp"))
+    if (t->scales) /* released MXFP4 stays as it is */
+        return MR_TYPE_MXFP4;
+    if (t->n_dims == 1 || strstr(t->name, "ffn_gate_inp") || strstr(t->name, ".bias"))
         return MR_TYPE_F32;
     if (ot->mixed) {
         int eight = hp->n_expert == 8;

@@ -51,6 +51,17 @@ typedef struct {
      * expert e is its column src_col0 + r.  src_cols 0: rows are rows. */
     uint64_t src_cols, src_col0;
     float *gen;              /* generated values (ne[0] floats, owned), no source */
+    /* Strided sources (gpt-oss's interleaved gate/up): output row r of a
+     * slice is source row r * row_step + row_first, element i is source
+     * element i * col_step + col_first (steps 0 or 1: contiguous). */
+    uint32_t row_step, row_first, col_step, col_first;
+    uint64_t src_slice_off;  /* > 0: the slices are one source tensor, slice e at e * this */
+    /* MXFP4 as released (transformers' _blocks/_scales): src holds the U8
+     * blocks (consecutive-pair nibbles), scales the E8M0 bytes; repacked
+     * into ggml blocks without requantization */
+    const mr_st_tensor *scales;
+    uint32_t scales_shard;   /* the shard holding them (a layer may straddle two) */
+    uint64_t scales_slice_off;
     uint64_t row_bytes;      /* output bytes of one row */
     uint64_t slice_bytes;    /* output bytes of one source (expert) */
     uint64_t nbytes;
@@ -97,7 +108,7 @@ typedef struct mr_hf_family {
 } mr_hf_family;
 
 extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe;
-extern const mr_hf_family mr_hf_llama4, mr_hf_llama4_text;
+extern const mr_hf_family mr_hf_llama4, mr_hf_llama4_text, mr_hf_gptoss;
 
 /* Add output tensor `gguf` made of n_src checkpoint tensors (names hf[i],
  * each of shape (rows, cols), or a vector of cols when rows == 0), stacked
@@ -114,6 +125,21 @@ mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *h
                                  uint32_t n_expert, uint64_t rows, uint64_t cols,
                                  uint64_t src_cols, uint64_t col0, int layer, int part,
                                  mr_error *err);
+/* Add output tensor `gguf` (ggml ne = [cols, rows, n_slices], or [cols,
+ * rows] when n_slices is 1) from rows and elements of ONE checkpoint tensor
+ * `hf` of shape [n_slices,] rows * row_step, cols * col_step (see
+ * mr_plan_tensor's steps; firsts < steps). */
+mr_status mr_plan_add_strided(mr_planner *pl, const char *gguf, const char *hf,
+                              uint32_t n_slices, uint64_t rows, uint64_t cols, uint32_t row_step,
+                              uint32_t row_first, uint32_t col_step, uint32_t col_first,
+                              int layer, int part, mr_error *err);
+/* The same for released MXFP4: `blocks` U8 [n_slices, rows * row_step,
+ * cols / 32, 16] and `scales` U8 [n_slices, rows * row_step, cols / 32],
+ * written as MXFP4 whatever the output type. */
+mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks,
+                            const char *scales, uint32_t n_slices, uint64_t rows, uint64_t cols,
+                            uint32_t row_step, uint32_t row_first, int layer, int part,
+                            mr_error *err);
 /* Add a 1-D F32 output tensor of n values computed by the family (copied). */
 mr_status mr_plan_add_generated(mr_planner *pl, const char *gguf, const float *v, uint64_t n,
                                 mr_error *err);

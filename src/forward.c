@@ -39,6 +39,18 @@ static uint32_t ff_max(const mr_model *m)
     return f;
 }
 
+/* KV cache rows of layer il: every position, or for a sliding-window
+ * layer a ring that holds the window of the batch's first query and the
+ * batch itself (the batch's keys are stored before it attends), rounded
+ * up to whole attention blocks so that no block of keys wraps. */
+static uint32_t kv_rows_of(const mr_model *m, uint32_t il, uint32_t n_ctx, uint32_t n_batch)
+{
+    const uint64_t w = m->layers[il].window;
+    const uint64_t nb = n_batch < n_ctx ? n_batch : n_ctx;
+    const uint64_t ring = (w + nb - 1 + MR_ATTN_BLOCK - 1) / MR_ATTN_BLOCK * MR_ATTN_BLOCK;
+    return w && ring < n_ctx ? (uint32_t)ring : n_ctx;
+}
+
 /* Buffer sizes of a context, shared by mr_context_new and mr_context_bytes. */
 typedef struct {
     uint64_t q_dim, k_dim, v_dim, o_dim, ff, widest, nb, att;
@@ -121,8 +133,16 @@ mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t 
     c->v_type = v_type;
     c->k_row_bytes = mr_type_row_bytes(k_type, (int64_t)d.k_dim);
     c->v_row_bytes = mr_type_row_bytes(v_type, (int64_t)d.v_dim);
-    c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx, c->k_row_bytes, &fail);
-    c->v_cache = xcalloc((size_t)hp->n_layer * n_ctx, c->v_row_bytes, &fail);
+    c->kv_rows = xcalloc(hp->n_layer, sizeof(uint32_t), &fail);
+    c->kv_row0 = xcalloc(hp->n_layer, sizeof(uint64_t), &fail);
+    uint64_t kv_total = 0;
+    for (uint32_t il = 0; !fail && il < hp->n_layer; il++) {
+        c->kv_rows[il] = kv_rows_of(m, il, n_ctx, n_batch);
+        c->kv_row0[il] = kv_total;
+        kv_total += c->kv_rows[il];
+    }
+    c->k_cache = xcalloc((size_t)kv_total, c->k_row_bytes, &fail);
+    c->v_cache = xcalloc((size_t)kv_total, c->v_row_bytes, &fail);
     c->x = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->h = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->q = xcalloc(nb * d.q_dim, sizeof(float), &fail);
@@ -172,9 +192,11 @@ uint64_t mr_context_bytes_kv(const mr_model *m, uint32_t n_ctx, uint32_t n_batch
 {
     const mr_hparams *hp = &m->hp;
     const ctx_dims d = dims_of(m, n_ctx, n_batch);
-    uint64_t b = (uint64_t)hp->n_layer * n_ctx *
-                 (mr_type_row_bytes(k_type, (int64_t)d.k_dim) +
-                  mr_type_row_bytes(v_type, (int64_t)d.v_dim)); /* KV cache */
+    uint64_t b = 0;
+    for (uint32_t il = 0; il < hp->n_layer; il++) /* KV cache */
+        b += (uint64_t)kv_rows_of(m, il, n_ctx, n_batch) *
+             (mr_type_row_bytes(k_type, (int64_t)d.k_dim) +
+              mr_type_row_bytes(v_type, (int64_t)d.v_dim));
     b += d.nb * (4ull * hp->n_embd + d.q_dim + d.k_dim + d.v_dim + d.att + 2 * d.ff) * 4;
     b += d.nb * ((d.widest / 32 + 1) * 36 + d.widest * 4);                /* activations */
     b += d.nb * hp->rope.n_rot * 4 + d.nb * hp->n_expert * 4;
@@ -185,7 +207,7 @@ void mr_context_free(mr_context *c)
 {
     if (!c)
         return;
-    void *bufs[] = {c->k_cache, c->v_cache, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
+    void *bufs[] = {c->k_cache, c->v_cache, c->kv_rows, c->kv_row0, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
                     c->rl, c->selw, c->xg, c->g, c->u, c->y, c->w_of, c->rope_inv,
                     c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -208,6 +230,14 @@ mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err)
 void mr_context_set_exact(mr_context *c, int exact)
 {
     c->k = &c->kt[exact ? 1 : 0];
+}
+
+void mr_context_set_yarn_trunc(mr_context *c, int trunc)
+{
+    mr_hparams hp = c->m->hp;
+    if (trunc)
+        hp.rope.yarn_no_truncate = 0;
+    nn_rope_init(&hp, c->m->rope_freqs, c->rope_inv);
 }
 
 mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)

@@ -43,6 +43,11 @@ int mr_context_threads(const mr_context *c);
  * reference path, ~1e-5 from float64); 0 (default): activations are
  * quantized to 8 bits per row for the integer kernels, as llama.cpp does. */
 void mr_context_set_exact(mr_context *c, int exact);
+/* trunc = 1: round the YaRN correction range to whole dimensions as
+ * llama.cpp always does (floor/ceil); 0 (default): the family's own
+ * semantics (gpt-oss: fractional, HF truncate=false).  No effect without
+ * YaRN.  Set it before the first decode: cached keys keep their rotation. */
+void mr_context_set_yarn_trunc(mr_context *c, int trunc);
 
 /* Kernel set of this context: "scalar", "avx2", "avx512" or "neon"; by
  * default the one chosen at start-up (the best, or MOERUN_ISA's).  Tests

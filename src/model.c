@@ -301,7 +301,10 @@ mr_status mr_bind_ffn_moe(mr_model *m, uint32_t il, mr_error *err)
     mr_layer *L = &m->layers[il];
     char name[96];
     mr_status s;
-    if ((s = mr_bind_f32(g, NAME("ffn_norm.weight"), hp->n_embd, 1, &L->ffn_norm, err)))
+    /* a family whose norm has another name (gpt-oss: post_attention_norm)
+     * binds it first */
+    if (!L->ffn_norm &&
+        (s = mr_bind_f32(g, NAME("ffn_norm.weight"), hp->n_embd, 1, &L->ffn_norm, err)))
         return s;
     L->moe = 1;
     if (hp->is_moe) {

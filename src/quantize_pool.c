@@ -39,6 +39,9 @@ typedef struct {
     uint64_t row0, nrows;
     uint64_t src_off, src_len; /* absolute in the shard; what the shard hash takes from raw */
     uint64_t raw_len;          /* bytes read into raw (a transposed job's band: src_len 0) */
+    uint64_t aux_off, aux_len; /* MXFP4 scales, absolute in shard aux_shard, read into raw
+                                * after the src_len block bytes (or 0) */
+    uint32_t aux_shard;
     uint64_t out_off, out_len; /* inside the output tensor */
     int state;
 } job;
@@ -138,6 +141,53 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
     mr_status s = mr_st_pread(f, j->src_off, b->raw, j->src_len, err);
     if (s)
         return s;
+    const uint64_t rs = t->row_step ? t->row_step : 1, rf = t->row_first;
+    if (t->scales) { /* released MXFP4: repack, never requantize */
+        /* the scales are hashed with their shard as bytes between jobs */
+        if ((s = mr_st_pread(P->p->ckpt->shards[j->aux_shard], j->aux_off, b->raw + j->src_len,
+                             j->aux_len, err)))
+            return s;
+        const uint64_t G = ne0 / 32;
+        for (uint64_t r = 0; r < j->nrows; r++) {
+            const uint8_t *q = b->raw + (r * rs + rf) * G * 16;
+            const uint8_t *e8 = b->raw + j->src_len + (r * rs + rf) * G;
+            for (uint64_t g = 0; g < G; g++, q += 16) {
+                /* transformers: byte k holds elements 2k (low nibble) and
+                 * 2k + 1; ggml block_mxfp4: scale byte, then qs[i] with
+                 * element i low and i + 16 high.  The e2m1 codes and the
+                 * E8M0 byte mean the same value in both (ggml doubles the
+                 * table and halves the scale). */
+                uint8_t *o = b->out + r * t->row_bytes + g * 17;
+                o[0] = e8[g];
+                for (int i = 0; i < 16; i++) {
+                    const uint8_t lo = (uint8_t)((q[i / 2] >> (4 * (i & 1))) & 15);
+                    const uint8_t hi = (uint8_t)((q[(i + 16) / 2] >> (4 * (i & 1))) & 15);
+                    o[1 + i] = (uint8_t)(lo | hi << 4);
+                }
+            }
+        }
+        return MR_OK;
+    }
+    const uint64_t cs = t->col_step ? t->col_step : 1, cf = t->col_first;
+    for (uint64_t r = 0; (rs > 1 || cs > 1) && r < j->nrows; r++) {
+        /* strided rows and elements (gpt-oss's interleaved gate/up): the
+         * whole job is done here */
+        const uint64_t sr = r * rs + rf;
+        mr_st_to_f32(src->dtype, b->raw + sr * ne0 * cs * es, b->row, ne0 * cs);
+        for (uint64_t i = 0; i < ne0; i++)
+            b->row[i] = b->row[i * cs + cf];
+        size_t bad = mr_first_nonfinite(b->row, ne0);
+        if (bad < ne0)
+            return mr_fail(err, MR_EFORMAT, f->path, src->name,
+                           j->src_off + (sr * ne0 + bad) * cs * es,
+                           "element [%llu, %llu] is %s: refusing to convert non-finite weights",
+                           (unsigned long long)(j->row0 * rs + sr),
+                           (unsigned long long)(bad * cs + cf),
+                           b->row[bad] != b->row[bad] ? "NaN" : "infinite");
+        quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
+        if (r + 1 == j->nrows)
+            return MR_OK;
+    }
     for (uint64_t r = 0; r < j->nrows; r++) {
         uint64_t sr = r;
         if (hd) { /* llama.cpp: reshape(n_head, 2, hd/2, in).swapaxes(1, 2) */
@@ -229,8 +279,13 @@ static mr_status make_jobs(pool *P, mr_error *err)
                 n++;
                 continue;
             }
-            uint64_t src_row = t->ne[0] * mr_st_dtype_size(t->src[0]->dtype);
-            uint64_t step = P->job_bytes / src_row;
+            const uint64_t rs = t->row_step ? t->row_step : 1;
+            /* bytes of one output row's source row(s) */
+            uint64_t src_row = t->scales ? t->ne[0] / 32 * 16
+                                         : t->ne[0] * (t->col_step ? t->col_step : 1) *
+                                               mr_st_dtype_size(t->src[0]->dtype);
+            uint64_t aux_row = t->scales ? t->ne[0] / 32 : 0;
+            uint64_t step = P->job_bytes / (src_row * rs);
             if (t->perm_heads) {
                 uint64_t hd = t->ne[1] / t->perm_heads;
                 step = step / hd * hd;
@@ -250,9 +305,15 @@ static mr_status make_jobs(pool *P, mr_error *err)
                         j->shard = t->src_shard[e];
                         j->row0 = r;
                         j->nrows = nr;
-                        j->src_off = t->src[e]->offset + r * src_row;
-                        j->src_len = nr * src_row;
-                        j->raw_len = j->src_len;
+                        j->src_off = t->src[e]->offset + e * t->src_slice_off + r * rs * src_row;
+                        j->src_len = nr * rs * src_row;
+                        if (t->scales) {
+                            j->aux_off = t->scales->offset + e * t->scales_slice_off +
+                                         r * rs * aux_row;
+                            j->aux_len = nr * rs * aux_row;
+                            j->aux_shard = t->scales_shard;
+                        }
+                        j->raw_len = j->src_len + j->aux_len;
                         if (t->src_cols) { /* the expert's start; hashed as a gap */
                             j->src_off = t->src[e]->offset + e * t->ne[0] * t->src_cols *
                                                                   mr_st_dtype_size(t->src[e]->dtype);
@@ -465,7 +526,9 @@ static mr_status alloc_slots(pool *P, mr_error *err)
         const job *j = &P->jobs[i];
         raw = j->raw_len > raw ? j->raw_len : raw;
         out = j->out_len > out ? j->out_len : out;
-        row = P->p->t[j->tensor].ne[0] > row ? P->p->t[j->tensor].ne[0] : row;
+        const mr_plan_tensor *t = &P->p->t[j->tensor];
+        const uint64_t rw = t->ne[0] * (t->col_step ? t->col_step : 1);
+        row = rw > row ? rw : row;
     }
     if (!(P->slots = calloc(P->window, sizeof *P->slots)))
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");

@@ -231,9 +231,13 @@ static mr_status copy_resident(paged *p, mr_error *err)
         if (L->router.nbytes)
             list[n++] = &L->router;
     }
+    /* each copy keeps its file offset's place in a 64-byte line, as in the
+     * mapping: the f32 dots split their sums at the weights' line boundary,
+     * so a tensor moved within a line (a 32-aligned GGUF, as llama.cpp
+     * writes) would round differently from the resident run */
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += (list[i]->nbytes + 63) / 64 * 64;
+        total += (list[i]->nbytes + 63) / 64 * 64 + 64;
     if (posix_memalign((void **)&p->resident, ALIGN, total ? total : ALIGN))
         return mr_fail(err, MR_ENOMEM, p->path, NULL, MR_NO_OFFSET,
                        "no memory for %llu bytes of non-expert weights", (unsigned long long)total);
@@ -245,6 +249,7 @@ static mr_status copy_resident(paged *p, mr_error *err)
     for (size_t i = 0; i < n; i++) {
         mr_tensor *t = list[i];
         uint64_t done = 0;
+        at += t->file_offset % 64;
         while (done < t->nbytes) {
             ssize_t r = pread(fd, p->resident + at + done, t->nbytes - done,
                               (off_t)(t->file_offset + done));
@@ -260,7 +265,7 @@ static mr_status copy_resident(paged *p, mr_error *err)
             done += (uint64_t)r;
         }
         t->data = p->resident + at;
-        at += (t->nbytes + 63) / 64 * 64;
+        at = (at + t->nbytes + 63) / 64 * 64;
     }
     /* the copy is what stays: let the page cache forget the file */
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);

@@ -22,6 +22,7 @@
 #include <xxhash.h>
 
 #include "../quant/types.h"
+#include "../quant/types_more.h"
 #include "config.h"
 #include "gguf_write.h"
 #include "moerun_keys.h"
@@ -40,19 +41,31 @@ static const struct mr_synth_llama4 l4_maverick = {128, 16384, 2, 0.0f, 0.0f, 0.
 /* a tiny one for tests: head 32 (4 x 32 != 64), Maverick's interleave */
 static const struct mr_synth_llama4 l4_micro = {32, 96, 2, 8.0f, 1.0f, 4.0f, 64};
 
+/* gpt-oss: head size (64 heads x 64 != 2880), the sliding window of the
+ * even layers, YaRN factor over the original context, as the releases'
+ * config.json give them (openai/gpt-oss-20b and -120b). */
+struct mr_synth_gptoss {
+    uint32_t head_dim, window, yarn_orig_ctx;
+    float yarn_factor;
+};
+static const struct mr_synth_gptoss go_release = {64, 128, 4096, 32.0f};
+
 static const mr_synth_shape shapes[] = {
     /* name, vocab, embd, layers, heads, kv heads, ff, experts, used, ctx, rope */
-    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, NULL},
-    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, NULL},
-    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, NULL},
-    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, NULL},
-    {"llama4-scout", 202048, 5120, 48, 40, 8, 8192, 16, 1, 10485760, 5e5f, &l4_scout},
-    {"llama4-maverick", 202048, 5120, 48, 40, 8, 8192, 128, 1, 1048576, 5e5f, &l4_maverick},
-    {"llama4-micro", 512, 64, 4, 4, 2, 32, 8, 1, 256, 5e5f, &l4_micro},
+    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, NULL, NULL},
+    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, NULL, NULL},
+    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, NULL, NULL},
+    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, NULL, NULL},
+    {"llama4-scout", 202048, 5120, 48, 40, 8, 8192, 16, 1, 10485760, 5e5f, &l4_scout, NULL},
+    {"llama4-maverick", 202048, 5120, 48, 40, 8, 8192, 128, 1, 1048576, 5e5f, &l4_maverick, NULL},
+    {"llama4-micro", 512, 64, 4, 4, 2, 32, 8, 1, 256, 5e5f, &l4_micro, NULL},
+    {"gpt-oss-20b", 201088, 2880, 24, 64, 8, 2880, 32, 4, 131072, 150000.0f, NULL, &go_release},
+    {"gpt-oss-120b", 201088, 2880, 36, 64, 8, 2880, 128, 4, 131072, 150000.0f, NULL, &go_release},
 };
 
 static const char *const shape_names[] = {"mixtral-8x7b", "mixtral-8x22b", "tinymix", "micro",
-                                          "llama4-scout", "llama4-maverick", "llama4-micro", NULL};
+                                          "llama4-scout", "llama4-maverick", "llama4-micro",
+                                          "gpt-oss-20b", "gpt-oss-120b", NULL};
 
 const mr_synth_shape *mr_synth_shape_find(const char *name)
 {
@@ -146,6 +159,19 @@ static void fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std)
                     b[i].qs[j + k] = (int8_t)(q == -128 ? 0 : q);
                 }
             }
+        }
+    } else if (t == MR_TYPE_MXFP4) {
+        /* all 16 e2m1 codes equally likely (-0 included): zero mean, std
+         * 5.85 x 2^(e - 128) in ggml's doubled table; the shared exponent
+         * is the power of two nearest the wanted std */
+        block_mxfp4 *b = dst;
+        const int e = 128 + (int)lrintf(log2f(std / 5.85f));
+        for (uint64_t i = 0; i < n / QK_MXFP4; i++) {
+            b[i].e = (uint8_t)(e < 1 ? 1 : e > 254 ? 254 : e);
+            uint64_t v = rng_next(r);
+            memcpy(b[i].qs, &v, 8);
+            v = rng_next(r);
+            memcpy(b[i].qs + 8, &v, 8);
         }
     } else if (t == MR_TYPE_F32) {
         const float a = std * 1.7320508f;
@@ -257,7 +283,7 @@ static int vocab_make(vocab *v, uint32_t n)
 
 /* ------------------------------------------------------------ layout */
 
-enum { T_EMBD, T_ROUTER, T_NORM, T_PROJ, T_EXPERT, T_ROPE };
+enum { T_EMBD, T_ROUTER, T_NORM, T_PROJ, T_EXPERT, T_ROPE, T_ZERO };
 
 typedef struct {
     char name[64];
@@ -332,6 +358,51 @@ static tinfo *layout_llama4(const mr_synth_params *p, uint32_t *count)
     return t;
 }
 
+/* gpt-oss in the order of llama.cpp's converter: MXFP4 experts, output,
+ * embeddings, then each layer's norms, biases (zero), router, attention
+ * and sinks (zero), output norm. */
+static tinfo *layout_gptoss(const mr_synth_params *p, uint32_t *count)
+{
+    const mr_synth_shape *s = &p->shape;
+    const uint64_t E = s->n_embd, F = s->n_ff, X = s->n_expert;
+    const uint64_t q = (uint64_t)s->n_head * s->gptoss->head_dim;
+    const uint64_t kv = (uint64_t)s->n_head_kv * s->gptoss->head_dim;
+    uint32_t k = 0;
+    tinfo *t = calloc(3 + 21ull * s->n_layer, sizeof *t);
+    if (!t)
+        return NULL;
+    const float si = 1.0f / sqrtf((float)E), sf = 1.0f / sqrtf((float)F),
+                sq = 1.0f / sqrtf((float)q);
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+        ADD(T_EXPERT, MR_TYPE_MXFP4, sf, 3, F, E, X, "blk.%u.ffn_down_exps.weight", l);
+        ADD(T_EXPERT, MR_TYPE_MXFP4, si, 3, E, F, X, "blk.%u.ffn_gate_exps.weight", l);
+        ADD(T_EXPERT, MR_TYPE_MXFP4, si, 3, E, F, X, "blk.%u.ffn_up_exps.weight", l);
+    }
+    ADD(T_PROJ, p->type, si, 2, E, s->n_vocab, 1, "output.weight");
+    ADD(T_EMBD, p->type, 1.0f, 2, E, s->n_vocab, 1, "token_embd.weight");
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.attn_norm.weight", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 2, E, X, 1, "blk.%u.ffn_down_exps.bias", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 2, F, X, 1, "blk.%u.ffn_gate_exps.bias", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 2, F, X, 1, "blk.%u.ffn_up_exps.bias", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 1, X, 1, 1, "blk.%u.ffn_gate_inp.bias", l);
+        ADD(T_ROUTER, MR_TYPE_F32, 1.5f * si, 2, E, X, 1, "blk.%u.ffn_gate_inp.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.post_attention_norm.weight", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 1, kv, 1, 1, "blk.%u.attn_k.bias", l);
+        ADD(T_PROJ, p->type, si, 2, E, kv, 1, "blk.%u.attn_k.weight", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.attn_output.bias", l);
+        ADD(T_PROJ, p->type, sq, 2, q, E, 1, "blk.%u.attn_output.weight", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 1, q, 1, 1, "blk.%u.attn_q.bias", l);
+        ADD(T_PROJ, p->type, si, 2, E, q, 1, "blk.%u.attn_q.weight", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 1, s->n_head, 1, 1, "blk.%u.attn_sinks.weight", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 1, kv, 1, 1, "blk.%u.attn_v.bias", l);
+        ADD(T_PROJ, p->type, si, 2, E, kv, 1, "blk.%u.attn_v.weight", l);
+    }
+    ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "output_norm.weight");
+    *count = k;
+    return t;
+}
+
 /* rope_freqs.weight: the llama3 factor of each frequency pair, as llama.cpp's
  * converter computes it. */
 static void llama4_rope_factors(const mr_synth_shape *s, float *out)
@@ -365,6 +436,8 @@ static tinfo *layout(const mr_synth_params *p, uint32_t *count)
 {
     if (p->shape.llama4)
         return layout_llama4(p, count);
+    if (p->shape.gptoss)
+        return layout_gptoss(p, count);
     const mr_synth_shape *s = &p->shape;
     const uint32_t hd = s->n_embd / s->n_head;
     const int moe = !p->dense;
@@ -441,6 +514,33 @@ static void write_llama4_keys(mr_gguf_writer *w, const mr_synth_params *p)
     mr_gguf_kv_u32(w, "general.quantization_version", 2);
 }
 
+/* The gpt-oss keys, in llama.cpp's converter's order. */
+static void write_gptoss_keys(mr_gguf_writer *w, const mr_synth_shape *s)
+{
+    const struct mr_synth_gptoss *x = s->gptoss;
+    mr_gguf_kv_u32(w, "gpt-oss.block_count", s->n_layer);
+    mr_gguf_kv_u32(w, "gpt-oss.context_length", s->n_ctx);
+    mr_gguf_kv_u32(w, "gpt-oss.embedding_length", s->n_embd);
+    mr_gguf_kv_u32(w, "gpt-oss.feed_forward_length", s->n_ff);
+    mr_gguf_kv_u32(w, "gpt-oss.attention.head_count", s->n_head);
+    mr_gguf_kv_u32(w, "gpt-oss.attention.head_count_kv", s->n_head_kv);
+    mr_gguf_kv_str(w, "gpt-oss.rope.scaling.type", "yarn");
+    mr_gguf_kv_f32(w, "gpt-oss.rope.scaling.factor", x->yarn_factor);
+    mr_gguf_kv_u32(w, "gpt-oss.rope.scaling.original_context_length", x->yarn_orig_ctx);
+    mr_gguf_kv_f32(w, "gpt-oss.rope.scaling.yarn_beta_fast", 32.0f);
+    mr_gguf_kv_f32(w, "gpt-oss.rope.scaling.yarn_beta_slow", 1.0f);
+    mr_gguf_kv_f32(w, "gpt-oss.rope.freq_base", s->rope_base);
+    mr_gguf_kv_f32(w, "gpt-oss.attention.layer_norm_rms_epsilon", 1e-5f);
+    mr_gguf_kv_u32(w, "gpt-oss.expert_count", s->n_expert);
+    mr_gguf_kv_u32(w, "gpt-oss.expert_used_count", s->n_expert_used);
+    mr_gguf_kv_u32(w, "gpt-oss.attention.key_length", x->head_dim);
+    mr_gguf_kv_u32(w, "gpt-oss.attention.value_length", x->head_dim);
+    mr_gguf_kv_u32(w, "general.file_type", 38); /* MOSTLY_MXFP4_MOE */
+    mr_gguf_kv_u32(w, "gpt-oss.attention.sliding_window", x->window);
+    mr_gguf_kv_u32(w, "gpt-oss.expert_feed_forward_length", s->n_ff);
+    mr_gguf_kv_u32(w, "general.quantization_version", 2);
+}
+
 static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uint64_t n_tensors,
                                 const vocab *v)
 {
@@ -449,10 +549,15 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
     snprintf(name, sizeof name, "synthetic %s%s (random weights)", s->name,
              p->dense == 2 ? " dense twin of the same total size"
              : p->dense    ? " dense twin" : "");
-    mr_gguf_kv_str(w, "general.architecture", s->llama4 ? "llama4" : "llama");
+    mr_gguf_kv_str(w, "general.architecture",
+                   s->llama4 ? "llama4" : s->gptoss ? "gpt-oss" : "llama");
     mr_gguf_kv_str(w, "general.name", name);
     if (s->llama4) {
         write_llama4_keys(w, p);
+        goto vocab;
+    }
+    if (s->gptoss) {
+        write_gptoss_keys(w, s);
         goto vocab;
     }
     mr_gguf_kv_u32(w, "llama.block_count", s->n_layer);
@@ -496,6 +601,14 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
     if (s->n_layer < 1 || s->n_embd % s->n_head || s->n_head % s->n_head_kv ||
         !mr_type_computable(p->type) || s->n_embd % mr_type_get(p->type)->block_size ||
         s->n_ff % mr_type_get(p->type)->block_size)
+        return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
+                       "shape %s with type %s is not a valid model", s->name,
+                       mr_type_get(p->type)->name);
+    if (s->gptoss && p->dense)
+        return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
+                       "gpt-oss has no dense twin (its experts are MXFP4 as released)");
+    if (s->gptoss && (s->n_embd % QK_MXFP4 || s->n_ff % QK_MXFP4 ||
+                      (uint64_t)s->n_head * s->gptoss->head_dim % mr_type_get(p->type)->block_size))
         return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
                        "shape %s with type %s is not a valid model", s->name,
                        mr_type_get(p->type)->name);
@@ -551,9 +664,9 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
         for (uint64_t e = 0; e < t[i].ne[2]; e++) {
             rng_t r;
             rng_seed(&r, p->seed ^ ((uint64_t)i << 32) ^ (e << 16));
-            if (t[i].kind == T_NORM) {
+            if (t[i].kind == T_NORM || t[i].kind == T_ZERO) {
                 for (uint64_t k = 0; k < n_el; k++)
-                    ((float *)buf)[k] = 1.0f;
+                    ((float *)buf)[k] = t[i].kind == T_NORM ? 1.0f : 0.0f;
             } else if (t[i].kind == T_ROPE) {
                 llama4_rope_factors(s, (float *)buf);
             } else {

@@ -22,10 +22,12 @@ typedef struct {
     float rope_base;
     /* Llama 4 shapes (GGUF llama4; n_ff is the experts'): see synth.c; else NULL */
     const struct mr_synth_llama4 *llama4;
+    /* gpt-oss shapes (GGUF gpt-oss; experts MXFP4 as released): see synth.c; else NULL */
+    const struct mr_synth_gptoss *gptoss;
 } mr_synth_shape;
 
 /* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
- * "llama4-scout", "llama4-maverick"); NULL
+ * "llama4-scout", "llama4-maverick", "gpt-oss-20b", "gpt-oss-120b"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);

@@ -395,6 +395,7 @@ static const struct {
     {"tinyllama4", "hf", "f32", "tinyllama4-f32.gguf"},
     {"tinyllama4", "hf", "bf16", "tinyllama4-bf16.gguf"},
     {"tinyllama4", "hf", "q8_0", "tinyllama4-q8_0.gguf"},
+    {"tinygptoss", "hf", "bf16", "tinygptoss-mxfp4.gguf"},
 };
 
 START_TEST(test_family_matches_llama_cpp)

@@ -13,6 +13,7 @@
  */
 #include <check.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ typedef struct {
      * another order, so identical ids after a near tie are luck) */
     const char *greedy_tag;
     double near_tie;
+    int yarn_trunc;      /* 1: llama.cpp's YaRN rounding, greedy ids from "yarn_trunc.ids" */
+    double mean_tol;     /* mean |logit - reference| (0: not checked) */
+    size_t greedy_min;   /* greedy ids that must agree (0: all) */
 } fam_case;
 
 #define L4_PROMPTS "once_upon", "paid_350", "gruesse", "long_chunks", "chat"
@@ -53,6 +57,19 @@ static const fam_case cases[] = {
     /* README: Q8_0 routing flips near-tied experts, so compare with llama.cpp's
      * run of the same file */
     {"llama4", "tinyllama4-q8_0.gguf", "", 0, 10, {L4_PROMPTS}, "q8_0", 0.1},
+    /* README: f32 activations on the exact MXFP4/BF16 weights within 1e-4 of
+     * the reference of the YaRN mode in use (llama.cpp F32 3.6e-5), greedy
+     * identical; the checkpoint's YaRN (truncate: false) is the default */
+#define GPTOSS_PROMPTS {"once_upon", "paid_350", "gruesse", "long_river", "chat"}
+    {"gptoss", "tinygptoss-mxfp4.gguf", "", 1, 1e-4, GPTOSS_PROMPTS, NULL, 0, 0, 0, 0},
+    {"gptoss", "tinygptoss-mxfp4.gguf", ".yarn_trunc", 1, 1e-4, GPTOSS_PROMPTS, NULL, 0, 1, 0, 0},
+    /* the default path quantizes the MXFP4 matmuls' inputs to Q8_0 as
+     * llama.cpp does; README, f32-mxfp4 GGUF vs yarn_trunc: max 0.27-2.15,
+     * mean 0.031-0.042, greedy agreeing for the first 2 (long_river) to 16 */
+    {"gptoss", "tinygptoss-mxfp4.gguf", ".yarn_trunc", 0, 2.5, GPTOSS_PROMPTS, NULL, 0, 1, 0.05,
+     2},
+    /* no llama.cpp figure for the checkpoint semantics; observed up to 3.1 */
+    {"gptoss", "tinygptoss-mxfp4.gguf", "", 0, 3.5, GPTOSS_PROMPTS, NULL, 0, 0, 0.05, 2},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
@@ -82,6 +99,7 @@ static void open_run(run_t *r, const char *path, const fam_case *fc, uint32_t n_
     }
     ck_assert_msg(mr_context_new(r->m, r->st, n_ctx, n_ctx, &r->c, &err) == 0, "%s", err.msg);
     mr_context_set_exact(r->c, fc->exact);
+    mr_context_set_yarn_trunc(r->c, fc->yarn_trunc);
 }
 
 static void close_run(run_t *r)
@@ -141,7 +159,8 @@ START_TEST(family_matches_reference)
         int32_t *ids = tu_read_json_ints(tu_path("%s/ref/%s.greedy.json", dir, name), "prompt_ids", &n);
         int32_t *want = fc->greedy_tag ? agreement_greedy(dir, name, fc->greedy_tag, &ng)
                                        : tu_read_json_ints(tu_path("%s/ref/%s.greedy.json", dir, name),
-                                                           "ids", &ng);
+                                                           fc->yarn_trunc ? "yarn_trunc.ids" : "ids",
+                                                           &ng);
         float *ref = tu_read_f32(tu_path("%s/ref/%s%s.logits.f32", dir, name, fc->ref), &nr);
         ck_assert_msg(ids && want && ref, "%s: reference files of %s missing", dir, name);
         run_t r;
@@ -152,6 +171,9 @@ START_TEST(family_matches_reference)
         const int32_t *forced = fc->greedy_tag ? want : NULL;
         float *lg = prompt_and_greedy(&r, ids, n, ng, forced, got);
         const double d = tu_max_abs_diff(lg, ref, n * nv);
+        double mean = 0;
+        for (size_t i = 0; i < n * nv; i++)
+            mean += fabs((double)lg[i] - ref[i]) / (double)(n * nv);
         size_t same = 0, equal = 0;
         while (same < ng && got[same] == want[same])
             same++;
@@ -162,9 +184,13 @@ START_TEST(family_matches_reference)
                    "token at %zu/%zu steps\n",
                    fc->gguf, name, fc->exact ? "exact" : "fast ", d, fc->tol, equal, ng);
         else
-            printf("%-24s %-12s %s: max |diff| %.3g (tolerance %g), greedy %zu/%zu identical\n",
-                   fc->gguf, name, fc->exact ? "exact" : "fast ", d, fc->tol, same, ng);
+            printf("%-24s %-12s %s%s: max |diff| %.3g (tolerance %g), mean %.3g, greedy %zu/%zu "
+                   "identical\n",
+                   fc->gguf, name, fc->exact ? "exact" : "fast ",
+                   fc->yarn_trunc ? " yarn-trunc" : "", d, fc->tol, mean, same, ng);
         ck_assert_msg(d <= fc->tol, "%s %s: max |diff| %g > %g", fc->gguf, name, d, fc->tol);
+        ck_assert_msg(!fc->mean_tol || mean <= fc->mean_tol, "%s %s: mean |diff| %g > %g",
+                      fc->gguf, name, mean, fc->mean_tol);
         for (size_t i = same; forced && i < ng; i++) {
             const float *row = lg + (n - 1 + i) * nv;
             const double gap = (double)row[got[i]] - row[want[i]];
@@ -175,7 +201,8 @@ START_TEST(family_matches_reference)
                           "our argmax %d (near tie: %g)", fc->gguf, name, i, want[i], gap, got[i],
                           fc->near_tie);
         }
-        ck_assert_msg(forced || same == ng, "%s %s: greedy token %zu is %d, reference %d",
+        const size_t need = fc->greedy_min ? fc->greedy_min : ng;
+        ck_assert_msg(forced || same >= need, "%s %s: greedy token %zu is %d, reference %d",
                       fc->gguf, name, same, got[same < ng ? same : 0], want[same < ng ? same : 0]);
         close_run(&r);
         /* paged: the minimum budget and a few more slots, bit-identical */

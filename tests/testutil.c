@@ -85,12 +85,23 @@ float *tu_read_f32(const char *path, size_t *n)
     return p;
 }
 
+/* field may name a nested member with dots ("yarn_trunc.ids") */
 static json_object *field_of(const char *path, const char *field, json_object **root)
 {
     json_object *o;
+    char key[128];
     *root = json_object_from_file(path);
-    if (!*root || !json_object_object_get_ex(*root, field, &o))
-        return NULL;
+    o = *root;
+    while (o && *field) {
+        size_t l = strcspn(field, ".");
+        if (l >= sizeof key)
+            return NULL;
+        memcpy(key, field, l);
+        key[l] = 0;
+        if (!json_object_object_get_ex(o, key, &o))
+            return NULL;
+        field += l + (field[l] == '.');
+    }
     return o;
 }
 

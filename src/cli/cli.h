@@ -77,15 +77,19 @@ void cli_store_opts_default(cli_store_opts *o);
 typedef struct {
     long threads; /* -t N: default physical cores */
     int exact;    /* --exact */
+    int yarn_trunc; /* --yarn-trunc */
 } cli_compute_opts;
 
-enum { OPT_COMPUTE_EXACT = 420 };
+enum { OPT_COMPUTE_EXACT = 420, OPT_COMPUTE_YARN_TRUNC };
 #define CLI_COMPUTE_LONG_OPTIONS                                               \
     {"threads", required_argument, 0, 't'},                                    \
-    {"exact", no_argument, 0, OPT_COMPUTE_EXACT}
+    {"exact", no_argument, 0, OPT_COMPUTE_EXACT},                              \
+    {"yarn-trunc", no_argument, 0, OPT_COMPUTE_YARN_TRUNC}
 #define CLI_COMPUTE_HELP                                                                   \
     "  -t, --threads N          threads (default: physical cores)\n"                      \
-    "      --exact              f32 activations, weights dequantised exactly (slower)\n"
+    "      --exact              f32 activations, weights dequantised exactly (slower)\n"     \
+    "      --yarn-trunc         YaRN correction range rounded to whole dimensions, as\n"    \
+    "                           llama.cpp does (gpt-oss default: fractional, as released)\n"
 
 void cli_compute_opts_default(cli_compute_opts *o);
 /* Handle a compute or store option (-t, --exact, --mem, ...): -1 not one of

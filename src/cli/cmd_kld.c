@@ -35,7 +35,8 @@ static int kld_option(void *user, int id, const char *v)
     return 0;
 }
 
-static const int kld_common[] = {CLI_O_MODEL, CLI_O_THREADS, CLI_O_EXACT, CLI_O_GPU_IGNORED, 0};
+static const int kld_common[] = {CLI_O_MODEL, CLI_O_THREADS, CLI_O_EXACT, CLI_O_GPU_IGNORED,
+                                 CLI_O_YARN_TRUNC, 0};
 
 static const cli_command kld_cmd = {
     "kld", "-m FILE [--ref DIR] [--prompts A,B,...] [--exact]",

@@ -173,6 +173,7 @@ void cli_compute_opts_default(cli_compute_opts *o)
 {
     o->threads = mr_physical_cores();
     o->exact = 0;
+    o->yarn_trunc = 0;
 }
 
 int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts *co,
@@ -186,6 +187,9 @@ int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts
     case OPT_COMPUTE_EXACT:
         co->exact = 1;
         return 0;
+    case OPT_COMPUTE_YARN_TRUNC:
+        co->yarn_trunc = 1;
+        return 0;
     default:
         return cli_store_option(cmd, ch, arg, so);
     }
@@ -194,8 +198,10 @@ int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts
 mr_status cli_context_apply(mr_context *c, const cli_compute_opts *o, mr_error *err)
 {
     mr_status st = mr_context_set_threads(c, (int)o->threads, err);
-    if (!st)
+    if (!st) {
         mr_context_set_exact(c, o->exact);
+        mr_context_set_yarn_trunc(c, o->yarn_trunc);
+    }
     return st;
 }
 

@@ -22,6 +22,9 @@ static const cli_opt common_opts[] = {
     {"-s", "--seed", "S", "random seed, -1 = from the clock, printed (default -1)", CLI_O_SEED},
     {NULL, "--exact", NULL, "f32 activations, weights dequantised exactly (slower)",
      CLI_O_EXACT},
+    {NULL, "--yarn-trunc", NULL, "YaRN correction range rounded to whole dimensions, as\n"
+                                 "llama.cpp does (gpt-oss default: fractional, as released)",
+     CLI_O_YARN_TRUNC},
     {NULL, "--force", NULL, "replace the output file if it exists", CLI_O_FORCE},
     {NULL, "--stats", NULL, "print expert-store counters and the kernel paths", CLI_O_STATS},
     {NULL, "--no-bos", NULL, "do not prepend the BOS token", CLI_O_NO_BOS},
@@ -123,6 +126,7 @@ static int set_common(const char *cmd, const char *word, int id, const char *v, 
         o->seed_given = n >= 0;
         return 0;
     case CLI_O_EXACT: o->compute.exact = 1; return 0;
+    case CLI_O_YARN_TRUNC: o->compute.yarn_trunc = 1; return 0;
     case CLI_O_FORCE: o->force = 1; return 0;
     case CLI_O_STATS: o->stats = 1; return 0;
     case CLI_O_NO_BOS: o->no_bos = 1; return 0;

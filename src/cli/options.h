@@ -47,6 +47,7 @@ enum {
     CLI_O_BATCH, CLI_O_THREADS, CLI_O_SEED, CLI_O_EXACT, CLI_O_FORCE, CLI_O_STATS,
     CLI_O_NO_BOS, CLI_O_MEM, CLI_O_PREFETCH, CLI_O_NO_DIRECT,
     CLI_O_GPU_IGNORED, /* -ngl, -fa: accepted, noted, ignored */
+    CLI_O_YARN_TRUNC,  /* --yarn-trunc: llama.cpp's whole-dimension YaRN range */
     CLI_O_COUNT,
     CLI_O_EXTRA = 100 /* commands number their own options from here */
 };

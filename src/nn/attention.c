@@ -89,13 +89,17 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
         if (hi[i] > last)
             last = hi[i];
     }
+    const uint32_t rows = a->rows ? a->rows : UINT32_MAX;
     for (uint32_t b0 = first / ATT_KB * ATT_KB; b0 < last; b0 += ATT_KB) {
-        /* the rows of this block any query of the tile sees */
+        /* the rows of this block any query of the tile sees; a block never
+         * wraps a ring (its rows are a multiple of ATT_KB, blocks are
+         * aligned to absolute positions), so they are rows r0 % rows.. */
         const uint32_t r0 = first > b0 ? first : b0, r1 = last < b0 + ATT_KB ? last : b0 + ATT_KB;
+        const uint32_t c0 = r0 % rows, c1 = c0 + (r1 - r0);
         uint32_t ks, vs;
-        const float *kb = block_rows(a->k, a->k_type, a->k_stride, kvh * a->k_head, r0, r1,
+        const float *kb = block_rows(a->k, a->k_type, a->k_stride, kvh * a->k_head, c0, c1,
                                      a->dk, kbuf, &ks);
-        const float *vb = block_rows(a->v, a->v_type, a->v_stride, kvh * a->v_head, r0, r1, dv,
+        const float *vb = block_rows(a->v, a->v_type, a->v_stride, kvh * a->v_head, c0, c1, dv,
                                      vbuf, &vs);
         for (uint32_t i = 0; i < nq; i++) {
             const uint32_t p0 = lo[i] > r0 ? lo[i] : r0;
@@ -166,8 +170,9 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
     const mr_layer *L = &c->m->layers[il];
     const uint32_t hd = hp->head_dim, hv = hp->head_dim_v;
     const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
-    uint8_t *kc = c->k_cache + (size_t)il * c->n_ctx * c->k_row_bytes;
-    uint8_t *vc = c->v_cache + (size_t)il * c->n_ctx * c->v_row_bytes;
+    uint8_t *kc = c->k_cache + (size_t)c->kv_row0[il] * c->k_row_bytes;
+    uint8_t *vc = c->v_cache + (size_t)c->kv_row0[il] * c->v_row_bytes;
+    const uint32_t rows = c->kv_rows[il];
     const mr_from_f32_fn k_put = mr_type_get(c->k_type)->from_f32;
     const mr_from_f32_fn v_put = mr_type_get(c->v_type)->from_f32;
 
@@ -194,9 +199,9 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
         if (q_scale)
             for (uint32_t i = 0; i < q_dim; i++)
                 qt[i] *= q_scale[t];
-        const uint32_t pos = c->n_past + t;
-        k_put(kt, kc + (size_t)pos * c->k_row_bytes, k_dim);
-        v_put(c->kv_v + (size_t)t * v_dim, vc + (size_t)pos * c->v_row_bytes, v_dim);
+        const uint32_t row = (c->n_past + t) % rows;
+        k_put(kt, kc + (size_t)row * c->k_row_bytes, k_dim);
+        v_put(c->kv_v + (size_t)t * v_dim, vc + (size_t)row * c->v_row_bytes, v_dim);
     }
     nn_attn a = {
         .q = c->q, .q_stride = q_dim, .k = kc, .k_stride = k_dim, .v = vc, .v_stride = v_dim,
@@ -204,7 +209,7 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
         .out = c->att, .out_stride = c->o_dim, .k_head = hd, .v_head = hv,
         .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hv,
         .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
-        .window = L->window, .chunk = L->chunk,
+        .window = L->window, .chunk = L->chunk, .rows = rows,
     };
     nn_attention(c, &a);
     /* project into h (free now) and add to the residual stream */

@@ -82,6 +82,8 @@ typedef struct {
     float scale;
     const float *sinks;                     /* (n_head) or NULL */
     uint32_t window, chunk;                 /* 0: off */
+    uint32_t rows;                          /* a ring of rows: position p is row p % rows
+                                             * (0: row p) */
 } nn_attn;
 void nn_attention(mr_context *c, const nn_attn *a);
 
