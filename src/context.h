@@ -27,7 +27,8 @@ struct mr_context {
     uint32_t ff_max;     /* widest FFN hidden size of any layer */
     void *act;       /* prepared (quantized) activations of one matmul input */
     float *k_cache;  /* (n_layer, n_ctx, k_dim) */
-    float *v_cache;  /* (n_layer, n_ctx, v_dim) */
+    float *v_cache;  /* (n_layer, n_ctx, v_dim); NULL when hp.v_in_k (values live in k_cache) */
+    int mla_naive;   /* MLA: expand keys and values per head instead of absorbing kv_b */
     /* scratch for a batch of up to n_batch tokens */
     float *x;        /* (n_batch, n_embd) residual stream */
     float *h;        /* (n_batch, n_embd) normed input of the current block */
@@ -47,6 +48,7 @@ struct mr_context {
     double *rope_inv; /* (n_rot / 2) effective inverse frequency of each pair */
     float *rope_cs;  /* (n_batch, n_rot / 2, 2) cos, sin at the batch's positions */
     uint64_t *route_counts; /* (n_layer, n_expert) tokens routed, for stats */
+    float *scratch;  /* (n_batch, hp.scratch_floats) for the family's blocks, or NULL */
 };
 
 #endif

@@ -41,6 +41,7 @@ static uint32_t ff_max(const mr_model *m)
 /* Buffer sizes of a context, shared by mr_context_new and mr_context_bytes. */
 typedef struct {
     uint64_t q_dim, k_dim, v_dim, o_dim, ff, widest, nb, att;
+    uint64_t v_cache; /* floats per cached position of the V cache (0: values in K) */
 } ctx_dims;
 
 static ctx_dims dims_of(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
@@ -56,7 +57,9 @@ static ctx_dims dims_of(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
     d.att = d.o_dim > hp->n_embd ? d.o_dim : hp->n_embd;
     uint64_t w = hp->n_embd > d.ff ? hp->n_embd : d.ff;
     w = w > d.q_dim ? w : d.q_dim;
-    d.widest = w > d.o_dim ? w : d.o_dim;
+    w = w > d.o_dim ? w : d.o_dim;
+    d.widest = w > hp->widest_in ? w : hp->widest_in;
+    d.v_cache = hp->v_in_k ? 0 : d.v_dim;
     return d;
 }
 
@@ -89,7 +92,10 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     c->o_dim = (uint32_t)d.o_dim;
     c->ff_max = (uint32_t)d.ff;
     c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx * d.k_dim, sizeof(float), &fail);
-    c->v_cache = xcalloc((size_t)hp->n_layer * n_ctx * d.v_dim, sizeof(float), &fail);
+    if (d.v_cache)
+        c->v_cache = xcalloc((size_t)hp->n_layer * n_ctx * d.v_cache, sizeof(float), &fail);
+    if (hp->scratch_floats)
+        c->scratch = xcalloc(nb * hp->scratch_floats, sizeof(float), &fail);
     c->x = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->h = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->q = xcalloc(nb * d.q_dim, sizeof(float), &fail);
@@ -127,7 +133,8 @@ uint64_t mr_context_bytes(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
 {
     const mr_hparams *hp = &m->hp;
     const ctx_dims d = dims_of(m, n_ctx, n_batch);
-    uint64_t b = (uint64_t)hp->n_layer * n_ctx * (d.k_dim + d.v_dim) * 4; /* KV cache */
+    uint64_t b = (uint64_t)hp->n_layer * n_ctx * (d.k_dim + d.v_cache) * 4; /* KV cache */
+    b += d.nb * hp->scratch_floats * 4;
     b += d.nb * (4ull * hp->n_embd + d.q_dim + d.k_dim + d.v_dim + d.att + 2 * d.ff) * 4;
     b += d.nb * ((d.widest / 32 + 1) * 36 + d.widest * 4);                /* activations */
     b += d.nb * hp->rope.n_rot * 4 + d.nb * hp->n_expert * 4;
@@ -140,7 +147,7 @@ void mr_context_free(mr_context *c)
         return;
     void *bufs[] = {c->k_cache, c->v_cache, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
                     c->rl, c->selw, c->xg, c->g, c->u, c->y, c->w_of, c->rope_inv,
-                    c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts};
+                    c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts, c->scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     mr_pool_free(c->pool);
@@ -161,6 +168,11 @@ mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err)
 void mr_context_set_exact(mr_context *c, int exact)
 {
     c->k = &c->kt[exact ? 1 : 0];
+}
+
+void mr_context_set_mla_naive(mr_context *c, int naive)
+{
+    c->mla_naive = naive;
 }
 
 mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)
