@@ -34,6 +34,10 @@ static const fam_case cases[] = {
      * 1e-4); Q8_0 weights on the default path <= 0.25 with the same greedy ids */
     {"qwen3moe", "tinyqwen3moe-bf16.gguf", "", 1, 1e-4, {"once_upon", "paid_350", "hello_world"}},
     {"qwen3moe", "tinyqwen3moe-q8_0.gguf", "", 0, 0.25, {"once_upon", "paid_350", "hello_world"}},
+    /* README: f32 activations on the exact BF16 weights, max |diff| <= 1e-4
+     * (llama.cpp's F32 run: 1.4e-5), identical ids and greedy */
+    {"deepseek3", "tinydeepseek3-bf16.gguf", "", 1, 1e-4,
+     {"once_upon", "paid_350", "gruesse", "lighthouse", "chat"}},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 

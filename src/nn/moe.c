@@ -284,6 +284,8 @@ mr_status nn_ffn(mr_context *c, uint32_t il, uint32_t n, mr_error *err)
     memset(acc, 0, nE * sizeof(float));
     if (L->moe && (s = routed_experts(c, il, n, acc, err)))
         return s;
+    if (!L->moe)
+        guess_ahead(c, il, n); /* a dense layer still warms the next MoE layer's experts */
     if (L->sh_gate.data) {
         /* the shared expert, or the dense FFN of a dense layer */
         ffn_resident(c, &L->sh_gate, &L->sh_up, &L->sh_down, c->h, n, c->y);
