@@ -20,7 +20,7 @@
 #define MAX_CONFIG_BYTES (1u << 20)
 #define MAX_DIM (1u << 24)
 #define MAX_LAYERS 4096u
-#define MAX_EXPERTS 256u
+#define MAX_EXPERTS 512u
 
 /* The output types: name, base tensor type, general.file_type. */
 typedef struct {
@@ -65,8 +65,8 @@ const char *mr_convert_type_help(const char *name)
 
 /* A non-negative integer member of obj into *out, bounded by max.  Absent:
  * MR_OK leaving *out unless required. */
-static mr_status cfg_u32(const char *file, json_object *obj, const char *key, int required,
-                         uint32_t max, uint32_t *out, mr_error *err)
+mr_status mr_cfg_u32(const char *file, json_object *obj, const char *key, int required,
+                     uint32_t max, uint32_t *out, mr_error *err)
 {
     json_object *v;
     if (!json_object_object_get_ex(obj, key, &v) || json_object_get_type(v) == json_type_null) {
@@ -83,8 +83,8 @@ static mr_status cfg_u32(const char *file, json_object *obj, const char *key, in
 }
 
 /* A positive finite number member of obj into *out when present. */
-static mr_status cfg_f32(const char *file, json_object *obj, const char *key, float *out,
-                         mr_error *err)
+mr_status mr_cfg_f32(const char *file, json_object *obj, const char *key, float *out,
+                     mr_error *err)
 {
     json_object *v;
     if (!json_object_object_get_ex(obj, key, &v) || json_object_get_type(v) == json_type_null)
@@ -98,46 +98,63 @@ static mr_status cfg_f32(const char *file, json_object *obj, const char *key, fl
     return MR_OK;
 }
 
-/* The architecture named by config.json's "architectures"[0]. */
+int mr_cfg_bool(json_object *obj, const char *key, int def)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_get_type(v) == json_type_null)
+        return def;
+    return json_object_get_boolean(v);
+}
+
+mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
+                            const char *what, mr_error *err)
+{
+    json_object *v;
+    if (json_object_object_get_ex(obj, key, &v) && json_object_get_type(v) != json_type_null &&
+        !(json_object_get_type(v) == json_type_boolean && !json_object_get_boolean(v)))
+        return mr_fail(err, MR_EUNSUPPORTED, file, key, MR_NO_OFFSET, "%s is not supported", what);
+    return MR_OK;
+}
+
+/* The families moerun converts, by config.json "architectures"[0]. */
+static const mr_hf_family *const hf_families[] = {
+    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe,
+};
+#define N_HF_FAMILIES (sizeof hf_families / sizeof hf_families[0])
+
+/* The family named by config.json's "architectures"[0]. */
 static mr_status cfg_arch(const char *file, json_object *root, mr_hf_config *hp, mr_error *err)
 {
-    static const struct { const char *name; int arch; } archs[] = {
-        {"MixtralForCausalLM", MR_ARCH_MIXTRAL},
-        {"MistralForCausalLM", MR_ARCH_MISTRAL},
-        {"LlamaForCausalLM", MR_ARCH_LLAMA},
-    };
     json_object *a, *a0;
     if (!json_object_object_get_ex(root, "architectures", &a) ||
         json_object_get_type(a) != json_type_array || json_object_array_length(a) < 1 ||
         json_object_get_type(a0 = json_object_array_get_idx(a, 0)) != json_type_string)
         return mr_fail(err, MR_EFORMAT, file, "architectures", MR_NO_OFFSET,
                        "missing or not an array of names");
-    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
-        if (!strcmp(json_object_get_string(a0), archs[i].name)) {
-            hp->arch = archs[i].arch;
-            hp->arch_name = archs[i].name;
+    char names[512];
+    size_t k = 0;
+    names[0] = 0;
+    for (size_t i = 0; i < N_HF_FAMILIES; i++) {
+        if (!strcmp(json_object_get_string(a0), hf_families[i]->hf_arch)) {
+            hp->fam = hf_families[i];
+            hp->arch_name = hf_families[i]->hf_arch;
             return MR_OK;
         }
+        k += (size_t)snprintf(names + k, k < sizeof names ? sizeof names - k : 0, "%s%s",
+                              i ? ", " : "", hf_families[i]->hf_arch);
+    }
     return mr_fail(err, MR_EUNSUPPORTED, file, "architectures", MR_NO_OFFSET,
-                   "'%.64s' is not supported (MixtralForCausalLM, MistralForCausalLM, "
-                   "LlamaForCausalLM are)", json_object_get_string(a0));
+                   "'%.64s' is not supported (%s are)", json_object_get_string(a0), names);
 }
 
-/* Refuse configurations whose weights this converter would mistranslate. */
+/* Refuse configurations whose weights no family converter would translate. */
 static mr_status cfg_refuse(const char *file, json_object *root, mr_error *err)
 {
     json_object *v;
-    if (json_object_object_get_ex(root, "rope_scaling", &v) &&
-        json_object_get_type(v) != json_type_null)
-        return mr_fail(err, MR_EUNSUPPORTED, file, "rope_scaling", MR_NO_OFFSET,
-                       "RoPE scaling is not supported");
     if (json_object_object_get_ex(root, "hidden_act", &v) &&
         (json_object_get_type(v) != json_type_string || strcmp(json_object_get_string(v), "silu")))
         return mr_fail(err, MR_EUNSUPPORTED, file, "hidden_act", MR_NO_OFFSET,
                        "'%s' is not supported (silu is)", json_object_get_string(v));
-    if (json_object_object_get_ex(root, "attention_bias", &v) && json_object_get_boolean(v))
-        return mr_fail(err, MR_EUNSUPPORTED, file, "attention_bias", MR_NO_OFFSET,
-                       "attention biases are not supported");
     return MR_OK;
 }
 
@@ -149,6 +166,7 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     char *text = NULL, *path = mr_path_join(dir, "config.json");
     size_t len;
     json_object *root = NULL, *v;
+    p->config = NULL;
     if (!path)
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     if ((s = mr_read_small_file(path, MAX_CONFIG_BYTES, &text, &len, err)))
@@ -164,44 +182,47 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     hp->rms_eps = 1e-6f;
     hp->n_ctx = 2048;
     if ((s = cfg_arch(path, root, hp, err)) || (s = cfg_refuse(path, root, err)) ||
-        (s = cfg_u32(path, root, "vocab_size", 1, MAX_DIM, &hp->n_vocab, err)) ||
-        (s = cfg_u32(path, root, "hidden_size", 1, MAX_DIM, &hp->n_embd, err)) ||
-        (s = cfg_u32(path, root, "num_hidden_layers", 1, MAX_LAYERS, &hp->n_layer, err)) ||
-        (s = cfg_u32(path, root, "num_attention_heads", 1, MAX_DIM, &hp->n_head, err)) ||
-        (s = cfg_u32(path, root, "intermediate_size", 1, MAX_DIM, &hp->n_ff, err)) ||
-        (s = cfg_u32(path, root, "max_position_embeddings", 0, UINT32_MAX, &hp->n_ctx, err)) ||
-        (s = cfg_f32(path, root, "rope_theta", &hp->rope_theta, err)) ||
-        (s = cfg_f32(path, root, "rms_norm_eps", &hp->rms_eps, err)))
+        (s = mr_cfg_u32(path, root, "vocab_size", 1, MAX_DIM, &hp->n_vocab, err)) ||
+        (s = mr_cfg_u32(path, root, "hidden_size", 1, MAX_DIM, &hp->n_embd, err)) ||
+        (s = mr_cfg_u32(path, root, "num_hidden_layers", 1, MAX_LAYERS, &hp->n_layer, err)) ||
+        (s = mr_cfg_u32(path, root, "num_attention_heads", 1, MAX_DIM, &hp->n_head, err)) ||
+        (s = mr_cfg_u32(path, root, "intermediate_size", 1, MAX_DIM, &hp->n_ff, err)) ||
+        (s = mr_cfg_u32(path, root, "max_position_embeddings", 0, UINT32_MAX, &hp->n_ctx, err)) ||
+        (s = mr_cfg_f32(path, root, "rope_theta", &hp->rope_theta, err)) ||
+        (s = mr_cfg_f32(path, root, "rms_norm_eps", &hp->rms_eps, err)))
         goto done;
     hp->n_head_kv = hp->n_head;
-    if ((s = cfg_u32(path, root, "num_key_value_heads", 0, MAX_DIM, &hp->n_head_kv, err)))
-        goto done;
-    if (hp->arch == MR_ARCH_MIXTRAL &&
-        ((s = cfg_u32(path, root, "num_local_experts", 1, MAX_EXPERTS, &hp->n_expert, err)) ||
-         (s = cfg_u32(path, root, "num_experts_per_tok", 1, MAX_EXPERTS, &hp->n_expert_used, err))))
+    if ((s = mr_cfg_u32(path, root, "num_key_value_heads", 0, MAX_DIM, &hp->n_head_kv, err)))
         goto done;
     hp->has_head_dim = json_object_object_get_ex(root, "head_dim", &v) &&
                        json_object_get_type(v) != json_type_null;
     if (hp->has_head_dim) {
-        if ((s = cfg_u32(path, root, "head_dim", 1, MAX_DIM, &hp->head_dim, err)))
+        if ((s = mr_cfg_u32(path, root, "head_dim", 1, MAX_DIM, &hp->head_dim, err)))
             goto done;
     } else if (hp->n_head && hp->n_embd % hp->n_head == 0) {
         hp->head_dim = hp->n_embd / hp->n_head;
     }
-    hp->tied = json_object_object_get_ex(root, "tie_word_embeddings", &v) &&
-               json_object_get_boolean(v);
+    hp->tied = mr_cfg_bool(root, "tie_word_embeddings", 0);
+    hp->n_ff_exp = hp->n_ff;
+    if ((s = hp->fam->config(path, root, hp, err)))
+        goto done;
     const char *bad = !hp->n_vocab || !hp->n_embd || !hp->n_layer || !hp->n_head || !hp->n_ff
                     ? "a size is zero"
                     : !hp->n_head_kv || hp->n_head % hp->n_head_kv
                     ? "num_attention_heads is not a multiple of num_key_value_heads"
                     : !hp->head_dim || hp->head_dim % 2
                     ? "the head size is not a positive even number (hidden_size / heads or head_dim)"
-                    : hp->arch == MR_ARCH_MIXTRAL && hp->n_expert_used > hp->n_expert
-                    ? "num_experts_per_tok is more than num_local_experts" : NULL;
+                    : hp->n_expert > MAX_EXPERTS
+                    ? "more experts than moerun handles (512)"
+                    : hp->n_expert && (!hp->n_expert_used || hp->n_expert_used > hp->n_expert)
+                    ? "experts per token is zero or more than the experts" : NULL;
     if (bad)
         s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "%s", bad);
 done:
-    json_object_put(root);
+    if (s)
+        json_object_put(root);
+    else
+        p->config = root;
     free(text);
     free(path);
     return s;
@@ -209,11 +230,22 @@ done:
 
 /* ---------------------------------------------------------------- tensor plan */
 
-typedef struct {
+struct mr_planner {
     mr_plan *p;
     uint8_t *used; /* per checkpoint tensor */
     const out_type *ot;
-} planner;
+};
+typedef struct mr_planner planner;
+
+mr_plan *mr_planner_plan(mr_planner *pl)
+{
+    return pl->p;
+}
+
+int mr_plan_has(const mr_planner *pl, const char *hf_name)
+{
+    return mr_st_checkpoint_find(pl->p->ckpt, hf_name, NULL) != NULL;
+}
 
 /* Position of a tensor in the checkpoint's sorted list, or -1. */
 static int64_t ckpt_index(const mr_st_checkpoint *c, const char *name)
@@ -275,11 +307,14 @@ static mr_status take_source(planner *pl, const char *name, uint32_t nd, const u
 
 /* Add output tensor gguf made of n_src HF tensors (names hf[i]) of shape
  * (rows, cols) each, or a vector of cols when rows == 0. */
-static mr_status plan_add(planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
-                          uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
-                          mr_error *err)
+mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
+                      uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
+                      mr_error *err)
 {
     mr_plan *p = pl->p;
+    if (p->n_tensors >= p->cap_tensors)
+        return mr_fail(err, MR_EUNSUPPORTED, NULL, gguf, MR_NO_OFFSET,
+                       "more than %u output tensors", p->cap_tensors);
     mr_plan_tensor *t = &p->t[p->n_tensors];
     uint64_t shape[2] = {rows ? rows : cols, cols};
     memset(t, 0, sizeof *t);
@@ -343,74 +378,6 @@ static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_plan_
     if (mr_type_row_bytes(type, t->ne[0]) == 0)
         type = MR_TYPE_F16;
     return type;
-}
-
-/* Every output tensor of the architecture, in the file's order. */
-static mr_status plan_tensors(planner *pl, mr_error *err)
-{
-    mr_plan *p = pl->p;
-    const mr_hf_config *hp = &p->hp;
-    const uint64_t E = hp->n_embd, V = hp->n_vocab, F = hp->n_ff, D = hp->head_dim;
-    const uint32_t n_exp = hp->n_expert ? hp->n_expert : 1;
-    char (*hf)[128] = calloc(n_exp, sizeof *hf);
-    char g[96];
-    mr_status s = MR_OK;
-    if (!hf)
-        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
-#define ADD(gguf, n, rows, cols, perm, layer, part) \
-    if ((s = plan_add(pl, gguf, hf, n, rows, cols, perm, layer, part, err))) goto done
-#define HF(i, ...) snprintf(hf[i], sizeof hf[i], __VA_ARGS__)
-    HF(0, "model.embed_tokens.weight");
-    ADD("token_embd.weight", 1, V, E, 0, -1, MR_PART_NONE);
-    for (uint32_t il = 0; il < hp->n_layer; il++) {
-        const int L = (int)il;
-#define G(suffix) (snprintf(g, sizeof g, "blk.%u." suffix, il), g)
-        HF(0, "model.layers.%u.input_layernorm.weight", il);
-        ADD(G("attn_norm.weight"), 1, 0, E, 0, L, MR_PART_NONE);
-        HF(0, "model.layers.%u.self_attn.q_proj.weight", il);
-        ADD(G("attn_q.weight"), 1, hp->n_head * D, E, hp->n_head, L, MR_PART_NONE);
-        HF(0, "model.layers.%u.self_attn.k_proj.weight", il);
-        ADD(G("attn_k.weight"), 1, hp->n_head_kv * D, E, hp->n_head_kv, L, MR_PART_NONE);
-        HF(0, "model.layers.%u.self_attn.v_proj.weight", il);
-        ADD(G("attn_v.weight"), 1, hp->n_head_kv * D, E, 0, L, MR_PART_NONE);
-        HF(0, "model.layers.%u.self_attn.o_proj.weight", il);
-        ADD(G("attn_output.weight"), 1, E, hp->n_head * D, 0, L, MR_PART_NONE);
-        HF(0, "model.layers.%u.post_attention_layernorm.weight", il);
-        ADD(G("ffn_norm.weight"), 1, 0, E, 0, L, MR_PART_NONE);
-        if (hp->n_expert) {
-            HF(0, "model.layers.%u.block_sparse_moe.gate.weight", il);
-            ADD(G("ffn_gate_inp.weight"), 1, hp->n_expert, E, 0, L, MR_PART_NONE);
-            static const char *const w[3] = {"w1", "w3", "w2"}; /* gate, up, down */
-            static const char *const gn[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight",
-                                              "ffn_down_exps.weight"};
-            for (int part = 0; part < 3; part++) {
-                for (uint32_t e = 0; e < n_exp; e++)
-                    HF(e, "model.layers.%u.block_sparse_moe.experts.%u.%s.weight", il, e, w[part]);
-                snprintf(g, sizeof g, "blk.%u.%s", il, gn[part]);
-                ADD(g, n_exp, part == MR_PART_DOWN ? E : F, part == MR_PART_DOWN ? F : E, 0, L, part);
-            }
-        } else {
-            static const char *const w[3] = {"gate_proj", "up_proj", "down_proj"};
-            static const char *const gn[3] = {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
-            for (int part = 0; part < 3; part++) {
-                HF(0, "model.layers.%u.mlp.%s.weight", il, w[part]);
-                snprintf(g, sizeof g, "blk.%u.%s", il, gn[part]);
-                ADD(g, 1, part == MR_PART_DOWN ? E : F, part == MR_PART_DOWN ? F : E, 0, L, part);
-            }
-        }
-#undef G
-    }
-    HF(0, "model.norm.weight");
-    ADD("output_norm.weight", 1, 0, E, 0, -1, MR_PART_NONE);
-    HF(0, "lm_head.weight");
-    if (mr_st_checkpoint_find(p->ckpt, hf[0], NULL) || !hp->tied) {
-        ADD("output.weight", 1, V, E, 0, -1, MR_PART_NONE);
-    }
-#undef ADD
-#undef HF
-done:
-    free(hf);
-    return s;
 }
 
 /* Refuse checkpoint tensors no output tensor uses (biases, unknown
@@ -533,37 +500,17 @@ static void size_label(const mr_plan *p, char *out, size_t n)
         snprintf(out, n, "%.*f%s", fix, v, suf);
 }
 
-/* The general.* and llama.* keys, in convert_hf_to_gguf.py's order. */
+/* The general.* keys, then the family's, in convert_hf_to_gguf.py's order. */
 static void write_hparams(const mr_plan *p, const char *dir, mr_gguf_writer *w)
 {
-    const mr_hf_config *hp = &p->hp;
     char name[256], label[32];
     model_name(dir, name, sizeof name);
     size_label(p, label, sizeof label);
-    mr_gguf_kv_str(w, "general.architecture", "llama");
+    mr_gguf_kv_str(w, "general.architecture", p->hp.fam->gguf_arch);
     mr_gguf_kv_str(w, "general.type", "model");
     mr_gguf_kv_str(w, "general.name", name);
     mr_gguf_kv_str(w, "general.size_label", label);
-    mr_gguf_kv_u32(w, "llama.block_count", hp->n_layer);
-    mr_gguf_kv_u32(w, "llama.context_length", hp->n_ctx);
-    mr_gguf_kv_u32(w, "llama.embedding_length", hp->n_embd);
-    mr_gguf_kv_u32(w, "llama.feed_forward_length", hp->n_ff);
-    mr_gguf_kv_u32(w, "llama.attention.head_count", hp->n_head);
-    mr_gguf_kv_u32(w, "llama.attention.head_count_kv", hp->n_head_kv);
-    mr_gguf_kv_f32(w, "llama.rope.freq_base", hp->rope_theta);
-    mr_gguf_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", hp->rms_eps);
-    if (hp->n_expert) {
-        mr_gguf_kv_u32(w, "llama.expert_count", hp->n_expert);
-        mr_gguf_kv_u32(w, "llama.expert_used_count", hp->n_expert_used);
-    }
-    if (hp->has_head_dim) {
-        mr_gguf_kv_u32(w, "llama.attention.key_length", hp->head_dim);
-        mr_gguf_kv_u32(w, "llama.attention.value_length", hp->head_dim);
-    }
-    mr_gguf_kv_u32(w, "general.file_type", p->file_type);
-    mr_gguf_kv_u32(w, "llama.vocab_size", hp->n_vocab);
-    mr_gguf_kv_u32(w, "llama.rope.dimension_count", hp->head_dim);
-    mr_gguf_kv_u32(w, "general.quantization_version", 2);
+    p->hp.fam->hparams(p, w);
 }
 
 /* moerun's keys: version, checksum arrays to patch, source files. */
@@ -610,6 +557,7 @@ static void plan_free(mr_plan *p)
     }
     free(p->t);
     free(p->sources);
+    json_object_put(p->config);
     mr_st_checkpoint_close(p->ckpt);
 }
 
@@ -638,14 +586,15 @@ static mr_status make_plan(const mr_convert_opts *o, const out_type *ot, mr_plan
             return s;
         p->sources[p->n_sources - 1].shard = (int)i;
     }
-    uint64_t max_t = 2 + 2 + 10ull * p->hp.n_layer;
+    uint64_t max_t = 8 + 40ull * p->hp.n_layer;
     p->t = calloc(max_t, sizeof *p->t);
+    p->cap_tensors = (uint32_t)max_t;
     pl.used = calloc(c->n_tensors ? c->n_tensors : 1, 1);
     if (!p->t || !pl.used) {
         free(pl.used);
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     }
-    if (!(s = plan_tensors(&pl, err)) && !(s = check_unused(&pl, err)))
+    if (!(s = p->hp.fam->tensors(&pl, err)) && !(s = check_unused(&pl, err)))
         s = plan_types(&pl, err);
     free(pl.used);
     p->file_type = ot->file_type;

@@ -5,6 +5,7 @@
 #ifndef MOERUN_CONVERT_INTERNAL_H
 #define MOERUN_CONVERT_INTERNAL_H
 
+#include <json-c/json.h>
 #include <stdint.h>
 
 #include "convert.h"
@@ -12,14 +13,19 @@
 #include "safetensors.h"
 #include "status.h"
 
-enum { MR_ARCH_MIXTRAL, MR_ARCH_MISTRAL, MR_ARCH_LLAMA };
 enum { MR_PART_NONE = -1, MR_PART_GATE = 0, MR_PART_UP = 1, MR_PART_DOWN = 2 };
 
-/* Hyperparameters from config.json. */
+struct mr_hf_family;
+
+/* Hyperparameters from config.json: the keys every family has (read by
+ * convert.c), and what a family's config hook adds.  A family that needs
+ * more reads it from mr_plan.config when it plans or writes. */
 typedef struct {
-    int arch;
+    const struct mr_hf_family *fam;
     const char *arch_name;   /* "MixtralForCausalLM" */
-    uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim;
+    uint32_t n_ff;           /* intermediate_size */
+    uint32_t n_ff_exp;       /* hidden size of one routed expert (a family's config sets it) */
     uint32_t n_expert;       /* 0 for dense */
     uint32_t n_expert_used;
     uint32_t n_ctx;
@@ -54,14 +60,82 @@ typedef struct {
 
 typedef struct {
     mr_hf_config hp;
+    json_object *config;     /* config.json, parsed; alive for the whole conversion */
     mr_st_checkpoint *ckpt;
-    uint32_t n_tensors;
+    uint32_t n_tensors, cap_tensors;
     mr_plan_tensor *t;
     uint32_t n_sources;
     mr_plan_source *sources;
     uint32_t file_type;      /* general.file_type */
     uint64_t expert_hash_count; /* n_layer * max(n_expert, 1) * 3 */
 } mr_plan;
+
+/* ---- one converter per family (src/arch/<family>_hf.c) ----
+ *
+ * convert.c reads config.json's common keys, opens the checkpoint, and
+ * asks the family named by "architectures"[0] for the rest: */
+typedef struct mr_planner mr_planner;
+
+typedef struct mr_hf_family {
+    const char *hf_arch;   /* config.json "architectures"[0] */
+    const char *gguf_arch; /* general.architecture it writes */
+    /* Read the family's own config keys into hp (file: config.json's path);
+     * refuse settings it would mistranslate. */
+    mr_status (*config)(const char *file, json_object *root, mr_hf_config *hp, mr_error *err);
+    /* Add every output tensor (mr_plan_add), in the order llama.cpp's
+     * converter writes them. */
+    mr_status (*tensors)(mr_planner *pl, mr_error *err);
+    /* Write the "<gguf_arch>.*" keys and general.file_type /
+     * general.quantization_version, in convert_hf_to_gguf.py's order
+     * (general.architecture .. size_label come first, the tokenizer after). */
+    void (*hparams)(const mr_plan *p, mr_gguf_writer *w);
+} mr_hf_family;
+
+extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe;
+
+/* Add output tensor `gguf` made of n_src checkpoint tensors (names hf[i],
+ * each of shape (rows, cols), or a vector of cols when rows == 0), stacked
+ * along ne[2] when n_src > 1.  perm_heads: apply llama.cpp's Q/K row
+ * permutation over that many heads (0: none).  layer/part: FFN slices
+ * (MR_PART_*) for the expert checksums and the q4_k_m choices. */
+mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
+                      uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
+                      mr_error *err);
+/* Whether the checkpoint has a tensor of that name. */
+int mr_plan_has(const mr_planner *pl, const char *hf_name);
+/* The plan being built (its hp, config, checkpoint). */
+mr_plan *mr_planner_plan(mr_planner *pl);
+
+/* Pieces every family's tensor list is made of (src/arch/hf_common.c),
+ * HF names as most checkpoints spell them ("model.layers.N..."): */
+/* token_embd.weight from model.embed_tokens.weight */
+mr_status mr_hf_embed(mr_planner *pl, mr_error *err);
+/* blk.N.attn_norm (input_layernorm) and attn_q/k/v/output (self_attn.*_proj);
+ * permute: llama.cpp's Q/K row permutation (rope NORM families) */
+mr_status mr_hf_attention(mr_planner *pl, uint32_t il, int permute, mr_error *err);
+/* blk.N.ffn_norm from post_attention_layernorm */
+mr_status mr_hf_ffn_norm(mr_planner *pl, uint32_t il, mr_error *err);
+/* blk.N.ffn_gate_inp from `router` and the stacked ffn_{gate,up,down}_exps
+ * from `expert_fmt` (a format with %u for the layer, %u for the expert and
+ * %s for the part) with parts[gate, up, down] */
+mr_status mr_hf_experts(mr_planner *pl, uint32_t il, const char *router, const char *expert_fmt,
+                        const char *const parts[3], mr_error *err);
+/* blk.N.ffn_{gate,up,down} from model.layers.N.mlp.{gate,up,down}_proj */
+mr_status mr_hf_dense_ffn(mr_planner *pl, uint32_t il, mr_error *err);
+/* output_norm (model.norm) and output (lm_head, unless tied) */
+mr_status mr_hf_output(mr_planner *pl, mr_error *err);
+
+/* config.json members: an integer in 0..max (absent: MR_OK and *out
+ * untouched, unless required), a positive finite number, a boolean. */
+mr_status mr_cfg_u32(const char *file, json_object *obj, const char *key, int required,
+                     uint32_t max, uint32_t *out, mr_error *err);
+mr_status mr_cfg_f32(const char *file, json_object *obj, const char *key, float *out,
+                     mr_error *err);
+int mr_cfg_bool(json_object *obj, const char *key, int def);
+/* Refuse a member that is present and not null/false (what the converter
+ * cannot translate), naming it: "KEY: WHAT is not supported". */
+mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
+                            const char *what, mr_error *err);
 
 /* Write the tokenizer.ggml.* keys from dir's tokenizer.model and
  * tokenizer_config.json (llama.cpp's _set_vocab_sentencepiece), adding

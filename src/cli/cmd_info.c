@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "arch/arch.h"
 #include "kernels.h"
 
 static void info_help(FILE *out)
@@ -79,19 +80,25 @@ static void model_totals(const mr_model *m)
                       expert_params / hp->n_expert * hp->n_expert_used;
     uint64_t per_token_bytes = mr_model_bytes_per_token(m);
 
-    printf("\nmodel: %s, %u layers, n_embd %u, %u heads (%u kv, head %u), n_ff %u, vocab %u\n",
-           hp->is_moe ? "Mixture of Experts" : "dense", hp->n_layer, hp->n_embd, hp->n_head,
-           hp->n_head_kv, hp->head_dim, hp->n_ff, hp->n_vocab);
+    printf("\nmodel: %s (%s), %s, %u layers, n_embd %u, %u heads (%u kv, head %u), n_ff %u, "
+           "vocab %u\n",
+           mr_model_family(m), m->arch->gguf_name, hp->is_moe ? "Mixture of Experts" : "dense",
+           hp->n_layer, hp->n_embd, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_ff,
+           hp->n_vocab);
+    printf("routing: %s\n", mr_model_routing(m));
     if (hp->is_moe) {
-        const mr_layer *L = &m->layers[0];
+        uint32_t first = 0;
+        while (first + 1 < hp->n_layer && !m->layers[first].moe)
+            first++;
+        const mr_layer *L = &m->layers[first];
         printf("experts: %u per layer, %u used per token\n", hp->n_expert, hp->n_expert_used);
         human((double)mr_expert_slice_bytes(&L->gate), a, sizeof a);
         human((double)mr_expert_slice_bytes(&L->up), b, sizeof b);
         human((double)mr_expert_slice_bytes(&L->down), c, sizeof c);
-        printf("expert slice (layer 0): gate %s (%s), up %s (%s), down %s (%s)\n", a,
+        printf("expert slice (layer %u): gate %s (%s), up %s (%s), down %s (%s)\n", first, a,
                mr_type_get(L->gate.type)->name, b, mr_type_get(L->up.type)->name, c,
                mr_type_get(L->down.type)->name);
-        human((double)mr_expert_bytes(m, 0), a, sizeof a);
+        human((double)mr_expert_bytes(m, first), a, sizeof a);
         printf("one expert of a layer: %s; all experts: ", a);
         human((double)m->expert_bytes, a, sizeof a);
         printf("%s\n", a);
