@@ -118,7 +118,8 @@ mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
 
 /* The families moerun converts, by config.json "architectures"[0]. */
 static const mr_hf_family *const hf_families[] = {
-    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe,
+    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe, &mr_hf_deepseek3,
+    &mr_hf_deepseek2,
 };
 #define N_HF_FAMILIES (sizeof hf_families / sizeof hf_families[0])
 
@@ -158,6 +159,41 @@ static mr_status cfg_refuse(const char *file, json_object *root, mr_error *err)
     return MR_OK;
 }
 
+/* quantization_config: only DeepSeek's block-scaled FP8 release format
+ * (quant_method fp8, fmt e4m3, weight_block_size [b0, b1]), dequantized
+ * while reading; other quantized checkpoints are refused. */
+static mr_status cfg_quantization(const char *file, json_object *root, mr_hf_config *hp,
+                                  mr_error *err)
+{
+    json_object *q, *v, *b;
+    if (!json_object_object_get_ex(root, "quantization_config", &q) ||
+        json_object_get_type(q) == json_type_null)
+        return MR_OK;
+    if (json_object_get_type(q) != json_type_object ||
+        !json_object_object_get_ex(q, "quant_method", &v) ||
+        strcmp(json_object_get_string(v), "fp8"))
+        return mr_fail(err, MR_EUNSUPPORTED, file, "quantization_config", MR_NO_OFFSET,
+                       "only block-scaled fp8 checkpoints are converted (quant_method '%s')",
+                       json_object_object_get_ex(q, "quant_method", &v) ? json_object_get_string(v)
+                                                                        : "");
+    if (json_object_object_get_ex(q, "fmt", &v) && strcmp(json_object_get_string(v), "e4m3"))
+        return mr_fail(err, MR_EUNSUPPORTED, file, "quantization_config.fmt", MR_NO_OFFSET,
+                       "'%s' is not supported (e4m3 is)", json_object_get_string(v));
+    if (!json_object_object_get_ex(q, "weight_block_size", &b) ||
+        json_object_get_type(b) != json_type_array || json_object_array_length(b) != 2)
+        return mr_fail(err, MR_EFORMAT, file, "quantization_config.weight_block_size",
+                       MR_NO_OFFSET, "missing or not two integers");
+    for (int i = 0; i < 2; i++) {
+        json_object *e = json_object_array_get_idx(b, (size_t)i);
+        int64_t x = json_object_get_int64(e);
+        if (json_object_get_type(e) != json_type_int || x < 1 || x > 65536)
+            return mr_fail(err, MR_EFORMAT, file, "quantization_config.weight_block_size",
+                           MR_NO_OFFSET, "'%s' is not a block size", json_object_get_string(e));
+        hp->fp8_block[i] = (uint32_t)x;
+    }
+    return MR_OK;
+}
+
 /* Parse and check dir/config.json into hp; the file joins the sources. */
 static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
 {
@@ -182,6 +218,7 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     hp->rms_eps = 1e-6f;
     hp->n_ctx = 2048;
     if ((s = cfg_arch(path, root, hp, err)) || (s = cfg_refuse(path, root, err)) ||
+        (s = cfg_quantization(path, root, hp, err)) ||
         (s = mr_cfg_u32(path, root, "vocab_size", 1, MAX_DIM, &hp->n_vocab, err)) ||
         (s = mr_cfg_u32(path, root, "hidden_size", 1, MAX_DIM, &hp->n_embd, err)) ||
         (s = mr_cfg_u32(path, root, "num_hidden_layers", 1, MAX_LAYERS, &hp->n_layer, err)) ||
@@ -247,6 +284,15 @@ int mr_plan_has(const mr_planner *pl, const char *hf_name)
     return mr_st_checkpoint_find(pl->p->ckpt, hf_name, NULL) != NULL;
 }
 
+void mr_plan_drop(mr_planner *pl, const char *prefix)
+{
+    const mr_st_checkpoint *c = pl->p->ckpt;
+    const size_t n = strlen(prefix);
+    for (uint32_t i = 0; i < c->n_tensors; i++)
+        if (!strncmp(c->tensors[i]->name, prefix, n))
+            pl->used[i] = 1;
+}
+
 /* Position of a tensor in the checkpoint's sorted list, or -1. */
 static int64_t ckpt_index(const mr_st_checkpoint *c, const char *name)
 {
@@ -275,13 +321,17 @@ static const char *shape_str(char *buf, size_t n, const uint64_t *shape, uint32_
 }
 
 /* Find HF tensor name, check its dtype and its shape against the config's
- * (n_dims, shape), and mark it used. */
+ * (n_dims, shape), and mark it used.  An F8_E4M3 tensor also brings its
+ * block scales <name>_scale_inv (*scale; NULL for other dtypes). */
 static mr_status take_source(planner *pl, const char *name, uint32_t nd, const uint64_t *shape,
-                             const mr_st_tensor **out, uint32_t *shard, mr_error *err)
+                             const mr_st_tensor **out, uint32_t *shard, const mr_st_tensor **scale,
+                             uint32_t *scale_shard, mr_error *err)
 {
     mr_st_checkpoint *c = pl->p->ckpt;
+    const uint32_t *blk = pl->p->hp.fp8_block;
     int64_t idx = ckpt_index(c, name);
     char want[96], got[96];
+    *scale = NULL;
     if (idx < 0)
         return mr_fail(err, MR_EFORMAT, c->index_path ? c->index_path : c->dir, name,
                        MR_NO_OFFSET, "tensor is missing from the checkpoint (%s needs it)",
@@ -289,9 +339,12 @@ static mr_status take_source(planner *pl, const char *name, uint32_t nd, const u
     const mr_st_tensor *t = c->tensors[idx];
     *shard = c->tensor_shard[idx];
     const char *file = c->shards[*shard]->path;
-    if (t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
+    const int fp8 = t->dtype == MR_ST_F8_E4M3 && blk[0] && nd == 2;
+    if (t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16 && !fp8)
         return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
-                       "dtype %s is not supported (BF16, F16, F32 are)", mr_st_dtype_name(t->dtype));
+                       "dtype %s is not supported (BF16, F16, F32 are, and F8_E4M3 matrices with "
+                       "quantization_config fp8)",
+                       mr_st_dtype_name(t->dtype));
     int ok = t->n_dims == nd;
     for (uint32_t i = 0; ok && i < nd; i++)
         ok = t->shape[i] == shape[i];
@@ -300,6 +353,27 @@ static mr_status take_source(planner *pl, const char *name, uint32_t nd, const u
                        "shape %s contradicts config.json, which implies %s",
                        shape_str(got, sizeof got, t->shape, t->n_dims),
                        shape_str(want, sizeof want, shape, nd));
+    if (fp8) {
+        char sn[160];
+        const uint64_t sshape[2] = {(shape[0] + blk[0] - 1) / blk[0],
+                                    (shape[1] + blk[1] - 1) / blk[1]};
+        snprintf(sn, sizeof sn, "%s_scale_inv", name);
+        int64_t si = ckpt_index(c, sn);
+        if (si < 0)
+            return mr_fail(err, MR_EFORMAT, file, name, t->offset,
+                           "an F8_E4M3 weight without its %s", sn);
+        const mr_st_tensor *st = c->tensors[si];
+        if (st->n_dims != 2 || st->shape[0] != sshape[0] || st->shape[1] != sshape[1] ||
+            (st->dtype != MR_ST_F32 && st->dtype != MR_ST_BF16 && st->dtype != MR_ST_F16))
+            return mr_fail(err, MR_EFORMAT, c->shards[c->tensor_shard[si]]->path, sn, st->offset,
+                           "block scales must be a float %s (blocks of %ux%u), not %s %s",
+                           shape_str(want, sizeof want, sshape, 2), blk[0], blk[1],
+                           mr_st_dtype_name(st->dtype),
+                           shape_str(got, sizeof got, st->shape, st->n_dims));
+        pl->used[si] = 1;
+        *scale = st;
+        *scale_shard = c->tensor_shard[si];
+    }
     pl->used[idx] = 1;
     *out = t;
     return MR_OK;
@@ -321,15 +395,20 @@ mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t
     snprintf(t->name, sizeof t->name, "%s", gguf);
     t->src = calloc(n_src, sizeof *t->src);
     t->src_shard = calloc(n_src, sizeof *t->src_shard);
-    if (!t->src || !t->src_shard) {
+    t->scale = calloc(n_src, sizeof *t->scale);
+    t->scale_shard = calloc(n_src, sizeof *t->scale_shard);
+    if (!t->src || !t->src_shard || !t->scale || !t->scale_shard) {
         free(t->src);
         free(t->src_shard);
+        free(t->scale);
+        free(t->scale_shard);
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     }
     p->n_tensors++;
     t->n_src = n_src;
     for (uint32_t i = 0; i < n_src; i++) {
-        mr_status s = take_source(pl, hf[i], rows ? 2 : 1, shape, &t->src[i], &t->src_shard[i], err);
+        mr_status s = take_source(pl, hf[i], rows ? 2 : 1, shape, &t->src[i], &t->src_shard[i],
+                                  &t->scale[i], &t->scale_shard[i], err);
         if (s)
             return s;
     }
@@ -340,6 +419,30 @@ mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t
     t->perm_heads = perm_heads;
     t->layer = layer;
     t->part = part;
+    return MR_OK;
+}
+
+mr_status mr_plan_add_head_split(mr_planner *pl, const char *gguf, const char *hf, uint32_t heads,
+                                 uint32_t head_rows, uint32_t head_off, uint32_t n, uint64_t cols,
+                                 int transpose, int layer, mr_error *err)
+{
+    char name[1][128];
+    snprintf(name[0], sizeof name[0], "%s", hf);
+    if (!heads || !n || head_off + n > head_rows)
+        return mr_fail(err, MR_EINVAL, NULL, gguf, MR_NO_OFFSET, "bad head split");
+    mr_status s = mr_plan_add(pl, gguf, name, 1, (uint64_t)heads * head_rows, cols, 0, layer,
+                              MR_PART_NONE, err);
+    if (s)
+        return s;
+    mr_plan_tensor *t = &pl->p->t[pl->p->n_tensors - 1];
+    t->n_dims = 3;
+    t->ne[0] = transpose ? n : cols;
+    t->ne[1] = transpose ? cols : n;
+    t->ne[2] = heads;
+    t->split_heads = heads;
+    t->head_rows = head_rows;
+    t->head_off = head_off;
+    t->transpose = transpose;
     return MR_OK;
 }
 
@@ -410,7 +513,7 @@ static mr_status plan_types(planner *pl, mr_error *err)
                            pl->ot->name, mr_type_get(t->type)->name);
         t->row_bytes = mr_type_row_bytes(t->type, t->ne[0]);
         t->slice_bytes = t->row_bytes * t->ne[1];
-        t->nbytes = t->slice_bytes * t->n_src;
+        t->nbytes = t->slice_bytes * (t->split_heads ? t->split_heads : t->n_src);
     }
     return MR_OK;
 }
@@ -554,6 +657,8 @@ static void plan_free(mr_plan *p)
     for (uint32_t i = 0; i < p->n_tensors; i++) {
         free(p->t[i].src);
         free(p->t[i].src_shard);
+        free(p->t[i].scale);
+        free(p->t[i].scale_shard);
     }
     free(p->t);
     free(p->sources);
