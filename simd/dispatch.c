@@ -141,6 +141,7 @@ static void fill_scalar(mr_kernels *k, int exact)
     memset(k, 0, sizeof *k);
     k->isa = MR_ISA_SCALAR;
     k->exact = exact;
+    k->attn_block = mr_attn_block_ref;
     for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
         k->act_type[t] = MR_TYPE_F32;
         k->dot_f32[t] = mr_type_get(t)->dot_f32;

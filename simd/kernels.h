@@ -42,9 +42,26 @@ typedef void (*mr_gemm_fn)(const void *w, size_t w_stride, const void *act, size
                            int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
                            int64_t r1);
 
+/* Attention of one query over one block of n <= MR_ATTN_BLOCK keys, folded
+ * into the query's running softmax state (online softmax):
+ *   s_j = scale * (q . k_j);  m' = max(m, max_j s_j)
+ *   acc = acc * e^(m - m') + sum_j e^(s_j - m') v_j   (dv floats)
+ *   l   = l * e^(m - m') + sum_j e^(s_j - m');  m = m'
+ * Rows of k and v are k_stride / v_stride floats apart.  The result depends
+ * on the values and n only, never on the pointers' alignment, so a query
+ * gives the same bits whatever batch or cache allocation it came in. */
+#define MR_ATTN_BLOCK 64
+typedef void (*mr_attn_block_fn)(const float *q, const float *k, size_t k_stride, const float *v,
+                                 size_t v_stride, int64_t n, int64_t dk, int64_t dv, float scale,
+                                 float *m, float *l, float *acc);
+void mr_attn_block_ref(const float *q, const float *k, size_t k_stride, const float *v,
+                       size_t v_stride, int64_t n, int64_t dk, int64_t dv, float scale, float *m,
+                       float *l, float *acc);
+
 typedef struct {
     mr_isa isa;
     int exact;
+    mr_attn_block_fn attn_block;          /* attention (src/nn/attention.c) */
     /* per weight type */
     uint32_t act_type[MR_TYPE_COUNT];     /* activation format; F32 = kept as is */
     mr_dot_f32_fn dot_f32[MR_TYPE_COUNT]; /* used when act_type is F32 */

@@ -25,4 +25,8 @@ float mr_dot_bf16_f32_avx2(const void *w, const float *x, int64_t n);
 float mr_dot_q8_0_f32_avx2(const void *w, const float *x, int64_t n);
 float mr_dot_q4_0_f32_avx2(const void *w, const float *x, int64_t n);
 
+/* attention block (x86_avx2_attn.c) */
+void mr_attn_block_avx2(const float *q, const float *k, size_t k_stride, const float *v, size_t v_stride,
+                        int64_t n, int64_t dk, int64_t dv, float scale, float *m, float *l, float *acc);
+
 #endif

@@ -206,6 +206,7 @@ float mr_dot_q4_0_f32_avx512(const void *w, const float *x, int64_t n)
 
 void mr_kernels_init_avx512(mr_kernels *k)
 {
+    k->attn_block = mr_attn_block_avx512;
     /* the table already holds the AVX2 overrides; these replace them */
     k->quantize_act[MR_TYPE_Q8_0] = mr_quantize_row_q8_0_avx512;
     k->dot_f32[MR_TYPE_F32] = mr_dot_f32_f32_avx512;

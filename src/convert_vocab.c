@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "convert_internal.h"
+#include "convert_vocab_bpe.h"
 #include "fileio.h"
 #include "spm_model.h"
 
@@ -242,9 +243,17 @@ mr_status mr_convert_vocab(const char *dir, mr_plan *p, mr_gguf_writer *w, mr_er
     size_t len;
     if (!path)
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
-    if (access(path, F_OK) != 0) {
+    if (access(path, F_OK) != 0) { /* no SentencePiece model: a byte-level BPE */
+        char *tj = mr_path_join(dir, "tokenizer.json");
+        int have_json = tj && access(tj, F_OK) == 0;
+        free(tj);
+        if (have_json) {
+            free(path);
+            return mr_convert_vocab_bpe(dir, p->hp.n_vocab, p, w, err);
+        }
         s = mr_fail(err, MR_EUNSUPPORTED, path, NULL, MR_NO_OFFSET,
-                    "missing: moerun converts SentencePiece tokenizers (tokenizer.model) only");
+                    "missing, and so is tokenizer.json: moerun converts SentencePiece "
+                    "(tokenizer.model) and byte-level BPE (tokenizer.json) tokenizers");
         goto done;
     }
     if ((s = mr_read_small_file(path, MAX_TOKENIZER_BYTES, &bytes, &len, err)) ||

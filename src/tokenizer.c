@@ -1,5 +1,8 @@
-/* tokenizer.c - SentencePiece-BPE tokenizer ("llama" vocabularies) and a
- * streaming detokenizer.
+/* tokenizer.c - loading a vocabulary from GGUF metadata, the
+ * SentencePiece-BPE encoder ("llama" vocabularies), the top of every
+ * encoding (special tokens split out first, see tok_special.c; then each
+ * piece of text to SentencePiece here or to the byte-level BPE of bpe.c),
+ * and the streaming detokenizer for both.
  *
  * Encoding follows sentencepiece's BPE model (which llama.cpp's SPM
  * tokenizer mirrors):
@@ -21,43 +24,21 @@
  *
  * Pieces are validated at load (UTF-8, no NUL, byte pieces spelled
  * "<0xHH>"), so the detokenizer only needs to repair what byte tokens and
- * stream boundaries produce.
+ * stream boundaries produce.  A byte-level BPE piece may end inside a
+ * UTF-8 character: its bytes wait in the detokenizer until the character
+ * is whole.
  */
 #include "tokenizer.h"
+
+#include "tok_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    TT_NORMAL = 1,
-    TT_UNKNOWN = 2,
-    TT_CONTROL = 3,
-    TT_USER = 4,
-    TT_UNUSED = 5,
-    TT_BYTE = 6,
-};
-
 #define K_TOKENS "tokenizer.ggml.tokens"
 #define K_SCORES "tokenizer.ggml.scores"
 #define K_TYPES "tokenizer.ggml.token_type"
-
-struct mr_tokenizer {
-    int32_t n_vocab;
-    char *arena;        /* all pieces, each NUL-terminated */
-    size_t *piece_off;  /* [n_vocab] offset of piece i in arena */
-    uint32_t *piece_len;/* [n_vocab] */
-    float *scores;      /* [n_vocab] */
-    uint8_t *types;     /* [n_vocab] TT_* */
-    int32_t *slots;     /* hash table of ids, -1 = empty */
-    uint64_t mask;      /* slots has mask + 1 entries */
-    int32_t byte_id[256]; /* id of "<0xXX>", or -1 */
-    int32_t *user_ids;  /* user-defined ids, by first byte then longest */
-    int32_t user_first[257]; /* user_ids[user_first[b] .. user_first[b+1]) start with b */
-    int32_t n_unused;
-    int32_t bos, eos, unk;
-    int add_bos, add_space_prefix;
-};
 
 /* ---------------------------------------------------------------- UTF-8 */
 
@@ -112,8 +93,9 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-/* Id of the piece equal to s[0..n), or -1.  Duplicates: the lowest id. */
-static int32_t lookup(const mr_tokenizer *t, const char *s, size_t n)
+/* Id of the piece equal to s[0..n), or -1.  Duplicates: the lowest id
+ * (SentencePiece), the highest (BPE, as llama.cpp's token_to_id). */
+int32_t mr_tok_lookup(const mr_tokenizer *t, const char *s, size_t n)
 {
     for (uint64_t i = hash_bytes(s, n) & t->mask;; i = (i + 1) & t->mask) {
         int32_t id = t->slots[i];
@@ -123,6 +105,8 @@ static int32_t lookup(const mr_tokenizer *t, const char *s, size_t n)
             return id;
     }
 }
+
+#define lookup mr_tok_lookup
 
 /* Insert id unless an equal piece is already present (first one wins).
  * The table is at least twice the vocabulary, so a free slot exists. */
@@ -155,6 +139,10 @@ void mr_tokenizer_free(mr_tokenizer *t)
     free(t->types);
     free(t->slots);
     free(t->user_ids);
+    free(t->attr);
+    free(t->special);
+    mr_bpe_free(t->bpe);
+    mr_pretok_free(t->pretok);
     free(t);
 }
 
@@ -205,8 +193,11 @@ static mr_status load_vocab(const mr_gguf *g, mr_tokenizer *t, mr_error *err)
         return mr_fail(err, MR_EFORMAT, g->path, K_TOKENS, kv_tok->val.offset,
                        "vocabulary size %llu is not in 1..%d", (unsigned long long)n,
                        INT32_MAX);
-    if ((s = mr_gguf_get_arr(g, K_SCORES, MR_GGUF_FLOAT32, n, &scores, err)) ||
-        (s = mr_gguf_get_arr(g, K_TYPES, MR_GGUF_INT32, n, &types, err)))
+    scores = types = NULL; /* a BPE vocabulary may go without them (llama.cpp) */
+    if (((t->kind == TOK_SPM || mr_gguf_find(g, K_SCORES)) &&
+         (s = mr_gguf_get_arr(g, K_SCORES, MR_GGUF_FLOAT32, n, &scores, err))) ||
+        ((t->kind == TOK_SPM || mr_gguf_find(g, K_TYPES)) &&
+         (s = mr_gguf_get_arr(g, K_TYPES, MR_GGUF_INT32, n, &types, err))))
         return s;
 
     t->n_vocab = (int32_t)n;
@@ -247,13 +238,13 @@ static mr_status load_vocab(const mr_gguf *g, mr_tokenizer *t, mr_error *err)
         t->piece_len[i] = (uint32_t)p.len;
         pos += (size_t)p.len + 1;
 
-        float sc = mr_gguf_arr_f32(scores, i);
+        float sc = scores ? mr_gguf_arr_f32(scores, i) : 0.0f;
         if (isnan(sc))
             return mr_fail(err, MR_EFORMAT, g->path, K_SCORES, scores->offset,
                            "score %llu is NaN", (unsigned long long)i);
         t->scores[i] = sc;
 
-        int64_t ty = mr_gguf_arr_int(types, i);
+        int64_t ty = types ? mr_gguf_arr_int(types, i) : TT_NORMAL;
         if (ty < TT_NORMAL || ty > TT_BYTE)
             return mr_fail(err, MR_EFORMAT, g->path, K_TYPES, types->offset,
                            "token %llu has type %lld, expected 1..6", (unsigned long long)i,
@@ -278,8 +269,8 @@ static mr_status build_indexes(const mr_gguf *g, mr_tokenizer *t, mr_error *err)
     if (!t->slots)
         return mr_fail(err, MR_ENOMEM, g->path, K_TOKENS, MR_NO_OFFSET, "no memory");
     memset(t->slots, 0xff, (size_t)cap * sizeof *t->slots); /* all -1 */
-    for (int32_t i = 0; i < t->n_vocab; i++)
-        hash_insert(t, i);
+    for (int32_t i = 0; i < t->n_vocab; i++) /* the first (SPM) or last (BPE) id wins */
+        hash_insert(t, t->kind == TOK_BPE ? t->n_vocab - 1 - i : i);
 
     for (int b = 0; b < 256; b++) {
         char name[8];
@@ -325,12 +316,15 @@ static mr_status build_indexes(const mr_gguf *g, mr_tokenizer *t, mr_error *err)
     return MR_OK;
 }
 
-/* Read an optional special-token id and check it against the vocabulary. */
+/* Read an optional special-token id and check it against the vocabulary;
+ * *out keeps its default when the key is absent. */
 static mr_status load_special(const mr_gguf *g, const char *key, int32_t n_vocab,
                               int32_t *out, mr_error *err)
 {
-    uint32_t v = (uint32_t)*out;
-    mr_status s = mr_gguf_get_u32_opt(g, key, &v, err);
+    uint32_t v = 0;
+    if (!mr_gguf_find(g, key))
+        return MR_OK;
+    mr_status s = mr_gguf_get_u32(g, key, &v, err);
     if (s)
         return s;
     if (v >= (uint32_t)n_vocab) {
@@ -340,6 +334,33 @@ static mr_status load_special(const mr_gguf *g, const char *key, int32_t n_vocab
     }
     *out = (int32_t)v;
     return MR_OK;
+}
+
+/* The kind-specific defaults and structures: SentencePiece needs nothing
+ * more; BPE gets its pre-tokenizer (tokenizer.ggml.pre; missing = "default"
+ * as llama.cpp) and merges. */
+static mr_status load_kind(const mr_gguf *g, mr_tokenizer *t, mr_error *err)
+{
+    static const char k_pre[] = "tokenizer.ggml.pre";
+    if (t->kind == TOK_SPM)
+        return MR_OK;
+    mr_str pre = {NULL, 0};
+    mr_status s;
+    const mr_gguf_kv *kv = mr_gguf_find(g, k_pre);
+    if (kv && (s = mr_gguf_get_str(g, k_pre, &pre, err)))
+        return s;
+    char name[65];
+    size_t n = pre.len > 64 ? 64 : (size_t)pre.len;
+    memcpy(name, pre.ptr ? pre.ptr : "", n);
+    name[n] = '\0';
+    if (kv && pre.len > 0 && (pre.len > 64 || !mr_pretok_known(name)))
+        return mr_fail(err, MR_EUNSUPPORTED, g->path, k_pre, kv->val.offset,
+                       "unknown pre-tokenizer '%.*s': its split pattern is not known, and "
+                       "another would tokenize wrongly", (int)n, name);
+    if ((s = mr_pretok_new(name, n, &t->pretok, err)))
+        return s;
+    t->add_bos = mr_pretok_get_info(t->pretok)->add_bos_default;
+    return mr_bpe_build(g, t, err);
 }
 
 /* Build a tokenizer from g's tokenizer.ggml.* keys (see tokenizer.h).  On
@@ -352,32 +373,57 @@ mr_status mr_tokenizer_load(const mr_gguf *g, mr_tokenizer **out, mr_error *err)
     *out = NULL;
     if ((s = mr_gguf_get_str(g, k_model, &model, err)))
         return s;
-    if (model.len != 5 || memcmp(model.ptr, "llama", 5) != 0) {
+    int kind;
+    if (model.len == 5 && memcmp(model.ptr, "llama", 5) == 0) {
+        kind = TOK_SPM;
+    } else if (model.len == 4 && memcmp(model.ptr, "gpt2", 4) == 0) {
+        kind = TOK_BPE;
+    } else {
         const mr_gguf_kv *kv = mr_gguf_find(g, k_model);
         return mr_fail(err, MR_EUNSUPPORTED, g->path, k_model, kv->val.offset,
-                       "tokenizer model '%.*s' is not supported (only 'llama')",
+                       "tokenizer model '%.*s' is not supported (only 'llama' and 'gpt2')",
                        (int)(model.len > 64 ? 64 : model.len), model.ptr);
     }
     mr_tokenizer *t = calloc(1, sizeof *t);
     if (!t)
         return mr_fail(err, MR_ENOMEM, g->path, NULL, MR_NO_OFFSET, "no memory");
-    t->bos = 1;
-    t->eos = 2;
-    t->unk = 0;
-    t->add_bos = 1;
-    t->add_space_prefix = 1;
-    if ((s = load_vocab(g, t, err)) || (s = build_indexes(g, t, err)) ||
+    t->kind = kind;
+    if (kind == TOK_SPM) { /* llama.cpp's defaults per vocabulary type */
+        t->bos = 1;
+        t->eos = 2;
+        t->unk = 0;
+        t->add_bos = 1;
+        t->add_space_prefix = 1;
+    } else {
+        t->bos = t->eos = 11;
+        t->unk = -1;
+    }
+    if ((s = load_vocab(g, t, err)) || (s = build_indexes(g, t, err)))
+        goto fail;
+    if (t->bos >= t->n_vocab) /* a default out of range is no token (llama.cpp) */
+        t->bos = -1;
+    if (t->eos >= t->n_vocab)
+        t->eos = -1;
+    if (t->unk >= t->n_vocab)
+        t->unk = -1;
+    if ((s = load_kind(g, t, err)) ||
         (s = load_special(g, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, err)) ||
         (s = load_special(g, "tokenizer.ggml.eos_token_id", t->n_vocab, &t->eos, err)) ||
         (s = load_special(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk, err)) ||
         (s = mr_gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) ||
-        (s = mr_gguf_get_bool_opt(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix,
-                                  err))) {
-        mr_tokenizer_free(t);
-        return s;
-    }
+        (s = mr_gguf_get_bool_opt(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) ||
+        (kind == TOK_SPM &&
+         (s = mr_gguf_get_bool_opt(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix,
+                                   err))) ||
+        (s = mr_tok_build_attrs(g, t, err)))
+        goto fail;
+    if (t->kind == TOK_SPM && t->unk < 0)
+        t->unk = 0;
     *out = t;
     return MR_OK;
+fail:
+    mr_tokenizer_free(t);
+    return s;
 }
 
 /* Accessors: vocabulary size, BOS/EOS ids, whether BOS is added by default. */
@@ -615,10 +661,102 @@ done:
     return st;
 }
 
-/* Encode text (see the file comment).  Texts above ~700 MB are refused
+int mr_idvec_push(mr_idvec *v, int32_t id)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 64;
+        int32_t *p = realloc(v->v, cap * sizeof *p);
+        if (!p)
+            return -1;
+        v->v = p;
+        v->cap = cap;
+    }
+    v->v[v->n++] = id;
+    return 0;
+}
+
+/* SentencePiece encoding of one fragment (see the file comment), with the
+ * dummy "▁" prefix when space_prefix is set. */
+static mr_status spm_encode(const mr_tokenizer *t, const char *text, size_t len, int space_prefix,
+                            mr_idvec *out, mr_error *err)
+{
+    size_t n_norm = 0;
+    if (!len)
+        return MR_OK;
+    char *norm = malloc(3 * len + 3);
+    if (!norm)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+    if (space_prefix) {
+        memcpy(norm, "\xE2\x96\x81", 3);
+        n_norm = 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(norm + n_norm, "\xE2\x96\x81", 3);
+            n_norm += 3;
+        } else {
+            norm[n_norm++] = text[i];
+        }
+    }
+    encoder e = {.t = t, .text = norm};
+    e.ids = malloc(n_norm * sizeof *e.ids); /* one id per byte at most */
+    if (!e.ids) {
+        free(norm);
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+    }
+    mr_status s = bpe(&e, n_norm, err);
+    free(norm);
+    for (size_t i = 0; !s && i < e.n_ids; i++)
+        if (mr_idvec_push(out, e.ids[i]))
+            s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+    free(e.ids);
+    return s;
+}
+
+/* *out = a copy of text in which every byte that does not begin a valid
+ * UTF-8 sequence (or belongs to a broken one) is U+FFFD, as llama.cpp's
+ * decoder does.  Returns 0 (text valid, *out NULL), 1 (*out malloc'd) or
+ * -1 (no memory). */
+static int fix_utf8(const char *text, size_t len, char **out, size_t *out_len)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    size_t i = 0, bad = 0;
+    *out = NULL;
+    for (i = 0; i < len;) {
+        size_t l = utf8_valid_len(u + i, len - i);
+        if (l == 0) {
+            bad++;
+            l = 1;
+        }
+        i += l;
+    }
+    if (!bad)
+        return 0;
+    char *o = malloc(len + 2 * bad);
+    if (!o)
+        return -1;
+    size_t k = 0;
+    for (i = 0; i < len;) {
+        size_t l = utf8_valid_len(u + i, len - i);
+        if (l == 0) {
+            memcpy(o + k, "\xEF\xBF\xBD", 3);
+            k += 3;
+            i++;
+        } else {
+            memcpy(o + k, text + i, l);
+            k += l;
+            i += l;
+        }
+    }
+    *out_len = k;
+    *out = o;
+    return 1;
+}
+
+/* Encode text (see tokenizer.h).  Texts above ~700 MB are refused
  * (MR_EINVAL) so that every index fits in 32 bits. */
-mr_status mr_tokenize(const mr_tokenizer *t, const char *text, size_t len, int add_bos,
-                      int32_t **ids, size_t *n_ids, mr_error *err)
+mr_status mr_tokenize_ex(const mr_tokenizer *t, const char *text, size_t len, unsigned flags,
+                         int32_t **ids, size_t *n_ids, mr_error *err)
 {
     *ids = NULL;
     *n_ids = 0;
@@ -627,42 +765,65 @@ mr_status mr_tokenize(const mr_tokenizer *t, const char *text, size_t len, int a
     if (len > (INT32_MAX - 3) / 3)
         return mr_fail(err, MR_EINVAL, NULL, "text", MR_NO_OFFSET,
                        "text of %zu bytes is too long to tokenize", len);
-    size_t n_norm = 0;
-    char *norm = NULL;
-    if (len) {
-        norm = malloc(3 * len + 3);
-        if (!norm)
-            return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
-        if (t->add_space_prefix) {
-            memcpy(norm, "\xE2\x96\x81", 3);
-            n_norm = 3;
-        }
-        for (size_t i = 0; i < len; i++) {
-            if (text[i] == ' ') {
-                memcpy(norm + n_norm, "\xE2\x96\x81", 3);
-                n_norm += 3;
-            } else {
-                norm[n_norm++] = text[i];
-            }
+    if ((flags & MR_TOK_ADD_BOS) && t->bos < 0)
+        return mr_fail(err, MR_EINVAL, NULL, "tokenizer.ggml.bos_token_id", MR_NO_OFFSET,
+                       "the vocabulary has no BOS token to add");
+    mr_idvec out = {0};
+    mr_frag *fr = NULL;
+    size_t n_fr = 0;
+    char *fixed_text = NULL;
+    mr_status s = MR_OK;
+    if (t->kind == TOK_BPE && len) { /* the regexes need valid UTF-8 */
+        size_t fl = 0;
+        int r = fix_utf8(text, len, &fixed_text, &fl);
+        if (r < 0)
+            s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+        if (r > 0) {
+            text = fixed_text;
+            len = fl;
         }
     }
-    encoder e = {.t = t, .text = norm};
-    e.ids = malloc((n_norm + 1) * sizeof *e.ids); /* one id per byte at most, + BOS */
-    if (!e.ids) {
-        free(norm);
-        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+    unsigned mask = (flags & MR_TOK_PARSE_SPECIAL) ? TA_CONTROL | TA_UNKNOWN : 0;
+    if (t->kind == TOK_BPE)
+        mask |= TA_USER; /* user-defined pieces are split out before BPE (SPM: in it) */
+    if (!s)
+        s = mr_tok_partition(t, text, len, mask, &fr, &n_fr, err);
+    if (!s && (flags & MR_TOK_ADD_BOS) && mr_idvec_push(&out, t->bos))
+        s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+    int prev_special = 1;
+    for (size_t i = 0; !s && i < n_fr; i++) {
+        if (fr[i].id >= 0) {
+            if (mr_idvec_push(&out, fr[i].id))
+                s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+            prev_special = 1;
+        } else if (t->kind == TOK_BPE) {
+            s = mr_bpe_encode(t, text + fr[i].start, fr[i].len, &out, err);
+        } else {
+            s = spm_encode(t, text + fr[i].start, fr[i].len, t->add_space_prefix && prev_special,
+                           &out, err);
+            prev_special = 0;
+        }
     }
-    if (add_bos)
-        e.ids[e.n_ids++] = t->bos;
-    mr_status s = n_norm ? bpe(&e, n_norm, err) : MR_OK;
-    free(norm);
+    if (!s && (flags & MR_TOK_ADD_BOS) && t->add_eos && t->eos >= 0 && mr_idvec_push(&out, t->eos))
+        s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+    if (!s && !out.v && !(out.v = malloc(sizeof *out.v))) /* callers may free what they get */
+        s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory to tokenize");
+    free(fr);
+    free(fixed_text);
     if (s) {
-        free(e.ids);
+        free(out.v);
         return s;
     }
-    *ids = e.ids;
-    *n_ids = e.n_ids;
+    *ids = out.v;
+    *n_ids = out.n;
     return MR_OK;
+}
+
+/* BOS when add_bos; special-token text is ordinary text. */
+mr_status mr_tokenize(const mr_tokenizer *t, const char *text, size_t len, int add_bos,
+                      int32_t **ids, size_t *n_ids, mr_error *err)
+{
+    return mr_tokenize_ex(t, text, len, add_bos ? MR_TOK_ADD_BOS : 0, ids, n_ids, err);
 }
 
 /* --------------------------------------------------------- detokenizer */
@@ -710,6 +871,39 @@ static void detok_byte(mr_detok *d, sink *o, unsigned char b)
         d->pending[d->n_pending++] = b;
 }
 
+/* The bytes of BPE token id (piece p, n bytes) into o: normal pieces
+ * through the byte map (a piece with a character outside it as written),
+ * user-defined pieces as written, unknown ones as written when special
+ * text is asked for, byte pieces as their byte, unused ones not at all. */
+static size_t detok_bpe(mr_detok *d, sink *o, int32_t id, const char *p, size_t n)
+{
+    const mr_tokenizer *t = d->tok;
+    uint8_t a = t->attr[id];
+    if (a & TA_USER) {
+        /* as written */
+    } else if (a & TA_UNKNOWN) {
+        if (!d->special)
+            return o->n;
+    } else if (a & TA_NORMAL) {
+        size_t rn;
+        const char *raw = mr_bpe_piece_bytes(t, id, &rn);
+        if (raw) {
+            p = raw;
+            n = rn;
+        }
+    } else if (a & TA_BYTE) {
+        int b = parse_byte_piece(p, n);
+        if (b >= 0)
+            detok_byte(d, o, (unsigned char)b);
+        return o->n;
+    } else {
+        return o->n;
+    }
+    for (size_t i = 0; i < n; i++)
+        detok_byte(d, o, (unsigned char)p[i]);
+    return o->n;
+}
+
 /* Start a stream: nothing pending; with strip_leading_space the first
  * piece loses one leading "▁" (the dummy prefix the encoder added). */
 void mr_detok_init(mr_detok *d, const mr_tokenizer *t, int strip_leading_space)
@@ -731,10 +925,20 @@ size_t mr_detok_push(mr_detok *d, int32_t id, char *out, size_t cap)
 {
     const mr_tokenizer *t = d->tok;
     sink o = {out, cap, 0};
-    if (id < 0 || id >= t->n_vocab || t->types[id] == TT_CONTROL)
+    if (id < 0 || id >= t->n_vocab)
         return 0;
     const char *p = t->arena + t->piece_off[id];
     size_t n = t->piece_len[id];
+    if (t->attr[id] & TA_CONTROL) { /* control tokens: their text only when asked */
+        if (d->special) {
+            d->at_start = 0;
+            for (size_t i = 0; i < n; i++)
+                detok_byte(d, &o, (unsigned char)p[i]);
+        }
+        return o.n;
+    }
+    if (t->kind == TOK_BPE)
+        return detok_bpe(d, &o, id, p, n);
     if (t->types[id] == TT_BYTE) {
         d->at_start = 0;
         detok_byte(d, &o, (unsigned char)parse_byte_piece(p, n));
@@ -770,4 +974,28 @@ size_t mr_detok_flush(mr_detok *d, char *out, size_t cap)
         d->n_pending = 0;
     }
     return o.n;
+}
+
+/* ---------------------------------------------------------- queries */
+
+int32_t mr_tokenizer_find(const mr_tokenizer *t, const char *piece)
+{
+    return piece ? mr_tok_lookup(t, piece, strlen(piece)) : -1;
+}
+
+int mr_tokenizer_is_eog(const mr_tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_vocab && (t->attr[id] & TA_EOG) != 0;
+}
+
+int mr_tokenizer_is_control(const mr_tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_vocab && (t->attr[id] & TA_CONTROL) != 0;
+}
+
+const char *mr_tokenizer_kind(const mr_tokenizer *t) { return t->kind == TOK_BPE ? "bpe" : "spm"; }
+
+const char *mr_tokenizer_pre(const mr_tokenizer *t)
+{
+    return t->kind == TOK_BPE ? mr_pretok_get_info(t->pretok)->name : NULL;
 }

@@ -116,7 +116,8 @@ expect 1 "synth refuses to overwrite" moerun synth --shape micro -o "$T/s.gguf"
 expect 0 "run on a synthetic model" moerun run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0
 expect 0 "synth dense twin" moerun synth --shape micro --dense -o "$T/d.gguf"
 expect 0 "info on the dense twin" moerun info "$T/d.gguf"
-contains "$T/out" "model: dense" "the twin is dense"
+contains "$T/out" "(llama), dense," "the twin is dense"
+contains "$T/out" "routing: dense (no router)" "the dense twin has no router"
 expect 0 "bench" moerun bench -m "$MODEL" -p 16 -n 4 -r 1 -t 1,2
 contains "$T/out" "| tg4 |" "bench prints a tg row"
 contains "$T/out" "of BW" "bench reports the bandwidth share"
@@ -172,6 +173,17 @@ if [ -d "$SHARED/models/tinymix" ]; then
     if tail -n 1 "$T/out" | grep -q '^KLD = [0-9.e+-]*$'; then ok "last line is KLD = value"; else bad "kld: $(tail -n 1 "$T/out")"; fi
 else
     echo "skip quantize/verify/kld on tinymix: no shared data at $SHARED"
+fi
+
+# --- byte-level BPE (ids from the fixture's README, made by llama.cpp)
+QW="$SHARED/models/tinyqwen3moe/gguf/tinyqwen3moe-q8_0.gguf"
+if [ -f "$QW" ]; then
+    got=$(moerun tokenize -m "$QW" -p "Hello world<|endoftext|>" --ids --parse-special 2>"$T/err")
+    if [ "$got" = "15496 995 50256" ]; then ok "tokenize bpe --parse-special"; else bad "tokenize bpe: '$got'"; fi
+    expect 0 "info of a bpe vocabulary" moerun info "$SHARED/vocab/ggml-vocab-chain-qwen2.gguf"
+    contains "$T/out" "tokenizer: bpe, pre qwen2" "info names the tokenizer kind and pre"
+else
+    echo "skip bpe tokenize: no $QW"
 fi
 
 echo "$pass passed, $fail failed${RUNNER:+ (moerun run through: $RUNNER)}"

@@ -345,8 +345,9 @@ static int same_value(const mr_gguf_value *a, const mr_gguf_value *b)
     }
 }
 
-/* Compare our file with llama.cpp's: every tensor's bytes and every key. */
-static void compare_with_llama_cpp(const char *ours, const char *theirs)
+/* Compare our file with llama.cpp's: every tensor's bytes and every key
+ * (but general.name when the checkpoint folders were named differently). */
+static void compare_keys_with_llama_cpp(const char *ours, const char *theirs, int skip_name)
 {
     mr_gguf *a, *b;
     mr_error err;
@@ -367,6 +368,8 @@ static void compare_with_llama_cpp(const char *ours, const char *theirs)
             (unsigned long long)same, (unsigned long long)b->n_tensors, theirs);
     ck_assert_uint_eq(same, b->n_tensors);
     for (uint64_t i = 0; i < b->n_kv; i++) {
+        if (skip_name && !strcmp(b->kv[i].key, "general.name"))
+            continue;
         const mr_gguf_kv *k = mr_gguf_find(a, b->kv[i].key);
         ck_assert_msg(k != NULL, "key %s missing", b->kv[i].key);
         ck_assert_msg(same_value(&k->val, &b->kv[i].val), "key %s differs", b->kv[i].key);
@@ -374,6 +377,41 @@ static void compare_with_llama_cpp(const char *ours, const char *theirs)
     mr_gguf_close(a);
     mr_gguf_close(b);
 }
+
+static void compare_with_llama_cpp(const char *ours, const char *theirs)
+{
+    compare_keys_with_llama_cpp(ours, theirs, 0);
+}
+
+/* Each family's fixture: hf/ converted by moerun against the GGUF files
+ * llama.cpp's convert_hf_to_gguf.py wrote from it (tensors and keys; the
+ * fixture's hf/ folder is not named like the model, so general.name is
+ * left out).  A family adds its rows. */
+static const struct {
+    const char *fixture, *hf, *type, *gguf;
+} family_files[] = {
+    {"tinyqwen3moe", "hf", "bf16", "tinyqwen3moe-bf16.gguf"},
+    {"tinyqwen3moe", "hf", "q8_0", "tinyqwen3moe-q8_0.gguf"},
+};
+
+START_TEST(test_family_matches_llama_cpp)
+{
+    const char *data = tu_testdata();
+    char *dir = strdup(tu_path("%s/models/%s", data, family_files[_i].fixture));
+    char *in = strdup(tu_path("%s/%s", dir, family_files[_i].hf));
+    char *theirs = strdup(tu_path("%s/gguf/%s", dir, family_files[_i].gguf));
+    char *out = hfb_tmpdir();
+    char *ours = strdup(tu_path("%s/out.gguf", out));
+    mr_error err;
+    ck_assert_msg(convert(in, ours, family_files[_i].type, 2, 0, 0, &err) == MR_OK, "%s", err.msg);
+    compare_keys_with_llama_cpp(ours, theirs, 1);
+    hfb_rmdir(out);
+    free(ours);
+    free(theirs);
+    free(in);
+    free(dir);
+}
+END_TEST
 
 START_TEST(test_tinymix_matches_llama_cpp)
 {
@@ -427,6 +465,8 @@ int main(void)
         TCase *tm = tcase_create("tinymix");
         tcase_set_timeout(tm, 300);
         tcase_add_test(tm, test_tinymix_matches_llama_cpp);
+        tcase_add_loop_test(tm, test_family_matches_llama_cpp, 0,
+                            (int)(sizeof family_files / sizeof family_files[0]));
         suite_add_tcase(s, tm);
     } else {
         fprintf(stderr, "shared test data not found: the tinymix comparison is skipped\n");

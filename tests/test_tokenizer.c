@@ -666,8 +666,8 @@ static void init_bad_cases(void)
     add_bad("model is a number", s, MR_EFORMAT, "tokenizer.ggml.model", 1);
     s = default_spec(); s.model = NULL;
     add_bad("model missing", s, MR_EFORMAT, "tokenizer.ggml.model", 0);
-    s = default_spec(); s.model = "gpt2";
-    add_bad("model gpt2", s, MR_EUNSUPPORTED, "tokenizer.ggml.model", 1);
+    s = default_spec(); s.model = "bert";
+    add_bad("model bert", s, MR_EUNSUPPORTED, "tokenizer.ggml.model", 1);
     s = default_spec(); s.omit_tokens = 1;
     add_bad("tokens missing", s, MR_EFORMAT, "tokenizer.ggml.tokens", 0);
     s = default_spec(); s.bos = N_PIECES;

@@ -156,6 +156,20 @@ int cmd_info(int argc, char **argv)
         print_value(&g->kv[i].val);
         printf("\n");
     }
+    if (mr_gguf_find(g, "tokenizer.ggml.model")) {
+        mr_tokenizer *tok;
+        mr_error terr;
+        if (mr_tokenizer_load(g, &tok, &terr)) {
+            printf("\ntokenizer: not usable: %s\n", terr.msg);
+        } else {
+            const char *pre = mr_tokenizer_pre(tok);
+            printf("\ntokenizer: %s%s%s, %d tokens, bos %d, eos %d, BOS added: %s\n",
+                   mr_tokenizer_kind(tok), pre ? ", pre " : "", pre ? pre : "",
+                   mr_tokenizer_n_vocab(tok), mr_tokenizer_bos(tok), mr_tokenizer_eos(tok),
+                   mr_tokenizer_add_bos(tok) ? "yes" : "no");
+            mr_tokenizer_free(tok);
+        }
+    }
     if (!no_tensors && g->n_tensors) {
         printf("\n  %-36s %-6s %-28s %12s %14s\n", "tensor", "type", "shape (ne0, ne1, ...)",
                "bytes", "file offset");

@@ -9,27 +9,29 @@
 static void tokenize_help(FILE *out)
 {
     fprintf(out,
-            "Usage: moerun tokenize -m FILE (-p TEXT | -f FILE) [--ids] [--no-bos]\n"
+            "Usage: moerun tokenize -m FILE (-p TEXT | -f FILE) [--ids] [--no-bos] [--parse-special]\n"
             "Print one token per line (id and piece), or with --ids the ids on one line.\n\n"
             "  -m, --model FILE   GGUF file with tokenizer.ggml.* metadata\n"
             "  -p, --prompt TEXT  text to tokenize\n"
             "  -f, --file FILE    read the text from a file\n"
             "      --ids          print only the ids, separated by spaces\n"
             "      --no-bos       do not prepend the BOS token\n"
+            "      --parse-special  text like <|im_end|> becomes its control token\n"
             "  -h, --help         this help\n");
 }
 
 int cmd_tokenize(int argc, char **argv)
 {
-    enum { OPT_IDS = 256, OPT_NO_BOS };
+    enum { OPT_IDS = 256, OPT_NO_BOS, OPT_PARSE_SPECIAL };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},  {"ids", no_argument, 0, OPT_IDS},
         {"no-bos", no_argument, 0, OPT_NO_BOS}, {"help", no_argument, 0, 'h'},
+        {"parse-special", no_argument, 0, OPT_PARSE_SPECIAL},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *file = NULL;
-    int ids_only = 0, no_bos = 0, ch;
+    int ids_only = 0, no_bos = 0, parse_special = 0, ch;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":m:p:f:h", opts, NULL)) != -1) {
@@ -39,6 +41,7 @@ int cmd_tokenize(int argc, char **argv)
         case 'f': file = optarg; break;
         case OPT_IDS: ids_only = 1; break;
         case OPT_NO_BOS: no_bos = 1; break;
+        case OPT_PARSE_SPECIAL: parse_special = 1; break;
         case 'h': tokenize_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("tokenize", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("tokenize", "unknown option '%s'", argv[optind - 1]);
@@ -60,7 +63,10 @@ int cmd_tokenize(int argc, char **argv)
     int32_t *ids = NULL;
     size_t n = 0;
     if (mr_gguf_open(model, &g, &err) || mr_tokenizer_load(g, &tok, &err) ||
-        mr_tokenize(tok, prompt, len, !no_bos && mr_tokenizer_add_bos(tok), &ids, &n, &err)) {
+        mr_tokenize_ex(tok, prompt, len,
+                       (!no_bos && mr_tokenizer_add_bos(tok) ? MR_TOK_ADD_BOS : 0) |
+                           (parse_special ? MR_TOK_PARSE_SPECIAL : 0),
+                       &ids, &n, &err)) {
         rc = cli_report(&err);
         goto out;
     }

@@ -4,7 +4,8 @@
  * One pass per query, flash-attention style: keys are visited in blocks
  * of ATT_KB positions aligned to absolute positions, each block's scores
  * computed, then folded into a running maximum m, denominator l and
- * weighted value sum acc:
+ * weighted value sum acc by the kernel table's attn_block (simd/attn.c and
+ * its AVX2 / AVX-512 versions):
  *     m' = max(m, max_j s_j);  acc = acc * e^(m - m') + sum_j e^(s_j - m') v_j
  *     l  = l * e^(m - m') + sum_j e^(s_j - m')
  * and out = acc / l.  A query's arithmetic depends only on its position
@@ -20,7 +21,7 @@
 
 #include "nn.h"
 
-#define ATT_KB 64 /* keys per block */
+#define ATT_KB MR_ATTN_BLOCK /* keys per block */
 #define ATT_QT 16 /* queries per tile */
 
 typedef struct {
@@ -28,22 +29,6 @@ typedef struct {
     const nn_attn *a;
     uint32_t n_tiles; /* query tiles per head */
 } att_job;
-
-/* q . k in a fixed order (8 lanes, then the tail), whatever the pointers'
- * alignment: the kernel table's f32 dot aligns its loads to the weights,
- * which would make a score depend on where the cache was allocated. */
-static float dot_fixed(const float *a, const float *b, uint32_t n)
-{
-    float s[8] = {0};
-    uint32_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (uint32_t j = 0; j < 8; j++)
-            s[j] += a[i + j] * b[i + j];
-    float t = 0.0f;
-    for (; i < n; i++)
-        t += a[i] * b[i];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
-}
 
 /* Visible key range [lo, hi) of the query at position pos. */
 static void key_range(const nn_attn *a, uint32_t pos, uint32_t *lo, uint32_t *hi)
@@ -60,9 +45,10 @@ static void key_range(const nn_attn *a, uint32_t pos, uint32_t *lo, uint32_t *hi
 static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, float *tmp)
 {
     const nn_attn *a = j->a;
+    const mr_attn_block_fn block = j->c->k->attn_block;
     const uint32_t dv = a->dv, kvh = h / (a->n_head / a->n_head_kv);
     const uint32_t nq = t1 - t0;
-    float *m = tmp, *l = m + ATT_QT, *s = l + ATT_QT, *acc = s + ATT_KB;
+    float *m = tmp, *l = m + ATT_QT, *acc = l + ATT_QT;
     uint32_t lo[ATT_QT], hi[ATT_QT], first = UINT32_MAX, last = 0;
     for (uint32_t i = 0; i < nq; i++) {
         key_range(a, a->pos0 + t0 + i, &lo[i], &hi[i]);
@@ -74,36 +60,17 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
         if (hi[i] > last)
             last = hi[i];
     }
-    for (uint32_t b0 = first / ATT_KB * ATT_KB; b0 < last; b0 += ATT_KB) {
+    const float *kb = a->k + (size_t)kvh * a->k_head, *vb = a->v + (size_t)kvh * a->v_head;
+    for (uint32_t b0 = first / ATT_KB * ATT_KB; b0 < last; b0 += ATT_KB)
         for (uint32_t i = 0; i < nq; i++) {
             const uint32_t p0 = lo[i] > b0 ? lo[i] : b0;
             const uint32_t p1 = hi[i] < b0 + ATT_KB ? hi[i] : b0 + ATT_KB;
-            if (p0 >= p1)
-                continue;
-            const float *qh = a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * a->dk;
-            float mx = m[i];
-            for (uint32_t p = p0; p < p1; p++) {
-                const float *kp = a->k + (size_t)p * a->k_stride + (size_t)kvh * a->k_head;
-                s[p - p0] = dot_fixed(kp, qh, a->dk) * a->scale;
-                if (s[p - p0] > mx)
-                    mx = s[p - p0];
-            }
-            const float corr = expf(m[i] - mx); /* 0 when m was -inf */
-            float *o = acc + (size_t)i * dv;
-            float sum = 0.0f;
-            for (uint32_t d = 0; d < dv; d++)
-                o[d] *= corr;
-            for (uint32_t p = p0; p < p1; p++) {
-                const float e = expf(s[p - p0] - mx);
-                const float *vp = a->v + (size_t)p * a->v_stride + (size_t)kvh * a->v_head;
-                sum += e;
-                for (uint32_t d = 0; d < dv; d++)
-                    o[d] += e * vp[d];
-            }
-            l[i] = l[i] * corr + sum;
-            m[i] = mx;
+            if (p0 < p1)
+                block(a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * a->dk,
+                      kb + (size_t)p0 * a->k_stride, a->k_stride, vb + (size_t)p0 * a->v_stride,
+                      a->v_stride, p1 - p0, a->dk, dv, a->scale, &m[i], &l[i],
+                      acc + (size_t)i * dv);
         }
-    }
     for (uint32_t i = 0; i < nq; i++) {
         float *out = a->out + (size_t)(t0 + i) * a->out_stride + (size_t)h * dv;
         const float inv = 1.0f / l[i];
@@ -115,7 +82,7 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
 /* Scratch floats of a tile of qt queries with values of dv. */
 static size_t tile_floats(uint32_t qt, uint32_t dv)
 {
-    return 2 * ATT_QT + ATT_KB + (size_t)qt * dv;
+    return 2 * ATT_QT + (size_t)qt * dv;
 }
 
 /* Task = (head, query tile).  Scratch lives on the stack when small (pool
