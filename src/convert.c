@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "convert_internal.h"
@@ -577,7 +578,7 @@ static void size_label(const mr_plan *p, char *out, size_t n)
     uint64_t shared = 0, expert = 0;
     for (uint32_t i = 0; i < p->n_tensors; i++) {
         const mr_plan_tensor *t = &p->t[i];
-        uint64_t per = t->ne[0] * t->ne[1];
+        uint64_t per = t->ne[0] * t->ne[1] * (t->split_heads ? t->ne[2] : 1);
         if (t->n_src > 1)
             expert += per;
         else
@@ -603,17 +604,69 @@ static void size_label(const mr_plan *p, char *out, size_t n)
         snprintf(out, n, "%.*f%s", fix, v, suf);
 }
 
+/* general.sampling.* from generation_config.json, as gguf-py's metadata
+ * does (top_k, top_p, min_p, temperature; absent file or members: none).
+ * The file joins the sources when it gives a key. */
+static mr_status write_sampling(mr_plan *p, const char *dir, mr_gguf_writer *w, mr_error *err)
+{
+    char *text = NULL, *path = mr_path_join(dir, "generation_config.json");
+    size_t len;
+    mr_status s = MR_OK;
+    json_object *root = NULL, *v;
+    int added = 0;
+    if (!path)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    if (access(path, F_OK) != 0)
+        goto done;
+    if ((s = mr_read_small_file(path, MAX_CONFIG_BYTES, &text, &len, err)))
+        goto done;
+    if (!(root = json_tokener_parse(text)) || json_object_get_type(root) != json_type_object) {
+        s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "not a JSON object");
+        goto done;
+    }
+    static const char *const keys[4][2] = {{"top_k", "general.sampling.top_k"},
+                                           {"top_p", "general.sampling.top_p"},
+                                           {"min_p", "general.sampling.min_p"},
+                                           {"temperature", "general.sampling.temp"}};
+    for (int i = 0; i < 4; i++) {
+        if (!json_object_object_get_ex(root, keys[i][0], &v) ||
+            json_object_get_type(v) == json_type_null)
+            continue;
+        const json_type t = json_object_get_type(v);
+        if (!added++ && (s = mr_plan_add_source(p, "generation_config.json", text, len, err)))
+            goto done;
+        if (i == 0 && t == json_type_int)
+            mr_gguf_kv_i32(w, keys[i][1], (int32_t)json_object_get_int(v));
+        else if (i > 0 && (t == json_type_double || t == json_type_int))
+            mr_gguf_kv_f32(w, keys[i][1], (float)json_object_get_double(v));
+        else {
+            s = mr_fail(err, MR_EFORMAT, path, keys[i][0], MR_NO_OFFSET, "'%s' is not a number",
+                        json_object_get_string(v));
+            goto done;
+        }
+    }
+done:
+    json_object_put(root);
+    free(text);
+    free(path);
+    return s;
+}
+
 /* The general.* keys, then the family's, in convert_hf_to_gguf.py's order. */
-static void write_hparams(const mr_plan *p, const char *dir, mr_gguf_writer *w)
+static mr_status write_hparams(mr_plan *p, const char *dir, mr_gguf_writer *w, mr_error *err)
 {
     char name[256], label[32];
+    mr_status s;
     model_name(dir, name, sizeof name);
     size_label(p, label, sizeof label);
     mr_gguf_kv_str(w, "general.architecture", p->hp.fam->gguf_arch);
     mr_gguf_kv_str(w, "general.type", "model");
+    if ((s = write_sampling(p, dir, w, err)))
+        return s;
     mr_gguf_kv_str(w, "general.name", name);
     mr_gguf_kv_str(w, "general.size_label", label);
     p->hp.fam->hparams(p, w);
+    return MR_OK;
 }
 
 /* moerun's keys: version, checksum arrays to patch, source files. */
@@ -734,8 +787,8 @@ mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_er
                        o->type ? o->type : "");
     if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(4096, &w, err)))
         goto done;
-    write_hparams(&p, o->input_dir, w);
-    if ((s = mr_convert_vocab(o->input_dir, &p, w, err)))
+    if ((s = write_hparams(&p, o->input_dir, w, err)) ||
+        (s = mr_convert_vocab(o->input_dir, &p, w, err)))
         goto done;
     qsort(p.sources, p.n_sources, sizeof *p.sources, cmp_source);
     write_moerun_keys(&p, w);
