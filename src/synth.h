@@ -15,14 +15,26 @@
 
 #include "status.h"
 
+/* DeepSeek-V3 / Kimi K2 (GGUF deepseek2) shapes: MLA attention, leading
+ * dense layers, a shared expert, sigmoid routing in groups, YaRN. */
+typedef struct {
+    uint32_t q_lora, kv_lora, qk_nope, qk_rope, v_head; /* kv_lora 0: not MLA */
+    uint32_t n_dense, n_ff_dense, n_shared, n_group, topk_group;
+    float route_scale, yarn_factor;
+    uint32_t yarn_orig_ctx;
+    float yarn_beta_fast, yarn_beta_slow;
+} mr_synth_mla;
+
 typedef struct {
     const char *name;
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert, n_expert_used;
     uint32_t n_ctx;
     float rope_base;
+    mr_synth_mla mla; /* zero for llama shapes; n_ff is then one routed expert's */
 } mr_synth_shape;
 
-/* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix"); NULL
+/* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
+ * "deepseek-v3", "kimi-k2", ...); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);
@@ -30,7 +42,7 @@ const char *const *mr_synth_shape_names(void);
 typedef struct {
     mr_synth_shape shape; /* n_layer may be lowered by the caller */
     uint32_t type;        /* matrices' type (mr_type); norms and router F32 */
-    int dense;            /* 1: the dense twin, n_ff x n_expert_used, no experts */
+    int dense;            /* 1: the dense twin, n_ff x n_expert_used, no experts (llama shapes) */
     uint64_t seed;
 } mr_synth_params;
 
