@@ -44,10 +44,14 @@ static const mr_synth_shape shapes[] = {
      {1536, 512, 128, 64, 128, 1, 18432, 1, 1, 1, 2.827f, 32.0f, 4096, 1.0f, 1.0f}},
     {"micro-deepseek", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f,
      {32, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
+    /* the same without q_lora_rank (DeepSeek-V2-Lite's direct q) */
+    {"micro-deepseek-lite", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f,
+     {0, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
 };
 
 static const char *const shape_names[] = {"mixtral-8x7b", "mixtral-8x22b", "tinymix", "micro",
-                                          "deepseek-v3", "kimi-k2", "micro-deepseek", NULL};
+                                          "deepseek-v3", "kimi-k2", "micro-deepseek",
+                                          "micro-deepseek-lite", NULL};
 
 const mr_synth_shape *mr_synth_shape_find(const char *name)
 {
@@ -310,10 +314,14 @@ static tinfo *layout_mla(const mr_synth_params *p, uint32_t *count)
     ADD(T_EMBD, p->type, 1.0f, 2, E, s->n_vocab, 1, "token_embd.weight");
     for (uint32_t l = 0; l < s->n_layer; l++) {
         ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.attn_norm.weight", l);
-        ADD(T_PROJ, p->type, si, 2, E, a->q_lora, 1, "blk.%u.attn_q_a.weight", l);
-        ADD(T_NORM, MR_TYPE_F32, 0, 1, a->q_lora, 1, 1, "blk.%u.attn_q_a_norm.weight", l);
-        ADD(T_PROJ, p->type, 1.0f / sqrtf((float)a->q_lora), 2, a->q_lora, H * dk, 1,
-            "blk.%u.attn_q_b.weight", l);
+        if (a->q_lora) {
+            ADD(T_PROJ, p->type, si, 2, E, a->q_lora, 1, "blk.%u.attn_q_a.weight", l);
+            ADD(T_NORM, MR_TYPE_F32, 0, 1, a->q_lora, 1, 1, "blk.%u.attn_q_a_norm.weight", l);
+            ADD(T_PROJ, p->type, 1.0f / sqrtf((float)a->q_lora), 2, a->q_lora, H * dk, 1,
+                "blk.%u.attn_q_b.weight", l);
+        } else { /* DeepSeek-V2-Lite: q projected directly */
+            ADD(T_PROJ, p->type, si, 2, E, H * dk, 1, "blk.%u.attn_q.weight", l);
+        }
         ADD(T_PROJ, p->type, si, 2, E, a->kv_lora + a->qk_rope, 1, "blk.%u.attn_kv_a_mqa.weight", l);
         ADD(T_NORM, MR_TYPE_F32, 0, 1, a->kv_lora, 1, 1, "blk.%u.attn_kv_a_norm.weight", l);
         ADD(T_PROJ, p->type, 1.0f / sqrtf((float)a->qk_nope), 3, a->qk_nope, a->kv_lora, H,
@@ -430,7 +438,8 @@ static void write_mla_hparams(mr_gguf_writer *w, const mr_synth_params *p)
     mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
     mr_gguf_kv_u32(w, K("leading_dense_block_count"), mla_dense(s));
     mr_gguf_kv_u32(w, K("vocab_size"), s->n_vocab);
-    mr_gguf_kv_u32(w, K("attention.q_lora_rank"), a->q_lora);
+    if (a->q_lora)
+        mr_gguf_kv_u32(w, K("attention.q_lora_rank"), a->q_lora);
     mr_gguf_kv_u32(w, K("attention.kv_lora_rank"), a->kv_lora);
     mr_gguf_kv_u32(w, K("attention.key_length"), a->kv_lora + a->qk_rope);
     mr_gguf_kv_u32(w, K("attention.value_length"), a->kv_lora);

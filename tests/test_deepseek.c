@@ -191,7 +191,8 @@ END_TEST
 
 START_TEST(synth_micro_deepseek)
 {
-    const mr_synth_shape *sh = mr_synth_shape_find("micro-deepseek");
+    static const char *const shapes[] = {"micro-deepseek", "micro-deepseek-lite"};
+    const mr_synth_shape *sh = mr_synth_shape_find(shapes[_i]);
     ck_assert(sh && mr_synth_shape_find("deepseek-v3") && mr_synth_shape_find("kimi-k2"));
     mr_synth_params sp = {*sh, MR_TYPE_Q8_0, 0, 7};
     char path[] = "/tmp/moerun-ds-synth-XXXXXX";
@@ -204,6 +205,7 @@ START_TEST(synth_micro_deepseek)
     mr_expert_store *st, *sp_store;
     ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
     ck_assert(m->hp.n_layer_dense == 1 && !m->layers[0].moe && m->layers[2].moe);
+    ck_assert(_i ? m->hp.n_lora_q == 0 && m->layers[1].wq.data : m->hp.n_lora_q == 32);
     ck_assert_uint_eq(m->hp.router.n_group, 4);
     ck_assert(mr_store_resident_new(m, &st, &err) == 0);
     ck_assert_msg(mr_model_load(path, &mp, &err) == 0, "%s", err.msg);
@@ -221,6 +223,13 @@ START_TEST(synth_micro_deepseek)
     float *b = run(mp, sp_store, 0, 0, ids, 32, next, 8);
     ck_assert_msg(memcmp(a, b, sizeof(float) * 40 * m->hp.n_vocab) == 0,
                   "paged logits differ from resident");
+    /* the low-rank and the direct q both agree with the expanded MLA */
+    float *x = run(m, st, 1, 0, ids, 32, next, 8), *y = run(m, st, 1, 1, ids, 32, next, 8);
+    const double d = tu_max_abs_diff(x, y, 40 * (size_t)m->hp.n_vocab);
+    printf("%s: absorbed vs expanded MLA max |diff| %.3g\n", shapes[_i], d);
+    ck_assert_msg(d <= 1e-4, "%s: max |diff| %g", shapes[_i], d);
+    free(x);
+    free(y);
     const mr_paged_stats *ps = mr_store_paged_stats(sp_store);
     ck_assert(ps->checksums && ps->misses > 0 && ps->evictions > 0);
     free(a);
@@ -239,7 +248,7 @@ int main(void)
     Suite *s = suite_create("deepseek");
     TCase *tc = tcase_create("mla");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, synth_micro_deepseek);
+    tcase_add_loop_test(tc, synth_micro_deepseek, 0, 2);
     if (data) {
         tcase_add_loop_test(tc, absorbed_equals_expanded, 0, 2);
         tcase_add_test(tc, latent_cache_size);
