@@ -16,7 +16,10 @@
 #include "model.h"
 #include "threadpool.h"
 
+#include <stdatomic.h>
+
 struct mr_context {
+    atomic_int scratch_failed; /* a block found no memory for its scratch (sticky) */
     const mr_model *m;
     mr_expert_store *store;
     const mr_kernels *k; /* &kt[0] (fast) or &kt[1] (exact) */
@@ -26,9 +29,12 @@ struct mr_context {
     uint32_t q_dim, k_dim, v_dim, o_dim; /* n_head*head_dim, n_head_kv*head_dim, ... */
     uint32_t ff_max;     /* widest FFN hidden size of any layer */
     void *act;       /* prepared (quantized) activations of one matmul input */
-    float *k_cache;  /* (n_layer, n_ctx, k_dim) */
-    float *v_cache;  /* (n_layer, n_ctx, v_dim); NULL when hp.v_in_k (values live in k_cache) */
-    int mla_naive;   /* MLA: expand keys and values per head instead of absorbing kv_b */
+    uint32_t k_type, v_type;       /* cache element types (F32, F16, Q8_0) */
+    size_t k_row_bytes, v_row_bytes; /* one position of k_dim / v_dim elements */
+    uint8_t *k_cache; /* (n_layer, n_ctx) rows of k_row_bytes */
+    uint8_t *v_cache; /* (n_layer, n_ctx) rows of v_row_bytes; NULL when hp.v_in_k (values
+                       * are the first head_dim_v elements of the key rows) */
+    int mla_naive;    /* MLA: expand keys and values per head instead of absorbing kv_b */
     /* scratch for a batch of up to n_batch tokens */
     float *x;        /* (n_batch, n_embd) residual stream */
     float *h;        /* (n_batch, n_embd) normed input of the current block */

@@ -11,6 +11,7 @@
 #include "forward.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,14 +64,42 @@ static ctx_dims dims_of(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
     return d;
 }
 
+/* Whether rows of a head_dim-wide head can be cached in type t. */
+static mr_status check_kv_type(const mr_model *m, uint32_t t, uint32_t head, const char *which,
+                               mr_error *err)
+{
+    if (t != MR_TYPE_F32 && t != MR_TYPE_F16 && t != MR_TYPE_Q8_0)
+        return mr_fail(err, MR_EINVAL, NULL, which, MR_NO_OFFSET,
+                       "a KV cache of type %s is not supported (f32, f16, q8_0)",
+                       mr_type_get(t)->name);
+    if (mr_type_row_bytes(t, head) == 0)
+        return mr_fail(err, MR_EINVAL, NULL, which, MR_NO_OFFSET,
+                       "a %s KV cache needs head sizes that are a multiple of %u; this model's "
+                       "is %u",
+                       mr_type_get(t)->name, mr_type_get(t)->block_size, head);
+    (void)m;
+    return MR_OK;
+}
+
 mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
                          uint32_t n_batch, mr_context **out, mr_error *err)
 {
+    return mr_context_new_kv(m, store, n_ctx, n_batch, MR_TYPE_F32, MR_TYPE_F32, out, err);
+}
+
+mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
+                            uint32_t n_batch, uint32_t k_type, uint32_t v_type,
+                            mr_context **out, mr_error *err)
+{
     const mr_hparams *hp = &m->hp;
+    mr_status st;
     *out = NULL;
     if (n_ctx < 1 || n_ctx > (1u << 20) || n_batch < 1)
         return mr_fail(err, MR_EINVAL, NULL, "context", MR_NO_OFFSET,
                        "context length %u or batch %u is out of range", n_ctx, n_batch);
+    if ((st = check_kv_type(m, k_type, hp->head_dim, "-ctk", err)) ||
+        (st = check_kv_type(m, v_type, hp->head_dim_v, "-ctv", err)))
+        return st;
     if (n_batch > n_ctx)
         n_batch = n_ctx;
     mr_context *c = calloc(1, sizeof *c);
@@ -91,9 +120,13 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
     c->v_dim = (uint32_t)d.v_dim;
     c->o_dim = (uint32_t)d.o_dim;
     c->ff_max = (uint32_t)d.ff;
-    c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx * d.k_dim, sizeof(float), &fail);
+    c->k_type = k_type;
+    c->v_type = hp->v_in_k ? k_type : v_type; /* MLA: values are read from the key rows */
+    c->k_row_bytes = mr_type_row_bytes(k_type, (int64_t)d.k_dim);
+    c->v_row_bytes = d.v_cache ? mr_type_row_bytes(v_type, (int64_t)d.v_dim) : 0;
+    c->k_cache = xcalloc((size_t)hp->n_layer * n_ctx, c->k_row_bytes, &fail);
     if (d.v_cache)
-        c->v_cache = xcalloc((size_t)hp->n_layer * n_ctx * d.v_cache, sizeof(float), &fail);
+        c->v_cache = xcalloc((size_t)hp->n_layer * n_ctx, c->v_row_bytes, &fail);
     if (hp->scratch_floats)
         c->scratch = xcalloc(nb * hp->scratch_floats, sizeof(float), &fail);
     c->x = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
@@ -131,9 +164,23 @@ mr_status mr_context_new(const mr_model *m, mr_expert_store *store, uint32_t n_c
 
 uint64_t mr_context_bytes(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
 {
+    return mr_context_bytes_kv(m, n_ctx, n_batch, MR_TYPE_F32, MR_TYPE_F32);
+}
+
+void mr_context_kv_types(const mr_context *c, uint32_t *k_type, uint32_t *v_type)
+{
+    *k_type = c->k_type;
+    *v_type = c->v_type;
+}
+
+uint64_t mr_context_bytes_kv(const mr_model *m, uint32_t n_ctx, uint32_t n_batch,
+                             uint32_t k_type, uint32_t v_type)
+{
     const mr_hparams *hp = &m->hp;
     const ctx_dims d = dims_of(m, n_ctx, n_batch);
-    uint64_t b = (uint64_t)hp->n_layer * n_ctx * (d.k_dim + d.v_cache) * 4; /* KV cache */
+    uint64_t b = (uint64_t)hp->n_layer * n_ctx *
+                 (mr_type_row_bytes(k_type, (int64_t)d.k_dim) +
+                  (d.v_cache ? mr_type_row_bytes(v_type, (int64_t)d.v_dim) : 0)); /* KV cache */
     b += d.nb * hp->scratch_floats * 4;
     b += d.nb * (4ull * hp->n_embd + d.q_dim + d.k_dim + d.v_dim + d.att + 2 * d.ff) * 4;
     b += d.nb * ((d.widest / 32 + 1) * 36 + d.widest * 4);                /* activations */
@@ -261,9 +308,13 @@ mr_status mr_decode(mr_context *c, const int32_t *tokens, uint32_t n, float *log
                    c->x + (size_t)t * hp->n_embd, hp->n_embd);
 
     nn_rope_prepare(c, n);
-    for (uint32_t il = 0; il < hp->n_layer; il++)
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
         if ((s = m->arch->layer(c, il, n, err)))
             return s;
+        if (atomic_exchange(&c->scratch_failed, 0))
+            return mr_fail(err, MR_ENOMEM, NULL, "decode", MR_NO_OFFSET,
+                           "no memory for the scratch of layer %u's attention", il);
+    }
     c->store->stats.tokens += n;
 
     if (logits) {

@@ -24,6 +24,17 @@ void mr_context_free(mr_context *c);
  * budgets. */
 uint64_t mr_context_bytes(const mr_model *m, uint32_t n_ctx, uint32_t n_batch);
 
+/* The same with the KV cache's element types (llama.cpp's -ctk / -ctv):
+ * MR_TYPE_F32 (what mr_context_new uses), MR_TYPE_F16, or MR_TYPE_Q8_0
+ * (head sizes a multiple of 32).  MR_EINVAL names a type that cannot be. */
+mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
+                            uint32_t n_batch, uint32_t k_type, uint32_t v_type,
+                            mr_context **out, mr_error *err);
+uint64_t mr_context_bytes_kv(const mr_model *m, uint32_t n_ctx, uint32_t n_batch,
+                             uint32_t k_type, uint32_t v_type);
+/* The cache's element types. */
+void mr_context_kv_types(const mr_context *c, uint32_t *k_type, uint32_t *v_type);
+
 /* Use n_threads threads (a persistent pool; 1 = the caller's only). */
 mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err);
 int mr_context_threads(const mr_context *c);

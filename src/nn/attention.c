@@ -16,10 +16,13 @@
  * it starts m at sinks[h] and l at 1.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
+
+#include "../../quant/types.h"
 
 #define ATT_KB MR_ATTN_BLOCK /* keys per block */
 #define ATT_QT 16 /* queries per tile */
@@ -42,6 +45,31 @@ static void key_range(const nn_attn *a, uint32_t pos, uint32_t *lo, uint32_t *hi
     *hi = pos + 1;
 }
 
+/* Row p of a cache of type t with rows of `stride` elements, from element e. */
+static const uint8_t *cache_at(const void *base, uint32_t t, uint32_t stride, uint32_t p,
+                               uint32_t e)
+{
+    return (const uint8_t *)base + (size_t)p * mr_type_row_bytes(t, stride) +
+           mr_type_row_bytes(t, e);
+}
+
+/* Keys or values [p0, p1) of one kv head as f32 rows of d, n_f32 apart:
+ * the cache itself when it is f32, else widened into buf. */
+static const float *block_rows(const void *base, uint32_t t, uint32_t stride, uint32_t e,
+                               uint32_t p0, uint32_t p1, uint32_t d, float *buf,
+                               uint32_t *row_stride)
+{
+    if (t == MR_TYPE_F32) {
+        *row_stride = stride;
+        return (const float *)base + (size_t)p0 * stride + e;
+    }
+    const mr_to_f32_fn to_f32 = mr_type_get(t)->to_f32;
+    for (uint32_t p = p0; p < p1; p++)
+        to_f32(cache_at(base, t, stride, p, e), buf + (size_t)(p - p0) * d, d);
+    *row_stride = d;
+    return buf;
+}
+
 static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, float *tmp)
 {
     const nn_attn *a = j->a;
@@ -49,6 +77,7 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
     const uint32_t dv = a->dv, kvh = h / (a->n_head / a->n_head_kv);
     const uint32_t nq = t1 - t0;
     float *m = tmp, *l = m + ATT_QT, *acc = l + ATT_QT;
+    float *kbuf = acc + (size_t)nq * dv, *vbuf = kbuf + (size_t)ATT_KB * a->dk;
     uint32_t lo[ATT_QT], hi[ATT_QT], first = UINT32_MAX, last = 0;
     for (uint32_t i = 0; i < nq; i++) {
         key_range(a, a->pos0 + t0 + i, &lo[i], &hi[i]);
@@ -60,17 +89,23 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
         if (hi[i] > last)
             last = hi[i];
     }
-    const float *kb = a->k + (size_t)kvh * a->k_head, *vb = a->v + (size_t)kvh * a->v_head;
-    for (uint32_t b0 = first / ATT_KB * ATT_KB; b0 < last; b0 += ATT_KB)
+    for (uint32_t b0 = first / ATT_KB * ATT_KB; b0 < last; b0 += ATT_KB) {
+        /* the rows of this block any query of the tile sees */
+        const uint32_t r0 = first > b0 ? first : b0, r1 = last < b0 + ATT_KB ? last : b0 + ATT_KB;
+        uint32_t ks, vs;
+        const float *kb = block_rows(a->k, a->k_type, a->k_stride, kvh * a->k_head, r0, r1,
+                                     a->dk, kbuf, &ks);
+        const float *vb = block_rows(a->v, a->v_type, a->v_stride, kvh * a->v_head, r0, r1, dv,
+                                     vbuf, &vs);
         for (uint32_t i = 0; i < nq; i++) {
-            const uint32_t p0 = lo[i] > b0 ? lo[i] : b0;
-            const uint32_t p1 = hi[i] < b0 + ATT_KB ? hi[i] : b0 + ATT_KB;
+            const uint32_t p0 = lo[i] > r0 ? lo[i] : r0;
+            const uint32_t p1 = hi[i] < r1 ? hi[i] : r1;
             if (p0 < p1)
                 block(a->q + (size_t)(t0 + i) * a->q_stride + (size_t)h * a->dk,
-                      kb + (size_t)p0 * a->k_stride, a->k_stride, vb + (size_t)p0 * a->v_stride,
-                      a->v_stride, p1 - p0, a->dk, dv, a->scale, &m[i], &l[i],
-                      acc + (size_t)i * dv);
+                      kb + (size_t)(p0 - r0) * ks, ks, vb + (size_t)(p0 - r0) * vs, vs, p1 - p0,
+                      a->dk, dv, a->scale, &m[i], &l[i], acc + (size_t)i * dv);
         }
+    }
     for (uint32_t i = 0; i < nq; i++) {
         float *out = a->out + (size_t)(t0 + i) * a->out_stride + (size_t)h * dv;
         const float inv = 1.0f / l[i];
@@ -79,10 +114,12 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
     }
 }
 
-/* Scratch floats of a tile of qt queries with values of dv. */
-static size_t tile_floats(uint32_t qt, uint32_t dv)
+/* Scratch floats of a tile of qt queries: softmax state, and the widened
+ * keys and values of one block when the cache is not f32. */
+static size_t tile_floats(const nn_attn *a, uint32_t qt)
 {
-    return 2 * ATT_QT + (size_t)qt * dv;
+    const int wide = a->k_type != MR_TYPE_F32 || a->v_type != MR_TYPE_F32;
+    return 2 * ATT_QT + (size_t)qt * a->dv + (wide ? (size_t)ATT_KB * (a->dk + a->dv) : 0);
 }
 
 /* Task = (head, query tile).  Scratch lives on the stack when small (pool
@@ -95,12 +132,17 @@ static void att_range(void *arg, int64_t i0, int64_t i1)
     const uint32_t qt = a->n_tok < ATT_QT ? a->n_tok : ATT_QT;
     float stack[4096], *tmp = stack, *heap = NULL;
     uint32_t step = qt;
-    if (tile_floats(qt, a->dv) > sizeof stack / sizeof stack[0]) {
-        heap = malloc(tile_floats(qt, a->dv) * sizeof(float));
+    if (tile_floats(a, qt) > sizeof stack / sizeof stack[0]) {
+        heap = malloc(tile_floats(a, qt) * sizeof(float));
         if (heap)
             tmp = heap;
-        else
+        else if (tile_floats(a, 1) <= sizeof stack / sizeof stack[0])
             step = 1;
+        else {
+            /* no scratch: mr_decode reports it after this layer */
+            atomic_store(&j->c->scratch_failed, 1);
+            return;
+        }
     }
     for (int64_t i = i0; i < i1; i++) {
         const uint32_t h = (uint32_t)(i / j->n_tiles), tile = (uint32_t)(i % j->n_tiles);
@@ -124,8 +166,10 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
     const mr_layer *L = &c->m->layers[il];
     const uint32_t hd = hp->head_dim, hv = hp->head_dim_v;
     const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
-    float *kc = c->k_cache + (size_t)il * c->n_ctx * k_dim;
-    float *vc = c->v_cache + (size_t)il * c->n_ctx * v_dim;
+    uint8_t *kc = c->k_cache + (size_t)il * c->n_ctx * c->k_row_bytes;
+    uint8_t *vc = c->v_cache + (size_t)il * c->n_ctx * c->v_row_bytes;
+    const mr_from_f32_fn k_put = mr_type_get(c->k_type)->from_f32;
+    const mr_from_f32_fn v_put = mr_type_get(c->v_type)->from_f32;
 
     nn_matmul(c, &L->wq, c->h, n, c->q);
     nn_matmul(c, &L->wk, c->h, n, c->kv_k);
@@ -151,11 +195,12 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
             for (uint32_t i = 0; i < q_dim; i++)
                 qt[i] *= q_scale[t];
         const uint32_t pos = c->n_past + t;
-        memcpy(kc + (size_t)pos * k_dim, kt, k_dim * sizeof(float));
-        memcpy(vc + (size_t)pos * v_dim, c->kv_v + (size_t)t * v_dim, v_dim * sizeof(float));
+        k_put(kt, kc + (size_t)pos * c->k_row_bytes, k_dim);
+        v_put(c->kv_v + (size_t)t * v_dim, vc + (size_t)pos * c->v_row_bytes, v_dim);
     }
     nn_attn a = {
         .q = c->q, .q_stride = q_dim, .k = kc, .k_stride = k_dim, .v = vc, .v_stride = v_dim,
+        .k_type = c->k_type, .v_type = c->v_type,
         .out = c->att, .out_stride = c->o_dim, .k_head = hd, .v_head = hv,
         .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hv,
         .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,

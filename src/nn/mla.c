@@ -55,7 +55,7 @@ static const uint8_t *head_slice(const mr_tensor *w, uint32_t h)
 /* The absorbed form: queries in latent space, MQA over the latent cache,
  * values expanded per head after the softmax. */
 static void attend_absorbed(mr_context *c, const mr_layer *L, uint32_t n, const float *qf,
-                            const float *kc, float *gin, float *gout, float *vo)
+                            const uint8_t *kc, float *gin, float *gout, float *vo)
 {
     const mr_hparams *hp = &c->m->hp;
     const uint32_t H = hp->n_head, rot = hp->rope.n_rot, lkv = hp->n_lora_kv;
@@ -75,7 +75,7 @@ static void attend_absorbed(mr_context *c, const mr_layer *L, uint32_t n, const 
     }
     nn_attn a = {
         .q = c->q, .q_stride = c->q_dim, .k = kc, .k_stride = row, .v = kc, .v_stride = row,
-        .out = c->att, .out_stride = c->o_dim, .k_head = row, .v_head = 0,
+        .k_type = c->k_type, .v_type = c->k_type, .out = c->att, .out_stride = c->o_dim, .k_head = row, .v_head = 0,
         .n_head = H, .n_head_kv = 1, .dk = row, .dv = lkv,
         .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
         .window = L->window, .chunk = L->chunk,
@@ -109,7 +109,7 @@ static float *dequant_heads(const mr_tensor *w)
 /* The expanded form over the same cache: every cached latent becomes
  * n_head keys [Wkb_h^T c | k_pe] and values Wvb_h c (f32 weights). */
 static mr_status attend_naive(mr_context *c, const mr_layer *L, uint32_t n, const float *qf,
-                              const float *kc, float *vo, mr_error *err)
+                              const uint8_t *kc, float *vo, mr_error *err)
 {
     const mr_hparams *hp = &c->m->hp;
     const uint32_t H = hp->n_head, rot = hp->rope.n_rot, lkv = hp->n_lora_kv;
@@ -117,14 +117,15 @@ static mr_status attend_naive(mr_context *c, const mr_layer *L, uint32_t n, cons
     const uint32_t row = hp->head_dim, T = c->n_past + n;
     float *kb = dequant_heads(&L->wk_b), *vb = dequant_heads(&L->wv_b);
     float *K = malloc(sizeof(float) * T * H * dk), *V = malloc(sizeof(float) * T * H * dv);
+    float *lat = malloc(sizeof(float) * row);
     mr_status s = MR_OK;
-    if (!kb || !vb || !K || !V) {
+    if (!kb || !vb || !K || !V || !lat) {
         s = mr_fail(err, MR_ENOMEM, NULL, "mla", MR_NO_OFFSET,
                     "no memory for the expanded keys and values of %u positions", T);
         goto out;
     }
     for (uint32_t p = 0; p < T; p++) {
-        const float *lat = kc + (size_t)p * row;
+        mr_type_get(c->k_type)->to_f32(kc + (size_t)p * c->k_row_bytes, lat, row);
         for (uint32_t h = 0; h < H; h++) {
             float *k = K + ((size_t)p * H + h) * dk, *v = V + ((size_t)p * H + h) * dv;
             const float *kbh = kb + (size_t)h * lkv * nope, *vbh = vb + (size_t)h * dv * lkv;
@@ -145,7 +146,7 @@ static mr_status attend_naive(mr_context *c, const mr_layer *L, uint32_t n, cons
     }
     nn_attn a = {
         .q = qf, .q_stride = H * dk, .k = K, .k_stride = H * dk, .v = V, .v_stride = H * dv,
-        .out = vo, .out_stride = H * dv, .k_head = dk, .v_head = dv,
+        .k_type = MR_TYPE_F32, .v_type = MR_TYPE_F32, .out = vo, .out_stride = H * dv, .k_head = dk, .v_head = dv,
         .n_head = H, .n_head_kv = H, .dk = dk, .dv = dv,
         .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
         .window = L->window, .chunk = L->chunk,
@@ -156,6 +157,7 @@ out:
     free(vb);
     free(K);
     free(V);
+    free(lat);
     return s;
 }
 
@@ -169,7 +171,8 @@ mr_status nn_mla_attention(mr_context *c, uint32_t il, uint32_t n, mr_error *err
     const size_t nb = c->n_batch;
     float *qa = c->scratch, *qf = qa + nb * sz.qa, *gin = qf + nb * sz.qf;
     float *gout = gin + nb * sz.gin, *vo = gout + nb * sz.gout;
-    float *kc = c->k_cache + (size_t)il * c->n_ctx * c->k_dim;
+    uint8_t *kc = c->k_cache + (size_t)il * c->n_ctx * c->k_row_bytes;
+    const mr_from_f32_fn k_put = mr_type_get(c->k_type)->from_f32;
     float *kv = c->kv_k; /* (n, lkv + rot) */
     mr_status s;
 
@@ -186,7 +189,7 @@ mr_status nn_mla_attention(mr_context *c, uint32_t il, uint32_t n, mr_error *err
         nn_rmsnorm(kt, kt, L->kv_a_norm, lkv, hp->norm_eps); /* k_pe is not normed */
         nn_rope_apply(c, qf + (size_t)t * H * dk + nope, t, H, dk);
         nn_rope_apply(c, kt + lkv, t, 1, row);
-        memcpy(kc + (size_t)(c->n_past + t) * row, kt, row * sizeof(float));
+        k_put(kt, kc + (size_t)(c->n_past + t) * c->k_row_bytes, row);
     }
     if (c->mla_naive) {
         if ((s = attend_naive(c, L, n, qf, kc, vo, err)))

@@ -69,8 +69,12 @@ void nn_add(float *x, const float *y, size_t n);
  * per head joins the softmax's denominator only. */
 typedef struct {
     const float *q; uint32_t q_stride;      /* token stride (floats); head h at h * dk */
-    const float *k; uint32_t k_stride;      /* cache row stride; kv head j at j * k_head */
-    const float *v; uint32_t v_stride;      /* kv head j at j * v_head */
+    /* the cache: rows of k_stride elements of k_type (F32 by default, F16,
+     * Q8_0), kv head j starting at element j * k_head (a whole number of
+     * blocks); likewise v */
+    const void *k; uint32_t k_stride;
+    const void *v; uint32_t v_stride;
+    uint32_t k_type, v_type;
     float *out; uint32_t out_stride;        /* head h at h * dv */
     uint32_t k_head, v_head;                /* kv-head strides in the cache rows */
     uint32_t n_head, n_head_kv, dk, dv;
