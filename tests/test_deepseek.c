@@ -6,7 +6,8 @@
  *   form) give the same logits, on both GGUF files and past the YaRN
  *   original context (lighthouse: 195 tokens > 128), prompt and decode;
  * - the KV cache holds kv_lora_rank + rope floats per token and layer, not
- *   the expanded n_head x (k + v), and no V cache;
+ *   the expanded n_head x (k + v), and no V cache; as F16 it halves and the
+ *   logits stay within the README's llama.cpp F16-cache figures;
  * - the Q8_0 file on the default 8-bit path, paged at its minimum budget,
  *   is bit-identical to resident (its dense layer 0 and shared experts are
  *   resident, only routed experts are paged);
@@ -105,6 +106,54 @@ START_TEST(latent_cache_size)
            (unsigned long long)per_pos, (unsigned long long)expanded,
            (double)expanded / (double)per_pos);
     ck_assert_uint_eq(per_pos, latent);
+    mr_model_free(m);
+}
+END_TEST
+
+START_TEST(latent_cache_f16)
+{
+    mr_error err;
+    mr_model *m;
+    mr_expert_store *st;
+    mr_context *c;
+    size_t n, nr, ng;
+    int32_t *ids = tu_read_json_ints(fixture("ref/lighthouse.greedy.json"), "prompt_ids", &n);
+    int32_t *want = tu_read_json_ints(fixture("ref/lighthouse.greedy.json"), "ids", &ng);
+    float *ref = tu_read_f32(fixture("ref/lighthouse.logits.f32"), &nr);
+    ck_assert(ids && want && ref);
+    ck_assert_msg(mr_model_load(fixture("gguf/tinydeepseek3-bf16.gguf"), &m, &err) == 0, "%s",
+                  err.msg);
+    ck_assert(mr_store_resident_new(m, &st, &err) == 0);
+    const uint32_t nv = m->hp.n_vocab;
+    ck_assert_uint_eq(mr_context_bytes_kv(m, 4096, 1, MR_TYPE_F16, MR_TYPE_F16) -
+                          mr_context_bytes_kv(m, 2048, 1, MR_TYPE_F16, MR_TYPE_F16),
+                      2048ull * m->hp.n_layer * (32 + 16) * 2);
+    ck_assert_msg(mr_context_new_kv(m, st, (uint32_t)(n + ng), (uint32_t)n, MR_TYPE_F16,
+                                    MR_TYPE_F16, &c, &err) == 0,
+                  "%s", err.msg);
+    mr_context_set_exact(c, 1);
+    float *lg = malloc(sizeof(float) * n * nv), *last = malloc(sizeof(float) * nv);
+    ck_assert(lg && last);
+    ck_assert_msg(mr_decode(c, ids, (uint32_t)n, lg, 1, &err) == 0, "%s", err.msg);
+    const double d = tu_max_abs_diff(lg, ref, n * nv);
+    memcpy(last, lg + (n - 1) * nv, sizeof(float) * nv);
+    size_t same = 0;
+    for (size_t i = 0; i < ng; i++) {
+        int32_t t = (int32_t)tu_argmax(last, nv, NULL);
+        same += t == want[i] && same == i;
+        ck_assert(mr_decode(c, &t, 1, last, 0, &err) == 0);
+    }
+    printf("F16 latent cache, lighthouse: max |diff| %.3g, greedy %zu/%zu identical\n", d, same,
+           ng);
+    /* README: llama.cpp's F16 cache is 1.1e-2 .. 1.5e-2 away, greedy identical */
+    ck_assert_msg(d <= 0.05 && same == ng, "max |diff| %g, greedy %zu/%zu", d, same, ng);
+    free(lg);
+    free(last);
+    free(ids);
+    free(want);
+    free(ref);
+    mr_context_free(c);
+    mr_expert_store_free(st);
     mr_model_free(m);
 }
 END_TEST
@@ -252,6 +301,7 @@ int main(void)
     if (data) {
         tcase_add_loop_test(tc, absorbed_equals_expanded, 0, 2);
         tcase_add_test(tc, latent_cache_size);
+        tcase_add_test(tc, latent_cache_f16);
         tcase_add_test(tc, q8_0_paged_bit_identical);
         tcase_add_loop_test(tc, refuses_missing_mla_keys, 0, 3);
     } else {
