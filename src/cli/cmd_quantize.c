@@ -15,8 +15,10 @@ static void quantize_help(FILE *out)
     fprintf(out,
             "Usage: moerun quantize INPUT_DIR OUT.gguf --type TYPE [--threads N] [--force]\n"
             "Convert a Hugging Face checkpoint (config.json, model.safetensors or shards with\n"
-            "model.safetensors.index.json, tokenizer.model) of a MixtralForCausalLM,\n"
-            "MistralForCausalLM or LlamaForCausalLM with BF16, F16 or F32 weights to GGUF,\n"
+            "model.safetensors.index.json, tokenizer.model or tokenizer.json) of a\n"
+            "MixtralForCausalLM, MistralForCausalLM, LlamaForCausalLM, Qwen3MoeForCausalLM\n"
+            "or DeepseekV3ForCausalLM with BF16, F16 or F32 weights (DeepSeek: also the FP8\n"
+            "release with its 128x128 block scales, dequantized exactly) to GGUF,\n"
             "with llama.cpp's tensor names, Q/K row order and metadata keys, plus moerun's\n"
             "XXH3 checksums of every tensor and expert slice (see 'moerun verify') and\n"
             "4096-byte data alignment.\n\n"
