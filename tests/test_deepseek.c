@@ -12,6 +12,9 @@
  *   is bit-identical to resident (its dense layer 0 and shared experts are
  *   resident, only routed experts are paged);
  * - files without the MLA keys are refused naming the key;
+ * - the converter refuses what it would mistranslate in DeepSeek's
+ *   config.json (FP8 without quantization_config, scales of another block
+ *   size, other quantization methods, scoring functions, V2's group rule);
  * - `moerun synth --shape micro-deepseek` (no test data needed) loads as
  *   deepseek2 with a dense first layer, and its paged run, every slice
  *   checked against the file's checksums, is bit-identical to resident.
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "convert.h"
 #include "forward.h"
 #include "store_paged.h"
 #include "synth.h"
@@ -238,6 +242,77 @@ START_TEST(refuses_missing_mla_keys)
 }
 END_TEST
 
+/* A copy of the FP8 checkpoint whose config.json has `from` replaced by
+ * `to` (the other files linked); returns the directory. */
+static char *hf_with_config(const char *from, const char *to)
+{
+    static const char *const files[] = {"model-00001-of-00002.safetensors",
+                                        "model-00002-of-00002.safetensors",
+                                        "model.safetensors.index.json", "tokenizer.json",
+                                        "tokenizer_config.json", "generation_config.json"};
+    char *dir = strdup("/tmp/moerun-ds-hf-XXXXXX");
+    ck_assert(mkdtemp(dir));
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *src = strdup(fixture(tu_path("hf/%s", files[i])));
+        ck_assert(symlink(src, tu_path("%s/%s", dir, files[i])) == 0);
+        free(src);
+    }
+    size_t len;
+    char *cfg = tu_read_file(fixture("hf/config.json"), &len), *at;
+    ck_assert(cfg && (at = strstr(cfg, from)));
+    FILE *f = fopen(tu_path("%s/config.json", dir), "w");
+    ck_assert(f);
+    fprintf(f, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
+    fclose(f);
+    free(cfg);
+    return dir;
+}
+
+static void rm_hf(char *dir)
+{
+    static const char *const files[] = {
+        "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+        "generation_config.json", "out.gguf"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        unlink(tu_path("%s/%s", dir, files[i]));
+    rmdir(dir);
+    free(dir);
+}
+
+START_TEST(converter_refuses)
+{
+    static const struct {
+        const char *from, *to, *want;
+        mr_status code;
+    } cases[] = {
+        {"\"weight_block_size\": [\n      128,\n      128", "\"weight_block_size\": [64, 64",
+         "(blocks of 64x64), not F32", MR_EFORMAT},
+        {"\"quantization_config\"", "\"quantization_configX\"",
+         "dtype F8_E4M3 is not supported", MR_EUNSUPPORTED},
+        {"\"quant_method\": \"fp8\"", "\"quant_method\": \"gptq\"",
+         "only block-scaled fp8 checkpoints", MR_EUNSUPPORTED},
+        {"\"scoring_func\": \"sigmoid\"", "\"scoring_func\": \"softplus\"",
+         "scoring_func: 'softplus' is not supported", MR_EUNSUPPORTED},
+        {"\"topk_method\": \"noaux_tc\"", "\"topk_method\": \"group_limited_greedy\"",
+         "topk_method: group_limited_greedy", MR_EUNSUPPORTED},
+    };
+    char *dir = hf_with_config(cases[_i].from, cases[_i].to);
+    mr_convert_opts o = {0};
+    mr_error err;
+    o.input_dir = dir;
+    o.output_path = strdup(tu_path("%s/out.gguf", dir));
+    o.type = "bf16";
+    o.threads = 1;
+    mr_status s = mr_convert(&o, NULL, &err);
+    ck_assert_msg(s == cases[_i].code && strstr(err.msg, cases[_i].want),
+                  "case %d: status %d, message: %s", _i, s, s ? err.msg : "");
+    ck_assert(access(o.output_path, F_OK) != 0);
+    free((void *)o.output_path);
+    rm_hf(dir);
+}
+END_TEST
+
 START_TEST(synth_micro_deepseek)
 {
     static const char *const shapes[] = {"micro-deepseek", "micro-deepseek-lite"};
@@ -304,6 +379,7 @@ int main(void)
         tcase_add_test(tc, latent_cache_f16);
         tcase_add_test(tc, q8_0_paged_bit_identical);
         tcase_add_loop_test(tc, refuses_missing_mla_keys, 0, 3);
+        tcase_add_loop_test(tc, converter_refuses, 0, 5);
     } else {
         fprintf(stderr, "shared test data not found: the tinydeepseek3 fixture tests are skipped\n");
     }
