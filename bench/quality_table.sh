@@ -1,7 +1,7 @@
 #!/bin/sh
 # quality_table.sh - quantize shared/models/tinymix to every output type and
 # print a Markdown table: file size, perplexity (the reference protocol:
-# --ctx 256 --chunks 16 on shared/ref/valid.txt) and KL divergence of the
+# -c 256 --chunks 16 on shared/ref/valid.txt) and KL divergence of the
 # logits from the bf16 reference logits of shared/ref (moerun kld).
 # Usage (from the build directory): bench/quality_table.sh [TYPE...]
 set -u
@@ -16,7 +16,7 @@ echo "| --- | --- | --- | --- | --- | --- | --- |"
 for t in $TYPES; do
     f="$T/tinymix-$t.gguf"
     "$BIN" quantize "$SHARED/models/tinymix" "$f" --type "$t" 2>"$T/q.log" || { cat "$T/q.log"; continue; }
-    ppl=$("$BIN" perplexity -m "$f" -f "$SHARED/ref/valid.txt" --ctx 256 --chunks 16 2>/dev/null |
+    ppl=$("$BIN" perplexity -m "$f" -f "$SHARED/ref/valid.txt" -c 256 --chunks 16 2>/dev/null |
           sed -n 's/^PPL = //p')
     "$BIN" kld -m "$f" --ref "$SHARED/ref" >"$T/kld.txt" 2>/dev/null
     kld=$(sed -n 's/^KLD = //p' "$T/kld.txt")

@@ -24,9 +24,11 @@ void mr_quantize_row_q4_0(const float *src, void *dst, int64_t n)
         y[b].d = mr_f32_to_f16(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
             const float x0 = x[j] * id, x1 = x[j + QK4_0 / 2] * id;
-            int q0 = (int8_t)(x0 + 8.5f), q1 = (int8_t)(x1 + 8.5f);
-            if (q0 > 15) q0 = 15;
-            if (q1 > 15) q1 = 15;
+            /* finite x: x0 + 8.5 in [0.5, 16.5], truncated and capped at 15
+             * as ggml does; a NaN (casting it is undefined) gives 0 */
+            const float f0 = x0 + 8.5f, f1 = x1 + 8.5f;
+            int q0 = f0 >= 16.0f ? 15 : f0 >= 0.0f ? (int)f0 : 0;
+            int q1 = f1 >= 16.0f ? 15 : f1 >= 0.0f ? (int)f1 : 0;
             y[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
         }
     }

@@ -17,8 +17,10 @@ void mr_quantize_row_q8_0(const float *src, void *dst, int64_t n)
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f; /* zero block: q = 0 */
         y[b].d = mr_f32_to_f16(d);
-        for (int j = 0; j < QK8_0; j++)
-            y[b].qs[j] = (int8_t)roundf(x[j] * id); /* in [-127, 127] */
+        for (int j = 0; j < QK8_0; j++) {
+            const float r = roundf(x[j] * id); /* in [-127, 127]; NaN -> 0 (its cast is UB) */
+            y[b].qs[j] = r == r ? (int8_t)r : 0;
+        }
     }
 }
 

@@ -189,6 +189,8 @@ typedef struct {
 
 mr_status mr_outfile_open(const char *path, int force, int no_tmpfile, mr_convert_temp_fn cb,
                           void *user, mr_outfile *o, mr_error *err);
+/* Write a whole (small) file: preallocate len bytes, then write buf at 0. */
+mr_status mr_outfile_write(mr_outfile *o, const void *buf, uint64_t len, mr_error *err);
 /* fsync, put in place (no clobber unless force), fsync the directory. */
 mr_status mr_outfile_commit(mr_outfile *o, mr_error *err);
 /* Close and remove the temporary (no-op after commit). */

@@ -747,6 +747,13 @@ float mr_gguf_arr_f32(const mr_gguf_value *arr, uint64_t i)
     }
 }
 
+uint64_t mr_gguf_arr_u64(const mr_gguf_value *arr, uint64_t i)
+{
+    if (arr->v.arr.elem_type == MR_GGUF_UINT64)
+        return rd_le(arr->v.arr.data + 8 * i, 8);
+    return (uint64_t)mr_gguf_arr_int(arr, i);
+}
+
 int64_t mr_gguf_arr_int(const mr_gguf_value *arr, uint64_t i)
 {
     const uint8_t *p = arr->v.arr.data;

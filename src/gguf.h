@@ -127,6 +127,9 @@ mr_status mr_gguf_get_arr(const mr_gguf *g, const char *key, uint32_t elem_type,
 /* Element i of a numeric array, widened (caller checked the type). */
 float mr_gguf_arr_f32(const mr_gguf_value *arr, uint64_t i);
 int64_t mr_gguf_arr_int(const mr_gguf_value *arr, uint64_t i);
+/* Element i of a UINT64 (or any unsigned integer) array, unchanged: values
+ * above INT64_MAX (checksums) stay exact.  Signed types are widened. */
+uint64_t mr_gguf_arr_u64(const mr_gguf_value *arr, uint64_t i);
 
 /* Name of a value type ("uint32"), never NULL. */
 const char *mr_gguf_vtype_name(uint32_t t);

@@ -12,7 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "../quant/types.h"
+#include "moerun_keys.h"
 
 typedef struct {
     char *name;
@@ -49,6 +52,7 @@ struct mr_gguf_writer {
     uint64_t cur_done;    /* its bytes written */
     uint64_t file_pos;
     int begun;
+    uint64_t meta_pos; /* MR_KEY_CHECKSUM_METADATA's value in kv, or 0 */
 };
 
 static mr_status fail_sticky(mr_gguf_writer *w, mr_status s, const char *what)
@@ -98,9 +102,25 @@ static int put_str(mr_gguf_writer *w, const char *s, uint64_t len)
     return put_int(w, len, 8) || put(w, s, len);
 }
 
+static int kv_head(mr_gguf_writer *w, const char *key, uint32_t type);
+
+/* Files that carry moerun.checksum.* keys get MR_KEY_CHECKSUM_METADATA,
+ * declared just before the first of them (value filled in by begin), so
+ * every offset computed before begin stays right. */
+static int declare_metadata_checksum(mr_gguf_writer *w)
+{
+    if (kv_head(w, MR_KEY_CHECKSUM_METADATA, MR_GGUF_UINT64))
+        return -1;
+    w->meta_pos = w->kv_len;
+    return put_int(w, 0, 8);
+}
+
 /* Start a KV: key and type; refuses duplicates. */
 static int kv_head(mr_gguf_writer *w, const char *key, uint32_t type)
 {
+    if (!w->meta_pos && !w->begun && !strncmp(key, "moerun.checksum.", 16) &&
+        strcmp(key, MR_KEY_CHECKSUM_METADATA) && declare_metadata_checksum(w))
+        return -1;
     if (w->begun)
         return fail_sticky(w, MR_EINVAL, "metadata added after the header was written"), -1;
     for (uint64_t i = 0; i < w->n_kv; i++)
@@ -322,10 +342,81 @@ static mr_status write_all(mr_gguf_writer *w, const void *buf, uint64_t len, uin
     return MR_OK;
 }
 
+/* Order of holes by offset. */
+static int cmp_hole(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+uint64_t mr_gguf_hash_with_holes(const uint8_t *buf, uint64_t len, uint64_t *holes, size_t n)
+{
+    static const uint8_t zeros[4096];
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return 0;
+    qsort(holes, n, 2 * sizeof *holes, cmp_hole);
+    XXH3_64bits_reset(st);
+    uint64_t at = 0;
+    for (size_t i = 0; i <= n; i++) {
+        uint64_t h0 = i < n ? holes[2 * i] : len, hl = i < n ? holes[2 * i + 1] : 0;
+        if (h0 > len)
+            h0 = len;
+        if (h0 + hl > len)
+            hl = len - h0;
+        if (h0 > at) {
+            XXH3_64bits_update(st, buf + at, h0 - at);
+            at = h0;
+        }
+        uint64_t z0 = at > h0 ? at : h0;
+        for (uint64_t z = z0; z < h0 + hl;) {
+            uint64_t k = h0 + hl - z < sizeof zeros ? h0 + hl - z : sizeof zeros;
+            XXH3_64bits_update(st, zeros, k);
+            z += k;
+        }
+        if (h0 + hl > at)
+            at = h0 + hl;
+    }
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+/* Hash header + kv (+ infos and padding) with the late values as zeros,
+ * and store it at meta_pos. */
+static void seal_metadata(mr_gguf_writer *w, const uint8_t head[24], uint64_t meta_pos)
+{
+    uint64_t len = 24 + w->kv_len;
+    uint8_t *buf = malloc(len);
+    uint64_t *holes = malloc(sizeof *holes * 2 * (w->n_arrs + 1));
+    size_t n = 0;
+    if (!buf || !holes) {
+        free(buf);
+        free(holes);
+        fail_sticky(w, MR_ENOMEM, "no memory for the metadata checksum");
+        return;
+    }
+    memcpy(buf, head, 24);
+    memcpy(buf + 24, w->kv, w->kv_len);
+    for (uint32_t a = 0; a < w->n_arrs; a++)
+        if (mr_key_outside_metadata_hash(w->arrs[a].key)) {
+            holes[2 * n] = 24 + w->arrs[a].pos;
+            holes[2 * n + 1] = 8 * w->arrs[a].n;
+            n++;
+        }
+    holes[2 * n] = 24 + meta_pos;
+    holes[2 * n + 1] = 8;
+    n++;
+    le(w->kv + meta_pos, mr_gguf_hash_with_holes(buf, len, holes, n), 8);
+    free(buf);
+    free(holes);
+}
+
 mr_status mr_gguf_writer_begin(mr_gguf_writer *w, int fd, const char *path, mr_error *err)
 {
     if (w->sticky)
         return mr_fail(err, w->sticky, path, NULL, MR_NO_OFFSET, "%s", w->sticky_msg);
+    uint64_t meta_pos = w->meta_pos;
     w->fd = fd;
     w->path = path;
     uint8_t head[24];
@@ -347,6 +438,8 @@ mr_status mr_gguf_writer_begin(mr_gguf_writer *w, int fd, const char *path, mr_e
     uint64_t end = 24 + w->kv_len;
     uint64_t pad = (w->alignment - end % w->alignment) % w->alignment;
     put(w, NULL, pad);
+    if (meta_pos && !w->sticky)
+        seal_metadata(w, head, meta_pos);
     if (w->sticky)
         return mr_fail(err, w->sticky, path, NULL, MR_NO_OFFSET, "%s", w->sticky_msg);
     mr_status s;

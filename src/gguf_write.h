@@ -65,6 +65,10 @@ uint64_t mr_gguf_writer_file_size(const mr_gguf_writer *w);
 mr_status mr_gguf_writer_patch_u64(mr_gguf_writer *w, const char *key, uint64_t i,
                                    uint64_t v, mr_error *err);
 /* Check every tensor was written in full (by either way of writing). */
+/* XXH3-64 of buf[0, len) with the n byte ranges holes[2i] (offset),
+ * holes[2i+1] (length) read as zeros (MR_KEY_CHECKSUM_METADATA). */
+uint64_t mr_gguf_hash_with_holes(const uint8_t *buf, uint64_t len, uint64_t *holes, size_t n);
+
 mr_status mr_gguf_writer_finish(mr_gguf_writer *w, mr_error *err);
 
 #endif

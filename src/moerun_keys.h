@@ -20,5 +20,20 @@
 /* string[] and u64[]: the source checkpoint's files and their XXH3-64 */
 #define MR_KEY_SOURCE_FILES "moerun.source.files"
 #define MR_KEY_SOURCE_XXH3 "moerun.source.xxh3"
+/* u64: XXH3-64 of the file's bytes [0, data offset) -- header, every
+ * key and value, the tensor infos and the padding -- with the values of
+ * the keys below (filled in after the data is written, and this one)
+ * read as zeros.  Added by the writer to every file that carries
+ * moerun.checksum.* keys; checked by moerun verify. */
+#define MR_KEY_CHECKSUM_METADATA "moerun.checksum.metadata"
+
+#include <string.h>
+
+/* Is key one whose value the metadata checksum reads as zeros? */
+static inline int mr_key_outside_metadata_hash(const char *key)
+{
+    return !strcmp(key, MR_KEY_CHECKSUM_EXPERTS) || !strcmp(key, MR_KEY_CHECKSUM_TENSORS) ||
+           !strcmp(key, MR_KEY_SOURCE_XXH3) || !strcmp(key, MR_KEY_CHECKSUM_METADATA);
+}
 
 #endif

@@ -88,6 +88,29 @@ mr_status mr_outfile_open(const char *path, int force, int no_tmpfile, mr_conver
     return MR_OK;
 }
 
+/* Preallocate and write a whole small file at offset 0; see
+ * convert_internal.h. */
+mr_status mr_outfile_write(mr_outfile *o, const void *buf, uint64_t len, mr_error *err)
+{
+    const char *name = o->tmp_path ? o->tmp_path : o->path;
+    int e = len ? posix_fallocate(o->fd, 0, (off_t)len) : 0;
+    if (e && e != EOPNOTSUPP && e != EINVAL)
+        return mr_fail(err, MR_EIO, name, NULL, MR_NO_OFFSET, "cannot allocate %llu bytes: %s",
+                       (unsigned long long)len, strerror(e));
+    const uint8_t *p = buf;
+    for (uint64_t at = 0; at < len;) {
+        uint64_t n = len - at < (1u << 30) ? len - at : (1u << 30);
+        ssize_t w = pwrite(o->fd, p + at, (size_t)n, (off_t)at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return mr_fail(err, MR_EIO, name, NULL, at, "write failed: %s",
+                           w < 0 ? strerror(errno) : "no progress");
+        at += (uint64_t)w;
+    }
+    return MR_OK;
+}
+
 /* fsync the directory holding path (makes the new name durable). */
 static void sync_dir(const char *path)
 {

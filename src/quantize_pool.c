@@ -26,6 +26,7 @@
 
 #include "convert_internal.h"
 #include "fileio.h"
+#include "finite.h"
 #include "moerun_keys.h"
 #include "../quant/types.h"
 
@@ -97,20 +98,30 @@ static uint64_t src_cols(const mr_plan_tensor *t)
 }
 
 /* Widen source row r of the job (0 = its first) into dst: dtype to f32,
- * times the FP8 block scale of its (row, column) block. */
-static void widen_row(const mr_plan *p, const mr_plan_tensor *t, const job *j, const slot *b,
-                      uint64_t r, float *dst)
+ * times the FP8 block scale of its (row, column) block.  A NaN or infinity
+ * would quantize to garbage (or undefined casts) and the model would print
+ * nothing: it is refused, naming the element. */
+static mr_status widen_row(const mr_plan *p, const mr_plan_tensor *t, const job *j,
+                           const slot *b, uint64_t r, float *dst, mr_error *err)
 {
     const mr_st_tensor *src = t->src[j->src];
-    const uint64_t nc = src_cols(t);
-    mr_st_to_f32(src->dtype, b->raw + r * nc * mr_st_dtype_size(src->dtype), dst, nc);
-    if (!t->scale[j->src])
-        return;
-    const uint32_t b0 = p->hp.fp8_block[0], b1 = p->hp.fp8_block[1];
-    const uint64_t nbc = (nc + b1 - 1) / b1;
-    const float *sc = b->scales + ((j->src_row0 + r) / b0 - j->src_row0 / b0) * nbc;
-    for (uint64_t c = 0; c < nc; c++)
-        dst[c] *= sc[c / b1];
+    const uint64_t nc = src_cols(t), es = mr_st_dtype_size(src->dtype);
+    mr_st_to_f32(src->dtype, b->raw + r * nc * es, dst, nc);
+    if (t->scale[j->src]) {
+        const uint32_t b0 = p->hp.fp8_block[0], b1 = p->hp.fp8_block[1];
+        const uint64_t nbc = (nc + b1 - 1) / b1;
+        const float *sc = b->scales + ((j->src_row0 + r) / b0 - j->src_row0 / b0) * nbc;
+        for (uint64_t c = 0; c < nc; c++)
+            dst[c] *= sc[c / b1];
+    }
+    size_t bad = mr_first_nonfinite(dst, nc);
+    if (bad < nc)
+        return mr_fail(err, MR_EFORMAT, p->ckpt->shards[j->shard]->path, src->name,
+                       j->src_off + (r * nc + bad) * es,
+                       "element [%llu, %llu] is %s: refusing to convert non-finite weights",
+                       (unsigned long long)(j->src_row0 + r), (unsigned long long)bad,
+                       dst[bad] != dst[bad] ? "NaN" : "infinite");
+    return MR_OK;
 }
 
 /* Read the FP8 block scales covering the job's source rows into the slot. */
@@ -152,7 +163,8 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
     if (t->transpose) { /* output row i = column i of the head's source rows */
         const uint64_t nc = src_cols(t);
         for (uint64_t r = 0; r < n_src_rows; r++)
-            widen_row(P->p, t, j, b, r, b->block + r * nc);
+            if ((s = widen_row(P->p, t, j, b, r, b->block + r * nc, err)))
+                return s;
         for (uint64_t i = 0; i < j->nrows; i++) {
             for (uint64_t r = 0; r < ne0; r++)
                 b->row[r] = b->block[r * nc + j->row0 + i];
@@ -166,7 +178,8 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
             uint64_t base = r / hd * hd, o = r - base;
             sr = base + (o % 2) * (hd / 2) + o / 2;
         }
-        widen_row(P->p, t, j, b, sr, b->row);
+        if ((s = widen_row(P->p, t, j, b, sr, b->row, err)))
+            return s;
         quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
     }
     return MR_OK;

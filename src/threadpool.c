@@ -6,24 +6,34 @@
  * worker the OS has not scheduled delays nothing: the others take its
  * share.  A claim that succeeds proves the ticket was still the job's, so
  * the job's parameters (written before the ticket) are safe to read.
- * Idle workers spin for a while, then sleep on a condition variable.
+ *
+ * Waiting never burns a CPU for long: idle workers spin SPIN_ROUNDS pauses
+ * (a few microseconds, enough for the next matmul of a decode step), yield
+ * YIELD_ROUNDS times, then sleep on a condition variable; the caller, once
+ * its own chunks are done, waits for the others the same way on a second
+ * condition variable that the thread finishing the last chunk signals.  So
+ * more threads than CPUs (or a machine busy with other work) costs
+ * wake-ups, not time slices lost to spinning threads.
  */
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 50000
+#define SPIN_ROUNDS 2000
+#define YIELD_ROUNDS 16
 #define MAX_CHUNKS ((1u << 20) - 1)
 
 typedef struct {
     mr_range_fn fn;
     void *arg;
     int64_t n, chunk; /* items, items per chunk */
+    long n_chunks;
 } job;
 
 struct mr_pool {
@@ -34,8 +44,10 @@ struct mr_pool {
     atomic_long done;       /* chunks finished of the current job */
     atomic_int sleepers;
     atomic_int stop;
+    atomic_int caller_waits; /* the caller sleeps on cv_done */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;       /* workers: a new ticket */
+    pthread_cond_t cv_done;  /* caller: the last chunk finished */
 };
 
 static inline void cpu_relax(void)
@@ -63,8 +75,15 @@ static unsigned long long work(mr_pool *p)
         const job *j = &p->jobs[(t >> 40) & 1];
         int64_t i0 = (int64_t)next * j->chunk;
         int64_t i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+        long n_chunks_job = j->n_chunks;
         j->fn(j->arg, i0, i1);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        /* seq_cst increment then load: pairs with the caller's store of
+         * caller_waits then load of done, so one of the two sees the other */
+        if (atomic_fetch_add(&p->done, 1) + 1 == n_chunks_job && atomic_load(&p->caller_waits)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
         t = atomic_load_explicit(&p->ticket, memory_order_acquire);
     }
 }
@@ -79,6 +98,10 @@ static void *worker_main(void *arg)
                !atomic_load(&p->stop)) {
             if (++spins < SPIN_ROUNDS) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < SPIN_ROUNDS + YIELD_ROUNDS) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -106,6 +129,7 @@ mr_status mr_pool_new(int n_threads, mr_pool **out, mr_error *err)
     p->n_threads = 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
     if (n_threads > 1 && !(p->tids = calloc((size_t)n_threads, sizeof *p->tids))) {
         mr_pool_free(p);
         return mr_fail(err, MR_ENOMEM, NULL, "threads", MR_NO_OFFSET, "no memory");
@@ -135,6 +159,7 @@ void mr_pool_free(mr_pool *p)
     free(p->tids);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->cv_done);
     free(p);
 }
 
@@ -168,6 +193,7 @@ void mr_pool_run(mr_pool *p, int64_t n, int64_t grain, mr_range_fn fn, void *arg
     j->arg = arg;
     j->n = n;
     j->chunk = per * grain;
+    j->n_chunks = (long)n_chunks;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     /* seq_cst store then load: pairs with the sleeper's increment-then-check
      * so a worker going to sleep either sees the ticket or gets the signal */
@@ -178,8 +204,106 @@ void mr_pool_run(mr_pool *p, int64_t n, int64_t grain, mr_range_fn fn, void *arg
         pthread_mutex_unlock(&p->mu);
     }
     work(p);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks)
-        cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks; spins++) {
+        if (spins < SPIN_ROUNDS) {
+            cpu_relax();
+        } else if (spins < SPIN_ROUNDS + YIELD_ROUNDS) {
+            sched_yield();
+        } else {
+            pthread_mutex_lock(&p->mu);
+            atomic_store(&p->caller_waits, 1);
+            while (atomic_load(&p->done) < n_chunks)
+                pthread_cond_wait(&p->cv_done, &p->mu);
+            atomic_store(&p->caller_waits, 0);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+/* CPUs in this process's affinity mask (sched_getaffinity), or -1. */
+static int affinity_cpus(void)
+{
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+#endif
+    return -1;
+}
+
+/* CPUs the cgroup's quota allows, rounded up, from a cgroup v2 cpu.max
+ * ("max 100000" or "200000 100000") or v1 cfs files; -1 if unlimited. */
+static int quota_from(const char *v2, const char *v1_quota, const char *v1_period)
+{
+    long long quota = -1, period = 0;
+    char word[32];
+    FILE *f = fopen(v2, "r");
+    if (f) {
+        if (fscanf(f, "%31s %lld", word, &period) == 2 && strcmp(word, "max") != 0)
+            quota = atoll(word);
+        fclose(f);
+    } else if ((f = fopen(v1_quota, "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1)
+            quota = -1;
+        fclose(f);
+        if ((f = fopen(v1_period, "r"))) {
+            if (fscanf(f, "%lld", &period) != 1)
+                period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return -1;
+    long long n = (quota + period - 1) / period;
+    return n > 4096 ? 4096 : (int)n;
+}
+
+/* The cgroup v2 path of this process ("0::/a/b" in /proc/self/cgroup). */
+static int cgroup_cpus(void)
+{
+    char line[512], path[700];
+    int best = -1;
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (f) {
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "0::", 3) != 0)
+                continue;
+            line[strcspn(line, "\n")] = '\0';
+            /* the process's own group, then its parents up to the root */
+            char *rel = line + 3;
+            for (;;) {
+                snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", strcmp(rel, "/") ? rel : "");
+                int n = quota_from(path, "", "");
+                if (n > 0 && (best < 0 || n < best))
+                    best = n;
+                char *slash = strrchr(rel, '/');
+                if (!slash || slash == rel)
+                    break;
+                *slash = '\0';
+            }
+        }
+        fclose(f);
+    }
+    int n = quota_from("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                       "/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+    if (n > 0 && (best < 0 || n < best))
+        best = n;
+    return best;
+}
+
+int mr_available_cpus(void)
+{
+    const char *force = getenv("MOERUN_CPUS"); /* tests: pretend to have N CPUs */
+    if (force && atoi(force) > 0)
+        return atoi(force);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = affinity_cpus();
+    if (n < 1)
+        n = online > 0 ? (int)online : 1;
+    int q = cgroup_cpus();
+    if (q > 0 && q < n)
+        n = q;
+    return n;
 }
 
 /* Count distinct (physical id, core id) pairs in /proc/cpuinfo; fall back
@@ -212,5 +336,6 @@ int mr_physical_cores(void)
     }
     if (n < 1)
         n = online > 0 ? (int)online : 1;
-    return n;
+    int avail = mr_available_cpus();
+    return n < avail ? n : avail;
 }

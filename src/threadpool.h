@@ -26,7 +26,13 @@ int mr_pool_threads(const mr_pool *p);
  * returns when every range is done.  Not re-entrant. */
 void mr_pool_run(mr_pool *p, int64_t n, int64_t grain, mr_range_fn fn, void *arg);
 
-/* Physical cores of this machine (at least 1), for the default -t. */
+/* Physical cores of this machine that this process may use (at least 1,
+ * at most mr_available_cpus()), for the default -t. */
 int mr_physical_cores(void);
+
+/* CPUs this process may run on (at least 1): its affinity mask
+ * (sched_getaffinity), lowered to the cgroup's CPU quota (cpu.max, rounded
+ * up) when there is one.  MOERUN_CPUS=N overrides it (tests). */
+int mr_available_cpus(void);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "fileio.h"
 #include "gguf.h"
+#include "gguf_write.h"
 #include "moerun_keys.h"
 
 #define CHUNK (8u << 20)
@@ -29,10 +30,52 @@ static double now_s(void)
 /* Element i of a u64 array value. */
 static uint64_t arr_u64(const mr_gguf_value *a, uint64_t i)
 {
-    uint64_t v = 0;
-    for (int b = 7; b >= 0; b--)
-        v = (v << 8) | a->v.arr.data[8 * i + (uint64_t)b];
-    return v;
+    return mr_gguf_arr_u64(a, i);
+}
+
+/* Hash [0, data offset) with the late-filled values as zeros and compare
+ * with MR_KEY_CHECKSUM_METADATA (see moerun_keys.h); absent: *checked 0. */
+static mr_status check_metadata(const mr_gguf *g, int *checked, mr_error *err)
+{
+    const mr_gguf_kv *mk = mr_gguf_find(g, MR_KEY_CHECKSUM_METADATA);
+    *checked = 0;
+    if (!mk)
+        return MR_OK;
+    if (mk->val.type != MR_GGUF_UINT64)
+        return mr_fail(err, MR_EFORMAT, g->path, MR_KEY_CHECKSUM_METADATA, mk->val.offset,
+                       "is a %s, not a uint64", mr_gguf_vtype_name(mk->val.type));
+    uint64_t *holes = malloc(sizeof *holes * 2 * (g->n_kv + 1));
+    size_t n = 0;
+    if (!holes)
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const mr_gguf_kv *kv = &g->kv[i];
+        if (!mr_key_outside_metadata_hash(kv->key))
+            continue;
+        if (kv->val.type == MR_GGUF_UINT64) {
+            holes[2 * n] = kv->val.offset;
+            holes[2 * n + 1] = 8;
+            n++;
+        } else if (kv->val.type == MR_GGUF_ARRAY && kv->val.v.arr.elem_type == MR_GGUF_UINT64) {
+            holes[2 * n] = (uint64_t)(kv->val.v.arr.data - g->base);
+            holes[2 * n + 1] = 8 * kv->val.v.arr.n;
+            n++;
+        }
+    }
+    uint64_t got = mr_gguf_hash_with_holes(g->base, g->data_offset, holes, n);
+    free(holes);
+    if (got != mk->val.v.u64) {
+        /* name the key most likely hit: none can be told apart by one hash,
+         * so say what the hash covers */
+        return mr_fail(err, MR_ECHECKSUM, g->path, "metadata", MR_NO_OFFSET,
+                       "XXH3 %016llx of the header, keys, values and tensor infos "
+                       "[0, %llu), but %s records %016llx: a key, value or tensor info was "
+                       "changed after moerun wrote the file", (unsigned long long)got,
+                       (unsigned long long)g->data_offset, MR_KEY_CHECKSUM_METADATA,
+                       (unsigned long long)mk->val.v.u64);
+    }
+    *checked = 1;
+    return MR_OK;
 }
 
 /* For every tensor, the FFN layer and part it is (slices to check), or -1. */
@@ -199,6 +242,8 @@ mr_status mr_verify(const char *path, const char *source_dir, mr_verify_report *
     }
     if ((s = mr_gguf_get_u32(g, "llama.block_count", &n_layer, err)) ||
         (s = mr_gguf_get_u32_opt(g, "llama.expert_count", &n_expert, err)))
+        goto done;
+    if ((s = check_metadata(g, &rep->metadata, err)))
         goto done;
     uint32_t n_exp = n_expert ? n_expert : 1;
     if ((s = mr_gguf_get_arr(g, MR_KEY_CHECKSUM_TENSORS, MR_GGUF_UINT64, g->n_tensors, &th, err)) ||

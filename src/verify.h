@@ -1,5 +1,6 @@
 /* verify.h - check a GGUF written by moerun quantize against the XXH3-64
- * checksums it carries (moerun_keys.h): every expert slice, every tensor,
+ * checksums it carries (moerun_keys.h): the metadata block (when the
+ * file has moerun.checksum.metadata), every expert slice, every tensor,
  * and optionally the source checkpoint's files.
  *
  * The file is read once, tensor by tensor in file order, through a small
@@ -16,6 +17,7 @@
 
 typedef struct {
     uint64_t tensors, slices, sources; /* checked */
+    int metadata;                      /* 1: moerun.checksum.metadata matched; 0: absent */
     uint64_t bytes_done, bytes_total;
     double seconds;
 } mr_verify_report;

@@ -13,6 +13,7 @@ moerun() { $RUNNER "$BIN" "$@"; }
 SRC=${MOERUN_SRCDIR:-.}
 MODEL="$SRC/models/tinymix-Q8_0.gguf"
 DATA="$SRC/tests/data"
+SHARED=${MOERUN_TESTDATA:-$SRC/../shared}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0
@@ -104,9 +105,9 @@ contains "$T/out" "active per token" "info gives active parameters"
 contains "$T/out" "expert slice" "info gives expert slice sizes"
 
 # --- perplexity (2 short windows keep this quick; test_forward runs the full protocol)
-expect 0 "perplexity" moerun perplexity -m "$MODEL" -f "$DATA/valid.txt" --ctx 64 --chunks 2
+expect 0 "perplexity" moerun perplexity -m "$MODEL" -f "$DATA/valid.txt" -c 64 --chunks 2
 if tail -n 1 "$T/out" | grep -q '^PPL = [0-9.]*$'; then ok "last line is PPL = value"; else bad "last line: $(tail -n 1 "$T/out")"; fi
-expect 1 "perplexity on too little text" moerun perplexity -m "$MODEL" -f "$DATA/short.ids.json" --ctx 4096
+expect 1 "perplexity on too little text" moerun perplexity -m "$MODEL" -f "$DATA/short.ids.json" -c 4096
 
 # --- synth and bench
 expect 0 "synth --help" moerun synth --help
@@ -135,6 +136,115 @@ MOERUN_FAULT="eio@1:0" moerun run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0 
 rc=$?
 if [ "$rc" -eq 3 ] && grep -q "layer 1 expert 0" "$T/err"; then ok "an injected EIO exits 3 naming layer and expert"; else bad "EIO: exit $rc"; cat "$T/err"; fi
 
+# --- one option table, llama.cpp's names (src/cli/options.c)
+expect 1 "an unknown single-dash word" moerun run -m "$MODEL" -p hi -xyz
+contains "$T/err" "unknown option '-xyz'" "the unknown option is named as typed"
+expect 1 "-cnv is not -c nv" moerun run -m "$MODEL" -p hi -cnv
+contains "$T/err" "unknown option '-cnv'" "-cnv is named whole"
+expect 1 "-c with a bad value" moerun perplexity -m "$MODEL" -f "$DATA/valid.txt" -c nv
+contains "$T/err" "-c wants a context length" "-c is the context in perplexity too"
+expect 0 "-ngl and -fa are noted and ignored" moerun run -m "$MODEL" -p hi -n 2 --temp 0 -ngl 99 -fa on
+contains "$T/err" "-ngl 99 is ignored" "-ngl gets a note"
+contains "$T/err" "-fa on is ignored" "-fa gets a note"
+expect 0 "--ctx-size=N and -t in perplexity" moerun perplexity -m "$MODEL" -f "$DATA/valid.txt" --ctx-size=64 --chunks 1 -t 1
+expect 0 "-s -1 is a random seed" moerun run -m "$MODEL" -p hi -n 2 -s -1
+expect 1 "-s must be a seed" moerun run -m "$MODEL" -p hi -n 2 -s x
+expect 0 "-t above the CPUs is lowered" moerun run -m "$MODEL" -p hi -n 2 --temp 0 -t 1000
+contains "$T/err" "is more than the" "-t 1000 gets a note"
+contains "$T/err" "threads, seed" "run still runs"
+if grep -q " 1000 threads" "$T/err"; then bad "-t 1000 was not capped"; else ok "-t 1000 is capped"; fi
+expect 1 "--mem 8i is refused" moerun run -m "$MODEL" -p hi --mem 8i
+expect 1 "--mem 1.5Gx is refused" moerun run -m "$MODEL" -p hi --mem 1.5Gx
+printf 'Once upon a time' >"$T/prompt.txt"
+moerun run -m "$MODEL" -f "$T/prompt.txt" -n 8 --temp 0 >"$T/a" 2>/dev/null
+moerun run -m "$MODEL" -f - -n 8 --temp 0 <"$T/prompt.txt" >"$T/out" 2>"$T/err"
+if [ -s "$T/a" ] && cmp -s "$T/a" "$T/out"; then ok "-f - reads the prompt from stdin"; else bad "-f - differs from -f FILE"; fi
+expect 0 "-n beyond the context" moerun run -m "$MODEL" -p "Once upon a time" -n 100 -c 16 --temp 0
+contains "$T/err" "-n 100 does not fit the context" "-n beyond the context says so"
+expect 0 "-c beyond the trained context" moerun run -m "$MODEL" -p "Once" -n 2 -c 4096 --temp 0
+contains "$T/err" "beyond the 2048 tokens the model was trained on" "-c beyond n_ctx_train says so"
+MOERUN_ISA=bogus moerun run -m "$MODEL" -p hi -n 2 >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "MOERUN_ISA=bogus" "$T/err"; then ok "MOERUN_ISA=bogus is an error"; else bad "MOERUN_ISA=bogus: exit $rc"; fi
+expect 1 "kld --prompts ,," moerun kld -m "$MODEL" --prompts ,,
+expect 1 "kld --prompts a,,b" moerun kld -m "$MODEL" --prompts short,,long_story
+expect 1 "quantize has no -f" moerun quantize "$T" "$T/x.gguf" q8_0 -f
+expect 1 "quantize a GGUF" moerun quantize "$MODEL" "$T/x.gguf" Q4_K_M
+contains "$T/err" "re-quantizing a GGUF is not supported yet" "a GGUF input is explained"
+expect 1 "quantize to an unknown upper-case type" moerun quantize "$T" "$T/x.gguf" Q5_K_M
+contains "$T/err" "unknown type 'Q5_K_M'" "the type is named as typed"
+# help: every option line has its text at column 31 (or on the next line)
+for c in run info tokenize logits perplexity quantize verify kld synth bench; do
+    moerun "$c" --help >"$T/h" 2>&1
+    badcols=$(awk '/^  (-|    --)/ { r = substr($0, 3); if (match(r, /[^ ]  +[^ ]/) && RSTART + RLENGTH + 1 != 31) print }' "$T/h")
+    if [ -z "$badcols" ]; then ok "$c --help columns line up"; else bad "$c --help: misaligned: $badcols"; fi
+done
+moerun perplexity --help >"$T/h"
+for o in -m -f -c --chunks -t --exact --mem; do contains "$T/h" "$o" "perplexity --help lists $o"; done
+moerun kld --help >"$T/h"
+for o in --ref --prompts -t --exact; do contains "$T/h" "$o" "kld --help lists $o"; done
+
+# --- Ctrl-C in run stops generating but still prints the timings (exit 130);
+# natively only: through an emulator the signal would reach the wrapper
+if [ -z "$RUNNER" ]; then
+    $RUNNER "$BIN" run -m "$MODEL" -p "Once upon a time" -n 5000 -c 4096 --temp 0.8 --ignore-eos >"$T/out" 2>"$T/err" &
+    pid=$!
+    sleep 0.5
+    kill -INT $pid 2>/dev/null
+    wait $pid
+    rc=$?
+    if [ "$rc" -eq 130 ] && grep -q "generation:" "$T/err" && grep -q "interrupted" "$T/err"; then
+        ok "Ctrl-C prints the timings (exit 130)"; else bad "Ctrl-C: exit $rc"; sed 's/^/    /' "$T/err" | tail -3; fi
+else
+    echo "skip Ctrl-C: moerun runs through $RUNNER"
+fi
+
+# --- info prints uint64 arrays (checksums) exactly, in hex
+moerun info "$MODEL" >"$T/out"
+if grep "moerun.checksum.tensors" "$T/out" | grep -q "0x[0-9a-f]\{16\}" &&
+   ! grep "moerun.checksum.*uint64" "$T/out" | grep -q -- "-[0-9]"; then ok "info shows checksums as hex"; else
+    bad "info checksums: $(grep moerun.checksum.tensors "$T/out")"; fi
+contains "$T/out" "kernels:" "info names the kernels"
+
+# --- logits: atomic, refuses an existing file without --force
+expect 1 "logits over an existing file" moerun logits -m "$MODEL" -p "Once" -o "$T/l.f32"
+contains "$T/err" "use --force" "logits says how to replace"
+expect 0 "logits --force" moerun logits -m "$MODEL" -p "Once" -o "$T/l.f32" --force
+size=$(wc -c <"$T/l.f32")
+if [ "$size" -eq $((2 * 32000 * 4)) ]; then ok "logits --force replaced the file"; else bad "logits --force: size $size"; fi
+# a full disk: the file-size limit makes the write fail (SIGXFSZ ignored)
+(trap '' XFSZ; ulimit -f 64; moerun logits -m "$MODEL" -p "Once upon a time" -o "$T/full.f32") >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 3 ] && [ ! -e "$T/full.f32" ] && [ -z "$(ls -A "$T" | grep full)" ]; then
+    ok "logits on a full disk exits 3 and leaves no file"; else bad "logits full disk: exit $rc"; ls "$T"; fi
+
+# --- non-finite weights: run, perplexity and logits fail instead of printing nothing
+moerun synth --shape micro --type f16 -o "$T/nan.gguf" >/dev/null 2>&1
+off=$(moerun info "$T/nan.gguf" | awk '$1 == "output.weight" { print $NF + 2 * 70 }')
+printf '\000\176' | dd of="$T/nan.gguf" bs=1 seek="$off" conv=notrunc 2>/dev/null
+expect 2 "run on NaN weights" moerun run -m "$T/nan.gguf" -p "hello there" -n 4 --temp 0
+contains "$T/err" "NaN" "run names the NaN"
+expect 2 "perplexity on NaN weights" moerun perplexity -m "$T/nan.gguf" -f "$DATA/valid.txt" -c 16 --chunks 1
+if grep -q "^PPL" "$T/out"; then bad "perplexity printed a PPL for NaN logits"; else ok "no PPL = nan"; fi
+expect 2 "logits on NaN weights" moerun logits -m "$T/nan.gguf" -p "hello" -o "$T/nan.f32"
+if [ -e "$T/nan.f32" ]; then bad "logits wrote NaN logits"; else ok "no NaN logits file"; fi
+
+# --- verify checks the metadata of the files moerun writes
+# flip_value FILE KEY: change the 3rd byte of the (scalar) value of KEY
+flip_value() {
+    koff=$(grep -obaF "$2" "$1" | head -n 1 | cut -d: -f1)
+    voff=$((koff + ${#2} + 4 + 2))
+    printf '\101' | dd of="$1" bs=1 seek="$voff" conv=notrunc 2>/dev/null
+}
+moerun synth --shape micro --type q8_0 -o "$T/meta.gguf" >/dev/null 2>&1
+expect 0 "verify a synth file" moerun verify "$T/meta.gguf"
+contains "$T/out" "the metadata matches" "verify checks the metadata"
+flip_value "$T/meta.gguf" llama.rope.freq_base
+expect 2 "verify after rope.freq_base changed" moerun verify "$T/meta.gguf"
+contains "$T/err" "moerun.checksum.metadata" "the metadata mismatch is named"
+expect 0 "verify an older file says metadata is unchecked" moerun verify "$MODEL"
+contains "$T/out" "metadata NOT checked" "an older file is not silently OK"
+
 # --- quantize / verify (tinymix from the shared data; skipped without it)
 expect 1 "quantize without arguments" moerun quantize
 expect 1 "quantize without --type" moerun quantize "$T" "$T/x.gguf"
@@ -153,7 +263,6 @@ contains "$T/err" "model.safetensors: header at offset" "malformed header names 
 if [ -e "$T/x.gguf" ]; then bad "a failed quantize left $T/x.gguf"; else ok "failed quantize leaves no file"; fi
 expect 1 "verify without a file" moerun verify
 expect 0 "verify the demo model (written by moerun quantize)" moerun verify "$MODEL"
-SHARED=${MOERUN_TESTDATA:-$SRC/../shared}
 if [ -d "$SHARED/models/tinymix" ]; then
     expect 2 "verify a llama.cpp file (no checksums)" moerun verify "$SHARED/models/tinymix-gguf/tinymix-Q8_0.gguf"
     contains "$T/err" "moerun.checksum.algorithm" "missing checksums are named"
@@ -169,6 +278,18 @@ if [ -d "$SHARED/models/tinymix" ]; then
     printf '\377' | dd of="$T/t.gguf" bs=1 seek="$off" conv=notrunc 2>/dev/null
     expect 2 "verify a corrupted file" moerun verify "$T/t.gguf"
     contains "$T/err" "layer 3 expert 6 gate" "verify names the bad slice"
+    expect 0 "quantize with llama.cpp's upper-case type name" moerun quantize "$SHARED/models/tinymix" "$T/k.gguf" Q4_K_M -t 2
+    contains "$T/err" "(q4_k_m)" "Q4_K_M is q4_k_m"
+    expect 0 "verify checks the quantized metadata" moerun verify "$T/k.gguf"
+    contains "$T/out" "the metadata matches" "quantize seals the metadata"
+    flip_value "$T/k.gguf" llama.rope.freq_base
+    expect 2 "verify a quantized file after a metadata byte flipped" moerun verify "$T/k.gguf"
+    rm -f "$T/k.gguf"
+    moerun quantize "$SHARED/models/tinymix" "$T/k.gguf" --type q4_k -t 2 2>/dev/null
+    expect 0 "info on a q4_k file" moerun info "$T/k.gguf" --no-tensors
+    contains "$T/out" "on the SCALAR path" "info says q4_k runs on the scalar path"
+    expect 0 "run --stats on a q4_k file" moerun run -m "$T/k.gguf" -p "Once" -n 2 --temp 0 --stats
+    contains "$T/err" "SCALAR path" "run --stats says q4_k runs on the scalar path"
     expect 0 "kld of the demo model" moerun kld -m "$MODEL" --ref "$SHARED/ref" --prompts short
     if tail -n 1 "$T/out" | grep -q '^KLD = [0-9.e+-]*$'; then ok "last line is KLD = value"; else bad "kld: $(tail -n 1 "$T/out")"; fi
 else
@@ -184,6 +305,33 @@ if [ -f "$QW" ]; then
     contains "$T/out" "tokenizer: bpe, pre qwen2" "info names the tokenizer kind and pre"
 else
     echo "skip bpe tokenize: no $QW"
+fi
+# --- every PPL/KLD figure in the docs is what the command shown above it prints:
+# lines "$ ./moerun ..." followed by "PPL = X" or "KLD = X" in README.md and
+# models/README.md are run (../shared -> the test data) and compared: PPL to
+# 1e-4 relative, KLD to 3 % (a drift such as 33.9887 -> 33.9688 fails)
+if [ "${MOERUN_SLOW_EMULATION:-0}" = 1 ]; then
+    echo "skip the docs' figures under emulation (MOERUN_SLOW_EMULATION=1)"
+else
+    for doc in "$SRC/README.md" "$SRC/models/README.md"; do
+        awk '/^\$ \.\/moerun / { cmd = substr($0, 3); next }
+             cmd != "" && /^(PPL|KLD) = / { print $1 "\t" $3 "\t" cmd } { cmd = "" }' "$doc" >"$T/figs"
+        nfig=0
+        while IFS="	" read -r what want cmd; do
+            nfig=$((nfig + 1))
+            case "$cmd" in *../shared*) [ -d "$SHARED/ref" ] || { echo "skip (no shared data): $cmd"; continue; } ;; esac
+            args=$(printf '%s' "$cmd" | sed "s|^\./moerun ||; s|\.\./shared|$SHARED|g; s|models/|$SRC/models/|g; s|tests/data/|$SRC/tests/data/|g")
+            # shellcheck disable=SC2086
+            got=$(moerun $args 2>/dev/null | sed -n "s/^$what = //p")
+            if awk -v g="$got" -v w="$want" -v k="$what" 'BEGIN { if (g == "") exit 1;
+                    d = (g - w) / w; if (d < 0) d = -d; exit !(d <= (k == "PPL" ? 1e-4 : 0.03)) }'; then
+                ok "${doc#"$SRC"/}: '$cmd' prints $what = $got (doc: $want)"
+            else
+                bad "${doc#"$SRC"/}: '$cmd' prints $what = '$got', the doc says $want"
+            fi
+        done <"$T/figs"
+        if [ "$nfig" -gt 0 ]; then ok "${doc#"$SRC"/} has $nfig checked figures"; else bad "no checked figures in $doc"; fi
+    done
 fi
 
 echo "$pass passed, $fail failed${RUNNER:+ (moerun run through: $RUNNER)}"

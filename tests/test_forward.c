@@ -17,9 +17,19 @@
  *   reference margin is below 2 x 0.06 may legitimately flip; all 32 steps
  *   are compared and the first difference, if any, must come at or after
  *   such a step.
- * - perplexity (ctx 256, 16 windows) within 1% of the bf16 model's 33.99;
- *   under emulation (MOERUN_SLOW_EMULATION=1) the first 4 windows, within
- *   1% of the reference PPL of those 4 windows, and the output says so.
+ * - perplexity (ctx 256, 16 windows) against the bf16 model's 33.9916: the
+ *   Q8_0 weights alone move it by -0.009 % (the exact path, which matches the
+ *   float64 forward of these weights to ~6e-6 in the logits: 33.9887), so
+ *   the exact path must be within 0.02 %; the fast path adds the 8-bit
+ *   activations (-0.07 % measured: 33.9688), bound 0.15 %.  A change of
+ *   either path's arithmetic by more than that fails.  Under emulation
+ *   (MOERUN_SLOW_EMULATION=1) the first 4 windows against the reference of
+ *   those 4, with the same bounds, and the output says so.
+ * - KL(P_ref || P_model) over every position of the two prompts with
+ *   float64 logits of these very weights (tests/data/tinymix-Q8_0.*): the
+ *   exact path differs from them only by f32 rounding (logits ~6e-6), so
+ *   mean KL <= 1e-8; the fast path's 8-bit activations (logits within
+ *   0.1, ref README) give 3.5e-5 (measured), bound 1.5e-4.
  * - the kernel set in use vs the scalar kernels on the same context: fast
  *   path <= 0.1, exact path <= 1e-3, top-1 identical where the scalar
  *   margin exceeds twice that.
@@ -343,14 +353,61 @@ START_TEST(perplexity_matches_reference)
     if (n_win == 16)
         ck_assert(fabs(ref - 33.99162186698287) < 1e-9);
     printf("perplexity (%s path, ctx 256, %zu windows%s): %.4f, reference (bf16) %.4f, "
-           "%+.2f%%\n", exact ? "exact" : "fast", n_win,
+           "%+.3f%%\n", exact ? "exact" : "fast", n_win,
            n_win < 16 ? " of 16, REDUCED under emulation: MOERUN_SLOW_EMULATION=1" : "", ppl,
            ref, 100 * (ppl / ref - 1));
-    ck_assert_msg(fabs(ppl / ref - 1) < 0.01, "PPL %.4f is not within 1%% of %.4f", ppl, ref);
+    const double bound = exact ? 2e-4 : 1.5e-3;
+    ck_assert_msg(fabs(ppl / ref - 1) < bound, "PPL %.4f is not within %.2f%% of %.4f", ppl,
+                  100 * bound, ref);
     mr_context_free(c);
     free(lg);
     free(valid);
     free(ref_nll);
+}
+END_TEST
+
+/* log-sum-exp in double. */
+static double lse(const float *x, size_t n)
+{
+    double m = x[0], z = 0.0;
+    for (size_t i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    for (size_t i = 0; i < n; i++)
+        z += exp((double)x[i] - m);
+    return m + log(z);
+}
+
+START_TEST(kld_against_gguf_reference)
+{
+    const int exact = _i;
+    double kl_sum = 0.0, kl_max = 0.0;
+    size_t positions = 0;
+    for (int p = 0; p < 2; p++) {
+        const char *name = gguf_ref_prompts[p];
+        size_t n, nref;
+        int32_t *ids = tu_read_ids_json(tu_path("%s/tests/data/%s.ids.json", tu_srcdir(), name), &n, NULL);
+        float *ref = tu_read_f32(tu_path("%s/tests/data/tinymix-Q8_0.%s.logits.f32", tu_srcdir(), name), &nref);
+        ck_assert(ids && ref && nref == n * N_VOCAB);
+        float *lg = run_logits_with(ids, n, n, exact, 2);
+        for (size_t t = 0; t < n; t++) {
+            const float *P = ref + t * N_VOCAB, *Q = lg + t * N_VOCAB;
+            double lp = lse(P, N_VOCAB), lq = lse(Q, N_VOCAB), kl = 0.0;
+            for (size_t v = 0; v < N_VOCAB; v++) {
+                double a = (double)P[v] - lp;
+                kl += exp(a) * (a - ((double)Q[v] - lq));
+            }
+            kl_sum += kl;
+            kl_max = kl > kl_max ? kl : kl_max;
+            positions++;
+        }
+        free(lg);
+        free(ref);
+        free(ids);
+    }
+    double mean = kl_sum / (double)positions, bound = exact ? 1e-8 : 1.5e-4;
+    printf("KLD (%s path) vs float64 logits of the same Q8_0 weights, %zu positions: mean %.3g, "
+           "max %.3g (bound %.1e)\n", exact ? "exact" : "fast", positions, mean, kl_max, bound);
+    ck_assert_msg(mean <= bound, "KLD %.3g > %.1e", mean, bound);
 }
 END_TEST
 
@@ -388,6 +445,7 @@ int main(void)
     tcase_add_test(tc, store_counts_every_acquire);
     tcase_add_test(tc, decode_rejects_bad_input);
     tcase_add_loop_test(tc, perplexity_matches_reference, 0, 2);
+    tcase_add_loop_test(tc, kld_against_gguf_reference, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

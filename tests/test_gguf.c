@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "gguf_write.h"
+#include "moerun_keys.h"
+#include "types.h"
 #include "gguf_builder.h"
 #include "model.h"
 
@@ -929,6 +932,56 @@ static int write_seeds(const char *dir)
 /* ================================================================ main */
 
 /* The suite: fork mode (the default) turns a crash into one failed test. */
+/* The writer seals the metadata of files with moerun.checksum.* keys, and
+ * uint64 values above INT64_MAX read back exactly (mr_gguf_arr_u64). */
+START_TEST(test_written_metadata_checksum_and_u64)
+{
+    char path[] = "/tmp/moerun-gguf-meta-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    mr_gguf_writer *w;
+    mr_error err;
+    const uint64_t big[3] = {0xffffffffffffffffull, 0x8000000000000000ull, 7};
+    ck_assert(mr_gguf_writer_new(32, &w, &err) == MR_OK);
+    mr_gguf_kv_f32(w, "llama.rope.freq_base", 10000.0f);
+    mr_gguf_kv_str(w, MR_KEY_CHECKSUM_ALGORITHM, "xxh3-64");
+    mr_gguf_kv_arr_u64(w, MR_KEY_CHECKSUM_TENSORS, NULL, 1);
+    mr_gguf_kv_arr_u64(w, "test.big", big, 3);
+    uint64_t ne[2] = {32, 2};
+    ck_assert(mr_gguf_add_tensor(w, "t", MR_TYPE_F32, 2, ne, NULL) == MR_OK);
+    ck_assert_msg(mr_gguf_writer_begin(w, fd, path, &err) == MR_OK, "%s", err.msg);
+    float data[64] = {0};
+    ck_assert(mr_gguf_writer_data(w, data, sizeof data, &err) == MR_OK);
+    ck_assert(mr_gguf_writer_patch_u64(w, MR_KEY_CHECKSUM_TENSORS, 0, 0x1234, &err) == MR_OK);
+    ck_assert(mr_gguf_writer_finish(w, &err) == MR_OK);
+    mr_gguf_writer_free(w);
+    close(fd);
+
+    mr_gguf *g;
+    ck_assert_msg(mr_gguf_open(path, &g, &err) == MR_OK, "%s", err.msg);
+    const mr_gguf_kv *b = mr_gguf_find(g, "test.big"), *m = mr_gguf_find(g, MR_KEY_CHECKSUM_METADATA);
+    ck_assert_ptr_nonnull(b);
+    for (int i = 0; i < 3; i++)
+        ck_assert(mr_gguf_arr_u64(&b->val, (uint64_t)i) == big[i]);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(m->val.type, MR_GGUF_UINT64);
+    /* recompute by the rule of moerun_keys.h, independently of verify.c */
+    const mr_gguf_kv *th = mr_gguf_find(g, MR_KEY_CHECKSUM_TENSORS);
+    uint64_t holes[4] = {m->val.offset, 8, (uint64_t)(th->val.v.arr.data - g->base), 8};
+    uint64_t want = mr_gguf_hash_with_holes(g->base, g->data_offset, holes, 2);
+    ck_assert(m->val.v.u64 == want);
+    ck_assert(m->val.v.u64 != 0);
+    /* a changed value changes the hash */
+    uint8_t *copy = malloc(g->data_offset);
+    memcpy(copy, g->base, g->data_offset);
+    copy[mr_gguf_find(g, "llama.rope.freq_base")->val.offset + 2] ^= 1;
+    ck_assert(mr_gguf_hash_with_holes(copy, g->data_offset, holes, 2) != want);
+    free(copy);
+    mr_gguf_close(g);
+    unlink(path);
+}
+END_TEST
+
 static Suite *gguf_suite(void)
 {
     Suite *s = suite_create("gguf");
@@ -953,6 +1006,7 @@ static Suite *gguf_suite(void)
     tcase_add_test(tc, test_built_nested_arrays);
     tcase_add_test(tc, test_built_malformed);
     tcase_add_test(tc, test_built_models);
+    tcase_add_test(tc, test_written_metadata_checksum_and_u64);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -48,7 +48,11 @@ typedef struct {
  * generation on its own). */
 void cli_session_mark(cli_session *s);
 
-/* Expert-store options shared by run, perplexity and logits. */
+/* Expert-store options shared by run, perplexity and logits.  The
+ * option tables below (CLI_*_LONG_OPTIONS, CLI_*_HELP, cli_shared_option)
+ * are the getopt-era ones, kept only so that branches written against
+ * them still build: new code parses with options.h, which fills these
+ * structs. */
 typedef struct {
     uint64_t mem;      /* --mem: 0 = all resident (mmap) */
     long prefetch;     /* --prefetch N: layers ahead (default 1) */
@@ -115,6 +119,13 @@ void cli_print_routing(const mr_model *m, const uint64_t *counts);
 /* Print store counters (--stats); gen_tps: measured generation tokens/s
  * (0 if none), to compare with the paged bound. */
 void cli_print_store_stats(const cli_session *s, double gen_tps);
+
+/* The matrix types of m that the chosen kernels run on the scalar
+ * reference path, as "q4_K (12 tensors), ..." in buf; returns how many
+ * types (0: all have SIMD kernels). */
+int cli_scalar_types(const mr_model *m, int exact, char *buf, size_t cap);
+/* One line on stderr: the kernel set, and the types on the scalar path. */
+void cli_print_kernel_paths(const mr_model *m, int exact);
 
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);

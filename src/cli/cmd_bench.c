@@ -8,36 +8,18 @@
  *       bandwidth ceiling reached.
  * One warm-up run per test is not counted; figures are mean +- sd over -r.
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "kernels.h"
 #include "store_paged.h"
 #include "threadpool.h"
 
 #define MAX_LIST 16
-
-static void bench_help(FILE *out)
-{
-    fprintf(out,
-            "Usage: moerun bench -m FILE [-p 512] [-n 128] [-t N] [-r 3] [--json] [--mem SIZE]\n"
-            "Prompt (pp) and generation (tg) tokens/s, and the share of the memory-bandwidth\n"
-            "ceiling that generation reaches (bandwidth measured in the same run).\n"
-            "-p, -n and -t take comma-separated lists (e.g. -p 64,512 -t 1,2).\n\n"
-            "  -m, --model FILE     GGUF model\n"
-            "  -p, --n-prompt N     prompt tokens per pp test, 0 = none (default 512)\n"
-            "  -n, --n-gen N        generated tokens per tg test, 0 = none (default 128)\n"
-            "  -t, --threads N      threads (default: physical cores)\n"
-            "  -r, --repetitions R  counted runs per test (default 3)\n"
-            "      --exact          f32 activations (the reference path)\n"
-            "      --json           JSON instead of a markdown table\n"
-            CLI_STORE_HELP
-            "  -h, --help           this help\n");
-}
 
 static int parse_list(const char *s, long min, long max, long *out, int *n)
 {
@@ -51,6 +33,59 @@ static int parse_list(const char *s, long min, long max, long *out, int *n)
     }
     return *n ? 0 : -1;
 }
+
+enum { OPT_PP = CLI_O_EXTRA, OPT_TG, OPT_TH, OPT_REPS, OPT_JSON };
+
+static const cli_opt bench_extra[] = {
+    {"-p", "--n-prompt", "N", "prompt tokens per pp test, 0 = none (default 512)", OPT_PP},
+    {"-n", "--n-gen", "N", "generated tokens per tg test, 0 = none (default 128)", OPT_TG},
+    {"-t", "--threads", "N", "threads (default: physical cores this process may use;\n"
+                             "more than its CPUs are lowered with a note)", OPT_TH},
+    {"-r", "--repetitions", "R", "counted runs per test (default 3)", OPT_REPS},
+    {NULL, "--json", NULL, "JSON instead of a markdown table", OPT_JSON},
+    {0},
+};
+
+typedef struct {
+    long pp[MAX_LIST], tg[MAX_LIST], th[MAX_LIST], reps;
+    int n_pp, n_tg, n_th, json;
+} bench_state;
+
+static int bench_option(void *user, int id, const char *v)
+{
+    bench_state *b = user;
+    switch (id) {
+    case OPT_PP:
+        if (parse_list(v, 0, 1 << 16, b->pp, &b->n_pp))
+            return cli_usage_error("bench", "-p wants token counts like 64,512, got '%s'", v);
+        return 0;
+    case OPT_TG:
+        if (parse_list(v, 0, 1 << 16, b->tg, &b->n_tg))
+            return cli_usage_error("bench", "-n wants token counts like 128, got '%s'", v);
+        return 0;
+    case OPT_TH:
+        if (parse_list(v, 1, 1024, b->th, &b->n_th))
+            return cli_usage_error("bench", "-t wants thread counts from 1 to 1024 like 1,2, "
+                                   "got '%s'", v);
+        return 0;
+    case OPT_REPS:
+        if (cli_parse_long(v, 1, 1000, &b->reps))
+            return cli_usage_error("bench", "-r wants a number >= 1, got '%s'", v);
+        return 0;
+    default: b->json = 1; return 0;
+    }
+}
+
+static const int bench_common[] = {CLI_O_MODEL, CLI_O_EXACT, CLI_O_MEM, CLI_O_PREFETCH,
+                                   CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, 0};
+
+static const cli_command bench_cmd = {
+    "bench", "-m FILE [-p 512] [-n 128] [-t N] [-r 3] [--json] [--mem SIZE]",
+    "Prompt (pp) and generation (tg) tokens/s, and the share of the memory-bandwidth\n"
+    "ceiling that generation reaches (bandwidth measured in the same run).\n"
+    "-p, -n and -t take comma-separated lists (e.g. -p 64,512 -t 1,2).",
+    bench_common, bench_extra, bench_option, NULL,
+};
 
 /* ------------------------------------------------------------ runs */
 
@@ -140,58 +175,33 @@ static void print_results(const cli_session *S, const result *r, int nr, int jso
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_EXACT };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"n-prompt", required_argument, 0, 'p'},
-        {"n-gen", required_argument, 0, 'n'}, {"threads", required_argument, 0, 't'},
-        {"repetitions", required_argument, 0, 'r'}, {"json", no_argument, 0, OPT_JSON},
-        {"exact", no_argument, 0, OPT_EXACT}, CLI_STORE_LONG_OPTIONS,
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
-    };
-    const char *model = NULL;
-    long pp[MAX_LIST] = {512}, tg[MAX_LIST] = {128}, th[MAX_LIST], reps = 3;
-    int n_pp = 1, n_tg = 1, n_th = 1, json = 0, exact = 0, ch;
-    th[0] = mr_physical_cores();
-    cli_store_opts so;
-    cli_store_opts_default(&so);
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:p:n:t:r:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'p':
-            if (parse_list(optarg, 0, 1 << 16, pp, &n_pp))
-                return cli_usage_error("bench", "-p wants token counts like 64,512, got '%s'", optarg);
-            break;
-        case 'n':
-            if (parse_list(optarg, 0, 1 << 16, tg, &n_tg))
-                return cli_usage_error("bench", "-n wants token counts like 128, got '%s'", optarg);
-            break;
-        case 't':
-            if (parse_list(optarg, 1, 64, th, &n_th))
-                return cli_usage_error("bench", "-t wants thread counts like 1,2, got '%s'", optarg);
-            break;
-        case 'r':
-            if (cli_parse_long(optarg, 1, 1000, &reps))
-                return cli_usage_error("bench", "-r wants a number >= 1, got '%s'", optarg);
-            break;
-        case OPT_JSON: json = 1; break;
-        case OPT_EXACT: exact = 1; break;
-        case 'h': bench_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("bench", "option '%s' needs a value", argv[optind - 1]);
-        default: {
-            int r = cli_store_option("bench", ch, optarg, &so);
-            if (r > 0)
-                return r;
-            if (r < 0)
-                return cli_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
-        }
-        }
+    bench_state b = {{512}, {128}, {0}, 3, 1, 1, 1, 0};
+    b.th[0] = mr_physical_cores();
+    cli_opts opt;
+    int prc = cli_parse(&bench_cmd, argc, argv, &opt, &b);
+    if (prc >= 0) {
+        free(opt.pos);
+        return prc;
     }
-    if (optind < argc)
-        return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    const char *model = opt.model;
+    long *pp = b.pp, *tg = b.tg, *th = b.th, reps = b.reps;
+    int n_pp = b.n_pp, n_tg = b.n_tg, n_th = b.n_th, json = b.json, exact = opt.compute.exact;
+    cli_store_opts so = opt.store;
+    if (opt.n_pos) {
+        int r = cli_usage_error("bench", "unexpected argument '%s'", opt.pos[0]);
+        free(opt.pos);
+        return r;
+    }
+    free(opt.pos);
     if (!model)
         return cli_usage_error("bench", "a model is required (-m FILE)");
+    int avail = mr_available_cpus();
+    for (int i = 0; i < n_th; i++)
+        if (th[i] > avail) {
+            fprintf(stderr, "moerun bench: note: -t %ld is more than the %d CPUs this process "
+                    "may use; using %d\n", th[i], avail, avail);
+            th[i] = avail;
+        }
 
     long max_pp = 0, max_tg = 0;
     for (int i = 0; i < n_pp; i++)

@@ -1,23 +1,45 @@
 /* cmd_info.c - moerun info: metadata, tensor table, expert slice sizes and
  * totals (total vs active parameters, bytes per token). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "arch/arch.h"
+#include "options.h"
 #include "kernels.h"
 
-static void info_help(FILE *out)
+enum { OPT_CPU = CLI_O_EXTRA, OPT_NO_TENSORS };
+
+static const cli_opt info_extra[] = {
+    {NULL, "--no-tensors", NULL, "skip the tensor table", OPT_NO_TENSORS},
+    {NULL, "--cpu", NULL, "show the CPU's SIMD features and the kernels chosen", OPT_CPU},
+    {0},
+};
+
+typedef struct {
+    int cpu, no_tensors;
+} info_state;
+
+static int info_option(void *user, int id, const char *v)
 {
-    fprintf(out,
-            "Usage: moerun info FILE [--no-tensors] | moerun info --cpu\n"
-            "Show a GGUF file's metadata, tensors, per-expert slice sizes and totals.\n\n"
-            "      --no-tensors  skip the tensor table\n"
-            "      --cpu         show the CPU's SIMD features and the kernels chosen\n"
-            "  -h, --help        this help\n");
+    info_state *st = user;
+    (void)v;
+    if (id == OPT_CPU)
+        st->cpu = 1;
+    else
+        st->no_tensors = 1;
+    return 0;
 }
+
+static const int info_common[] = {0};
+
+static const cli_command info_cmd = {
+    "info", "FILE [--no-tensors] | moerun info --cpu",
+    "Show a GGUF file's metadata, tensors, per-expert slice sizes and totals, and\n"
+    "which matrix types the kernels in use run on the (slow) scalar path.",
+    info_common, info_extra, info_option, NULL,
+};
 
 static void print_value(const mr_gguf_value *v)
 {
@@ -32,6 +54,11 @@ static void print_value(const mr_gguf_value *v)
         if (v->v.arr.elem_type == MR_GGUF_STRING) {
             printf(" \"%.*s\"%s", (int)(v->v.arr.n && v->v.arr.strs[0].len < 40 ? v->v.arr.strs[0].len : 0),
                    v->v.arr.n ? v->v.arr.strs[0].ptr : "", v->v.arr.n > 1 ? ", ..." : "");
+        } else if (v->v.arr.elem_type == MR_GGUF_UINT64) { /* checksums: hex, exact */
+            for (uint64_t i = 0; i < v->v.arr.n && i < 4; i++)
+                printf(i ? ", 0x%016llx" : " 0x%016llx", (unsigned long long)mr_gguf_arr_u64(v, i));
+            if (v->v.arr.n > 4)
+                printf(", ...");
         } else if (mr_gguf_vtype_size(v->v.arr.elem_type)) {
             for (uint64_t i = 0; i < v->v.arr.n && i < 4; i++)
                 printf(i ? ", %g" : " %g", (double)mr_gguf_arr_f32(v, i));
@@ -114,33 +141,26 @@ static void model_totals(const mr_model *m)
 
 int cmd_info(int argc, char **argv)
 {
-    enum { OPT_CPU = 256, OPT_NO_TENSORS };
-    static const struct option opts[] = {
-        {"cpu", no_argument, 0, OPT_CPU}, {"no-tensors", no_argument, 0, OPT_NO_TENSORS},
-        {"help", no_argument, 0, 'h'},    {0, 0, 0, 0},
-    };
-    int cpu = 0, no_tensors = 0, ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_CPU: cpu = 1; break;
-        case OPT_NO_TENSORS: no_tensors = 1; break;
-        case 'h': info_help(stdout); return EXIT_OK;
-        default: return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
-        }
+    info_state is = {0};
+    cli_opts o;
+    int prc = cli_parse(&info_cmd, argc, argv, &o, &is);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
+    int cpu = is.cpu, no_tensors = is.no_tensors, n_pos = o.n_pos;
+    const char *path = n_pos == 1 ? o.pos[0] : NULL;
+    free(o.pos);
     if (cpu) {
         char feat[256];
         mr_cpu_features(feat, sizeof feat);
         printf("cpu features: %s\nkernels: %s (best available: %s)\n", feat,
                mr_isa_name(mr_kernels_get()->isa), mr_isa_name(mr_isa_best()));
-        if (optind == argc)
+        if (n_pos == 0)
             return EXIT_OK;
     }
-    if (optind + 1 != argc)
+    if (n_pos != 1)
         return cli_usage_error("info", "expected exactly one FILE");
-    const char *path = argv[optind];
     mr_error err;
     mr_gguf *g;
     if (mr_gguf_open(path, &g, &err))
@@ -194,6 +214,13 @@ int cmd_info(int argc, char **argv)
         return cli_report(&err);
     }
     model_totals(m);
+    char slow[512];
+    const mr_kernels *k = mr_kernels_get();
+    if (cli_scalar_types(m, 0, slow, sizeof slow))
+        printf("kernels: %s; on the SCALAR path (slow, no %s kernel yet): %s\n",
+               mr_isa_name(k->isa), mr_isa_name(k->isa), slow);
+    else
+        printf("kernels: %s for every matrix type of this model\n", mr_isa_name(k->isa));
     mr_model_free(m);
     return EXIT_OK;
 }

@@ -1,6 +1,5 @@
 /* cmd_kld.c - moerun kld: how far a model's next-token distributions are
  * from reference logits: KL(P_ref || P_model) per position, averaged. */
-#include <getopt.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,27 +7,49 @@
 #include <string.h>
 
 #include "cli.h"
+#include "finite.h"
+#include "options.h"
 
 #define DEFAULT_PROMPTS "short,long_story,digits_punct,unicode_emoji,leading_spaces,empty_ish"
 
-static void kld_help(FILE *out)
+enum { OPT_REF = CLI_O_EXTRA, OPT_PROMPTS };
+
+static const cli_opt kld_extra[] = {
+    {"-r", "--ref", "DIR", "reference directory (default ../shared/ref)", OPT_REF},
+    {NULL, "--prompts", "LIST", "comma-separated prompt names (default\n" DEFAULT_PROMPTS ")",
+     OPT_PROMPTS},
+    {0},
+};
+
+typedef struct {
+    const char *dir, *prompts;
+} kld_state;
+
+static int kld_option(void *user, int id, const char *v)
 {
-    fprintf(out,
-            "Usage: moerun kld -m FILE [--ref DIR] [--prompts A,B,...]\n"
-            "Run the model on reference prompts and compare its logits with reference\n"
-            "logits: for every position, KL(P_ref || P_model) of the two softmax\n"
-            "distributions (natural log), the top-1 agreement and the largest logit\n"
-            "difference; over all positions also the median (the mean is dominated by the\n"
-            "few positions where a near-tie in the router picks another expert).  For prompt NAME, DIR holds NAME.ids.json (\"ids\": token ids,\n"
-            "BOS included) and NAME.logits.f32 (float32 [n_tokens, n_vocab]), as in\n"
-            "shared/ref (bf16 reference logits of tinymix).  The last line printed is\n"
-            "'KLD = <mean over all positions>'.\n\n"
-            "  -m, --model FILE      GGUF model\n"
-            "  -r, --ref DIR         reference directory (default ../shared/ref)\n"
-            "      --prompts LIST    comma-separated prompt names (default\n"
-            "                        " DEFAULT_PROMPTS ")\n"
-            "  -h, --help            this help\n");
+    kld_state *k = user;
+    if (id == OPT_REF)
+        k->dir = v;
+    else
+        k->prompts = v;
+    return 0;
 }
+
+static const int kld_common[] = {CLI_O_MODEL, CLI_O_THREADS, CLI_O_EXACT, CLI_O_GPU_IGNORED, 0};
+
+static const cli_command kld_cmd = {
+    "kld", "-m FILE [--ref DIR] [--prompts A,B,...] [--exact]",
+    "Run the model on reference prompts and compare its logits with reference\n"
+    "logits: for every position, KL(P_ref || P_model) of the two softmax\n"
+    "distributions (natural log), the top-1 agreement and the largest logit\n"
+    "difference; over all positions also the median (the mean is dominated by the\n"
+    "few positions where a near-tie in the router picks another expert).  For\n"
+    "prompt NAME, DIR holds NAME.ids.json (\"ids\": token ids, BOS included) and\n"
+    "NAME.logits.f32 (float32 [n_tokens, n_vocab]), as in shared/ref (bf16\n"
+    "reference logits of tinymix).  Non-finite logits fail.  The last line printed\n"
+    "is 'KLD = <mean over all positions>'.",
+    kld_common, kld_extra, kld_option, NULL,
+};
 
 /* log-sum-exp of n logits, in double. */
 static double log_sum_exp(const float *x, uint32_t n)
@@ -94,8 +115,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Compare one prompt's logits (n x n_vocab) with the reference file. */
-static mr_status compare_prompt(cli_session *S, const char *dir, const char *name, kld_acc *all,
-                                mr_error *err)
+static mr_status compare_prompt(cli_session *S, const cli_compute_opts *co, const char *dir,
+                                const char *name, kld_acc *all, mr_error *err)
 {
     char path[4096];
     int32_t *ids = NULL;
@@ -127,7 +148,9 @@ static mr_status compare_prompt(cli_session *S, const char *dir, const char *nam
         goto done;
     }
     if ((s = mr_context_new(S->model, S->store, (uint32_t)n, (uint32_t)n, &ctx, err)) ||
-        (s = mr_decode(ctx, ids, (uint32_t)n, logits, 1, err)))
+        (s = cli_context_apply(ctx, co, err)) ||
+        (s = mr_decode(ctx, ids, (uint32_t)n, logits, 1, err)) ||
+        (s = mr_check_finite(logits, n * V, "logits", err)))
         goto done;
     for (size_t t = 0; t < n; t++) {
         const float *p = (const float *)ref + t * V, *q = logits + t * V;
@@ -175,30 +198,26 @@ done:
 
 int cmd_kld(int argc, char **argv)
 {
-    enum { OPT_PROMPTS = 256 };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"ref", required_argument, 0, 'r'},
-        {"prompts", required_argument, 0, OPT_PROMPTS}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *model = NULL, *dir = "../shared/ref", *prompts = DEFAULT_PROMPTS;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:r:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'r': dir = optarg; break;
-        case OPT_PROMPTS: prompts = optarg; break;
-        case 'h': kld_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("kld", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("kld", "unknown option '%s'", argv[optind - 1]);
-        }
+    kld_state ks = {"../shared/ref", DEFAULT_PROMPTS};
+    cli_opts o;
+    int prc = cli_parse(&kld_cmd, argc, argv, &o, &ks);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
-    if (optind < argc)
-        return cli_usage_error("kld", "unexpected argument '%s'", argv[optind]);
+    const char *model = o.model, *dir = ks.dir, *prompts = ks.prompts;
+    if (o.n_pos) {
+        int r = cli_usage_error("kld", "unexpected argument '%s'", o.pos[0]);
+        free(o.pos);
+        return r;
+    }
+    free(o.pos);
     if (!model)
         return cli_usage_error("kld", "-m FILE is required");
+    /* every name between commas must be there: ",," or "a,,b" is a typo */
+    if (!*prompts || prompts[0] == ',' || prompts[strlen(prompts) - 1] == ',' ||
+        strstr(prompts, ",,"))
+        return cli_usage_error("kld", "--prompts wants comma-separated names, got '%s'", prompts);
     char *list = strdup(prompts);
     if (!list)
         return EXIT_IO;
@@ -216,7 +235,7 @@ int cmd_kld(int argc, char **argv)
     }
     char *save = NULL;
     for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save))
-        if (compare_prompt(&S, dir, name, &all, &err)) {
+        if (compare_prompt(&S, &o.compute, dir, name, &all, &err)) {
             rc = cli_report(&err);
             break;
         }
@@ -225,7 +244,13 @@ int cmd_kld(int argc, char **argv)
         printf("all              %4zu positions  KLD median %.3g max %.3g  top-1 agree %5.1f %%  "
                "max |dlogit| %.4f\n", all.positions, all.kl[all.positions / 2], all.kl_max,
                100.0 * all.agree / all.positions, all.dmax);
-        printf("KLD = %.6g\n", all.kl_sum / all.positions);
+        double mean = all.kl_sum / all.positions;
+        if (!isfinite(mean)) {
+            mr_fail(&err, MR_EFORMAT, model, NULL, MR_NO_OFFSET, "the mean KLD is %g", mean);
+            rc = cli_report(&err);
+        } else {
+            printf("KLD = %.6g\n", mean);
+        }
     }
     cli_session_close(&S);
     free(all.kl);

@@ -2,71 +2,54 @@
  * [n_tokens, n_vocab], row i after token i (BOS included), the prompt
  * processed as one batch. */
 #include <errno.h>
-#include <getopt.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "convert_internal.h"
+#include "finite.h"
+#include "options.h"
 #include "threadpool.h"
 
-static void logits_help(FILE *out)
-{
-    fprintf(out,
-            "Usage: moerun logits -m FILE (-p TEXT | -f FILE) -o OUT [--no-bos]\n"
-            "Write float32 little-endian logits [n_tokens, n_vocab]: row i is the output\n"
-            "after token i (BOS included).  The prompt runs as one batch.\n\n"
-            "  -m, --model FILE   GGUF model\n"
-            "  -p, --prompt TEXT  prompt text\n"
-            "  -f, --file FILE    read the prompt from a file\n"
-            "  -o, --output OUT   output file\n"
-            "      --no-bos       do not prepend the BOS token\n"
-            CLI_COMPUTE_HELP
-            CLI_STORE_HELP
-            "  -h, --help         this help\n");
-}
+static const int logits_common[] = {
+    CLI_O_MODEL, CLI_O_PROMPT, CLI_O_FILE, CLI_O_OUTPUT, CLI_O_FORCE, CLI_O_NO_BOS,
+    CLI_O_THREADS, CLI_O_EXACT, CLI_O_MEM, CLI_O_PREFETCH, CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, 0,
+};
+
+static const cli_command logits_cmd = {
+    "logits", "-m FILE (-p TEXT | -f FILE) -o OUT [options]",
+    "Write float32 little-endian logits [n_tokens, n_vocab]: row i is the output\n"
+    "after token i (BOS included).  The prompt runs as one batch.  OUT appears\n"
+    "only when complete (an existing OUT is replaced only with --force); non-finite\n"
+    "logits are refused.",
+    logits_common, NULL, NULL, NULL,
+};
 
 int cmd_logits(int argc, char **argv)
 {
-    enum { OPT_NO_BOS = 256 };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
-        {"file", required_argument, 0, 'f'},  {"output", required_argument, 0, 'o'},
-        {"no-bos", no_argument, 0, OPT_NO_BOS}, CLI_COMPUTE_LONG_OPTIONS,
-        CLI_STORE_LONG_OPTIONS,
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *model = NULL, *text = NULL, *file = NULL, *outp = NULL;
-    int no_bos = 0, ch;
-    cli_compute_opts co;
-    cli_compute_opts_default(&co);
-    cli_store_opts so;
-    cli_store_opts_default(&so);
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:p:f:o:t:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'p': text = optarg; break;
-        case 'f': file = optarg; break;
-        case 'o': outp = optarg; break;
-        case OPT_NO_BOS: no_bos = 1; break;
-        case 'h': logits_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("logits", "option '%s' needs a value", argv[optind - 1]);
-        default: {
-            int r = cli_shared_option("logits", ch, optarg, &co, &so);
-            if (r > 0)
-                return r;
-            if (r < 0)
-                return cli_usage_error("logits", "unknown option '%s'", argv[optind - 1]);
-        }
-        }
+    cli_opts o;
+    int prc = cli_parse(&logits_cmd, argc, argv, &o, NULL);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
-    if (optind < argc)
-        return cli_usage_error("logits", "unexpected argument '%s'", argv[optind]);
+    const char *model = o.model, *text = o.prompt, *file = o.file, *outp = o.output;
+    int no_bos = o.no_bos;
+    cli_compute_opts co = o.compute;
+    cli_store_opts so = o.store;
+    if (o.n_pos) {
+        int r = cli_usage_error("logits", "unexpected argument '%s'", o.pos[0]);
+        free(o.pos);
+        return r;
+    }
+    free(o.pos);
     if (!model || !outp)
         return cli_usage_error("logits", "-m FILE and -o OUT are required");
+    struct stat st;
+    if (!o.force && stat(outp, &st) == 0)
+        return cli_usage_error("logits", "%s exists (use --force to replace it)", outp);
     char *prompt;
     size_t len;
     int rc = cli_prompt("logits", text, file, &prompt, &len);
@@ -79,7 +62,8 @@ int cmd_logits(int argc, char **argv)
     int32_t *ids = NULL;
     float *logits = NULL;
     size_t n = 0;
-    FILE *f = NULL;
+    mr_outfile of;
+    int of_open = 0;
     if (cli_session_open(model, &S, &err)) {
         free(prompt);
         return cli_report(&err);
@@ -100,27 +84,27 @@ int cmd_logits(int argc, char **argv)
                 n_vocab);
         goto fail;
     }
-    if (mr_decode(ctx, ids, (uint32_t)n, logits, 1, &err))
+    if (mr_decode(ctx, ids, (uint32_t)n, logits, 1, &err) ||
+        mr_check_finite(logits, n * n_vocab, "logits", &err))
         goto fail;
-    if (!(f = fopen(outp, "wb"))) {
-        mr_fail(&err, MR_EIO, outp, NULL, MR_NO_OFFSET, "cannot create: %s", strerror(errno));
+    /* the converter's writer: a temporary (O_TMPFILE where possible),
+     * preallocated, synced, then linked to its name; a failure leaves none */
+    if (mr_outfile_open(outp, o.force, getenv("MOERUN_NO_TMPFILE") != NULL, NULL, NULL, &of,
+                        &err))
         goto fail;
-    }
+    of_open = 1;
     /* float32 little-endian: this build's hosts (x86-64, arm64) are LE */
-    if (fwrite(logits, sizeof(float) * n_vocab, n, f) != n || fclose(f) != 0) {
-        f = NULL;
-        mr_fail(&err, MR_EIO, outp, NULL, MR_NO_OFFSET, "write failed: %s", strerror(errno));
-        goto fail;
-    }
-    f = NULL;
+    if (mr_outfile_write(&of, logits, sizeof(float) * n * n_vocab, &err) ||
+        mr_outfile_commit(&of, &err))
+        goto fail; /* of_open stays: abort frees the names after a commit too */
     fprintf(stderr, "wrote %zu x %u logits to %s\n", n, n_vocab, outp);
     rc = EXIT_OK;
     goto out;
 fail:
     rc = cli_report(&err);
 out:
-    if (f)
-        fclose(f);
+    if (of_open)
+        mr_outfile_abort(&of);
     free(logits);
     free(ids);
     free(prompt);

@@ -6,28 +6,43 @@
  *   are scored from the logits at the previous position;
  *   PPL = exp(mean over windows of the window's mean NLL).
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
+#include "finite.h"
+#include "options.h"
 #include "threadpool.h"
 
-static void ppl_help(FILE *out)
+enum { OPT_CHUNKS = CLI_O_EXTRA };
+
+static const cli_opt ppl_extra[] = {
+    {NULL, "--chunks", "K", "use at most K windows (default: all that fit)", OPT_CHUNKS},
+    {0},
+};
+
+static int ppl_option(void *user, int id, const char *v)
 {
-    fprintf(out,
-            "Usage: moerun perplexity -m FILE -f TEXT [--ctx N] [--chunks K]\n"
-            "Perplexity over non-overlapping windows of BOS + (N-1) tokens of TEXT.\n"
-            "The last line printed is 'PPL = <value>'.\n\n"
-            "  -m, --model FILE   GGUF model\n"
-            "  -f, --file TEXT    UTF-8 text file\n"
-            "  -c, --ctx N        window length in tokens, BOS included (default 512)\n"
-            "      --chunks K     use at most K windows (default: all that fit)\n"
-            CLI_STORE_HELP
-            "  -h, --help         this help\n\n"
-            "The tinymix reference (PPL 33.99) uses --ctx 256 --chunks 16.\n");
+    long *max_chunks = user;
+    if (id == OPT_CHUNKS && cli_parse_long(v, 1, 1 << 30, max_chunks))
+        return cli_usage_error("perplexity", "--chunks wants a number >= 1, got '%s'", v);
+    return 0;
 }
+
+static const int ppl_common[] = {
+    CLI_O_MODEL, CLI_O_FILE, CLI_O_CTX, CLI_O_THREADS, CLI_O_EXACT, CLI_O_MEM, CLI_O_PREFETCH,
+    CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, 0,
+};
+
+static const cli_command ppl_cmd = {
+    "perplexity", "-m FILE -f TEXT [-c N] [--chunks K] [options]",
+    "Perplexity over non-overlapping windows of BOS + (N-1) tokens of TEXT\n"
+    "(-c N: the window, default 512).  Fails if any logit is not finite.\n"
+    "The last line printed is 'PPL = <value>'.",
+    ppl_common, ppl_extra, ppl_option,
+    "The tinymix reference protocol (bf16 PPL 33.9916) is -c 256 --chunks 16.\n",
+};
 
 /* -log softmax(logits)[target], in double. */
 static double nll(const float *logits, uint32_t n, int32_t target)
@@ -43,49 +58,23 @@ static double nll(const float *logits, uint32_t n, int32_t target)
 
 int cmd_perplexity(int argc, char **argv)
 {
-    enum { OPT_CHUNKS = 256 };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
-        {"ctx", required_argument, 0, 'c'},   {"ctx-size", required_argument, 0, 'c'},
-        {"chunks", required_argument, 0, OPT_CHUNKS}, CLI_COMPUTE_LONG_OPTIONS,
-        CLI_STORE_LONG_OPTIONS,
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *model = NULL, *file = NULL;
-    long ctx_len = 512, max_chunks = -1;
-    int ch;
-    cli_compute_opts co;
-    cli_compute_opts_default(&co);
-    cli_store_opts so;
-    cli_store_opts_default(&so);
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:f:c:t:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'f': file = optarg; break;
-        case 'c':
-            if (cli_parse_long(optarg, 2, 1 << 20, &ctx_len))
-                return cli_usage_error("perplexity", "--ctx wants a number >= 2, got '%s'", optarg);
-            break;
-        case OPT_CHUNKS:
-            if (cli_parse_long(optarg, 1, 1 << 30, &max_chunks))
-                return cli_usage_error("perplexity", "--chunks wants a number >= 1, got '%s'", optarg);
-            break;
-        case 'h': ppl_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("perplexity", "option '%s' needs a value", argv[optind - 1]);
-        default: {
-            int r = cli_shared_option("perplexity", ch, optarg, &co, &so);
-            if (r > 0)
-                return r;
-            if (r < 0)
-                return cli_usage_error("perplexity", "unknown option '%s'", argv[optind - 1]);
-        }
-        }
+    long max_chunks = -1;
+    cli_opts o;
+    int prc = cli_parse(&ppl_cmd, argc, argv, &o, &max_chunks);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
-    if (optind < argc)
-        return cli_usage_error("perplexity", "unexpected argument '%s'", argv[optind]);
+    const char *model = o.model, *file = o.file;
+    long ctx_len = o.ctx ? o.ctx : 512;
+    cli_compute_opts co = o.compute;
+    cli_store_opts so = o.store;
+    if (o.n_pos) {
+        int r = cli_usage_error("perplexity", "unexpected argument '%s'", o.pos[0]);
+        free(o.pos);
+        return r;
+    }
+    free(o.pos);
     if (!model || !file)
         return cli_usage_error("perplexity", "-m FILE and -f TEXT are required");
 
@@ -132,7 +121,8 @@ int cmd_perplexity(int argc, char **argv)
         for (uint32_t i = 1; i < L; i++)
             win[i] = ids[w * (L - 1) + i - 1];
         mr_context_reset(ctx);
-        if (mr_decode(ctx, win, L, logits, 1, &err))
+        if (mr_decode(ctx, win, L, logits, 1, &err) ||
+            mr_check_finite(logits, (size_t)L * n_vocab, "logits of a perplexity window", &err))
             goto fail;
         double wn = 0.0;
         for (uint32_t t = 1; t < L; t++)
@@ -143,6 +133,11 @@ int cmd_perplexity(int argc, char **argv)
         fflush(stderr);
     }
     double dt = cli_now() - t0, mean = sum_nll / (double)n_windows;
+    if (!isfinite(mean)) {
+        mr_fail(&err, MR_EFORMAT, model, NULL, MR_NO_OFFSET, "the mean NLL is %g: no perplexity",
+                mean);
+        goto fail;
+    }
     fprintf(stderr, "%zu tokens in %.2f s = %.1f tokens/s\n", n_windows * L, dt,
             (double)(n_windows * L) / dt);
     printf("mean NLL = %.6f over %zu windows\n", mean, n_windows);

@@ -1,6 +1,7 @@
 /* cmd_quantize.c - moerun quantize: a Hugging Face checkpoint directory to
  * a GGUF file (src/convert.c), with progress on a terminal. */
-#include <getopt.h>
+#include <ctype.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,39 +9,74 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "convert.h"
 
-static void quantize_help(FILE *out)
+enum { OPT_TYPE = CLI_O_EXTRA, OPT_NO_TMPFILE };
+
+static const cli_opt quantize_extra[] = {
+    {NULL, "--type", "TYPE", "output type (or a third argument), in either case\n"
+                             "(q4_k_m or llama.cpp's Q4_K_M); see below", OPT_TYPE},
+    {NULL, "--no-tmpfile", NULL, "use a named temporary file instead of O_TMPFILE (testing)",
+     OPT_NO_TMPFILE},
+    {0},
+};
+
+static int quantize_option(void *user, int id, const char *v)
 {
-    fprintf(out,
-            "Usage: moerun quantize INPUT_DIR OUT.gguf --type TYPE [--threads N] [--force]\n"
-            "Convert a Hugging Face checkpoint (config.json, model.safetensors or shards with\n"
-            "model.safetensors.index.json, tokenizer.model or tokenizer.json) of a\n"
-            "MixtralForCausalLM, MistralForCausalLM, LlamaForCausalLM, Qwen3MoeForCausalLM\n"
-            "or DeepseekV3ForCausalLM with BF16, F16 or F32 weights (DeepSeek: also the FP8\n"
-            "release with its 128x128 block scales, dequantized exactly) to GGUF,\n"
-            "with llama.cpp's tensor names, Q/K row order and metadata keys, plus moerun's\n"
-            "XXH3 checksums of every tensor and expert slice (see 'moerun verify') and\n"
-            "4096-byte data alignment.\n\n"
-            "  --type TYPE        output type (required):\n");
+    mr_convert_opts *o = user;
+    if (id == OPT_TYPE)
+        o->type = v;
+    else
+        o->no_tmpfile = 1;
+    return 0;
+}
+
+static const int quantize_common[] = {CLI_O_THREADS, CLI_O_FORCE, 0};
+
+static const cli_command quantize_cmd = {
+    "quantize", "INPUT_DIR OUT.gguf [TYPE] [--type TYPE] [-t N] [--force]",
+    "Convert a Hugging Face checkpoint (config.json, model.safetensors or shards with\n"
+    "model.safetensors.index.json, tokenizer.model or tokenizer.json) of a\n"
+    "MixtralForCausalLM, MistralForCausalLM, LlamaForCausalLM, Qwen3MoeForCausalLM\n"
+    "or DeepseekV3ForCausalLM with BF16, F16 or F32 weights (DeepSeek: also the FP8\n"
+    "release with its 128x128 block scales, dequantized exactly) to GGUF,\n"
+    "with llama.cpp's tensor names, Q/K row order and metadata keys, plus moerun's\n"
+    "XXH3 checksums of the metadata, every tensor and expert slice (see 'moerun\n"
+    "verify') and 4096-byte data alignment.  A NaN or infinite weight is refused,\n"
+    "naming the tensor and the element.  Re-quantizing a GGUF is not supported yet.",
+    quantize_common, quantize_extra, quantize_option, NULL,
+};
+
+/* The types and what they write, for the end of --help. */
+static void quantize_types_help(FILE *out)
+{
+    fprintf(out, "\nTypes:\n");
     for (int i = 0; mr_convert_type_names[i]; i++) {
         const char *h = mr_convert_type_help(mr_convert_type_names[i]);
-        fprintf(out, "                       %-7s ", mr_convert_type_names[i]);
+        fprintf(out, "  %-8s ", mr_convert_type_names[i]);
         for (; *h; h++)
-            fputs(*h == '\n' ? "\n                               " : (char[2]){*h, 0}, out);
+            fputs(*h == '\n' ? "\n           " : (char[2]){*h, 0}, out);
         fputc('\n', out);
     }
     fprintf(out,
-            "                     Rows whose length is not a multiple of the block fall back\n"
-            "                     to Q8_0 (k-quants) or F16.\n"
-            "  -t, --threads N    worker threads (default: all CPUs)\n"
-            "  -f, --force        replace OUT.gguf if it exists\n"
-            "      --no-tmpfile   use a named temporary file instead of O_TMPFILE (testing)\n"
-            "  -h, --help         this help\n\n"
+            "Rows whose length is not a multiple of the block fall back to Q8_0 (k-quants)\n"
+            "or F16.\n\n"
             "Memory stays bounded whatever the model's size: jobs of at most 8 MiB of source\n"
             "rows, at most min(2N+2, 24) in flight.  The output appears only when complete\n"
             "and synced; an interrupted or failed run leaves no file.  Progress is shown on a\n"
             "terminal; the last line on stderr sums up the run.\n");
+}
+
+/* Is path a file that starts with the GGUF magic? */
+static int is_gguf_file(const char *path)
+{
+    char magic[4];
+    FILE *f = fopen(path, "rb");
+    int yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    if (f)
+        fclose(f);
+    return yes;
 }
 
 /* The named temporary, if any, for the signal handler to remove. */
@@ -95,41 +131,50 @@ static void on_progress(const mr_convert_progress *p, void *user)
 
 int cmd_quantize(int argc, char **argv)
 {
-    enum { OPT_TYPE = 256, OPT_NO_TMPFILE };
-    static const struct option opts[] = {
-        {"type", required_argument, 0, OPT_TYPE}, {"threads", required_argument, 0, 't'},
-        {"force", no_argument, 0, 'f'}, {"no-tmpfile", no_argument, 0, OPT_NO_TMPFILE},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
-    };
     mr_convert_opts o = {0};
-    long threads = 0;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":t:fh", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_TYPE: o.type = optarg; break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 256, &threads))
-                return cli_usage_error("quantize", "--threads wants a number from 1 to 256, got '%s'",
-                                       optarg);
-            break;
-        case 'f': o.force = 1; break;
-        case OPT_NO_TMPFILE: o.no_tmpfile = 1; break;
-        case 'h': quantize_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("quantize", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("quantize", "unknown option '%s'", argv[optind - 1]);
+    cli_opts co;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            cli_help(&quantize_cmd, stdout);
+            quantize_types_help(stdout);
+            return EXIT_OK;
         }
+    int prc = cli_parse(&quantize_cmd, argc, argv, &co, &o);
+    if (prc >= 0) {
+        free(co.pos);
+        return prc;
     }
-    if (argc - optind != 2)
-        return cli_usage_error("quantize", "want INPUT_DIR and OUT.gguf");
+    char *pos[3] = {0};
+    int n_pos = co.n_pos;
+    for (int i = 0; i < n_pos && i < 3; i++)
+        pos[i] = co.pos[i];
+    free(co.pos);
+    if (n_pos < 2 || n_pos > 3)
+        return cli_usage_error("quantize", "want INPUT_DIR and OUT.gguf (and optionally TYPE)");
+    if (n_pos == 3 && o.type)
+        return cli_usage_error("quantize", "the type is given twice ('%s' and --type %s)", pos[2],
+                               o.type);
+    if (n_pos == 3)
+        o.type = pos[2];
     if (!o.type)
         return cli_usage_error("quantize", "--type TYPE is required");
-    if (!mr_convert_type_help(o.type))
-        return cli_usage_error("quantize", "unknown type '%s'", o.type);
+    char type[32];
+    size_t tl = strlen(o.type);
+    for (size_t i = 0; i <= tl && i < sizeof type; i++)
+        type[i] = (char)tolower((unsigned char)o.type[i]);
+    type[sizeof type - 1] = '\0';
+    if (!mr_convert_type_help(type))
+        return cli_usage_error("quantize", "unknown type '%s' (see --help)", o.type);
+    o.type = type;
+    if (is_gguf_file(pos[0]))
+        return cli_usage_error("quantize", "%s is a GGUF file: re-quantizing a GGUF is not "
+                               "supported yet; give the Hugging Face checkpoint directory it "
+                               "was made from", pos[0]);
+    o.force = co.force;
+    long threads = co.compute.threads;
     progress_state ps = {isatty(STDERR_FILENO), -1.0};
-    o.input_dir = argv[optind];
-    o.output_path = argv[optind + 1];
+    o.input_dir = pos[0];
+    o.output_path = pos[1];
     o.threads = (int)threads;
     o.progress = on_progress;
     o.on_temp = on_temp;

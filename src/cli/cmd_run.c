@@ -1,5 +1,5 @@
 /* cmd_run.c - moerun run: stream generated text from a prompt. */
-#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,133 +7,126 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "finite.h"
+#include "options.h"
 #include "kernels.h"
 #include "sampler.h"
 #include "threadpool.h"
 
-static void run_help(FILE *out)
+enum { OPT_TEMP = CLI_O_EXTRA, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_RPEN, OPT_RLAST, OPT_IGNORE_EOS };
+
+static const cli_opt run_extra[] = {
+    {NULL, "--temp", "T", "temperature, 0 = greedy (default 0.8)", OPT_TEMP},
+    {NULL, "--top-k", "N", "keep the N most likely tokens, 0 = off (default 40)", OPT_TOPK},
+    {NULL, "--top-p", "P", "nucleus sampling, 1 = off (default 0.95)", OPT_TOPP},
+    {NULL, "--min-p", "P", "drop tokens below P x the best one's probability (default 0.05)",
+     OPT_MINP},
+    {NULL, "--repeat-penalty", "X", "penalise recent tokens, 1 = off (default 1.0)", OPT_RPEN},
+    {NULL, "--repeat-last-n", "N", "tokens the penalty looks back over (default 64)", OPT_RLAST},
+    {NULL, "--ignore-eos", NULL, "keep generating after end-of-sequence", OPT_IGNORE_EOS},
+    {0},
+};
+
+typedef struct {
+    mr_sampler_params sp;
+    int ignore_eos;
+} run_state;
+
+static int run_option(void *user, int id, const char *v)
 {
-    fprintf(out,
-            "Usage: moerun run -m FILE (-p TEXT | -f FILE) [options]\n"
-            "Generate text, streaming tokens as they are made; timings go to stderr.\n\n"
-            "  -m, --model FILE         GGUF model (llama / Mixtral architecture)\n"
-            "  -p, --prompt TEXT        prompt text\n"
-            "  -f, --file FILE          read the prompt from a file\n"
-            "  -n, --n-predict N        tokens to generate (default 128)\n"
-            "  -c, --ctx-size N         context length (default: the model's, at most 4096)\n"
-            "  -b, --batch-size N       prompt tokens per batch (default 512)\n"
-            CLI_COMPUTE_HELP
-            "      --temp T             temperature, 0 = greedy (default 0.8)\n"
-            "      --top-k N            keep the N most likely tokens, 0 = off (default 40)\n"
-            "      --top-p P            nucleus sampling, 1 = off (default 0.95)\n"
-            "      --min-p P            drop tokens below P x the best one's probability (default 0.05)\n"
-            "      --repeat-penalty X   penalise recent tokens, 1 = off (default 1.0)\n"
-            "      --repeat-last-n N    tokens the penalty looks back over (default 64)\n"
-            "  -s, --seed S             random seed (default: from the clock, printed)\n"
-            "      --ignore-eos         keep generating after end-of-sequence\n"
-            "      --stats              print expert-store counters\n"
-            CLI_STORE_HELP
-            "  -h, --help               this help\n");
+    run_state *r = user;
+    mr_sampler_params *sp = &r->sp;
+    long n;
+    switch (id) {
+    case OPT_TEMP:
+        if (cli_parse_float(v, &sp->temp) || sp->temp < 0)
+            return cli_usage_error("run", "--temp wants a number >= 0, got '%s'", v);
+        return 0;
+    case OPT_TOPK:
+        if (cli_parse_long(v, 0, 1 << 24, &n))
+            return cli_usage_error("run", "--top-k wants a number >= 0, got '%s'", v);
+        sp->top_k = (int32_t)n;
+        return 0;
+    case OPT_TOPP:
+        if (cli_parse_float(v, &sp->top_p) || sp->top_p <= 0 || sp->top_p > 1)
+            return cli_usage_error("run", "--top-p wants a number in (0, 1], got '%s'", v);
+        return 0;
+    case OPT_MINP:
+        if (cli_parse_float(v, &sp->min_p) || sp->min_p < 0 || sp->min_p > 1)
+            return cli_usage_error("run", "--min-p wants a number in [0, 1], got '%s'", v);
+        return 0;
+    case OPT_RPEN:
+        if (cli_parse_float(v, &sp->repeat_penalty) || sp->repeat_penalty <= 0)
+            return cli_usage_error("run", "--repeat-penalty wants a number > 0, got '%s'", v);
+        return 0;
+    case OPT_RLAST:
+        if (cli_parse_long(v, 0, 1 << 20, &n))
+            return cli_usage_error("run", "--repeat-last-n wants a number >= 0, got '%s'", v);
+        sp->repeat_last_n = (int32_t)n;
+        return 0;
+    case OPT_IGNORE_EOS: r->ignore_eos = 1; return 0;
+    default: return EXIT_USAGE;
+    }
 }
 
-enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_RPEN, OPT_RLAST, OPT_IGNORE_EOS, OPT_STATS };
+static const int run_common[] = {
+    CLI_O_MODEL, CLI_O_PROMPT, CLI_O_FILE, CLI_O_N_PREDICT, CLI_O_CTX, CLI_O_BATCH,
+    CLI_O_THREADS, CLI_O_SEED, CLI_O_EXACT, CLI_O_STATS, CLI_O_MEM, CLI_O_PREFETCH,
+    CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, 0,
+};
+
+static const cli_command run_cmd = {
+    "run", "-m FILE (-p TEXT | -f FILE) [options]",
+    "Generate text, streaming tokens as they are made; timings go to stderr\n"
+    "(also after Ctrl-C, which stops the generation: exit status 130).",
+    run_common, run_extra, run_option, NULL,
+};
+
+/* Ctrl-C: stop generating, still print the timings. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
 
 int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},      {"prompt", required_argument, 0, 'p'},
-        {"file", required_argument, 0, 'f'},       {"n-predict", required_argument, 0, 'n'},
-        {"ctx-size", required_argument, 0, 'c'},   {"batch-size", required_argument, 0, 'b'},
-        {"seed", required_argument, 0, 's'},
-        {"temp", required_argument, 0, OPT_TEMP},  {"top-k", required_argument, 0, OPT_TOPK},
-        {"top-p", required_argument, 0, OPT_TOPP}, {"min-p", required_argument, 0, OPT_MINP},
-        {"repeat-penalty", required_argument, 0, OPT_RPEN},
-        {"repeat-last-n", required_argument, 0, OPT_RLAST},
-        {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS}, {"stats", no_argument, 0, OPT_STATS},
-        CLI_COMPUTE_LONG_OPTIONS,
-        CLI_STORE_LONG_OPTIONS,
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
-    };
-    const char *model = NULL, *text = NULL, *file = NULL;
-    long n_predict = 128, n_ctx = 0, n_batch = 512, v;
-    int ignore_eos = 0, stats = 0, seed_given = 0;
-    cli_compute_opts co;
-    cli_compute_opts_default(&co);
-    mr_sampler_params sp;
-    mr_sampler_params_default(&sp);
-    cli_store_opts so;
-    cli_store_opts_default(&so);
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, ":m:p:f:n:c:b:t:s:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'p': text = optarg; break;
-        case 'f': file = optarg; break;
-        case 'n':
-            if (cli_parse_long(optarg, 0, 1 << 20, &n_predict))
-                return cli_usage_error("run", "-n wants a number of tokens, got '%s'", optarg);
-            break;
-        case 'c':
-            if (cli_parse_long(optarg, 1, 1 << 20, &n_ctx))
-                return cli_usage_error("run", "-c wants a context length, got '%s'", optarg);
-            break;
-        case 'b':
-            if (cli_parse_long(optarg, 1, 1 << 16, &n_batch))
-                return cli_usage_error("run", "-b wants a batch size, got '%s'", optarg);
-            break;
-        case 's':
-            if (cli_parse_long(optarg, 0, 0x7fffffffL, &v))
-                return cli_usage_error("run", "--seed wants a non-negative integer, got '%s'", optarg);
-            sp.seed = (uint64_t)v;
-            seed_given = 1;
-            break;
-        case OPT_TEMP:
-            if (cli_parse_float(optarg, &sp.temp) || sp.temp < 0)
-                return cli_usage_error("run", "--temp wants a number >= 0, got '%s'", optarg);
-            break;
-        case OPT_TOPK:
-            if (cli_parse_long(optarg, 0, 1 << 24, &v))
-                return cli_usage_error("run", "--top-k wants a number >= 0, got '%s'", optarg);
-            sp.top_k = (int32_t)v;
-            break;
-        case OPT_TOPP:
-            if (cli_parse_float(optarg, &sp.top_p) || sp.top_p <= 0 || sp.top_p > 1)
-                return cli_usage_error("run", "--top-p wants a number in (0, 1], got '%s'", optarg);
-            break;
-        case OPT_MINP:
-            if (cli_parse_float(optarg, &sp.min_p) || sp.min_p < 0 || sp.min_p > 1)
-                return cli_usage_error("run", "--min-p wants a number in [0, 1], got '%s'", optarg);
-            break;
-        case OPT_RPEN:
-            if (cli_parse_float(optarg, &sp.repeat_penalty) || sp.repeat_penalty <= 0)
-                return cli_usage_error("run", "--repeat-penalty wants a number > 0, got '%s'", optarg);
-            break;
-        case OPT_RLAST:
-            if (cli_parse_long(optarg, 0, 1 << 20, &v))
-                return cli_usage_error("run", "--repeat-last-n wants a number >= 0, got '%s'", optarg);
-            sp.repeat_last_n = (int32_t)v;
-            break;
-        case OPT_IGNORE_EOS: ignore_eos = 1; break;
-        case OPT_STATS: stats = 1; break;
-        case 'h': run_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
-        default: {
-            int r = cli_shared_option("run", ch, optarg, &co, &so);
-            if (r > 0)
-                return r;
-            if (r < 0)
-                return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
-        }
-        }
+    run_state rs = {0};
+    mr_sampler_params_default(&rs.sp);
+    cli_opts o;
+    int prc = cli_parse(&run_cmd, argc, argv, &o, &rs);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
-    if (optind < argc)
-        return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
+    mr_sampler_params sp = rs.sp;
+    int ignore_eos = rs.ignore_eos, stats = o.stats;
+    cli_compute_opts co = o.compute;
+    cli_store_opts so = o.store;
+    const char *model = o.model, *text = o.prompt, *file = o.file;
+    long n_predict = o.n_predict, n_ctx = o.ctx, n_batch = o.batch;
+    int n_given = n_predict >= 0;
+    if (!n_given)
+        n_predict = 128;
+    if (o.n_pos) {
+        int rc = cli_usage_error("run", "unexpected argument '%s'", o.pos[0]);
+        free(o.pos);
+        return rc;
+    }
+    free(o.pos);
     if (!model)
         return cli_usage_error("run", "a model is required (-m FILE)");
-    if (!seed_given)
-        sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+    sp.seed = o.seed_given ? (uint64_t)o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+    /* from here on Ctrl-C stops generating (none if it comes during the
+     * load or the prompt) and the timings are still printed */
+    interrupted = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
 
     char *prompt;
     size_t prompt_len;
@@ -155,6 +148,9 @@ int cmd_run(int argc, char **argv)
     const mr_hparams *hp = &S.model->hp;
     if (!n_ctx)
         n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    else if (hp->n_ctx_train && (uint32_t)n_ctx > hp->n_ctx_train)
+        fprintf(stderr, "moerun run: note: -c %ld is beyond the %u tokens the model was trained "
+                "on; text past them will degrade\n", n_ctx, hp->n_ctx_train);
     if (mr_tokenize(S.tok, prompt, prompt_len, mr_tokenizer_add_bos(S.tok), &ids, &n_ids, &err))
         goto fail;
     if (n_ids == 0) {
@@ -166,8 +162,13 @@ int cmd_run(int argc, char **argv)
                              n_ids, n_ctx);
         goto out;
     }
-    if ((long)n_ids + n_predict > n_ctx)
+    if ((long)n_ids + n_predict > n_ctx) {
+        if (n_given)
+            fprintf(stderr, "moerun run: note: -n %ld does not fit the context: %zu prompt tokens "
+                    "of %ld leave %ld to generate (raise -c)\n", n_predict, n_ids, n_ctx,
+                    n_ctx - (long)n_ids);
         n_predict = n_ctx - (long)n_ids;
+    }
     so.measure = stats;
     if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, 1, &err))
         goto fail;
@@ -180,12 +181,15 @@ int cmd_run(int argc, char **argv)
         goto fail;
     }
 
+    if (stats)
+        cli_print_kernel_paths(S.model, co.exact);
     fwrite(prompt, 1, prompt_len, stdout);
     fflush(stdout);
     double t0 = cli_now();
     for (size_t i = 0; i < n_ids; i += (size_t)n_batch) {
         size_t n = n_ids - i < (size_t)n_batch ? n_ids - i : (size_t)n_batch;
-        if (mr_decode(ctx, ids + i, (uint32_t)n, logits, 0, &err))
+        if (mr_decode(ctx, ids + i, (uint32_t)n, logits, 0, &err) ||
+            mr_check_finite(logits, hp->n_vocab, "logits after the prompt", &err))
             goto fail;
     }
     for (size_t i = 0; i < n_ids; i++)
@@ -197,7 +201,7 @@ int cmd_run(int argc, char **argv)
     char piece[512];
     long n_gen = 0;
     mr_detok_init(&dt, S.tok, 0);
-    while (n_gen < n_predict) {
+    while (n_gen < n_predict && !interrupted) {
         int32_t id = mr_sampler_sample(smp, logits);
         n_gen++;
         if (id == mr_tokenizer_eos(S.tok) && !ignore_eos)
@@ -208,7 +212,8 @@ int cmd_run(int argc, char **argv)
         mr_sampler_accept(smp, id);
         if (n_gen == n_predict)
             break;
-        if (mr_decode(ctx, &id, 1, logits, 0, &err))
+        if (mr_decode(ctx, &id, 1, logits, 0, &err) ||
+            mr_check_finite(logits, hp->n_vocab, "logits of a generated token", &err))
             goto fail;
     }
     size_t w = mr_detok_flush(&dt, piece, sizeof piece);
@@ -230,12 +235,16 @@ int cmd_run(int argc, char **argv)
         cli_print_routing(S.model, mr_context_routing_counts(ctx));
         cli_print_store_stats(&S, n_gen > 1 && t2 > t1 ? (double)n_gen / (t2 - t1) : 0.0);
     }
-    rc = EXIT_OK;
+    if (interrupted)
+        fprintf(stderr, "interrupted: stopped after %ld generated tokens\n", n_gen);
+    rc = interrupted ? 130 : EXIT_OK;
     goto out;
 fail:
     fflush(stdout);
+    fputc('\n', stdout);
     rc = cli_report(&err);
 out:
+    signal(SIGINT, SIG_DFL);
     free(logits);
     free(ids);
     free(prompt);

@@ -1,35 +1,16 @@
 /* cmd_synth.c - moerun synth: write a random-weight model of a real
  * architecture's shapes (and its dense twin), for speed and paging
  * measurements without downloads. */
-#include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "synth.h"
 #include "types.h"
-
-static void synth_help(FILE *out)
-{
-    fprintf(out,
-            "Usage: moerun synth --shape NAME -o FILE [--layers N] [--type T] [--dense] [--seed S]\n"
-            "Write a random-weight GGUF with a real architecture's shapes.\n\n"
-            "      --shape NAME  one of:");
-    for (const char *const *n = mr_synth_shape_names(); *n; n++)
-        fprintf(out, " %s", *n);
-    fprintf(out,
-            "\n"
-            "  -o, --output FILE output file\n"
-            "      --layers N    keep only the first N layers (default: all)\n"
-            "      --type T      matrix type: q4_0 (default), q8_0, f16, bf16, f32\n"
-            "      --dense       the dense twin: same active parameters per token, one FFN of\n"
-            "                    n_ff x experts-used per layer, no router\n"
-            "      --seed S      random seed (default 1)\n"
-            "      --force       overwrite an existing FILE\n"
-            "  -h, --help        this help\n");
-}
 
 static void progress(void *ctx, uint64_t done, uint64_t total)
 {
@@ -40,49 +21,74 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
     fflush(stderr);
 }
 
+enum { OPT_SHAPE = CLI_O_EXTRA, OPT_LAYERS, OPT_TYPE, OPT_DENSE };
+
+static char shape_help[512];
+
+static const cli_opt synth_extra[] = {
+    {NULL, "--shape", "NAME", shape_help, OPT_SHAPE},
+    {NULL, "--layers", "N", "keep only the first N layers (default: all)", OPT_LAYERS},
+    {NULL, "--type", "T", "matrix type: q4_0 (default), q8_0, f16, bf16, f32", OPT_TYPE},
+    {NULL, "--dense", NULL, "the dense twin: same active parameters per token, one FFN of\n"
+                            "n_ff x experts-used per layer, no router", OPT_DENSE},
+    {0},
+};
+
+typedef struct {
+    const char *shape;
+    long layers;
+    int dense;
+    uint32_t type;
+} synth_state;
+
+static int synth_option(void *user, int id, const char *v)
+{
+    synth_state *st = user;
+    switch (id) {
+    case OPT_SHAPE: st->shape = v; return 0;
+    case OPT_LAYERS:
+        if (cli_parse_long(v, 1, 1024, &st->layers))
+            return cli_usage_error("synth", "--layers wants a number >= 1, got '%s'", v);
+        return 0;
+    case OPT_TYPE:
+        st->type = mr_type_from_name(v);
+        if (st->type == MR_TYPE_COUNT || !mr_type_computable(st->type))
+            return cli_usage_error("synth", "--type '%s' is not a type moerun computes with", v);
+        return 0;
+    default: st->dense = 1; return 0;
+    }
+}
+
+static const int synth_common[] = {CLI_O_OUTPUT, CLI_O_SEED, CLI_O_FORCE, 0};
+
+static const cli_command synth_cmd = {
+    "synth", "--shape NAME -o FILE [--layers N] [--type T] [--dense] [-s S] [--force]",
+    "Write a random-weight GGUF with a real architecture's shapes (seed default 1).",
+    synth_common, synth_extra, synth_option, NULL,
+};
+
 int cmd_synth(int argc, char **argv)
 {
-    enum { OPT_SHAPE = 256, OPT_LAYERS, OPT_TYPE, OPT_DENSE, OPT_SEED, OPT_FORCE };
-    static const struct option opts[] = {
-        {"shape", required_argument, 0, OPT_SHAPE}, {"output", required_argument, 0, 'o'},
-        {"layers", required_argument, 0, OPT_LAYERS}, {"type", required_argument, 0, OPT_TYPE},
-        {"dense", no_argument, 0, OPT_DENSE},       {"seed", required_argument, 0, OPT_SEED},
-        {"force", no_argument, 0, OPT_FORCE},       {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *shape = NULL, *out = NULL;
-    long layers = 0, seed = 1;
-    int dense = 0, force = 0, ch;
-    uint32_t type = MR_TYPE_Q4_0;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_SHAPE: shape = optarg; break;
-        case 'o': out = optarg; break;
-        case OPT_LAYERS:
-            if (cli_parse_long(optarg, 1, 1024, &layers))
-                return cli_usage_error("synth", "--layers wants a number >= 1, got '%s'", optarg);
-            break;
-        case OPT_TYPE:
-            type = mr_type_from_name(optarg);
-            if (type == MR_TYPE_COUNT || !mr_type_computable(type))
-                return cli_usage_error("synth", "--type '%s' is not a type moerun computes with",
-                                       optarg);
-            break;
-        case OPT_DENSE: dense = 1; break;
-        case OPT_SEED:
-            if (cli_parse_long(optarg, 0, 0x7fffffffL, &seed))
-                return cli_usage_error("synth", "--seed wants a non-negative integer, got '%s'", optarg);
-            break;
-        case OPT_FORCE: force = 1; break;
-        case 'h': synth_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("synth", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("synth", "unknown option '%s'", argv[optind - 1]);
-        }
+    size_t hl = (size_t)snprintf(shape_help, sizeof shape_help, "one of:");
+    for (const char *const *n = mr_synth_shape_names(); *n && hl < sizeof shape_help; n++)
+        hl += (size_t)snprintf(shape_help + hl, sizeof shape_help - hl, " %s", *n);
+    synth_state ss = {NULL, 0, 0, MR_TYPE_Q4_0};
+    cli_opts o;
+    int prc = cli_parse(&synth_cmd, argc, argv, &o, &ss);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
-    if (optind < argc)
-        return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
+    const char *shape = ss.shape, *out = o.output;
+    long layers = ss.layers, seed = o.seed_given ? (long)o.seed : 1;
+    int dense = ss.dense, force = o.force;
+    uint32_t type = ss.type;
+    if (o.n_pos) {
+        int r = cli_usage_error("synth", "unexpected argument '%s'", o.pos[0]);
+        free(o.pos);
+        return r;
+    }
+    free(o.pos);
     if (!shape || !out)
         return cli_usage_error("synth", "--shape NAME and -o FILE are required");
     const mr_synth_shape *sh = mr_synth_shape_find(shape);

@@ -1,54 +1,61 @@
 /* cmd_tokenize.c - moerun tokenize: the tokens of a text, from the GGUF's
  * vocabulary alone (a vocabulary-only GGUF with no tensors works). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
+#include "options.h"
 
-static void tokenize_help(FILE *out)
+enum { OPT_IDS = CLI_O_EXTRA, OPT_PARSE_SPECIAL };
+
+static const cli_opt tok_extra[] = {
+    {NULL, "--ids", NULL, "print only the ids, separated by spaces", OPT_IDS},
+    {NULL, "--parse-special", NULL, "text like <|im_end|> becomes its control token",
+     OPT_PARSE_SPECIAL},
+    {0},
+};
+
+typedef struct {
+    int ids_only, parse_special;
+} tok_state;
+
+static int tok_option(void *user, int id, const char *v)
 {
-    fprintf(out,
-            "Usage: moerun tokenize -m FILE (-p TEXT | -f FILE) [--ids] [--no-bos] [--parse-special]\n"
-            "Print one token per line (id and piece), or with --ids the ids on one line.\n\n"
-            "  -m, --model FILE   GGUF file with tokenizer.ggml.* metadata\n"
-            "  -p, --prompt TEXT  text to tokenize\n"
-            "  -f, --file FILE    read the text from a file\n"
-            "      --ids          print only the ids, separated by spaces\n"
-            "      --no-bos       do not prepend the BOS token\n"
-            "      --parse-special  text like <|im_end|> becomes its control token\n"
-            "  -h, --help         this help\n");
+    tok_state *st = user;
+    (void)v;
+    if (id == OPT_IDS)
+        st->ids_only = 1;
+    else
+        st->parse_special = 1;
+    return 0;
 }
+
+static const int tok_common[] = {CLI_O_MODEL, CLI_O_PROMPT, CLI_O_FILE, CLI_O_NO_BOS, 0};
+
+static const cli_command tok_cmd = {
+    "tokenize", "-m FILE (-p TEXT | -f FILE) [--ids] [--no-bos] [--parse-special]",
+    "Print one token per line (id and piece), or with --ids the ids on one line.\n"
+    "The GGUF needs only tokenizer.ggml.* metadata (a vocabulary-only file works).",
+    tok_common, tok_extra, tok_option, NULL,
+};
 
 int cmd_tokenize(int argc, char **argv)
 {
-    enum { OPT_IDS = 256, OPT_NO_BOS, OPT_PARSE_SPECIAL };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
-        {"file", required_argument, 0, 'f'},  {"ids", no_argument, 0, OPT_IDS},
-        {"no-bos", no_argument, 0, OPT_NO_BOS}, {"help", no_argument, 0, 'h'},
-        {"parse-special", no_argument, 0, OPT_PARSE_SPECIAL},
-        {0, 0, 0, 0},
-    };
-    const char *model = NULL, *text = NULL, *file = NULL;
-    int ids_only = 0, no_bos = 0, parse_special = 0, ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:p:f:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'p': text = optarg; break;
-        case 'f': file = optarg; break;
-        case OPT_IDS: ids_only = 1; break;
-        case OPT_NO_BOS: no_bos = 1; break;
-        case OPT_PARSE_SPECIAL: parse_special = 1; break;
-        case 'h': tokenize_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("tokenize", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("tokenize", "unknown option '%s'", argv[optind - 1]);
-        }
+    tok_state st = {0, 0};
+    cli_opts o;
+    int prc = cli_parse(&tok_cmd, argc, argv, &o, &st);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
-    if (optind < argc)
-        return cli_usage_error("tokenize", "unexpected argument '%s'", argv[optind]);
+    const char *model = o.model, *text = o.prompt, *file = o.file;
+    int no_bos = o.no_bos;
+    if (o.n_pos) {
+        int r = cli_usage_error("tokenize", "unexpected argument '%s'", o.pos[0]);
+        free(o.pos);
+        return r;
+    }
+    free(o.pos);
     if (!model)
         return cli_usage_error("tokenize", "a model is required (-m FILE)");
     char *prompt;
@@ -65,18 +72,18 @@ int cmd_tokenize(int argc, char **argv)
     if (mr_gguf_open(model, &g, &err) || mr_tokenizer_load(g, &tok, &err) ||
         mr_tokenize_ex(tok, prompt, len,
                        (!no_bos && mr_tokenizer_add_bos(tok) ? MR_TOK_ADD_BOS : 0) |
-                           (parse_special ? MR_TOK_PARSE_SPECIAL : 0),
+                           (st.parse_special ? MR_TOK_PARSE_SPECIAL : 0),
                        &ids, &n, &err)) {
         rc = cli_report(&err);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (ids_only)
+        if (st.ids_only)
             printf(i ? " %d" : "%d", ids[i]);
         else
             printf("%6d '%s'\n", ids[i], mr_token_piece(tok, ids[i]));
     }
-    if (ids_only)
+    if (st.ids_only)
         printf("\n");
     rc = fflush(stdout) ? EXIT_IO : EXIT_OK;
 out:

@@ -1,24 +1,38 @@
 /* cmd_verify.c - moerun verify: check the XXH3 checksums moerun quantize
  * wrote (src/verify.c). */
-#include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "verify.h"
 
-static void verify_help(FILE *out)
+enum { OPT_SOURCE = CLI_O_EXTRA };
+
+static const cli_opt verify_extra[] = {
+    {NULL, "--source", "DIR", "also hash the checkpoint files the model was made from\n"
+                              "and compare them with moerun.source.xxh3", OPT_SOURCE},
+    {0},
+};
+
+static int verify_option(void *user, int id, const char *v)
 {
-    fprintf(out,
-            "Usage: moerun verify FILE [--source DIR]\n"
-            "Check every expert slice and every tensor of a GGUF written by 'moerun quantize'\n"
-            "against the XXH3-64 checksums it carries (moerun.checksum.*).  The first\n"
-            "mismatch is named (layer, expert, gate/up/down, or the tensor) and the exit\n"
-            "status is 2.\n\n"
-            "  -s, --source DIR   also hash the checkpoint files the model was made from\n"
-            "                     and compare them with moerun.source.xxh3\n"
-            "  -h, --help         this help\n");
+    (void)id;
+    *(const char **)user = v;
+    return 0;
 }
+
+static const int verify_common[] = {0};
+
+static const cli_command verify_cmd = {
+    "verify", "FILE [--source DIR]",
+    "Check the metadata, every expert slice and every tensor of a GGUF written by\n"
+    "moerun (quantize, synth) against the XXH3-64 checksums it carries\n"
+    "(moerun.checksum.*).  The first mismatch is named (a metadata key; layer,\n"
+    "expert, gate/up/down; or the tensor) and the exit status is 2.",
+    verify_common, verify_extra, verify_option, NULL,
+};
 
 typedef struct {
     int tty;
@@ -41,31 +55,30 @@ static void on_progress(const mr_verify_report *r, void *user)
 
 int cmd_verify(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"source", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
-    };
     const char *source = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":s:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 's': source = optarg; break;
-        case 'h': verify_help(stdout); return EXIT_OK;
-        case ':': return cli_usage_error("verify", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("verify", "unknown option '%s'", argv[optind - 1]);
-        }
+    cli_opts o;
+    int prc = cli_parse(&verify_cmd, argc, argv, &o, &source);
+    if (prc >= 0) {
+        free(o.pos);
+        return prc;
     }
-    if (argc - optind != 1)
+    if (o.n_pos != 1) {
+        free(o.pos);
         return cli_usage_error("verify", "want one FILE");
+    }
+    const char *path = o.pos[0];
+    free(o.pos);
     verify_progress vp = {isatty(STDERR_FILENO), -1.0};
     mr_verify_report r;
     mr_error err;
-    if (mr_verify(argv[optind], source, &r, on_progress, &vp, &err))
+    if (mr_verify(path, source, &r, on_progress, &vp, &err))
         return cli_report(&err);
     printf("%s: OK: %llu tensors and %llu expert slices match their XXH3-64 (%.1f MB in %.2f s)",
-           argv[optind], (unsigned long long)r.tensors, (unsigned long long)r.slices,
+           path, (unsigned long long)r.tensors, (unsigned long long)r.slices,
            r.bytes_total / 1e6, r.seconds);
+    printf(r.metadata ? "; the metadata matches its XXH3-64"
+                      : "; metadata NOT checked (no %s: written by an older moerun)",
+           "moerun.checksum.metadata");
     if (source)
         printf("; %llu source files match", (unsigned long long)r.sources);
     printf("\n");

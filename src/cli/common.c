@@ -60,7 +60,10 @@ int cli_parse_float(const char *s, float *out)
 
 mr_status cli_read_file(const char *path, char **out, size_t *len, mr_error *err)
 {
-    FILE *f = fopen(path, "rb");
+    int is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (is_stdin)
+        path = "standard input";
     if (!f)
         return mr_fail(err, MR_EIO, path, NULL, MR_NO_OFFSET, "cannot open: %s", strerror(errno));
     size_t cap = 1 << 16, n = 0;
@@ -80,7 +83,8 @@ mr_status cli_read_file(const char *path, char **out, size_t *len, mr_error *err
         cap *= 2;
     }
     int bad = ferror(f);
-    fclose(f);
+    if (!is_stdin)
+        fclose(f);
     if (!buf)
         return mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "no memory");
     if (bad) {
@@ -124,14 +128,20 @@ int cli_parse_size(const char *s, uint64_t *out)
     if (errno || end == s || v < 0)
         return -1;
     double mul = 1;
+    int unit = 1;
     switch (*end) {
-    case 'k': case 'K': mul = 1024.0; end++; break;
-    case 'm': case 'M': mul = 1048576.0; end++; break;
-    case 'g': case 'G': mul = 1073741824.0; end++; break;
-    case 't': case 'T': mul = 1099511627776.0; end++; break;
+    case 'k': case 'K': mul = 1024.0; break;
+    case 'm': case 'M': mul = 1048576.0; break;
+    case 'g': case 'G': mul = 1073741824.0; break;
+    case 't': case 'T': mul = 1099511627776.0; break;
+    default: unit = 0;
     }
-    if (*end == 'i' || *end == 'B' || *end == 'b')
-        end += *end == 'i' ? 1 : 0;
+    /* 8, 8B, 8G, 8GB, 8GiB (powers of two all); 'i' only after a unit */
+    if (unit) {
+        end++;
+        if (*end == 'i')
+            end++;
+    }
     if (*end == 'B' || *end == 'b')
         end++;
     if (*end || v * mul > 1.8e19)
@@ -386,4 +396,56 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
             fprintf(stderr, "; reached %.1f%%", 100.0 * gen_tps / bound);
         fprintf(stderr, "\n");
     }
+}
+
+/* Does the chosen table run weight type t on the scalar reference? */
+static int runs_scalar(const mr_kernels *k, const mr_kernels *sc, uint32_t t)
+{
+    if (k->isa == MR_ISA_SCALAR)
+        return 1;
+    if (k->act_type[t] == MR_TYPE_F32)
+        return k->dot_f32[t] == sc->dot_f32[t];
+    return k->vec_dot[t] == sc->vec_dot[t] && k->gemm[t] == sc->gemm[t];
+}
+
+int cli_scalar_types(const mr_model *m, int exact, char *buf, size_t cap)
+{
+    const mr_kernels *k = exact ? mr_kernels_get_exact() : mr_kernels_get();
+    mr_kernels sc;
+    uint64_t count[MR_TYPE_COUNT] = {0};
+    int n = 0;
+    size_t len = 0;
+    mr_kernels_for_isa(MR_ISA_SCALAR, exact, &sc);
+    buf[0] = '\0';
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        const mr_gguf_tensor *t = &m->gguf->tensors[i];
+        if (t->n_dims >= 2 && t->type < MR_TYPE_COUNT && strcmp(t->name, "token_embd.weight"))
+            count[t->type]++; /* the embedding table is read a row at a time, not dotted */
+    }
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
+        if (!count[t] || !runs_scalar(k, &sc, t))
+            continue;
+        int w = snprintf(buf + len, cap - len, "%s%s (%llu tensors)", n ? ", " : "",
+                         mr_type_get(t)->name, (unsigned long long)count[t]);
+        if (w > 0 && (size_t)w < cap - len)
+            len += (size_t)w;
+        n++;
+    }
+    return n;
+}
+
+void cli_print_kernel_paths(const mr_model *m, int exact)
+{
+    const mr_kernels *k = exact ? mr_kernels_get_exact() : mr_kernels_get();
+    char buf[512];
+    int n = cli_scalar_types(m, exact, buf, sizeof buf);
+    if (!n)
+        fprintf(stderr, "kernels: %s%s for every matrix type of this model\n",
+                mr_isa_name(k->isa), exact ? " exact" : "");
+    else if (k->isa == MR_ISA_SCALAR)
+        fprintf(stderr, "kernels: scalar for every type (slow): %s\n", buf);
+    else
+        fprintf(stderr, "kernels: %s%s, but these matrix types run on the SCALAR path (slow, "
+                "no %s kernel yet): %s\n", mr_isa_name(k->isa), exact ? " exact" : "",
+                mr_isa_name(k->isa), buf);
 }

@@ -1,5 +1,6 @@
 /* main.c - the moerun command: dispatch to one file per subcommand. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -25,7 +26,8 @@ static void usage(FILE *out)
             "Run 'moerun COMMAND --help' for a command's options.\n"
             "  -h, --help     this help\n"
             "  -V, --version  version and the SIMD kernels in use\n\n"
-            "Environment: MOERUN_ISA=scalar|avx2|avx512|neon forces a lower kernel set.\n"
+            "Environment: MOERUN_ISA=scalar|avx2|avx512|neon forces a lower kernel set\n"
+            "(one this CPU cannot run, or an unknown name, is an error).\n"
             "Exit status: 0 success, 1 bad usage, 2 bad input file, 3 I/O error.\n");
 }
 
@@ -41,6 +43,21 @@ int main(int argc, char **argv)
         {"quantize", cmd_quantize}, {"verify", cmd_verify},
         {"kld", cmd_kld},
     };
+    /* a misspelt MOERUN_ISA would silently run the best kernels */
+    const char *isa_env = getenv("MOERUN_ISA");
+    if (isa_env && *isa_env) {
+        mr_isa want = mr_isa_parse(isa_env);
+        mr_kernels probe;
+        if (want == MR_ISA_COUNT || !mr_kernels_for_isa(want, 0, &probe)) {
+            fprintf(stderr, "moerun: MOERUN_ISA=%s: %s (this CPU and build run:", isa_env,
+                    want == MR_ISA_COUNT ? "not a kernel set" : "this CPU or build cannot run it");
+            for (int i = 0; i < MR_ISA_COUNT; i++)
+                if (mr_kernels_for_isa((mr_isa)i, 0, &probe))
+                    fprintf(stderr, " %s", mr_isa_name((mr_isa)i));
+            fprintf(stderr, ")\n");
+            return EXIT_USAGE;
+        }
+    }
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
