@@ -91,6 +91,10 @@ static mr_status map_ffn(const mr_gguf *g, uint32_t n_layer, int moe, int32_t *l
             char name[96];
             snprintf(name, sizeof name, "blk.%u.%s.weight", l, (moe ? moe_names : dense_names)[p]);
             const mr_gguf_tensor *t = mr_gguf_tensor_find(g, name);
+            char dense[96];
+            snprintf(dense, sizeof dense, "blk.%u.%s.weight", l, dense_names[p]);
+            if (!t && moe && mr_gguf_tensor_find(g, dense))
+                continue; /* a dense layer of a MoE model (DeepSeek's first): no slices */
             if (!t)
                 return mr_fail(err, MR_EFORMAT, g->path, name, MR_NO_OFFSET,
                                "tensor is missing, so its expert checksums cannot be checked");
@@ -240,8 +244,15 @@ mr_status mr_verify(const char *path, const char *source_dir, mr_verify_report *
                     "'%.*s' is not xxh3-64", (int)(alg.len < 32 ? alg.len : 32), alg.ptr);
         goto done;
     }
-    if ((s = mr_gguf_get_u32(g, "llama.block_count", &n_layer, err)) ||
-        (s = mr_gguf_get_u32_opt(g, "llama.expert_count", &n_expert, err)))
+    mr_str arch = {"llama", 5};
+    char kb[80], ke[80];
+    if (mr_gguf_find(g, "general.architecture") &&
+        (s = mr_gguf_get_str(g, "general.architecture", &arch, err)))
+        goto done;
+    snprintf(kb, sizeof kb, "%.*s.block_count", (int)(arch.len < 40 ? arch.len : 40), arch.ptr);
+    snprintf(ke, sizeof ke, "%.*s.expert_count", (int)(arch.len < 40 ? arch.len : 40), arch.ptr);
+    if ((s = mr_gguf_get_u32(g, kb, &n_layer, err)) ||
+        (s = mr_gguf_get_u32_opt(g, ke, &n_expert, err)))
         goto done;
     if ((s = check_metadata(g, &rep->metadata, err)))
         goto done;

@@ -15,6 +15,9 @@
  * - the converter refuses what it would mistranslate in DeepSeek's
  *   config.json (FP8 without quantization_config, scales of another block
  *   size, other quantization methods, scoring functions, V2's group rule);
+ * - the FP8 checkpoint converted by moerun verifies (routed slices only:
+ *   layer 0 is dense) and its paged run reads every slice against those
+ *   checksums, bit-identical to resident;
  * - `moerun synth --shape micro-deepseek` (no test data needed) loads as
  *   deepseek2 with a dense first layer, and its paged run, every slice
  *   checked against the file's checksums, is bit-identical to resident.
@@ -30,6 +33,7 @@
 #include "store_paged.h"
 #include "synth.h"
 #include "types.h"
+#include "verify.h"
 #include "testutil.h"
 
 static const char *data;
@@ -313,6 +317,48 @@ START_TEST(converter_refuses)
 }
 END_TEST
 
+START_TEST(converted_fp8_verifies_and_pages)
+{
+    char *dir = hf_with_config("\"vocab_size\"", "\"vocab_size\""); /* a writable copy */
+    mr_convert_opts o = {0};
+    mr_error err;
+    o.input_dir = dir;
+    o.output_path = strdup(tu_path("%s/out.gguf", dir));
+    o.type = "q8_0";
+    o.threads = 2;
+    ck_assert_msg(mr_convert(&o, NULL, &err) == 0, "%s", err.msg);
+    mr_verify_report rep;
+    ck_assert_msg(mr_verify(o.output_path, dir, &rep, NULL, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(rep.slices, 2 * 16 * 3); /* MoE layers 1, 2 */
+    mr_model *m, *mp;
+    mr_expert_store *st, *sp;
+    ck_assert_msg(mr_model_load(o.output_path, &m, &err) == 0, "%s", err.msg);
+    ck_assert_msg(mr_model_load(o.output_path, &mp, &err) == 0, "%s", err.msg);
+    ck_assert(mr_store_resident_new(m, &st, &err) == 0);
+    mr_paged_config cfg;
+    mr_paged_config_default(&cfg);
+    cfg.reserve_bytes = mr_context_bytes(mp, 32, 24);
+    cfg.budget_bytes = mr_store_paged_min_budget(mp, &cfg);
+    ck_assert_msg(mr_store_paged_new(mp, o.output_path, &cfg, &sp, &err) == 0, "%s", err.msg);
+    int32_t ids[24], next[8];
+    for (int i = 0; i < 24; i++)
+        ids[i] = (int32_t)((i * 211 + 3) % 5982);
+    for (int i = 0; i < 8; i++)
+        next[i] = (int32_t)((i * 97 + 1) % 5982);
+    float *a = run(m, st, 0, 0, ids, 24, next, 8), *b = run(mp, sp, 0, 0, ids, 24, next, 8);
+    ck_assert(memcmp(a, b, sizeof(float) * 32 * m->hp.n_vocab) == 0);
+    ck_assert(mr_store_paged_stats(sp)->checksums);
+    free(a);
+    free(b);
+    mr_expert_store_free(sp);
+    mr_expert_store_free(st);
+    mr_model_free(mp);
+    mr_model_free(m);
+    free((void *)o.output_path);
+    rm_hf(dir);
+}
+END_TEST
+
 START_TEST(synth_micro_deepseek)
 {
     static const char *const shapes[] = {"micro-deepseek", "micro-deepseek-lite"};
@@ -380,6 +426,7 @@ int main(void)
         tcase_add_test(tc, q8_0_paged_bit_identical);
         tcase_add_loop_test(tc, refuses_missing_mla_keys, 0, 3);
         tcase_add_loop_test(tc, converter_refuses, 0, 5);
+        tcase_add_test(tc, converted_fp8_verifies_and_pages);
     } else {
         fprintf(stderr, "shared test data not found: the tinydeepseek3 fixture tests are skipped\n");
     }
