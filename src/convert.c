@@ -119,8 +119,8 @@ mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
 
 /* The families moerun converts, by config.json "architectures"[0]. */
 static const mr_hf_family *const hf_families[] = {
-    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe, &mr_hf_deepseek3,
-    &mr_hf_deepseek2,
+    &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe,
+    &mr_hf_llama4, &mr_hf_llama4_text, &mr_hf_deepseek3, &mr_hf_deepseek2,
 };
 #define N_HF_FAMILIES (sizeof hf_families / sizeof hf_families[0])
 
@@ -202,7 +202,7 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     mr_status s;
     char *text = NULL, *path = mr_path_join(dir, "config.json");
     size_t len;
-    json_object *root = NULL, *v;
+    json_object *root = NULL, *top = NULL, *v;
     p->config = NULL;
     if (!path)
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
@@ -215,10 +215,16 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
         goto done;
     }
     memset(hp, 0, sizeof *hp);
+    /* multimodal checkpoints (Llama 4) keep the text model's keys in text_config */
+    top = root;
+    if (!json_object_object_get_ex(root, "hidden_size", NULL) &&
+        json_object_object_get_ex(root, "text_config", &v) &&
+        json_object_get_type(v) == json_type_object)
+        root = v;
     hp->rope_theta = 10000.0f;
     hp->rms_eps = 1e-6f;
     hp->n_ctx = 2048;
-    if ((s = cfg_arch(path, root, hp, err)) || (s = cfg_refuse(path, root, err)) ||
+    if ((s = cfg_arch(path, top, hp, err)) || (s = cfg_refuse(path, root, err)) ||
         (s = cfg_quantization(path, root, hp, err)) ||
         (s = mr_cfg_u32(path, root, "vocab_size", 1, MAX_DIM, &hp->n_vocab, err)) ||
         (s = mr_cfg_u32(path, root, "hidden_size", 1, MAX_DIM, &hp->n_embd, err)) ||
@@ -240,7 +246,7 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     } else if (hp->n_head && hp->n_embd % hp->n_head == 0) {
         hp->head_dim = hp->n_embd / hp->n_head;
     }
-    hp->tied = mr_cfg_bool(root, "tie_word_embeddings", 0);
+    hp->tied = mr_cfg_bool(root, "tie_word_embeddings", mr_cfg_bool(top, "tie_word_embeddings", 0));
     hp->n_ff_exp = hp->n_ff;
     if ((s = hp->fam->config(path, root, hp, err)))
         goto done;
@@ -258,9 +264,9 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
         s = mr_fail(err, MR_EFORMAT, path, NULL, MR_NO_OFFSET, "%s", bad);
 done:
     if (s)
-        json_object_put(root);
+        json_object_put(top ? top : root);
     else
-        p->config = root;
+        p->config = top;
     free(text);
     free(path);
     return s;
@@ -283,15 +289,6 @@ mr_plan *mr_planner_plan(mr_planner *pl)
 int mr_plan_has(const mr_planner *pl, const char *hf_name)
 {
     return mr_st_checkpoint_find(pl->p->ckpt, hf_name, NULL) != NULL;
-}
-
-void mr_plan_drop(mr_planner *pl, const char *prefix)
-{
-    const mr_st_checkpoint *c = pl->p->ckpt;
-    const size_t n = strlen(prefix);
-    for (uint32_t i = 0; i < c->n_tensors; i++)
-        if (!strncmp(c->tensors[i]->name, prefix, n))
-            pl->used[i] = 1;
 }
 
 /* Position of a tensor in the checkpoint's sorted list, or -1. */
@@ -447,6 +444,94 @@ mr_status mr_plan_add_head_split(mr_planner *pl, const char *gguf, const char *h
     return MR_OK;
 }
 
+/* The next free plan tensor, zeroed, with room for n_src sources. */
+static mr_status plan_next(mr_plan *p, const char *gguf, uint32_t n_src, mr_plan_tensor **out,
+                           mr_error *err)
+{
+    if (p->n_tensors >= p->cap_tensors)
+        return mr_fail(err, MR_EUNSUPPORTED, NULL, gguf, MR_NO_OFFSET,
+                       "more than %u output tensors", p->cap_tensors);
+    mr_plan_tensor *t = &p->t[p->n_tensors];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", gguf);
+    t->src = calloc(n_src ? n_src : 1, sizeof *t->src);
+    t->src_shard = calloc(n_src ? n_src : 1, sizeof *t->src_shard);
+    t->scale = calloc(n_src ? n_src : 1, sizeof *t->scale);
+    t->scale_shard = calloc(n_src ? n_src : 1, sizeof *t->scale_shard);
+    if (!t->src || !t->src_shard || !t->scale || !t->scale_shard) {
+        free(t->src);
+        free(t->src_shard);
+        free(t->scale);
+        free(t->scale_shard);
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    }
+    p->n_tensors++;
+    *out = t;
+    return MR_OK;
+}
+
+mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *hf,
+                                 uint32_t n_expert, uint64_t rows, uint64_t cols,
+                                 uint64_t src_cols, uint64_t col0, int layer, int part,
+                                 mr_error *err)
+{
+    mr_plan *p = pl->p;
+    mr_plan_tensor *t;
+    const mr_st_tensor *src, *scale;
+    uint32_t shard, scale_shard;
+    const uint64_t shape[3] = {n_expert, cols, src_cols};
+    mr_status s;
+    if (col0 + rows > src_cols)
+        return mr_fail(err, MR_EINVAL, NULL, gguf, MR_NO_OFFSET,
+                       "columns %llu..%llu of a %llu-column source",
+                       (unsigned long long)col0, (unsigned long long)(col0 + rows),
+                       (unsigned long long)src_cols);
+    if ((s = plan_next(p, gguf, n_expert, &t, err)) ||
+        (s = take_source(pl, hf, 3, shape, &src, &shard, &scale, &scale_shard, err)))
+        return s;
+    t->n_src = n_expert;
+    for (uint32_t e = 0; e < n_expert; e++) {
+        t->src[e] = src;
+        t->src_shard[e] = shard;
+    }
+    t->n_dims = 3;
+    t->ne[0] = cols;
+    t->ne[1] = rows;
+    t->ne[2] = n_expert;
+    t->src_cols = src_cols;
+    t->src_col0 = col0;
+    t->layer = layer;
+    t->part = part;
+    return MR_OK;
+}
+
+mr_status mr_plan_add_generated(mr_planner *pl, const char *gguf, const float *v, uint64_t n,
+                                mr_error *err)
+{
+    mr_plan_tensor *t;
+    mr_status s = plan_next(pl->p, gguf, 0, &t, err);
+    if (s)
+        return s;
+    if (!(t->gen = malloc(sizeof(float) * (n ? n : 1))))
+        return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
+    memcpy(t->gen, v, sizeof(float) * n);
+    t->n_dims = 1;
+    t->ne[0] = n;
+    t->ne[1] = t->ne[2] = 1;
+    t->layer = -1;
+    t->part = MR_PART_NONE;
+    return MR_OK;
+}
+
+void mr_plan_drop_prefix(mr_planner *pl, const char *prefix)
+{
+    const mr_st_checkpoint *c = pl->p->ckpt;
+    const size_t n = strlen(prefix);
+    for (uint32_t i = 0; i < c->n_tensors; i++)
+        if (!strncmp(c->tensors[i]->name, prefix, n))
+            pl->used[i] = 1;
+}
+
 /* llama.cpp's use_more_bits: the first and last eighth of n, and every
  * third in between. */
 static int use_more_bits(uint32_t i, uint32_t n)
@@ -514,7 +599,8 @@ static mr_status plan_types(planner *pl, mr_error *err)
                            pl->ot->name, mr_type_get(t->type)->name);
         t->row_bytes = mr_type_row_bytes(t->type, t->ne[0]);
         t->slice_bytes = t->row_bytes * t->ne[1];
-        t->nbytes = t->slice_bytes * (t->split_heads ? t->split_heads : t->n_src);
+        t->nbytes = t->slice_bytes * (t->split_heads ? t->split_heads
+                                      : t->n_src ? t->n_src : 1); /* generated: one */
     }
     return MR_OK;
 }
@@ -712,6 +798,7 @@ static void plan_free(mr_plan *p)
         free(p->t[i].src_shard);
         free(p->t[i].scale);
         free(p->t[i].scale_shard);
+        free(p->t[i].gen);
     }
     free(p->t);
     free(p->sources);

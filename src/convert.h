@@ -50,6 +50,7 @@ typedef struct {
     int threads;           /* <= 0: online CPUs */
     int force;             /* replace an existing output */
     int no_tmpfile;        /* use a named temporary even where O_TMPFILE works */
+    uint64_t job_bytes;    /* source bytes per job; 0: MR_CONVERT_JOB_BYTES (tests: small) */
     mr_convert_progress_fn progress;
     mr_convert_temp_fn on_temp;
     void *user;

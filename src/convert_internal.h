@@ -59,6 +59,11 @@ typedef struct {
      * i is source column i of those rows) */
     uint32_t split_heads, head_rows, head_off;
     int transpose;
+    /* A transposed source (Llama 4's fused experts, stored x @ W): every
+     * src[e] is one 3-D tensor [n_src, ne[0], src_cols] and row r of
+     * expert e is its column src_col0 + r.  src_cols 0: rows are rows. */
+    uint64_t src_cols, src_col0;
+    float *gen;              /* generated values (ne[0] floats, owned), no source */
     uint64_t row_bytes;      /* output bytes of one row */
     uint64_t slice_bytes;    /* output bytes of one source (expert) */
     uint64_t nbytes;
@@ -106,6 +111,7 @@ typedef struct mr_hf_family {
 
 extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe;
 extern const mr_hf_family mr_hf_deepseek3, mr_hf_deepseek2;
+extern const mr_hf_family mr_hf_llama4, mr_hf_llama4_text;
 
 /* Add output tensor `gguf` made of n_src checkpoint tensors (names hf[i],
  * each of shape (rows, cols), or a vector of cols when rows == 0), stacked
@@ -121,12 +127,21 @@ mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t
 mr_status mr_plan_add_head_split(mr_planner *pl, const char *gguf, const char *hf, uint32_t heads,
                                  uint32_t head_rows, uint32_t head_off, uint32_t n, uint64_t cols,
                                  int transpose, int layer, mr_error *err);
+/* Add output tensor `gguf` of n_expert slices, each the transpose of a
+ * column band of checkpoint tensor `hf` of shape [n_expert, cols, src_cols]:
+ * slice e has `rows` rows, row r = column col0 + r of hf[e]. */
+mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *hf,
+                                 uint32_t n_expert, uint64_t rows, uint64_t cols,
+                                 uint64_t src_cols, uint64_t col0, int layer, int part,
+                                 mr_error *err);
+/* Add a 1-D F32 output tensor of n values computed by the family (copied). */
+mr_status mr_plan_add_generated(mr_planner *pl, const char *gguf, const float *v, uint64_t n,
+                                mr_error *err);
+/* Leave out every checkpoint tensor whose name starts with prefix (a vision
+ * tower the text converter drops, as llama.cpp's does). */
+void mr_plan_drop_prefix(mr_planner *pl, const char *prefix);
 /* Whether the checkpoint has a tensor of that name. */
 int mr_plan_has(const mr_planner *pl, const char *hf_name);
-/* Mark every checkpoint tensor whose name starts with prefix as dropped on
- * purpose (e.g. DeepSeek's multi-token-prediction layers), so the unused
- * check does not refuse them. */
-void mr_plan_drop(mr_planner *pl, const char *prefix);
 /* The plan being built (its hp, config, checkpoint). */
 mr_plan *mr_planner_plan(mr_planner *pl);
 

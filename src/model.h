@@ -121,6 +121,13 @@ typedef struct {
                               * the context allocates no V cache */
     uint32_t scratch_floats; /* per-token scratch (c->scratch) the family's blocks need */
     uint32_t widest_in;      /* widest matmul input beyond n_embd, FFN, q and o sizes */
+    /* Llama 4 layer schedule (src/arch/llama4.c); 0 elsewhere */
+    uint32_t moe_layer_step;   /* layer il is MoE iff (il + 1) % step == 0 */
+    uint32_t nope_period;      /* layer il has no rope iff (il + 1) % period == 0 (0: none) */
+    uint32_t chunk, chunk_period; /* chunk size (0: off) of layers with (il + 1) % period != 0 */
+    uint32_t attn_temp_length; /* NoPE query temperature 1 + s ln(floor((pos+1)/F) + 1): F */
+    float attn_temp_scale;     /* s (0: off) */
+    int qk_norm_after_rope;    /* weightless per-head RMSNorm of roped q, k */
 } mr_hparams;
 
 typedef struct {

@@ -38,7 +38,8 @@ typedef struct {
     uint32_t tensor, src, shard;
     uint64_t row0, nrows;      /* output rows */
     uint64_t src_row0;         /* first source row read (FP8 scales, head splits) */
-    uint64_t src_off, src_len; /* absolute in the shard */
+    uint64_t src_off, src_len; /* absolute in the shard; what the shard hash takes from raw */
+    uint64_t raw_len;          /* bytes read into raw (a transposed job's band: src_len 0) */
     uint64_t out_off, out_len; /* inside the output tensor */
     int state;
 } job;
@@ -49,7 +50,7 @@ typedef struct {
 typedef struct {
     uint8_t *raw;  /* source bytes */
     uint8_t *out;  /* quantized rows */
-    float *row;    /* one widened row */
+    float *row;    /* one widened row, then one gathered source row */
     float *block;  /* a head's widened rows, for transposed head splits */
     float *scales; /* FP8 block scales of the job's rows */
 } slot;
@@ -78,6 +79,7 @@ typedef struct {
     XXH3_state_t **shard_st;
     uint64_t *shard_pos;
     uint8_t *buf; /* GAP_CHUNK bytes for gaps and read-back */
+    uint64_t job_bytes; /* source bytes per job */
     mr_convert_progress *prog;
     slot *slots;       /* window of them */
     uint64_t fail_job; /* lowest failed job, UINT64_MAX if none */
@@ -92,7 +94,7 @@ static slot *slot_of(pool *P, const job *j)
 
 /* Source columns of a tensor's rows (the output row length unless the
  * head split transposes). */
-static uint64_t src_cols(const mr_plan_tensor *t)
+static uint64_t src_row_len(const mr_plan_tensor *t)
 {
     return t->transpose ? t->ne[1] : t->ne[0];
 }
@@ -105,7 +107,7 @@ static mr_status widen_row(const mr_plan *p, const mr_plan_tensor *t, const job 
                            const slot *b, uint64_t r, float *dst, mr_error *err)
 {
     const mr_st_tensor *src = t->src[j->src];
-    const uint64_t nc = src_cols(t), es = mr_st_dtype_size(src->dtype);
+    const uint64_t nc = src_row_len(t), es = mr_st_dtype_size(src->dtype);
     mr_st_to_f32(src->dtype, b->raw + r * nc * es, dst, nc);
     if (t->scale[j->src]) {
         const uint32_t b0 = p->hp.fp8_block[0], b1 = p->hp.fp8_block[1];
@@ -146,11 +148,46 @@ static mr_status read_scales(pool *P, const mr_plan_tensor *t, const job *j, uin
     return MR_OK;
 }
 
+/* A transposed job (mr_plan_tensor.src_cols): read the band of columns
+ * row0..row0+nrows of every source row of the expert (one pread each, the
+ * band of row c at raw + c * nrows), gather each output row and quantize. */
+static mr_status run_transposed(pool *P, job *j, mr_error *err)
+{
+    const mr_plan_tensor *t = &P->p->t[j->tensor];
+    const mr_st_tensor *src = t->src[j->src];
+    const mr_st_file *f = P->p->ckpt->shards[j->shard];
+    const uint64_t ne0 = t->ne[0], nr = j->nrows;
+    const size_t es = mr_st_dtype_size(src->dtype);
+    mr_from_f32_fn quant = mr_type_get(t->type)->from_f32;
+    slot *b = slot_of(P, j);
+    uint8_t *gathered = (uint8_t *)(b->row + ne0);
+    const uint64_t base = src->offset + (uint64_t)j->src * ne0 * t->src_cols * es;
+    for (uint64_t c = 0; c < ne0; c++) {
+        mr_status s = mr_st_pread(f, base + (c * t->src_cols + t->src_col0 + j->row0) * es,
+                                  b->raw + c * nr * es, nr * es, err);
+        if (s)
+            return s;
+    }
+    for (uint64_t r = 0; r < nr; r++) {
+        for (uint64_t c = 0; c < ne0; c++)
+            memcpy(gathered + c * es, b->raw + (c * nr + r) * es, es);
+        mr_st_to_f32(src->dtype, gathered, b->row, ne0);
+        quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
+    }
+    return MR_OK;
+}
+
 /* Read, widen, permute (or transpose) and quantize one job's rows into
  * its slot. */
 static mr_status run_job(pool *P, job *j, mr_error *err)
 {
     const mr_plan_tensor *t = &P->p->t[j->tensor];
+    if (t->gen) { /* one row the family computed */
+        mr_type_get(t->type)->from_f32(t->gen, slot_of(P, j)->out, (int64_t)t->ne[0]);
+        return MR_OK;
+    }
+    if (t->src_cols)
+        return run_transposed(P, j, err);
     const mr_st_file *f = P->p->ckpt->shards[j->shard];
     const uint64_t ne0 = t->ne[0];
     const uint64_t hd = t->perm_heads ? t->ne[1] / t->perm_heads : 0;
@@ -161,7 +198,7 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
     if (s || (t->scale[j->src] && (s = read_scales(P, t, j, n_src_rows, b, err))))
         return s;
     if (t->transpose) { /* output row i = column i of the head's source rows */
-        const uint64_t nc = src_cols(t);
+        const uint64_t nc = src_row_len(t);
         for (uint64_t r = 0; r < n_src_rows; r++)
             if ((s = widen_row(P->p, t, j, b, r, b->block + r * nc, err)))
                 return s;
@@ -201,7 +238,7 @@ static void *worker(void *arg)
         /* ask the kernel to start reading the job a window ahead, so reads
          * overlap the work instead of alternating with it */
         uint64_t ahead = (uint64_t)(j - P->jobs) + P->window;
-        if (ahead < P->n_jobs) {
+        if (ahead < P->n_jobs && P->jobs[ahead].src_len) {
             const job *a = &P->jobs[ahead];
             posix_fadvise(P->p->ckpt->shards[a->shard]->fd, (off_t)a->src_off, (off_t)a->src_len,
                           POSIX_FADV_WILLNEED);
@@ -220,13 +257,18 @@ static void *worker(void *arg)
     }
 }
 
-/* Order of jobs by shard, then offset in it. */
+/* Order of jobs by shard, then offset in it (transposed jobs of one expert
+ * share an offset: then by tensor and output offset). */
 static int cmp_job(const void *a, const void *b)
 {
     const job *x = a, *y = b;
     if (x->shard != y->shard)
         return x->shard < y->shard ? -1 : 1;
-    return x->src_off < y->src_off ? -1 : x->src_off > y->src_off;
+    if (x->src_off != y->src_off)
+        return x->src_off < y->src_off ? -1 : 1;
+    if (x->tensor != y->tensor)
+        return x->tensor < y->tensor ? -1 : 1;
+    return x->out_off < y->out_off ? -1 : x->out_off > y->out_off;
 }
 
 /* Cut every tensor into jobs of at most MR_CONVERT_JOB_BYTES of source
@@ -239,8 +281,20 @@ static mr_status make_jobs(pool *P, mr_error *err)
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t ti = 0; ti < p->n_tensors; ti++) {
             const mr_plan_tensor *t = &p->t[ti];
-            uint64_t src_row = src_cols(t) * mr_st_dtype_size(t->src[0]->dtype);
-            uint64_t step = MR_CONVERT_JOB_BYTES / src_row;
+            if (t->gen) { /* one job, no source bytes */
+                if (pass == 1) {
+                    job *j = &P->jobs[n];
+                    memset(j, 0, sizeof *j);
+                    j->tensor = ti;
+                    j->nrows = 1;
+                    j->out_len = t->row_bytes;
+                    P->th[ti].jobs_left++;
+                }
+                n++;
+                continue;
+            }
+            uint64_t src_row = src_row_len(t) * mr_st_dtype_size(t->src[0]->dtype);
+            uint64_t step = P->job_bytes / src_row;
             if (t->perm_heads) {
                 uint64_t hd = t->ne[1] / t->perm_heads;
                 step = step / hd * hd;
@@ -272,10 +326,16 @@ static mr_status make_jobs(pool *P, mr_error *err)
                             j->src_len = nr * src_row;
                         }
                         j->src_off = t->src[j->src]->offset + j->src_row0 * src_row;
+                        j->raw_len = j->src_len;
+                        if (t->src_cols) { /* the expert's start; hashed as a gap */
+                            j->src_off = t->src[e]->offset + e * t->ne[0] * t->src_cols *
+                                                                  mr_st_dtype_size(t->src[e]->dtype);
+                            j->src_len = 0;
+                        }
                         j->out_off = e * t->slice_bytes + r * t->row_bytes;
                         j->out_len = nr * t->row_bytes;
                         P->th[ti].jobs_left++;
-                        P->prog->bytes_total += j->src_len;
+                        P->prog->bytes_total += j->raw_len;
                     }
                     n++;
                 }
@@ -362,11 +422,12 @@ static mr_status commit(pool *P, job *j, mr_error *err)
         XXH3_64bits_update(P->shard_st[j->shard], b->raw + skip, j->src_len - skip);
         P->shard_pos[j->shard] = end;
     }
-    posix_fadvise(f->fd, (off_t)j->src_off, (off_t)j->src_len, POSIX_FADV_DONTNEED);
+    if (j->src_len) /* a length of 0 would mean the whole rest of the file */
+        posix_fadvise(f->fd, (off_t)j->src_off, (off_t)j->src_len, POSIX_FADV_DONTNEED);
     hash_output(P, j->tensor, j->out_off, b->out, j->out_len);
     if (--P->th[j->tensor].jobs_left == 0)
         P->prog->tensors_done++;
-    P->prog->bytes_read += j->src_len;
+    P->prog->bytes_read += j->raw_len;
     P->prog->bytes_written += j->out_len;
     return MR_OK;
 }
@@ -477,14 +538,14 @@ static mr_status alloc_slots(pool *P, mr_error *err)
     for (uint64_t i = 0; i < P->n_jobs; i++) {
         const job *j = &P->jobs[i];
         const mr_plan_tensor *t = &P->p->t[j->tensor];
-        const uint64_t nc = src_cols(t), n_src_rows = t->transpose ? t->ne[0] : j->nrows;
-        raw = j->src_len > raw ? j->src_len : raw;
+        const uint64_t nc = src_row_len(t), n_src_rows = t->transpose ? t->ne[0] : j->nrows;
+        raw = j->raw_len > raw ? j->raw_len : raw;
         out = j->out_len > out ? j->out_len : out;
         row = t->ne[0] > row ? t->ne[0] : row;
         row = nc > row ? nc : row;
         if (t->transpose && n_src_rows * nc > block)
             block = n_src_rows * nc;
-        if (t->scale[j->src]) {
+        if (t->scale && t->scale[j->src]) {
             const uint32_t b0 = P->p->hp.fp8_block[0];
             const uint64_t nsr = (j->src_row0 + n_src_rows - 1) / b0 - j->src_row0 / b0 + 1;
             if (nsr * t->scale[j->src]->shape[1] > scales)
@@ -495,13 +556,13 @@ static mr_status alloc_slots(pool *P, mr_error *err)
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     for (unsigned i = 0; i < P->window; i++)
         if (!(P->slots[i].raw = malloc(raw)) || !(P->slots[i].out = malloc(out)) ||
-            !(P->slots[i].row = malloc(sizeof(float) * row)) ||
+            !(P->slots[i].row = malloc(2 * sizeof(float) * row)) ||
             !(P->slots[i].block = malloc(sizeof(float) * block)) ||
             !(P->slots[i].scales = malloc(sizeof(float) * scales)))
             return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET,
                            "no memory for %u job buffers of %llu + %llu bytes", P->window,
                            (unsigned long long)raw, (unsigned long long)out);
-    P->prog->buffer_bytes = P->window * (raw + out + sizeof(float) * (row + block + scales));
+    P->prog->buffer_bytes = P->window * (raw + out + sizeof(float) * (2 * row + block + scales));
     return MR_OK;
 }
 
@@ -576,6 +637,7 @@ mr_status mr_quantize_run(mr_plan *p, mr_gguf_writer *w, int fd, const char *out
     memset(&P, 0, sizeof P);
     memset(prog, 0, sizeof *prog);
     P.p = p, P.w = w, P.fd = fd, P.out_name = out_name, P.prog = prog;
+    P.job_bytes = o->job_bytes ? o->job_bytes : MR_CONVERT_JOB_BYTES;
     P.window = mr_convert_window(nthreads);
     P.fail_job = UINT64_MAX;
     prog->tensors_total = p->n_tensors;

@@ -26,30 +26,48 @@
 #include "gguf_write.h"
 #include "moerun_keys.h"
 
+/* Llama 4: head size, dense FFN width (Maverick's interleaved layers), MoE
+ * on layer i iff (i + 1) % moe_step == 0, and rope_scaling llama3 (factor
+ * 0: none), as the releases' config.json give them. */
+struct mr_synth_llama4 {
+    uint32_t head_dim, n_ff_dense, moe_step;
+    float rope_factor, rope_low, rope_high;
+    uint32_t rope_orig;
+};
+/* meta-llama/Llama-4-Scout-17B-16E-Instruct, Llama-4-Maverick-17B-128E-Instruct */
+static const struct mr_synth_llama4 l4_scout = {128, 16384, 1, 16.0f, 1.0f, 1.0f, 8192};
+static const struct mr_synth_llama4 l4_maverick = {128, 16384, 2, 0.0f, 0.0f, 0.0f, 0};
+/* a tiny one for tests: head 32 (4 x 32 != 64), Maverick's interleave */
+static const struct mr_synth_llama4 l4_micro = {32, 96, 2, 8.0f, 1.0f, 4.0f, 64};
+
 static const mr_synth_shape shapes[] = {
     /* name, vocab, embd, layers, heads, kv heads, ff, experts, used, ctx, rope */
-    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, {0}},
-    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, {0}},
-    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, {0}},
-    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, {0}},
+    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, NULL, {0}},
+    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, NULL, {0}},
+    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, NULL, {0}},
+    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, NULL, {0}},
+    {"llama4-scout", 202048, 5120, 48, 40, 8, 8192, 16, 1, 10485760, 5e5f, &l4_scout, {0}},
+    {"llama4-maverick", 202048, 5120, 48, 40, 8, 8192, 128, 1, 1048576, 5e5f, &l4_maverick, {0}},
+    {"llama4-micro", 512, 64, 4, 4, 2, 32, 8, 1, 256, 5e5f, &l4_micro, {0}},
     /* DeepSeek-V3 (config.json of deepseek-ai/DeepSeek-V3): n_ff is one routed
      * expert's (moe_intermediate_size); mla: q_lora, kv_lora, nope, rope, v,
      * first_k_dense_replace, intermediate_size, shared, n_group, topk_group,
      * routed_scaling_factor, YaRN factor, original context, beta_fast/slow */
-    {"deepseek-v3", 129280, 7168, 61, 128, 128, 2048, 256, 8, 163840, 1e4f,
+    {"deepseek-v3", 129280, 7168, 61, 128, 128, 2048, 256, 8, 163840, 1e4f, NULL,
      {1536, 512, 128, 64, 128, 3, 18432, 1, 8, 4, 2.5f, 40.0f, 4096, 32.0f, 1.0f}},
     /* Kimi K2 (moonshotai/Kimi-K2-Instruct): DeepSeek-V3's code, 384 experts
      * in one group, 64 heads, one dense layer */
-    {"kimi-k2", 163840, 7168, 61, 64, 64, 2048, 384, 8, 131072, 5e4f,
+    {"kimi-k2", 163840, 7168, 61, 64, 64, 2048, 384, 8, 131072, 5e4f, NULL,
      {1536, 512, 128, 64, 128, 1, 18432, 1, 1, 1, 2.827f, 32.0f, 4096, 1.0f, 1.0f}},
-    {"micro-deepseek", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f,
+    {"micro-deepseek", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f, NULL,
      {32, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
     /* the same without q_lora_rank (DeepSeek-V2-Lite's direct q) */
-    {"micro-deepseek-lite", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f,
+    {"micro-deepseek-lite", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f, NULL,
      {0, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
 };
 
 static const char *const shape_names[] = {"mixtral-8x7b", "mixtral-8x22b", "tinymix", "micro",
+                                          "llama4-scout", "llama4-maverick", "llama4-micro",
                                           "deepseek-v3", "kimi-k2", "micro-deepseek",
                                           "micro-deepseek-lite", NULL};
 
@@ -256,7 +274,7 @@ static int vocab_make(vocab *v, uint32_t n)
 
 /* ------------------------------------------------------------ layout */
 
-enum { T_EMBD, T_ROUTER, T_NORM, T_PROJ, T_EXPERT, T_ZERO };
+enum { T_EMBD, T_ROUTER, T_NORM, T_PROJ, T_EXPERT, T_ROPE, T_ZERO };
 
 typedef struct {
     char name[64];
@@ -356,15 +374,90 @@ static tinfo *layout_mla(const mr_synth_params *p, uint32_t *count)
     return t;
 }
 
+/* Llama 4 in the order of llama.cpp's converter (one shard): rope factors,
+ * embeddings, each layer's experts, router, shared expert (or dense FFN),
+ * norms and attention, then output and its norm. */
+static tinfo *layout_llama4(const mr_synth_params *p, uint32_t *count)
+{
+    const mr_synth_shape *s = &p->shape;
+    const struct mr_synth_llama4 *x = s->llama4;
+    const uint64_t E = s->n_embd, F = s->n_ff, D = x->n_ff_dense, X = s->n_expert;
+    const uint64_t q = (uint64_t)s->n_head * x->head_dim, kv = (uint64_t)s->n_head_kv * x->head_dim;
+    uint32_t k = 0;
+    tinfo *t = calloc(4 + 13ull * s->n_layer, sizeof *t);
+    if (!t)
+        return NULL;
+    const float si = 1.0f / sqrtf((float)E), sf = 1.0f / sqrtf((float)F),
+                sd = 1.0f / sqrtf((float)D), sq = 1.0f / sqrtf((float)q);
+    if (x->rope_factor > 0.0f)
+        ADD(T_ROPE, MR_TYPE_F32, 0, 1, x->head_dim / 2, 1, 1, "rope_freqs.weight");
+    ADD(T_EMBD, p->type, 1.0f, 2, E, s->n_vocab, 1, "token_embd.weight");
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+        if ((l + 1) % x->moe_step == 0) {
+            ADD(T_EXPERT, p->type, sf, 3, F, E, X, "blk.%u.ffn_down_exps.weight", l);
+            ADD(T_EXPERT, p->type, si, 3, E, F, X, "blk.%u.ffn_gate_exps.weight", l);
+            ADD(T_EXPERT, p->type, si, 3, E, F, X, "blk.%u.ffn_up_exps.weight", l);
+            ADD(T_ROUTER, MR_TYPE_F32, 1.5f * si, 2, E, X, 1, "blk.%u.ffn_gate_inp.weight", l);
+            ADD(T_PROJ, p->type, sf, 2, F, E, 1, "blk.%u.ffn_down_shexp.weight", l);
+            ADD(T_PROJ, p->type, si, 2, E, F, 1, "blk.%u.ffn_gate_shexp.weight", l);
+            ADD(T_PROJ, p->type, si, 2, E, F, 1, "blk.%u.ffn_up_shexp.weight", l);
+        } else { /* resident tensors, not experts: no expert checksums */
+            ADD(T_PROJ, p->type, sd, 2, D, E, 1, "blk.%u.ffn_down.weight", l);
+            ADD(T_PROJ, p->type, si, 2, E, D, 1, "blk.%u.ffn_gate.weight", l);
+            ADD(T_PROJ, p->type, si, 2, E, D, 1, "blk.%u.ffn_up.weight", l);
+        }
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.attn_norm.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.ffn_norm.weight", l);
+        ADD(T_PROJ, p->type, si, 2, E, kv, 1, "blk.%u.attn_k.weight", l);
+        ADD(T_PROJ, p->type, sq, 2, q, E, 1, "blk.%u.attn_output.weight", l);
+        ADD(T_PROJ, p->type, si, 2, E, q, 1, "blk.%u.attn_q.weight", l);
+        ADD(T_PROJ, p->type, si, 2, E, kv, 1, "blk.%u.attn_v.weight", l);
+    }
+    ADD(T_PROJ, p->type, si, 2, E, s->n_vocab, 1, "output.weight");
+    ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "output_norm.weight");
+    *count = k;
+    return t;
+}
+
+/* rope_freqs.weight: the llama3 factor of each frequency pair, as llama.cpp's
+ * converter computes it. */
+static void llama4_rope_factors(const mr_synth_shape *s, float *out)
+{
+    const struct mr_synth_llama4 *x = s->llama4;
+    const double lo_wl = x->rope_orig / x->rope_low, hi_wl = x->rope_orig / x->rope_high;
+    for (uint32_t i = 0; i < x->head_dim / 2; i++) {
+        const double wl = 2.0 * M_PI * pow(s->rope_base, 2.0 * i / x->head_dim);
+        if (wl < hi_wl) {
+            out[i] = 1.0f;
+        } else if (wl > lo_wl) {
+            out[i] = x->rope_factor;
+        } else {
+            const double sm = (x->rope_orig / wl - x->rope_low) / (x->rope_high - x->rope_low);
+            out[i] = (float)(1.0 / ((1.0 - sm) / x->rope_factor + sm));
+        }
+    }
+}
+
+/* The FFN width of a model: the experts', or a dense twin's (as wide as
+ * the experts a token uses, or as all of them). */
+static uint64_t ffn_width(const mr_synth_params *p)
+{
+    const mr_synth_shape *s = &p->shape;
+    return !p->dense ? s->n_ff
+                     : (uint64_t)s->n_ff * (p->dense == 2 ? s->n_expert : s->n_expert_used);
+}
+
 /* The tensors of the model in llama.cpp's file order. */
 static tinfo *layout(const mr_synth_params *p, uint32_t *count)
 {
+    if (p->shape.llama4)
+        return layout_llama4(p, count);
     if (p->shape.mla.kv_lora)
         return layout_mla(p, count);
     const mr_synth_shape *s = &p->shape;
     const uint32_t hd = s->n_embd / s->n_head;
     const int moe = !p->dense;
-    const uint64_t ff = moe ? s->n_ff : (uint64_t)s->n_ff * s->n_expert_used;
+    const uint64_t ff = ffn_width(p);
     uint32_t n = 3 + s->n_layer * (moe ? 10 : 9), k = 0;
     tinfo *t = calloc(n, sizeof *t);
     if (!t)
@@ -454,15 +547,47 @@ static void write_mla_hparams(mr_gguf_writer *w, const mr_synth_params *p)
 #undef K
 }
 
+/* The llama4 keys in Llama4Model.set_gguf_parameters' order; no chunk or
+ * temperature keys, as in the files on the Hub (llama.cpp's 8192/8192/0.1). */
+static void write_llama4_keys(mr_gguf_writer *w, const mr_synth_params *p)
+{
+    const mr_synth_shape *s = &p->shape;
+    const struct mr_synth_llama4 *x = s->llama4;
+    mr_gguf_kv_u32(w, "llama4.block_count", s->n_layer);
+    mr_gguf_kv_u32(w, "llama4.context_length", s->n_ctx);
+    mr_gguf_kv_u32(w, "llama4.embedding_length", s->n_embd);
+    mr_gguf_kv_u32(w, "llama4.feed_forward_length", x->n_ff_dense);
+    mr_gguf_kv_u32(w, "llama4.attention.head_count", s->n_head);
+    mr_gguf_kv_u32(w, "llama4.attention.head_count_kv", s->n_head_kv);
+    mr_gguf_kv_f32(w, "llama4.rope.freq_base", s->rope_base);
+    mr_gguf_kv_f32(w, "llama4.attention.layer_norm_rms_epsilon", 1e-5f);
+    mr_gguf_kv_u32(w, "llama4.expert_count", s->n_expert);
+    mr_gguf_kv_u32(w, "llama4.expert_used_count", s->n_expert_used);
+    mr_gguf_kv_u32(w, "llama4.attention.key_length", x->head_dim);
+    mr_gguf_kv_u32(w, "llama4.attention.value_length", x->head_dim);
+    mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
+    mr_gguf_kv_u32(w, "llama4.vocab_size", s->n_vocab);
+    mr_gguf_kv_u32(w, "llama4.rope.dimension_count", x->head_dim);
+    mr_gguf_kv_u32(w, "llama4.interleave_moe_layer_step", x->moe_step);
+    mr_gguf_kv_u32(w, "llama4.expert_feed_forward_length", s->n_ff);
+    mr_gguf_kv_u32(w, "general.quantization_version", 2);
+}
+
 static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uint64_t n_tensors,
                                 const vocab *v)
 {
     const mr_synth_shape *s = &p->shape;
     char name[96];
     snprintf(name, sizeof name, "synthetic %s%s (random weights)", s->name,
-             p->dense ? " dense twin" : "");
-    mr_gguf_kv_str(w, "general.architecture", s->mla.kv_lora ? "deepseek2" : "llama");
+             p->dense == 2 ? " dense twin of the same total size"
+             : p->dense    ? " dense twin" : "");
+    mr_gguf_kv_str(w, "general.architecture",
+                   s->llama4 ? "llama4" : s->mla.kv_lora ? "deepseek2" : "llama");
     mr_gguf_kv_str(w, "general.name", name);
+    if (s->llama4) {
+        write_llama4_keys(w, p);
+        goto vocab;
+    }
     if (s->mla.kv_lora) {
         write_mla_hparams(w, p);
         goto tokenizer;
@@ -470,8 +595,7 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
     mr_gguf_kv_u32(w, "llama.block_count", s->n_layer);
     mr_gguf_kv_u32(w, "llama.context_length", s->n_ctx);
     mr_gguf_kv_u32(w, "llama.embedding_length", s->n_embd);
-    mr_gguf_kv_u32(w, "llama.feed_forward_length",
-                   p->dense ? s->n_ff * s->n_expert_used : s->n_ff);
+    mr_gguf_kv_u32(w, "llama.feed_forward_length", (uint32_t)ffn_width(p));
     mr_gguf_kv_u32(w, "llama.attention.head_count", s->n_head);
     mr_gguf_kv_u32(w, "llama.attention.head_count_kv", s->n_head_kv);
     mr_gguf_kv_f32(w, "llama.rope.freq_base", s->rope_base);
@@ -485,6 +609,7 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
     mr_gguf_kv_u32(w, "llama.rope.dimension_count", s->n_embd / s->n_head);
 tokenizer:
     mr_gguf_kv_u32(w, "general.quantization_version", 2);
+vocab:
     mr_gguf_kv_str(w, "tokenizer.ggml.model", "llama");
     mr_gguf_kv_str(w, "tokenizer.ggml.pre", "default");
     mr_gguf_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, NULL, v->n);
@@ -521,6 +646,10 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
         return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
                        "shape %s with type %s is not a valid model", s->name,
                        mr_type_get(p->type)->name);
+    if (s->llama4 && p->dense)
+        return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
+                       "%s has no dense twin (its shared expert and dense layers are dense "
+                       "already)", s->name);
     uint32_t nt = 0;
     tinfo *t = layout(p, &nt);
     vocab v = {0};
@@ -572,6 +701,8 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
             if (t[i].kind == T_NORM || t[i].kind == T_ZERO) {
                 for (uint64_t k = 0; k < n_el; k++)
                     ((float *)buf)[k] = t[i].kind == T_NORM ? 1.0f : 0.0f;
+            } else if (t[i].kind == T_ROPE) {
+                llama4_rope_factors(s, (float *)buf);
             } else {
                 fill_random(&r, t[i].type, buf, n_el, t[i].std);
             }

@@ -30,11 +30,13 @@ typedef struct {
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert, n_expert_used;
     uint32_t n_ctx;
     float rope_base;
-    mr_synth_mla mla; /* zero for llama shapes; n_ff is then one routed expert's */
+    /* Llama 4 shapes (GGUF llama4; n_ff is the experts'): see synth.c; else NULL */
+    const struct mr_synth_llama4 *llama4;
+    mr_synth_mla mla; /* DeepSeek shapes; zero elsewhere (n_ff is then one routed expert's) */
 } mr_synth_shape;
 
 /* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
- * "deepseek-v3", "kimi-k2", ...); NULL
+ * "llama4-scout", "llama4-maverick", "deepseek-v3", "kimi-k2"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);
@@ -42,7 +44,9 @@ const char *const *mr_synth_shape_names(void);
 typedef struct {
     mr_synth_shape shape; /* n_layer may be lowered by the caller */
     uint32_t type;        /* matrices' type (mr_type); norms and router F32 */
-    int dense;            /* 1: the dense twin, n_ff x n_expert_used, no experts (llama shapes) */
+    int dense;            /* 1: the dense twin of the same active size (one FFN of
+                           * n_ff x n_expert_used); 2: of the same total size
+                           * (n_ff x n_expert); 0: the MoE (llama shapes only) */
     uint64_t seed;
 } mr_synth_params;
 

@@ -47,7 +47,9 @@ static const char *const k_eog_names[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
     "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]",
     "[EOS]", "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "[e~[", NULL};
+    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "[e~[",
+    "<|eot|>", "<|eom|>", /* Llama 4: HF's eos_token_id list (llama.cpp omits <|eom|>) */
+    NULL};
 static const char *const k_user_names[] = {"<|channel|>", "<|message|>", "<|start|>",
                                            "<|constrain|>", NULL};
 

@@ -94,7 +94,7 @@ static mr_status map_ffn(const mr_gguf *g, uint32_t n_layer, int moe, int32_t *l
             char dense[96];
             snprintf(dense, sizeof dense, "blk.%u.%s.weight", l, dense_names[p]);
             if (!t && moe && mr_gguf_tensor_find(g, dense))
-                continue; /* a dense layer of a MoE model (DeepSeek's first): no slices */
+                continue; /* a dense layer of a MoE model (Llama 4 Maverick): no slices */
             if (!t)
                 return mr_fail(err, MR_EFORMAT, g->path, name, MR_NO_OFFSET,
                                "tensor is missing, so its expert checksums cannot be checked");
@@ -244,15 +244,16 @@ mr_status mr_verify(const char *path, const char *source_dir, mr_verify_report *
                     "'%.*s' is not xxh3-64", (int)(alg.len < 32 ? alg.len : 32), alg.ptr);
         goto done;
     }
-    mr_str arch = {"llama", 5};
-    char kb[80], ke[80];
-    if (mr_gguf_find(g, "general.architecture") &&
-        (s = mr_gguf_get_str(g, "general.architecture", &arch, err)))
+    mr_str arch;
+    char k_layers[96], k_experts[96];
+    if ((s = mr_gguf_get_str(g, "general.architecture", &arch, err)))
         goto done;
-    snprintf(kb, sizeof kb, "%.*s.block_count", (int)(arch.len < 40 ? arch.len : 40), arch.ptr);
-    snprintf(ke, sizeof ke, "%.*s.expert_count", (int)(arch.len < 40 ? arch.len : 40), arch.ptr);
-    if ((s = mr_gguf_get_u32(g, kb, &n_layer, err)) ||
-        (s = mr_gguf_get_u32_opt(g, ke, &n_expert, err)))
+    snprintf(k_layers, sizeof k_layers, "%.*s.block_count", (int)(arch.len < 64 ? arch.len : 64),
+             arch.ptr);
+    snprintf(k_experts, sizeof k_experts, "%.*s.expert_count",
+             (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
+    if ((s = mr_gguf_get_u32(g, k_layers, &n_layer, err)) ||
+        (s = mr_gguf_get_u32_opt(g, k_experts, &n_expert, err)))
         goto done;
     if ((s = check_metadata(g, &rep->metadata, err)))
         goto done;

@@ -392,6 +392,9 @@ static const struct {
 } family_files[] = {
     {"tinyqwen3moe", "hf", "bf16", "tinyqwen3moe-bf16.gguf"},
     {"tinyqwen3moe", "hf", "q8_0", "tinyqwen3moe-q8_0.gguf"},
+    {"tinyllama4", "hf", "f32", "tinyllama4-f32.gguf"},
+    {"tinyllama4", "hf", "bf16", "tinyllama4-bf16.gguf"},
+    {"tinyllama4", "hf", "q8_0", "tinyllama4-q8_0.gguf"},
     /* DeepSeek-V3: the FP8 release layout and the community BF16 one give
      * the same file; the q8_0 is llama-quantize's of the F32 conversion */
     {"tinydeepseek3", "hf", "bf16", "tinydeepseek3-bf16.gguf"},

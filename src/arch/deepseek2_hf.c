@@ -249,7 +249,7 @@ static mr_status ds_tensors(mr_planner *pl, mr_error *err)
     for (uint32_t k = 0; k < d.nextn; k++) { /* MTP modules: not converted, as llama.cpp */
         char pre[64];
         snprintf(pre, sizeof pre, "model.layers.%u.", hp->n_layer + k);
-        mr_plan_drop(pl, pre);
+        mr_plan_drop_prefix(pl, pre);
     }
     return mr_hf_output(pl, err);
 }

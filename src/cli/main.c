@@ -20,6 +20,7 @@ static void usage(FILE *out)
             "  perplexity  measure perplexity on a text file\n"
             "  synth       write a random-weight model of a real architecture's shapes\n"
             "  bench       prompt and generation speed against the memory-bandwidth ceiling\n"
+            "  compare     a MoE's speed beside dense models of its active and total size\n"
             "  kld         KL divergence of the logits from reference logits\n"
             "  quantize    convert a Hugging Face checkpoint to GGUF\n"
             "  verify      check the checksums of a GGUF written by quantize\n\n"
@@ -39,7 +40,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", cmd_run},         {"info", cmd_info},   {"tokenize", cmd_tokenize},
         {"logits", cmd_logits},   {"perplexity", cmd_perplexity}, {"synth", cmd_synth},
-        {"bench", cmd_bench},
+        {"bench", cmd_bench},     {"compare", cmd_compare},
         {"quantize", cmd_quantize}, {"verify", cmd_verify},
         {"kld", cmd_kld},
     };
