@@ -32,11 +32,13 @@ struct mr_context {
     uint32_t k_type, v_type;       /* cache element types (F32, F16, Q8_0) */
     size_t k_row_bytes, v_row_bytes; /* one position of k_dim / v_dim elements */
     uint8_t *k_cache; /* layer il: kv_rows[il] rows of k_row_bytes from row kv_row0[il] */
-    uint8_t *v_cache; /* the same rows of v_row_bytes */
+    uint8_t *v_cache; /* the same rows of v_row_bytes; NULL when hp.v_in_k (values are the
+                       * first head_dim_v elements of the key rows) */
     uint32_t *kv_rows; /* (n_layer) n_ctx, or for a sliding-window layer a ring of
                         * window + n_batch - 1 rows rounded up to MR_ATTN_BLOCK:
                         * position p in row p % kv_rows */
     uint64_t *kv_row0; /* (n_layer) first row of each layer */
+    int mla_naive;    /* MLA: expand keys and values per head instead of absorbing kv_b */
     /* scratch for a batch of up to n_batch tokens */
     float *x;        /* (n_batch, n_embd) residual stream */
     float *h;        /* (n_batch, n_embd) normed input of the current block */
@@ -56,6 +58,7 @@ struct mr_context {
     double *rope_inv; /* (n_rot / 2) effective inverse frequency of each pair */
     float *rope_cs;  /* (n_batch, n_rot / 2, 2) cos, sin at the batch's positions */
     uint64_t *route_counts; /* (n_layer, n_expert) tokens routed, for stats */
+    float *scratch;  /* (n_batch, hp.scratch_floats) for the family's blocks, or NULL */
 };
 
 #endif

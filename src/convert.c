@@ -129,7 +129,7 @@ mr_status mr_cfg_refuse_set(const char *file, json_object *obj, const char *key,
 /* The families moerun converts, by config.json "architectures"[0]. */
 static const mr_hf_family *const hf_families[] = {
     &mr_hf_mixtral, &mr_hf_mistral, &mr_hf_llama, &mr_hf_qwen3moe,
-    &mr_hf_llama4, &mr_hf_llama4_text, &mr_hf_gptoss,
+    &mr_hf_llama4, &mr_hf_llama4_text, &mr_hf_gptoss, &mr_hf_deepseek3, &mr_hf_deepseek2,
 };
 #define N_HF_FAMILIES (sizeof hf_families / sizeof hf_families[0])
 
@@ -169,6 +169,47 @@ static mr_status cfg_refuse(const char *file, json_object *root, mr_error *err)
     return MR_OK;
 }
 
+/* quantization_config: DeepSeek's block-scaled FP8 release format
+ * (quant_method fp8, fmt e4m3, weight_block_size [b0, b1]), dequantized
+ * while reading, and gpt-oss's MXFP4 experts (quant_method mxfp4), kept as
+ * they are by its family (which checks them); other quantized checkpoints
+ * are refused. */
+static mr_status cfg_quantization(const char *file, json_object *root, mr_hf_config *hp,
+                                  mr_error *err)
+{
+    json_object *q, *v, *b;
+    if (!json_object_object_get_ex(root, "quantization_config", &q) ||
+        json_object_get_type(q) == json_type_null)
+        return MR_OK;
+    if (json_object_get_type(q) == json_type_object &&
+        json_object_object_get_ex(q, "quant_method", &v) &&
+        !strcmp(json_object_get_string(v), "mxfp4") && hp->fam == &mr_hf_gptoss)
+        return MR_OK;
+    if (json_object_get_type(q) != json_type_object ||
+        !json_object_object_get_ex(q, "quant_method", &v) ||
+        strcmp(json_object_get_string(v), "fp8"))
+        return mr_fail(err, MR_EUNSUPPORTED, file, "quantization_config", MR_NO_OFFSET,
+                       "only block-scaled fp8 checkpoints are converted (quant_method '%s')",
+                       json_object_object_get_ex(q, "quant_method", &v) ? json_object_get_string(v)
+                                                                        : "");
+    if (json_object_object_get_ex(q, "fmt", &v) && strcmp(json_object_get_string(v), "e4m3"))
+        return mr_fail(err, MR_EUNSUPPORTED, file, "quantization_config.fmt", MR_NO_OFFSET,
+                       "'%s' is not supported (e4m3 is)", json_object_get_string(v));
+    if (!json_object_object_get_ex(q, "weight_block_size", &b) ||
+        json_object_get_type(b) != json_type_array || json_object_array_length(b) != 2)
+        return mr_fail(err, MR_EFORMAT, file, "quantization_config.weight_block_size",
+                       MR_NO_OFFSET, "missing or not two integers");
+    for (int i = 0; i < 2; i++) {
+        json_object *e = json_object_array_get_idx(b, (size_t)i);
+        int64_t x = json_object_get_int64(e);
+        if (json_object_get_type(e) != json_type_int || x < 1 || x > 65536)
+            return mr_fail(err, MR_EFORMAT, file, "quantization_config.weight_block_size",
+                           MR_NO_OFFSET, "'%s' is not a block size", json_object_get_string(e));
+        hp->fp8_block[i] = (uint32_t)x;
+    }
+    return MR_OK;
+}
+
 /* Parse and check dir/config.json into hp; the file joins the sources. */
 static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
 {
@@ -199,6 +240,7 @@ static mr_status read_config(const char *dir, mr_plan *p, mr_error *err)
     hp->rms_eps = 1e-6f;
     hp->n_ctx = 2048;
     if ((s = cfg_arch(path, top, hp, err)) || (s = cfg_refuse(path, root, err)) ||
+        (s = cfg_quantization(path, root, hp, err)) ||
         (s = mr_cfg_u32(path, root, "vocab_size", 1, MAX_DIM, &hp->n_vocab, err)) ||
         (s = mr_cfg_u32(path, root, "hidden_size", 1, MAX_DIM, &hp->n_embd, err)) ||
         (s = mr_cfg_u32(path, root, "num_hidden_layers", 1, MAX_LAYERS, &hp->n_layer, err)) ||
@@ -292,25 +334,32 @@ static const char *shape_str(char *buf, size_t n, const uint64_t *shape, uint32_
 }
 
 /* Find HF tensor name, check its dtype and its shape against the config's
- * (n_dims, shape), and mark it used. */
+ * (n_dims, shape), and mark it used.  An F8_E4M3 tensor also brings its
+ * block scales <name>_scale_inv (*scale; NULL for other dtypes). */
 static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
                                 const uint64_t *shape, int u8, const mr_st_tensor **out,
-                                uint32_t *shard, mr_error *err);
+                                uint32_t *shard, const mr_st_tensor **scale,
+                                uint32_t *scale_shard, mr_error *err);
 
 static mr_status take_source(planner *pl, const char *name, uint32_t nd, const uint64_t *shape,
-                             const mr_st_tensor **out, uint32_t *shard, mr_error *err)
+                             const mr_st_tensor **out, uint32_t *shard, const mr_st_tensor **scale,
+                             uint32_t *scale_shard, mr_error *err)
 {
-    return take_source_as(pl, name, nd, shape, 0, out, shard, err);
+    return take_source_as(pl, name, nd, shape, 0, out, shard, scale, scale_shard, err);
 }
 
 /* take_source, of dtype U8 (u8 = 1: packed MXFP4 bytes) or a float dtype. */
 static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
                                 const uint64_t *shape, int u8, const mr_st_tensor **out,
-                                uint32_t *shard, mr_error *err)
+                                uint32_t *shard, const mr_st_tensor **scale,
+                                uint32_t *scale_shard, mr_error *err)
 {
     mr_st_checkpoint *c = pl->p->ckpt;
+    const uint32_t *blk = pl->p->hp.fp8_block;
     int64_t idx = ckpt_index(c, name);
     char want[96], got[96];
+    if (scale)
+        *scale = NULL;
     if (idx < 0)
         return mr_fail(err, MR_EFORMAT, c->index_path ? c->index_path : c->dir, name,
                        MR_NO_OFFSET, "tensor is missing from the checkpoint (%s needs it)",
@@ -318,12 +367,15 @@ static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
     const mr_st_tensor *t = c->tensors[idx];
     *shard = c->tensor_shard[idx];
     const char *file = c->shards[*shard]->path;
+    const int fp8 = !u8 && scale && t->dtype == MR_ST_F8_E4M3 && blk[0] && nd == 2;
     if (u8 && t->dtype != MR_ST_U8)
         return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
                        "dtype %s is not the U8 of packed MXFP4", mr_st_dtype_name(t->dtype));
-    if (!u8 && t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16)
+    if (!u8 && t->dtype != MR_ST_F32 && t->dtype != MR_ST_F16 && t->dtype != MR_ST_BF16 && !fp8)
         return mr_fail(err, MR_EUNSUPPORTED, file, name, t->offset,
-                       "dtype %s is not supported (BF16, F16, F32 are)", mr_st_dtype_name(t->dtype));
+                       "dtype %s is not supported (BF16, F16, F32 are, and F8_E4M3 matrices with "
+                       "quantization_config fp8)",
+                       mr_st_dtype_name(t->dtype));
     int ok = t->n_dims == nd;
     for (uint32_t i = 0; ok && i < nd; i++)
         ok = t->shape[i] == shape[i];
@@ -332,6 +384,27 @@ static mr_status take_source_as(planner *pl, const char *name, uint32_t nd,
                        "shape %s contradicts config.json, which implies %s",
                        shape_str(got, sizeof got, t->shape, t->n_dims),
                        shape_str(want, sizeof want, shape, nd));
+    if (fp8) {
+        char sn[160];
+        const uint64_t sshape[2] = {(shape[0] + blk[0] - 1) / blk[0],
+                                    (shape[1] + blk[1] - 1) / blk[1]};
+        snprintf(sn, sizeof sn, "%s_scale_inv", name);
+        int64_t si = ckpt_index(c, sn);
+        if (si < 0)
+            return mr_fail(err, MR_EFORMAT, file, name, t->offset,
+                           "an F8_E4M3 weight without its %s", sn);
+        const mr_st_tensor *st = c->tensors[si];
+        if (st->n_dims != 2 || st->shape[0] != sshape[0] || st->shape[1] != sshape[1] ||
+            (st->dtype != MR_ST_F32 && st->dtype != MR_ST_BF16 && st->dtype != MR_ST_F16))
+            return mr_fail(err, MR_EFORMAT, c->shards[c->tensor_shard[si]]->path, sn, st->offset,
+                           "block scales must be a float %s (blocks of %ux%u), not %s %s",
+                           shape_str(want, sizeof want, sshape, 2), blk[0], blk[1],
+                           mr_st_dtype_name(st->dtype),
+                           shape_str(got, sizeof got, st->shape, st->n_dims));
+        pl->used[si] = 1;
+        *scale = st;
+        *scale_shard = c->tensor_shard[si];
+    }
     pl->used[idx] = 1;
     *out = t;
     return MR_OK;
@@ -353,15 +426,20 @@ mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t
     snprintf(t->name, sizeof t->name, "%s", gguf);
     t->src = calloc(n_src, sizeof *t->src);
     t->src_shard = calloc(n_src, sizeof *t->src_shard);
-    if (!t->src || !t->src_shard) {
+    t->scale = calloc(n_src, sizeof *t->scale);
+    t->scale_shard = calloc(n_src, sizeof *t->scale_shard);
+    if (!t->src || !t->src_shard || !t->scale || !t->scale_shard) {
         free(t->src);
         free(t->src_shard);
+        free(t->scale);
+        free(t->scale_shard);
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     }
     p->n_tensors++;
     t->n_src = n_src;
     for (uint32_t i = 0; i < n_src; i++) {
-        mr_status s = take_source(pl, hf[i], rows ? 2 : 1, shape, &t->src[i], &t->src_shard[i], err);
+        mr_status s = take_source(pl, hf[i], rows ? 2 : 1, shape, &t->src[i], &t->src_shard[i],
+                                  &t->scale[i], &t->scale_shard[i], err);
         if (s)
             return s;
     }
@@ -372,6 +450,30 @@ mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t
     t->perm_heads = perm_heads;
     t->layer = layer;
     t->part = part;
+    return MR_OK;
+}
+
+mr_status mr_plan_add_head_split(mr_planner *pl, const char *gguf, const char *hf, uint32_t heads,
+                                 uint32_t head_rows, uint32_t head_off, uint32_t n, uint64_t cols,
+                                 int transpose, int layer, mr_error *err)
+{
+    char name[1][128];
+    snprintf(name[0], sizeof name[0], "%s", hf);
+    if (!heads || !n || head_off + n > head_rows)
+        return mr_fail(err, MR_EINVAL, NULL, gguf, MR_NO_OFFSET, "bad head split");
+    mr_status s = mr_plan_add(pl, gguf, name, 1, (uint64_t)heads * head_rows, cols, 0, layer,
+                              MR_PART_NONE, err);
+    if (s)
+        return s;
+    mr_plan_tensor *t = &pl->p->t[pl->p->n_tensors - 1];
+    t->n_dims = 3;
+    t->ne[0] = transpose ? n : cols;
+    t->ne[1] = transpose ? cols : n;
+    t->ne[2] = heads;
+    t->split_heads = heads;
+    t->head_rows = head_rows;
+    t->head_off = head_off;
+    t->transpose = transpose;
     return MR_OK;
 }
 
@@ -387,9 +489,13 @@ static mr_status plan_next(mr_plan *p, const char *gguf, uint32_t n_src, mr_plan
     snprintf(t->name, sizeof t->name, "%s", gguf);
     t->src = calloc(n_src ? n_src : 1, sizeof *t->src);
     t->src_shard = calloc(n_src ? n_src : 1, sizeof *t->src_shard);
-    if (!t->src || !t->src_shard) {
+    t->scale = calloc(n_src ? n_src : 1, sizeof *t->scale);
+    t->scale_shard = calloc(n_src ? n_src : 1, sizeof *t->scale_shard);
+    if (!t->src || !t->src_shard || !t->scale || !t->scale_shard) {
         free(t->src);
         free(t->src_shard);
+        free(t->scale);
+        free(t->scale_shard);
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     }
     p->n_tensors++;
@@ -404,8 +510,8 @@ mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *h
 {
     mr_plan *p = pl->p;
     mr_plan_tensor *t;
-    const mr_st_tensor *src;
-    uint32_t shard;
+    const mr_st_tensor *src, *scale;
+    uint32_t shard, scale_shard;
     const uint64_t shape[3] = {n_expert, cols, src_cols};
     mr_status s;
     if (col0 + rows > src_cols)
@@ -414,7 +520,7 @@ mr_status mr_plan_add_transposed(mr_planner *pl, const char *gguf, const char *h
                        (unsigned long long)col0, (unsigned long long)(col0 + rows),
                        (unsigned long long)src_cols);
     if ((s = plan_next(p, gguf, n_expert, &t, err)) ||
-        (s = take_source(pl, hf, 3, shape, &src, &shard, err)))
+        (s = take_source(pl, hf, 3, shape, &src, &shard, &scale, &scale_shard, err)))
         return s;
     t->n_src = n_expert;
     for (uint32_t e = 0; e < n_expert; e++) {
@@ -445,7 +551,8 @@ mr_status mr_plan_add_strided(mr_planner *pl, const char *gguf, const char *hf,
     uint32_t shard;
     mr_status s;
     if ((s = plan_next(pl->p, gguf, n, &t, err)) ||
-        (s = take_source(pl, hf, (uint32_t)nd, nd == 3 ? shape3 : shape3 + 1, &src, &shard, err)))
+        (s = take_source_as(pl, hf, (uint32_t)nd, nd == 3 ? shape3 : shape3 + 1, 0, &src, &shard,
+                               NULL, NULL, err)))
         return s;
     t->n_src = n;
     for (uint32_t e = 0; e < n; e++) {
@@ -479,8 +586,8 @@ mr_status mr_plan_add_mxfp4(mr_planner *pl, const char *gguf, const char *blocks
     uint32_t shard, sc_shard;
     mr_status s;
     if ((s = plan_next(pl->p, gguf, n_slices, &t, err)) ||
-        (s = take_source_as(pl, blocks, 4, bs, 1, &src, &shard, err)) ||
-        (s = take_source_as(pl, scales, 3, bs, 1, &sc, &sc_shard, err)))
+        (s = take_source_as(pl, blocks, 4, bs, 1, &src, &shard, NULL, NULL, err)) ||
+        (s = take_source_as(pl, scales, 3, bs, 1, &sc, &sc_shard, NULL, NULL, err)))
         return s;
     t->n_src = n_slices;
     for (uint32_t e = 0; e < n_slices; e++) {
@@ -602,7 +709,8 @@ static mr_status plan_types(planner *pl, mr_error *err)
                            pl->ot->name, mr_type_get(t->type)->name);
         t->row_bytes = mr_type_row_bytes(t->type, t->ne[0]);
         t->slice_bytes = t->row_bytes * t->ne[1];
-        t->nbytes = t->slice_bytes * (t->n_src ? t->n_src : 1); /* generated: one */
+        t->nbytes = t->slice_bytes * (t->split_heads ? t->split_heads
+                                      : t->n_src ? t->n_src : 1); /* generated: one */
     }
     return MR_OK;
 }
@@ -666,7 +774,7 @@ static void size_label(const mr_plan *p, char *out, size_t n)
     uint64_t shared = 0, expert = 0;
     for (uint32_t i = 0; i < p->n_tensors; i++) {
         const mr_plan_tensor *t = &p->t[i];
-        uint64_t per = t->ne[0] * t->ne[1];
+        uint64_t per = t->ne[0] * t->ne[1] * (t->split_heads ? t->ne[2] : 1);
         if (t->n_src > 1)
             expert += per;
         else
@@ -798,6 +906,8 @@ static void plan_free(mr_plan *p)
     for (uint32_t i = 0; i < p->n_tensors; i++) {
         free(p->t[i].src);
         free(p->t[i].src_shard);
+        free(p->t[i].scale);
+        free(p->t[i].scale_shard);
         free(p->t[i].gen);
     }
     free(p->t);

@@ -32,6 +32,9 @@ typedef struct {
     int has_head_dim;        /* config.json gives head_dim */
     int tied;                /* tie_word_embeddings */
     float rope_theta, rms_eps;
+    /* quantization_config {quant_method fp8, fmt e4m3, weight_block_size}:
+     * F8_E4M3 weights W = q * <name>_scale_inv[i / b0][j / b1]; 0: none */
+    uint32_t fp8_block[2];
 } mr_hf_config;
 
 /* One output tensor. */
@@ -46,6 +49,16 @@ typedef struct {
     uint32_t perm_heads;     /* 0, or heads to apply llama.cpp's Q/K permutation over */
     int32_t layer, part;     /* FFN slices: layer and MR_PART_*; else -1 */
     uint32_t windex;         /* index in the writer */
+    /* F8_E4M3 sources: each one's weight_scale_inv, [ceil(rows / b0),
+     * ceil(cols / b1)] (NULL entries for other dtypes) */
+    const mr_st_tensor **scale;
+    uint32_t *scale_shard;
+    /* MLA's kv_b split (split_heads > 0): one source of split_heads blocks
+     * of head_rows rows; output head h (ne[2]) is the block's rows
+     * head_off.. (ne[1] of them, or ne[0] when transpose: then output row
+     * i is source column i of those rows) */
+    uint32_t split_heads, head_rows, head_off;
+    int transpose;
     /* A transposed source (Llama 4's fused experts, stored x @ W): every
      * src[e] is one 3-D tensor [n_src, ne[0], src_cols] and row r of
      * expert e is its column src_col0 + r.  src_cols 0: rows are rows. */
@@ -109,6 +122,7 @@ typedef struct mr_hf_family {
 
 extern const mr_hf_family mr_hf_mixtral, mr_hf_mistral, mr_hf_llama, mr_hf_qwen3moe;
 extern const mr_hf_family mr_hf_llama4, mr_hf_llama4_text, mr_hf_gptoss;
+extern const mr_hf_family mr_hf_deepseek3, mr_hf_deepseek2;
 
 /* Add output tensor `gguf` made of n_src checkpoint tensors (names hf[i],
  * each of shape (rows, cols), or a vector of cols when rows == 0), stacked
@@ -118,6 +132,12 @@ extern const mr_hf_family mr_hf_llama4, mr_hf_llama4_text, mr_hf_gptoss;
 mr_status mr_plan_add(mr_planner *pl, const char *gguf, char hf[][128], uint32_t n_src,
                       uint64_t rows, uint64_t cols, uint32_t perm_heads, int layer, int part,
                       mr_error *err);
+/* Add output tensor `gguf` from the per-head blocks of checkpoint tensor
+ * hf (heads x head_rows rows of cols): head h's rows head_off..head_off+n,
+ * as [cols, n, heads] or, transposed, [n, cols, heads] (ggml ne). */
+mr_status mr_plan_add_head_split(mr_planner *pl, const char *gguf, const char *hf, uint32_t heads,
+                                 uint32_t head_rows, uint32_t head_off, uint32_t n, uint64_t cols,
+                                 int transpose, int layer, mr_error *err);
 /* Add output tensor `gguf` of n_expert slices, each the transpose of a
  * column band of checkpoint tensor `hf` of shape [n_expert, cols, src_cols]:
  * slice e has `rows` rows, row r = column col0 + r of hf[e]. */

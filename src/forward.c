@@ -54,6 +54,7 @@ static uint32_t kv_rows_of(const mr_model *m, uint32_t il, uint32_t n_ctx, uint3
 /* Buffer sizes of a context, shared by mr_context_new and mr_context_bytes. */
 typedef struct {
     uint64_t q_dim, k_dim, v_dim, o_dim, ff, widest, nb, att;
+    uint64_t v_cache; /* floats per cached position of the V cache (0: values in K) */
 } ctx_dims;
 
 static ctx_dims dims_of(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
@@ -69,7 +70,9 @@ static ctx_dims dims_of(const mr_model *m, uint32_t n_ctx, uint32_t n_batch)
     d.att = d.o_dim > hp->n_embd ? d.o_dim : hp->n_embd;
     uint64_t w = hp->n_embd > d.ff ? hp->n_embd : d.ff;
     w = w > d.q_dim ? w : d.q_dim;
-    d.widest = w > d.o_dim ? w : d.o_dim;
+    w = w > d.o_dim ? w : d.o_dim;
+    d.widest = w > hp->widest_in ? w : hp->widest_in;
+    d.v_cache = hp->v_in_k ? 0 : d.v_dim;
     return d;
 }
 
@@ -130,9 +133,9 @@ mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t 
     c->o_dim = (uint32_t)d.o_dim;
     c->ff_max = (uint32_t)d.ff;
     c->k_type = k_type;
-    c->v_type = v_type;
+    c->v_type = hp->v_in_k ? k_type : v_type; /* MLA: values are read from the key rows */
     c->k_row_bytes = mr_type_row_bytes(k_type, (int64_t)d.k_dim);
-    c->v_row_bytes = mr_type_row_bytes(v_type, (int64_t)d.v_dim);
+    c->v_row_bytes = d.v_cache ? mr_type_row_bytes(v_type, (int64_t)d.v_dim) : 0;
     c->kv_rows = xcalloc(hp->n_layer, sizeof(uint32_t), &fail);
     c->kv_row0 = xcalloc(hp->n_layer, sizeof(uint64_t), &fail);
     uint64_t kv_total = 0;
@@ -142,7 +145,10 @@ mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t 
         kv_total += c->kv_rows[il];
     }
     c->k_cache = xcalloc((size_t)kv_total, c->k_row_bytes, &fail);
-    c->v_cache = xcalloc((size_t)kv_total, c->v_row_bytes, &fail);
+    if (d.v_cache)
+        c->v_cache = xcalloc((size_t)kv_total, c->v_row_bytes, &fail);
+    if (hp->scratch_floats)
+        c->scratch = xcalloc(nb * hp->scratch_floats, sizeof(float), &fail);
     c->x = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->h = xcalloc(nb * hp->n_embd, sizeof(float), &fail);
     c->q = xcalloc(nb * d.q_dim, sizeof(float), &fail);
@@ -196,7 +202,8 @@ uint64_t mr_context_bytes_kv(const mr_model *m, uint32_t n_ctx, uint32_t n_batch
     for (uint32_t il = 0; il < hp->n_layer; il++) /* KV cache */
         b += (uint64_t)kv_rows_of(m, il, n_ctx, n_batch) *
              (mr_type_row_bytes(k_type, (int64_t)d.k_dim) +
-              mr_type_row_bytes(v_type, (int64_t)d.v_dim));
+              (d.v_cache ? mr_type_row_bytes(v_type, (int64_t)d.v_dim) : 0));
+    b += d.nb * hp->scratch_floats * 4;
     b += d.nb * (4ull * hp->n_embd + d.q_dim + d.k_dim + d.v_dim + d.att + 2 * d.ff) * 4;
     b += d.nb * ((d.widest / 32 + 1) * 36 + d.widest * 4);                /* activations */
     b += d.nb * hp->rope.n_rot * 4 + d.nb * hp->n_expert * 4;
@@ -209,7 +216,7 @@ void mr_context_free(mr_context *c)
         return;
     void *bufs[] = {c->k_cache, c->v_cache, c->kv_rows, c->kv_row0, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
                     c->rl, c->selw, c->xg, c->g, c->u, c->y, c->w_of, c->rope_inv,
-                    c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts};
+                    c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts, c->scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     mr_pool_free(c->pool);
@@ -238,6 +245,11 @@ void mr_context_set_yarn_trunc(mr_context *c, int trunc)
     if (trunc)
         hp.rope.yarn_no_truncate = 0;
     nn_rope_init(&hp, c->m->rope_freqs, c->rope_inv);
+}
+
+void mr_context_set_mla_naive(mr_context *c, int naive)
+{
+    c->mla_naive = naive;
 }
 
 mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)

@@ -49,6 +49,11 @@ void mr_context_set_exact(mr_context *c, int exact);
  * YaRN.  Set it before the first decode: cached keys keep their rotation. */
 void mr_context_set_yarn_trunc(mr_context *c, int trunc);
 
+/* MLA families (DeepSeek): naive = 1 expands every cached latent into
+ * per-head keys and values (the checkpoint's own form) instead of
+ * absorbing kv_b into the query and output; for checking the two agree. */
+void mr_context_set_mla_naive(mr_context *c, int naive);
+
 /* Kernel set of this context: "scalar", "avx2", "avx512" or "neon"; by
  * default the one chosen at start-up (the best, or MOERUN_ISA's).  Tests
  * use it to compare kernel sets on the whole model in one process.

@@ -461,7 +461,8 @@ void mr_model_free(mr_model *m)
             mr_layer *L = &m->layers[i];
             float *f[] = {L->attn_norm, L->ffn_norm, L->q_norm, L->k_norm, L->sinks,
                           L->bq, L->bk, L->bv, L->bo, L->router_bias, L->select_bias,
-                          L->gate_bias, L->up_bias, L->down_bias};
+                          L->gate_bias, L->up_bias, L->down_bias, L->q_a_norm,
+                          L->kv_a_norm};
             for (size_t j = 0; j < sizeof f / sizeof f[0]; j++)
                 free(f[j]);
         }

@@ -99,6 +99,7 @@ typedef struct {
     uint32_t n_ff;        /* per-expert (or, in a dense model, the dense) hidden size */
     uint32_t n_ff_dense;  /* hidden size of the dense layers of a MoE model (0: none) */
     uint32_t n_ff_shexp;  /* hidden size of the shared expert (0: none) */
+    uint32_t n_layer_dense; /* leading layers with a dense FFN (DeepSeek's first_k_dense_replace) */
     uint32_t n_expert;    /* 0 in the file for dense; stored here as 1 */
     uint32_t n_expert_used;
     uint32_t n_ctx_train;
@@ -110,6 +111,16 @@ typedef struct {
     mr_router_cfg router;
     mr_ffn_act act;
     float act_alpha, act_limit; /* MR_ACT_SWIGLU_OAI */
+    /* MLA (DeepSeek-V2/V3, Kimi K2): the cache holds one latent row per
+     * token, head_dim = n_lora_kv + n_rot wide (its "kv head"); a query head
+     * is head_dim_mla_k = nope + n_rot wide and yields head_dim_mla_v. */
+    uint32_t n_lora_q;       /* rank of q_a (0: q projected directly) */
+    uint32_t n_lora_kv;      /* latent (compressed kv) size */
+    uint32_t head_dim_mla_k, head_dim_mla_v;
+    int v_in_k;              /* a value is the first head_dim_v floats of its key row:
+                              * the context allocates no V cache */
+    uint32_t scratch_floats; /* per-token scratch (c->scratch) the family's blocks need */
+    uint32_t widest_in;      /* widest matmul input beyond n_embd, FFN, q and o sizes */
     /* Llama 4 layer schedule (src/arch/llama4.c); 0 elsewhere */
     uint32_t moe_layer_step;   /* layer il is MoE iff (il + 1) % step == 0 */
     uint32_t nope_period;      /* layer il has no rope iff (il + 1) % period == 0 (0: none) */
@@ -129,6 +140,11 @@ typedef struct {
     float *attn_norm;  /* (n_embd) f32 copy */
     float *ffn_norm;   /* (n_embd) f32 copy */
     float *q_norm;     /* (head_dim) per-head RMSNorm of q before rope, or NULL */
+    /* MLA: q = wq_b(rmsnorm(wq_a h) * q_a_norm) (or wq h), latent|k_pe = wkv_a h,
+     * wk_b (per head: n_lora_kv rows of nope), wv_b (per head: head_dim_mla_v
+     * rows of n_lora_kv), stacked over heads in ne[2] */
+    mr_tensor wq_a, wq_b, wkv_a, wk_b, wv_b;
+    float *q_a_norm, *kv_a_norm; /* (n_lora_q), (n_lora_kv) */
     float *k_norm;     /* (head_dim) per-head RMSNorm of k before rope, or NULL */
     float *sinks;      /* (n_head) learned sink logits, or NULL */
     float *bq, *bk, *bv, *bo; /* attention biases (f32 copies), or NULL */

@@ -36,7 +36,8 @@ enum { JOB_PENDING, JOB_DONE, JOB_FAILED };
 
 typedef struct {
     uint32_t tensor, src, shard;
-    uint64_t row0, nrows;
+    uint64_t row0, nrows;      /* output rows */
+    uint64_t src_row0;         /* first source row read (FP8 scales, head splits) */
     uint64_t src_off, src_len; /* absolute in the shard; what the shard hash takes from raw */
     uint64_t raw_len;          /* bytes read into raw (a transposed job's band: src_len 0) */
     uint64_t aux_off, aux_len; /* MXFP4 scales, absolute in shard aux_shard, read into raw
@@ -53,6 +54,8 @@ typedef struct {
     uint8_t *raw;  /* source bytes */
     uint8_t *out;  /* quantized rows */
     float *row;    /* one widened row, then one gathered source row */
+    float *block;  /* a head's widened rows, for transposed head splits */
+    float *scales; /* FP8 block scales of the job's rows */
 } slot;
 
 typedef struct {
@@ -92,6 +95,62 @@ static slot *slot_of(pool *P, const job *j)
     return &P->slots[(uint64_t)(j - P->jobs) % P->window];
 }
 
+/* Source columns of a tensor's rows (the output row length unless the
+ * head split transposes). */
+static uint64_t src_row_len(const mr_plan_tensor *t)
+{
+    return t->transpose ? t->ne[1] : t->ne[0];
+}
+
+/* Widen source row r of the job (0 = its first) into dst: dtype to f32,
+ * times the FP8 block scale of its (row, column) block.  A NaN or infinity
+ * would quantize to garbage (or undefined casts) and the model would print
+ * nothing: it is refused, naming the element. */
+static mr_status widen_row(const mr_plan *p, const mr_plan_tensor *t, const job *j,
+                           const slot *b, uint64_t r, float *dst, mr_error *err)
+{
+    const mr_st_tensor *src = t->src[j->src];
+    const uint64_t nc = src_row_len(t), es = mr_st_dtype_size(src->dtype);
+    mr_st_to_f32(src->dtype, b->raw + r * nc * es, dst, nc);
+    if (t->scale[j->src]) {
+        const uint32_t b0 = p->hp.fp8_block[0], b1 = p->hp.fp8_block[1];
+        const uint64_t nbc = (nc + b1 - 1) / b1;
+        const float *sc = b->scales + ((j->src_row0 + r) / b0 - j->src_row0 / b0) * nbc;
+        for (uint64_t c = 0; c < nc; c++)
+            dst[c] *= sc[c / b1];
+    }
+    size_t bad = mr_first_nonfinite(dst, nc);
+    if (bad < nc)
+        return mr_fail(err, MR_EFORMAT, p->ckpt->shards[j->shard]->path, src->name,
+                       j->src_off + (r * nc + bad) * es,
+                       "element [%llu, %llu] is %s: refusing to convert non-finite weights",
+                       (unsigned long long)(j->src_row0 + r), (unsigned long long)bad,
+                       dst[bad] != dst[bad] ? "NaN" : "infinite");
+    return MR_OK;
+}
+
+/* Read the FP8 block scales covering the job's source rows into the slot. */
+static mr_status read_scales(pool *P, const mr_plan_tensor *t, const job *j, uint64_t n_src_rows,
+                             slot *b, mr_error *err)
+{
+    const mr_st_tensor *st = t->scale[j->src];
+    const uint32_t b0 = P->p->hp.fp8_block[0];
+    const uint64_t r0 = j->src_row0 / b0, r1 = (j->src_row0 + n_src_rows - 1) / b0;
+    const uint64_t nbc = st->shape[1], es = mr_st_dtype_size(st->dtype);
+    uint8_t raw[4096];
+    for (uint64_t r = r0; r <= r1; r++) {
+        for (uint64_t c0 = 0; c0 < nbc; c0 += sizeof raw / es) {
+            uint64_t n = nbc - c0 < sizeof raw / es ? nbc - c0 : sizeof raw / es;
+            mr_status s = mr_st_pread(P->p->ckpt->shards[t->scale_shard[j->src]],
+                                      st->offset + (r * nbc + c0) * es, raw, n * es, err);
+            if (s)
+                return s;
+            mr_st_to_f32(st->dtype, raw, b->scales + (r - r0) * nbc + c0, n);
+        }
+    }
+    return MR_OK;
+}
+
 /* A transposed job (mr_plan_tensor.src_cols): read the band of columns
  * row0..row0+nrows of every source row of the expert (one pread each, the
  * band of row c at raw + c * nrows), gather each output row and quantize. */
@@ -121,7 +180,8 @@ static mr_status run_transposed(pool *P, job *j, mr_error *err)
     return MR_OK;
 }
 
-/* Read, widen, permute and quantize one job's rows into its slot. */
+/* Read, widen, permute (or transpose) and quantize one job's rows into
+ * its slot. */
 static mr_status run_job(pool *P, job *j, mr_error *err)
 {
     const mr_plan_tensor *t = &P->p->t[j->tensor];
@@ -138,8 +198,9 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
     const uint64_t hd = t->perm_heads ? t->ne[1] / t->perm_heads : 0;
     mr_from_f32_fn quant = mr_type_get(t->type)->from_f32;
     slot *b = slot_of(P, j);
+    const uint64_t n_src_rows = t->transpose ? ne0 : j->nrows;
     mr_status s = mr_st_pread(f, j->src_off, b->raw, j->src_len, err);
-    if (s)
+    if (s || (t->scale[j->src] && (s = read_scales(P, t, j, n_src_rows, b, err))))
         return s;
     const uint64_t rs = t->row_step ? t->row_step : 1, rf = t->row_first;
     if (t->scales) { /* released MXFP4: repack, never requantize */
@@ -188,22 +249,26 @@ static mr_status run_job(pool *P, job *j, mr_error *err)
         if (r + 1 == j->nrows)
             return MR_OK;
     }
+    if (t->transpose) { /* output row i = column i of the head's source rows */
+        const uint64_t nc = src_row_len(t);
+        for (uint64_t r = 0; r < n_src_rows; r++)
+            if ((s = widen_row(P->p, t, j, b, r, b->block + r * nc, err)))
+                return s;
+        for (uint64_t i = 0; i < j->nrows; i++) {
+            for (uint64_t r = 0; r < ne0; r++)
+                b->row[r] = b->block[r * nc + j->row0 + i];
+            quant(b->row, b->out + i * t->row_bytes, (int64_t)ne0);
+        }
+        return MR_OK;
+    }
     for (uint64_t r = 0; r < j->nrows; r++) {
         uint64_t sr = r;
         if (hd) { /* llama.cpp: reshape(n_head, 2, hd/2, in).swapaxes(1, 2) */
             uint64_t base = r / hd * hd, o = r - base;
             sr = base + (o % 2) * (hd / 2) + o / 2;
         }
-        mr_st_to_f32(src->dtype, b->raw + sr * ne0 * es, b->row, ne0);
-        /* a NaN or infinity would quantize to garbage (or undefined casts)
-         * and the model would print nothing: refuse it, naming the element */
-        size_t bad = mr_first_nonfinite(b->row, ne0);
-        if (bad < ne0)
-            return mr_fail(err, MR_EFORMAT, f->path, src->name,
-                           j->src_off + (sr * ne0 + bad) * es,
-                           "element [%llu, %llu] is %s: refusing to convert non-finite weights",
-                           (unsigned long long)(j->row0 + sr), (unsigned long long)bad,
-                           b->row[bad] != b->row[bad] ? "NaN" : "infinite");
+        if ((s = widen_row(P->p, t, j, b, sr, b->row, err)))
+            return s;
         quant(b->row, b->out + r * t->row_bytes, (int64_t)ne0);
     }
     return MR_OK;
@@ -259,7 +324,8 @@ static int cmp_job(const void *a, const void *b)
 }
 
 /* Cut every tensor into jobs of at most MR_CONVERT_JOB_BYTES of source
- * (whole heads for permuted tensors, at least one row) and sort them. */
+ * (whole heads for permuted tensors, one head of a head split, at least
+ * one row) and sort them. */
 static mr_status make_jobs(pool *P, mr_error *err)
 {
     const mr_plan *p = P->p;
@@ -280,9 +346,11 @@ static mr_status make_jobs(pool *P, mr_error *err)
                 continue;
             }
             const uint64_t rs = t->row_step ? t->row_step : 1;
-            /* bytes of one output row's source row(s) */
+            /* bytes of one output row's source row(s): packed MXFP4, strided
+             * (gpt-oss's interleaved gate/up), transposed heads (DeepSeek's
+             * kv_b) or plain */
             uint64_t src_row = t->scales ? t->ne[0] / 32 * 16
-                                         : t->ne[0] * (t->col_step ? t->col_step : 1) *
+                                         : src_row_len(t) * (t->col_step ? t->col_step : 1) *
                                                mr_st_dtype_size(t->src[0]->dtype);
             uint64_t aux_row = t->scales ? t->ne[0] / 32 : 0;
             uint64_t step = P->job_bytes / (src_row * rs);
@@ -292,21 +360,33 @@ static mr_status make_jobs(pool *P, mr_error *err)
                 if (step < hd)
                     step = hd;
             }
+            if (t->split_heads) /* one head per job: a transpose needs all its rows */
+                step = t->ne[1];
             if (step == 0)
                 step = 1;
-            for (uint32_t e = 0; e < t->n_src; e++) {
+            const uint32_t n_parts = t->split_heads ? t->split_heads : t->n_src;
+            for (uint32_t e = 0; e < n_parts; e++) {
                 for (uint64_t r = 0; r < t->ne[1]; r += step) {
                     uint64_t nr = t->ne[1] - r < step ? t->ne[1] - r : step;
                     if (pass == 1) {
                         job *j = &P->jobs[n];
                         memset(j, 0, sizeof *j);
                         j->tensor = ti;
-                        j->src = e;
-                        j->shard = t->src_shard[e];
+                        j->src = t->split_heads ? 0 : e;
+                        j->shard = t->src_shard[j->src];
                         j->row0 = r;
                         j->nrows = nr;
-                        j->src_off = t->src[e]->offset + e * t->src_slice_off + r * rs * src_row;
-                        j->src_len = nr * rs * src_row;
+                        if (t->split_heads) {
+                            j->src_row0 = (uint64_t)e * t->head_rows + t->head_off +
+                                          (t->transpose ? 0 : r);
+                            j->src_len = (t->transpose ? t->ne[0] : nr) * src_row;
+                            j->src_off = t->src[j->src]->offset + j->src_row0 * src_row;
+                        } else {
+                            j->src_row0 = r;
+                            j->src_len = nr * rs * src_row;
+                            j->src_off = t->src[j->src]->offset + e * t->src_slice_off +
+                                         r * rs * src_row;
+                        }
                         if (t->scales) {
                             j->aux_off = t->scales->offset + e * t->scales_slice_off +
                                          r * rs * aux_row;
@@ -521,24 +601,36 @@ static mr_status alloc_hashes(pool *P, mr_error *err)
 /* Allocate the window's buffers, each as large as the largest job needs. */
 static mr_status alloc_slots(pool *P, mr_error *err)
 {
-    uint64_t raw = 1, out = 1, row = 1;
+    uint64_t raw = 1, out = 1, row = 1, block = 1, scales = 1;
     for (uint64_t i = 0; i < P->n_jobs; i++) {
         const job *j = &P->jobs[i];
+        const mr_plan_tensor *t = &P->p->t[j->tensor];
+        const uint64_t nc = src_row_len(t), n_src_rows = t->transpose ? t->ne[0] : j->nrows;
         raw = j->raw_len > raw ? j->raw_len : raw;
         out = j->out_len > out ? j->out_len : out;
-        const mr_plan_tensor *t = &P->p->t[j->tensor];
         const uint64_t rw = t->ne[0] * (t->col_step ? t->col_step : 1);
         row = rw > row ? rw : row;
+        row = nc > row ? nc : row;
+        if (t->transpose && n_src_rows * nc > block)
+            block = n_src_rows * nc;
+        if (t->scale && t->scale[j->src]) {
+            const uint32_t b0 = P->p->hp.fp8_block[0];
+            const uint64_t nsr = (j->src_row0 + n_src_rows - 1) / b0 - j->src_row0 / b0 + 1;
+            if (nsr * t->scale[j->src]->shape[1] > scales)
+                scales = nsr * t->scale[j->src]->shape[1];
+        }
     }
     if (!(P->slots = calloc(P->window, sizeof *P->slots)))
         return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
     for (unsigned i = 0; i < P->window; i++)
         if (!(P->slots[i].raw = malloc(raw)) || !(P->slots[i].out = malloc(out)) ||
-            !(P->slots[i].row = malloc(2 * sizeof(float) * row)))
+            !(P->slots[i].row = malloc(2 * sizeof(float) * row)) ||
+            !(P->slots[i].block = malloc(sizeof(float) * block)) ||
+            !(P->slots[i].scales = malloc(sizeof(float) * scales)))
             return mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET,
                            "no memory for %u job buffers of %llu + %llu bytes", P->window,
                            (unsigned long long)raw, (unsigned long long)out);
-    P->prog->buffer_bytes = P->window * (raw + out + 2 * sizeof(float) * row);
+    P->prog->buffer_bytes = P->window * (raw + out + sizeof(float) * (2 * row + block + scales));
     return MR_OK;
 }
 
@@ -549,6 +641,8 @@ static void pool_free(pool *P)
         free(P->slots[i].raw);
         free(P->slots[i].out);
         free(P->slots[i].row);
+        free(P->slots[i].block);
+        free(P->slots[i].scales);
     }
     free(P->slots);
     for (uint32_t i = 0; P->th && i < P->p->n_tensors; i++) {

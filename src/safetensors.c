@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,9 +357,31 @@ mr_status mr_st_pread(const mr_st_file *f, uint64_t offset, void *buf, size_t le
 }
 
 /* Widen float values to f32; see safetensors.h. */
+/* One float8 e4m3fn value (OCP FP8: sign, 4 exponent bits biased by 7, 3
+ * mantissa bits; no infinities, S.1111.111 is NaN; exponent 0 is
+ * subnormal m/8 * 2^-6).  Every value is exact in f32. */
+static float e4m3fn_to_f32(uint8_t b)
+{
+    const uint32_t e = (b >> 3) & 15u, m = b & 7u;
+    float v;
+    if (e == 15 && m == 7)
+        v = NAN;
+    else if (e == 0)
+        v = ldexpf((float)m, -9);
+    else
+        v = ldexpf((float)(8 + m), (int)e - 10);
+    return b & 0x80 ? -v : v;
+}
+
 int mr_st_to_f32(mr_st_dtype d, const void *src, float *dst, size_t n)
 {
     switch (d) {
+    case MR_ST_F8_E4M3: {
+        const uint8_t *b = src;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = e4m3fn_to_f32(b[i]);
+        return 0;
+    }
     case MR_ST_F32: memcpy(dst, src, n * 4); return 0;
     case MR_ST_F16: mr_f16_row_to_f32(src, dst, (int64_t)n); return 0;
     case MR_ST_BF16: { /* bf16 is the top half of an f32: a loop the compiler vectorizes */

@@ -25,7 +25,8 @@
 #define MR_ST_MAX_DIMS 8
 #define MR_ST_MAX_HEADER 100000000u /* as the safetensors library */
 
-/* Every dtype safetensors defines; only F32, F16 and BF16 are converted. */
+/* Every dtype safetensors defines; F32, F16, BF16 and (with its block
+ * scales, quantization_config fp8) F8_E4M3 are converted. */
 typedef enum {
     MR_ST_BOOL, MR_ST_U8, MR_ST_I8, MR_ST_F8_E5M2, MR_ST_F8_E4M3, MR_ST_I16,
     MR_ST_U16, MR_ST_F16, MR_ST_BF16, MR_ST_I32, MR_ST_U32, MR_ST_F32,
@@ -71,8 +72,8 @@ uint64_t mr_st_nelements(const mr_st_tensor *t);
 mr_status mr_st_pread(const mr_st_file *f, uint64_t offset, void *buf, size_t len,
                       mr_error *err);
 
-/* Widen n values of a float dtype (F32, F16, BF16) to f32; returns -1 for
- * any other dtype. */
+/* Widen n values of a float dtype (F32, F16, BF16, F8_E4M3 without its
+ * block scale) to f32; returns -1 for any other dtype. */
 int mr_st_to_f32(mr_st_dtype d, const void *src, float *dst, size_t n);
 
 /* A checkpoint directory: model.safetensors.index.json naming shards, or a

@@ -99,6 +99,7 @@ typedef struct {
     uint64_t (*guess)[4];/* per layer: bitset of guessed experts */
     uint8_t *has_guess;
     uint8_t *resident;   /* the copy of the non-expert tensors */
+    uint32_t first_moe;  /* first layer with routed experts: its plan starts a step */
     uint8_t *pool;       /* every slot's buffer, one mapping */
     size_t pool_len;
     mr_paged_config cfg;
@@ -190,6 +191,8 @@ static uint64_t slot_bytes_of(const mr_model *m)
     uint64_t most = 0;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         uint64_t sum = 0;
+        if (!m->layers[l].moe)
+            continue; /* a dense layer of a MoE model: resident, no slots */
         for (uint32_t p = 0; p < 3; p++) {
             uint64_t off, len, a0, a1, worst = 0;
             /* the alignment slack differs per expert: take the largest */
@@ -212,39 +215,53 @@ uint64_t mr_store_paged_min_budget(const mr_model *m, const mr_paged_config *cfg
 
 /* ------------------------------------------------------------ resident copy */
 
+/* The non-expert tensors of a layer that the forward reads from memory:
+ * attention (GQA or MLA), router, and the resident FFNs (shared expert, or
+ * the dense FFN of a dense layer).  Absent ones have no bytes. */
+#define LAYER_TENSORS 13
+static size_t layer_tensors(mr_layer *L, mr_tensor **out)
+{
+    mr_tensor *all[LAYER_TENSORS] = {&L->wq,    &L->wk,    &L->wv,      &L->wo,    &L->router,
+                                     &L->wq_a,  &L->wq_b,  &L->wkv_a,   &L->wk_b,  &L->wv_b,
+                                     &L->sh_gate, &L->sh_up, &L->sh_down};
+    size_t n = 0;
+    for (size_t i = 0; i < LAYER_TENSORS; i++)
+        if (all[i]->nbytes && all[i]->data)
+            out[n++] = all[i];
+    return n;
+}
+
 /* Copy every non-expert tensor into one buffer and point the model at it,
  * so the mapping is never touched for weights again. */
 static mr_status copy_resident(paged *p, mr_error *err)
 {
     mr_model *m = p->m;
-    mr_tensor *list[4 + 5 * 1024];
+    mr_tensor **list = malloc(sizeof *list * (2 + (size_t)LAYER_TENSORS * m->hp.n_layer));
     size_t n = 0;
+    if (!list)
+        return mr_fail(err, MR_ENOMEM, p->path, NULL, MR_NO_OFFSET, "no memory");
     list[n++] = &m->tok_embd;
     if (!m->tied_output)
         list[n++] = &m->output;
-    for (uint32_t l = 0; l < m->hp.n_layer && n + 5 < sizeof list / sizeof list[0]; l++) {
-        mr_layer *L = &m->layers[l];
-        list[n++] = &L->wq;
-        list[n++] = &L->wk;
-        list[n++] = &L->wv;
-        list[n++] = &L->wo;
-        if (L->router.nbytes)
-            list[n++] = &L->router;
-    }
-    /* each copy keeps its file offset's place in a 64-byte line, as in the
-     * mapping: the f32 dots split their sums at the weights' line boundary,
-     * so a tensor moved within a line (a 32-aligned GGUF, as llama.cpp
-     * writes) would round differently from the resident run */
+    for (uint32_t l = 0; l < m->hp.n_layer; l++)
+        n += layer_tensors(&m->layers[l], list + n);
+    /* each copy keeps its file offset's alignment modulo 64 (the mapping's):
+     * some kernels align their loads to the weights, so a different
+     * alignment would change the order of a dot product's sums */
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += (list[i]->nbytes + 63) / 64 * 64 + 64;
-    if (posix_memalign((void **)&p->resident, ALIGN, total ? total : ALIGN))
+    if (posix_memalign((void **)&p->resident, ALIGN, total ? total : ALIGN)) {
+        free(list);
         return mr_fail(err, MR_ENOMEM, p->path, NULL, MR_NO_OFFSET,
                        "no memory for %llu bytes of non-expert weights", (unsigned long long)total);
+    }
     /* a buffered descriptor: these tensors need not be aligned */
     int fd = open(p->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        free(list);
         return mr_fail(err, MR_EIO, p->path, NULL, MR_NO_OFFSET, "cannot open: %s", strerror(errno));
+    }
     uint64_t at = 0;
     for (size_t i = 0; i < n; i++) {
         mr_tensor *t = list[i];
@@ -258,6 +275,7 @@ static mr_status copy_resident(paged *p, mr_error *err)
             if (r <= 0) {
                 int e = errno;
                 close(fd);
+                free(list);
                 return mr_fail(err, MR_EIO, p->path, t->name, t->file_offset + done,
                                "reading non-expert weights: %s",
                                r < 0 ? strerror(e) : "the file ends early");
@@ -270,6 +288,7 @@ static mr_status copy_resident(paged *p, mr_error *err)
     /* the copy is what stays: let the page cache forget the file */
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     close(fd);
+    free(list);
     if (m->tied_output)
         m->output = m->tok_embd;
     p->st.resident_bytes = total;
@@ -601,7 +620,7 @@ static mr_status paged_plan(mr_expert_store *base, uint32_t layer, const uint32_
     paged *p = (paged *)base;
     const uint32_t ne = p->m->hp.n_expert;
     pthread_mutex_lock(&p->mu);
-    if (layer == 0) { /* a new forward step: age every score */
+    if (layer == p->first_moe) { /* a new forward step: age every score */
         for (size_t i = 0; i < (size_t)p->m->hp.n_layer * ne; i++)
             p->score[i] *= DECAY;
     }
@@ -872,6 +891,8 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
     p->q_head = p->q_tail = -1;
 
     const uint32_t nl = m->hp.n_layer, ne = m->hp.n_expert;
+    while (p->first_moe + 1 < nl && !m->layers[p->first_moe].moe)
+        p->first_moe++; /* DeepSeek's leading dense layers never plan */
     p->slot_bytes = slot_bytes_of(m);
     const uint64_t min_budget = mr_store_paged_min_budget(m, &p->cfg);
     if (cfg->budget_bytes < min_budget) {

@@ -52,20 +52,36 @@ static const struct mr_synth_gptoss go_release = {64, 128, 4096, 32.0f};
 
 static const mr_synth_shape shapes[] = {
     /* name, vocab, embd, layers, heads, kv heads, ff, experts, used, ctx, rope */
-    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, NULL, NULL},
-    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, NULL, NULL},
-    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, NULL, NULL},
-    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, NULL, NULL},
-    {"llama4-scout", 202048, 5120, 48, 40, 8, 8192, 16, 1, 10485760, 5e5f, &l4_scout, NULL},
-    {"llama4-maverick", 202048, 5120, 48, 40, 8, 8192, 128, 1, 1048576, 5e5f, &l4_maverick, NULL},
-    {"llama4-micro", 512, 64, 4, 4, 2, 32, 8, 1, 256, 5e5f, &l4_micro, NULL},
-    {"gpt-oss-20b", 201088, 2880, 24, 64, 8, 2880, 32, 4, 131072, 150000.0f, NULL, &go_release},
-    {"gpt-oss-120b", 201088, 2880, 36, 64, 8, 2880, 128, 4, 131072, 150000.0f, NULL, &go_release},
+    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, NULL, NULL, {0}},
+    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, NULL, NULL, {0}},
+    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, NULL, NULL, {0}},
+    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, NULL, NULL, {0}},
+    {"llama4-scout", 202048, 5120, 48, 40, 8, 8192, 16, 1, 10485760, 5e5f, &l4_scout, NULL, {0}},
+    {"llama4-maverick", 202048, 5120, 48, 40, 8, 8192, 128, 1, 1048576, 5e5f, &l4_maverick, NULL, {0}},
+    {"llama4-micro", 512, 64, 4, 4, 2, 32, 8, 1, 256, 5e5f, &l4_micro, NULL, {0}},
+    {"gpt-oss-20b", 201088, 2880, 24, 64, 8, 2880, 32, 4, 131072, 150000.0f, NULL, &go_release, {0}},
+    {"gpt-oss-120b", 201088, 2880, 36, 64, 8, 2880, 128, 4, 131072, 150000.0f, NULL, &go_release, {0}},
+    /* DeepSeek-V3 (config.json of deepseek-ai/DeepSeek-V3): n_ff is one routed
+     * expert's (moe_intermediate_size); mla: q_lora, kv_lora, nope, rope, v,
+     * first_k_dense_replace, intermediate_size, shared, n_group, topk_group,
+     * routed_scaling_factor, YaRN factor, original context, beta_fast/slow */
+    {"deepseek-v3", 129280, 7168, 61, 128, 128, 2048, 256, 8, 163840, 1e4f, NULL, NULL,
+     {1536, 512, 128, 64, 128, 3, 18432, 1, 8, 4, 2.5f, 40.0f, 4096, 32.0f, 1.0f}},
+    /* Kimi K2 (moonshotai/Kimi-K2-Instruct): DeepSeek-V3's code, 384 experts
+     * in one group, 64 heads, one dense layer */
+    {"kimi-k2", 163840, 7168, 61, 64, 64, 2048, 384, 8, 131072, 5e4f, NULL, NULL,
+     {1536, 512, 128, 64, 128, 1, 18432, 1, 1, 1, 2.827f, 32.0f, 4096, 1.0f, 1.0f}},
+    {"micro-deepseek", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f, NULL, NULL,
+     {32, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
+    /* the same without q_lora_rank (DeepSeek-V2-Lite's direct q) */
+    {"micro-deepseek-lite", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f, NULL, NULL,
+     {0, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
 };
 
 static const char *const shape_names[] = {"mixtral-8x7b", "mixtral-8x22b", "tinymix", "micro",
                                           "llama4-scout", "llama4-maverick", "llama4-micro",
-                                          "gpt-oss-20b", "gpt-oss-120b", NULL};
+                                          "gpt-oss-20b", "gpt-oss-120b", "deepseek-v3", "kimi-k2",
+                                          "micro-deepseek", "micro-deepseek-lite", NULL};
 
 const mr_synth_shape *mr_synth_shape_find(const char *name)
 {
@@ -305,6 +321,16 @@ static int llama_file_type(uint32_t t)
     }
 }
 
+/* Leading dense layers of an MLA shape cut to n_layer layers: its own
+ * count for the full depth, about one in four of a few layers, and at
+ * least one MoE layer. */
+static uint32_t mla_dense(const mr_synth_shape *s)
+{
+    uint32_t d = s->n_layer / 4 ? s->n_layer / 4 : 1;
+    d = d < s->mla.n_dense ? d : s->mla.n_dense;
+    return d >= s->n_layer ? s->n_layer - 1 : d;
+}
+
 #define ADD(kind_, type_, std_, dims_, a, b, c, ...)                                   \
     do {                                                                               \
         snprintf(t[k].name, sizeof t[k].name, __VA_ARGS__);                            \
@@ -312,6 +338,66 @@ static int llama_file_type(uint32_t t)
         t[k].ne[0] = a, t[k].ne[1] = b, t[k].ne[2] = c;                                \
         k++;                                                                           \
     } while (0)
+
+/* The tensors of a DeepSeek-V3-style model (GGUF deepseek2): per layer the
+ * MLA projections (k_b and v_b stacked over heads), then a dense FFN or
+ * router, selection bias (zero), stacked experts and the shared expert. */
+static tinfo *layout_mla(const mr_synth_params *p, uint32_t *count)
+{
+    const mr_synth_shape *s = &p->shape;
+    const mr_synth_mla *a = &s->mla;
+    const uint64_t E = s->n_embd, H = s->n_head, dk = a->qk_nope + a->qk_rope;
+    const uint64_t F = s->n_ff, FS = (uint64_t)s->n_ff * a->n_shared, FD = a->n_ff_dense;
+    const uint32_t n_dense = mla_dense(s);
+    uint32_t k = 0;
+    tinfo *t = calloc(3 + (size_t)s->n_layer * 20, sizeof *t);
+    if (!t)
+        return NULL;
+    const float si = 1.0f / sqrtf((float)E);
+    ADD(T_EMBD, p->type, 1.0f, 2, E, s->n_vocab, 1, "token_embd.weight");
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.attn_norm.weight", l);
+        if (a->q_lora) {
+            ADD(T_PROJ, p->type, si, 2, E, a->q_lora, 1, "blk.%u.attn_q_a.weight", l);
+            ADD(T_NORM, MR_TYPE_F32, 0, 1, a->q_lora, 1, 1, "blk.%u.attn_q_a_norm.weight", l);
+            ADD(T_PROJ, p->type, 1.0f / sqrtf((float)a->q_lora), 2, a->q_lora, H * dk, 1,
+                "blk.%u.attn_q_b.weight", l);
+        } else { /* DeepSeek-V2-Lite: q projected directly */
+            ADD(T_PROJ, p->type, si, 2, E, H * dk, 1, "blk.%u.attn_q.weight", l);
+        }
+        ADD(T_PROJ, p->type, si, 2, E, a->kv_lora + a->qk_rope, 1, "blk.%u.attn_kv_a_mqa.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, a->kv_lora, 1, 1, "blk.%u.attn_kv_a_norm.weight", l);
+        ADD(T_PROJ, p->type, 1.0f / sqrtf((float)a->qk_nope), 3, a->qk_nope, a->kv_lora, H,
+            "blk.%u.attn_k_b.weight", l);
+        ADD(T_PROJ, p->type, 1.0f / sqrtf((float)a->kv_lora), 3, a->kv_lora, a->v_head, H,
+            "blk.%u.attn_v_b.weight", l);
+        ADD(T_PROJ, p->type, 1.0f / sqrtf((float)(H * a->v_head)), 2, H * a->v_head, E, 1,
+            "blk.%u.attn_output.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.ffn_norm.weight", l);
+        if (l < n_dense) {
+            ADD(T_PROJ, p->type, si, 2, E, FD, 1, "blk.%u.ffn_gate.weight", l);
+            ADD(T_PROJ, p->type, 1.0f / sqrtf((float)FD), 2, FD, E, 1, "blk.%u.ffn_down.weight", l);
+            ADD(T_PROJ, p->type, si, 2, E, FD, 1, "blk.%u.ffn_up.weight", l);
+            continue;
+        }
+        ADD(T_ROUTER, MR_TYPE_F32, 1.5f * si, 2, E, s->n_expert, 1, "blk.%u.ffn_gate_inp.weight", l);
+        ADD(T_ZERO, MR_TYPE_F32, 0, 1, s->n_expert, 1, 1, "blk.%u.exp_probs_b.bias", l);
+        ADD(T_EXPERT, p->type, si, 3, E, F, s->n_expert, "blk.%u.ffn_gate_exps.weight", l);
+        ADD(T_EXPERT, p->type, 1.0f / sqrtf((float)F), 3, F, E, s->n_expert,
+            "blk.%u.ffn_down_exps.weight", l);
+        ADD(T_EXPERT, p->type, si, 3, E, F, s->n_expert, "blk.%u.ffn_up_exps.weight", l);
+        if (FS) {
+            ADD(T_PROJ, p->type, si, 2, E, FS, 1, "blk.%u.ffn_gate_shexp.weight", l);
+            ADD(T_PROJ, p->type, 1.0f / sqrtf((float)FS), 2, FS, E, 1,
+                "blk.%u.ffn_down_shexp.weight", l);
+            ADD(T_PROJ, p->type, si, 2, E, FS, 1, "blk.%u.ffn_up_shexp.weight", l);
+        }
+    }
+    ADD(T_PROJ, p->type, si, 2, E, s->n_vocab, 1, "output.weight");
+    ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "output_norm.weight");
+    *count = k;
+    return t;
+}
 
 /* Llama 4 in the order of llama.cpp's converter (one shard): rope factors,
  * embeddings, each layer's experts, router, shared expert (or dense FFN),
@@ -438,6 +524,8 @@ static tinfo *layout(const mr_synth_params *p, uint32_t *count)
         return layout_llama4(p, count);
     if (p->shape.gptoss)
         return layout_gptoss(p, count);
+    if (p->shape.mla.kv_lora)
+        return layout_mla(p, count);
     const mr_synth_shape *s = &p->shape;
     const uint32_t hd = s->n_embd / s->n_head;
     const int moe = !p->dense;
@@ -487,6 +575,49 @@ uint64_t mr_synth_file_size(const mr_synth_params *p)
 }
 
 /* ------------------------------------------------------------ writing */
+
+/* The deepseek2 keys of an MLA shape, as llama.cpp's converter writes them. */
+static void write_mla_hparams(mr_gguf_writer *w, const mr_synth_params *p)
+{
+    const mr_synth_shape *s = &p->shape;
+    const mr_synth_mla *a = &s->mla;
+#define K(key) "deepseek2." key
+    mr_gguf_kv_u32(w, K("block_count"), s->n_layer);
+    mr_gguf_kv_u32(w, K("context_length"), s->n_ctx);
+    mr_gguf_kv_u32(w, K("embedding_length"), s->n_embd);
+    mr_gguf_kv_u32(w, K("feed_forward_length"), a->n_ff_dense);
+    mr_gguf_kv_u32(w, K("attention.head_count"), s->n_head);
+    mr_gguf_kv_u32(w, K("attention.head_count_kv"), 1);
+    mr_gguf_kv_str(w, K("rope.scaling.type"), "yarn");
+    mr_gguf_kv_f32(w, K("rope.scaling.factor"), a->yarn_factor);
+    mr_gguf_kv_u32(w, K("rope.scaling.original_context_length"), a->yarn_orig_ctx);
+    mr_gguf_kv_f32(w, K("rope.scaling.yarn_beta_fast"), a->yarn_beta_fast);
+    mr_gguf_kv_f32(w, K("rope.scaling.yarn_beta_slow"), a->yarn_beta_slow);
+    mr_gguf_kv_f32(w, K("rope.freq_base"), s->rope_base);
+    mr_gguf_kv_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-6f);
+    mr_gguf_kv_u32(w, K("expert_count"), s->n_expert);
+    mr_gguf_kv_u32(w, K("expert_used_count"), s->n_expert_used);
+    mr_gguf_kv_u32(w, K("expert_group_count"), a->n_group);
+    mr_gguf_kv_u32(w, K("expert_group_used_count"), a->topk_group);
+    mr_gguf_kv_u32(w, K("expert_gating_func"), 2);
+    mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
+    mr_gguf_kv_u32(w, K("leading_dense_block_count"), mla_dense(s));
+    mr_gguf_kv_u32(w, K("vocab_size"), s->n_vocab);
+    if (a->q_lora)
+        mr_gguf_kv_u32(w, K("attention.q_lora_rank"), a->q_lora);
+    mr_gguf_kv_u32(w, K("attention.kv_lora_rank"), a->kv_lora);
+    mr_gguf_kv_u32(w, K("attention.key_length"), a->kv_lora + a->qk_rope);
+    mr_gguf_kv_u32(w, K("attention.value_length"), a->kv_lora);
+    mr_gguf_kv_u32(w, K("attention.key_length_mla"), a->qk_nope + a->qk_rope);
+    mr_gguf_kv_u32(w, K("attention.value_length_mla"), a->v_head);
+    mr_gguf_kv_u32(w, K("expert_feed_forward_length"), s->n_ff);
+    mr_gguf_kv_u32(w, K("expert_shared_count"), a->n_shared);
+    mr_gguf_kv_f32(w, K("expert_weights_scale"), a->route_scale);
+    mr_gguf_kv_bool(w, K("expert_weights_norm"), 1);
+    mr_gguf_kv_u32(w, K("rope.dimension_count"), a->qk_rope);
+    mr_gguf_kv_f32(w, K("rope.scaling.yarn_log_multiplier"), 0.1f);
+#undef K
+}
 
 /* The llama4 keys in Llama4Model.set_gguf_parameters' order; no chunk or
  * temperature keys, as in the files on the Hub (llama.cpp's 8192/8192/0.1). */
@@ -550,7 +681,7 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
              p->dense == 2 ? " dense twin of the same total size"
              : p->dense    ? " dense twin" : "");
     mr_gguf_kv_str(w, "general.architecture",
-                   s->llama4 ? "llama4" : s->gptoss ? "gpt-oss" : "llama");
+                   s->llama4 ? "llama4" : s->gptoss ? "gpt-oss" : s->mla.kv_lora ? "deepseek2" : "llama");
     mr_gguf_kv_str(w, "general.name", name);
     if (s->llama4) {
         write_llama4_keys(w, p);
@@ -559,6 +690,10 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
     if (s->gptoss) {
         write_gptoss_keys(w, s);
         goto vocab;
+    }
+    if (s->mla.kv_lora) {
+        write_mla_hparams(w, p);
+        goto tokenizer;
     }
     mr_gguf_kv_u32(w, "llama.block_count", s->n_layer);
     mr_gguf_kv_u32(w, "llama.context_length", s->n_ctx);
@@ -575,6 +710,7 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
     mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
     mr_gguf_kv_u32(w, "llama.vocab_size", s->n_vocab);
     mr_gguf_kv_u32(w, "llama.rope.dimension_count", s->n_embd / s->n_head);
+tokenizer:
     mr_gguf_kv_u32(w, "general.quantization_version", 2);
 vocab:
     mr_gguf_kv_str(w, "tokenizer.ggml.model", "llama");
@@ -598,6 +734,15 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
                          void *progress_ctx, mr_error *err)
 {
     const mr_synth_shape *s = &p->shape;
+    const mr_synth_mla *a = &s->mla;
+    const uint32_t bs = mr_type_computable(p->type) ? mr_type_get(p->type)->block_size : 1;
+    if (a->kv_lora && (p->dense || s->n_layer < 2 || a->q_lora % bs || a->kv_lora % bs ||
+                       a->qk_nope % bs || (s->n_head * a->v_head) % bs || a->n_ff_dense % bs ||
+                       !a->n_group || s->n_expert % a->n_group))
+        return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
+                       "shape %s with type %s%s is not a valid model (an MLA shape needs 2 "
+                       "layers or more, and has no dense twin)",
+                       s->name, mr_type_get(p->type)->name, p->dense ? " and --dense" : "");
     if (s->n_layer < 1 || s->n_embd % s->n_head || s->n_head % s->n_head_kv ||
         !mr_type_computable(p->type) || s->n_embd % mr_type_get(p->type)->block_size ||
         s->n_ff % mr_type_get(p->type)->block_size)

@@ -15,6 +15,16 @@
 
 #include "status.h"
 
+/* DeepSeek-V3 / Kimi K2 (GGUF deepseek2) shapes: MLA attention, leading
+ * dense layers, a shared expert, sigmoid routing in groups, YaRN. */
+typedef struct {
+    uint32_t q_lora, kv_lora, qk_nope, qk_rope, v_head; /* kv_lora 0: not MLA */
+    uint32_t n_dense, n_ff_dense, n_shared, n_group, topk_group;
+    float route_scale, yarn_factor;
+    uint32_t yarn_orig_ctx;
+    float yarn_beta_fast, yarn_beta_slow;
+} mr_synth_mla;
+
 typedef struct {
     const char *name;
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert, n_expert_used;
@@ -24,10 +34,12 @@ typedef struct {
     const struct mr_synth_llama4 *llama4;
     /* gpt-oss shapes (GGUF gpt-oss; experts MXFP4 as released): see synth.c; else NULL */
     const struct mr_synth_gptoss *gptoss;
+    mr_synth_mla mla; /* DeepSeek shapes; zero elsewhere (n_ff is then one routed expert's) */
 } mr_synth_shape;
 
 /* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
- * "llama4-scout", "llama4-maverick", "gpt-oss-20b", "gpt-oss-120b"); NULL
+ * "llama4-scout", "llama4-maverick", "gpt-oss-20b", "gpt-oss-120b",
+ * "deepseek-v3", "kimi-k2"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);
@@ -37,7 +49,7 @@ typedef struct {
     uint32_t type;        /* matrices' type (mr_type); norms and router F32 */
     int dense;            /* 1: the dense twin of the same active size (one FFN of
                            * n_ff x n_expert_used); 2: of the same total size
-                           * (n_ff x n_expert); 0: the MoE */
+                           * (n_ff x n_expert); 0: the MoE (llama shapes only) */
     uint64_t seed;
 } mr_synth_params;
 

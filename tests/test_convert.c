@@ -396,6 +396,11 @@ static const struct {
     {"tinyllama4", "hf", "bf16", "tinyllama4-bf16.gguf"},
     {"tinyllama4", "hf", "q8_0", "tinyllama4-q8_0.gguf"},
     {"tinygptoss", "hf", "bf16", "tinygptoss-mxfp4.gguf"},
+    /* DeepSeek-V3: the FP8 release layout and the community BF16 one give
+     * the same file; the q8_0 is llama-quantize's of the F32 conversion */
+    {"tinydeepseek3", "hf", "bf16", "tinydeepseek3-bf16.gguf"},
+    {"tinydeepseek3", "hf-bf16", "bf16", "tinydeepseek3-bf16.gguf"},
+    {"tinydeepseek3", "hf", "q8_0", "tinydeepseek3-q8_0.gguf"},
 };
 
 START_TEST(test_family_matches_llama_cpp)

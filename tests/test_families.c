@@ -70,6 +70,10 @@ static const fam_case cases[] = {
      2},
     /* no llama.cpp figure for the checkpoint semantics; observed up to 3.1 */
     {"gptoss", "tinygptoss-mxfp4.gguf", "", 0, 3.5, GPTOSS_PROMPTS, NULL, 0, 0, 0.05, 2},
+    /* README: f32 activations on the exact BF16 weights, max |diff| <= 1e-4
+     * (llama.cpp's F32 run: 1.4e-5), identical ids and greedy */
+    {"deepseek3", "tinydeepseek3-bf16.gguf", "", 1, 1e-4,
+     {"once_upon", "paid_350", "gruesse", "lighthouse", "chat"}, NULL, 0},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 

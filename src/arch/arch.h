@@ -82,6 +82,7 @@ mr_status mr_bind_ffn_moe(mr_model *m, uint32_t il, mr_error *err);
 extern const mr_arch mr_arch_llama;
 extern const mr_arch mr_arch_qwen3moe;
 extern const mr_arch mr_arch_gptoss;
+extern const mr_arch mr_arch_deepseek2;
 extern const mr_arch mr_arch_llama4;
 
 #endif

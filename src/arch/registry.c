@@ -8,6 +8,7 @@ static const mr_arch *const families[] = {
     &mr_arch_llama,
     &mr_arch_qwen3moe,
     &mr_arch_gptoss,
+    &mr_arch_deepseek2,
     &mr_arch_llama4,
 };
 

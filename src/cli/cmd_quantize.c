@@ -37,8 +37,10 @@ static const int quantize_common[] = {CLI_O_THREADS, CLI_O_FORCE, 0};
 static const cli_command quantize_cmd = {
     "quantize", "INPUT_DIR OUT.gguf [TYPE] [--type TYPE] [-t N] [--force]",
     "Convert a Hugging Face checkpoint (config.json, model.safetensors or shards with\n"
-    "model.safetensors.index.json, tokenizer.model) of a MixtralForCausalLM,\n"
-    "MistralForCausalLM or LlamaForCausalLM with BF16, F16 or F32 weights to GGUF,\n"
+    "model.safetensors.index.json, tokenizer.model or tokenizer.json) of a\n"
+    "MixtralForCausalLM, MistralForCausalLM, LlamaForCausalLM, Qwen3MoeForCausalLM\n"
+    "or DeepseekV3ForCausalLM with BF16, F16 or F32 weights (DeepSeek: also the FP8\n"
+    "release with its 128x128 block scales, dequantized exactly) to GGUF,\n"
     "with llama.cpp's tensor names, Q/K row order and metadata keys, plus moerun's\n"
     "XXH3 checksums of the metadata, every tensor and expert slice (see 'moerun\n"
     "verify') and 4096-byte data alignment.  A NaN or infinite weight is refused,\n"

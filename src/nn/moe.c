@@ -5,6 +5,8 @@
  * router bias where the family has one); ties go to the lower expert id:
  *   SOFTMAX_TOPK   p = softmax(r); top-k of p; w = p_k (/ sum p_k if
  *                  norm_topk) * scale                      Mixtral, Qwen3
+ *                  (with a select_bias or groups, chosen as SIGMOID
+ *                  chooses, as llama.cpp does for DeepSeek-V2)
  *   TOPK_SOFTMAX   top-k of r; w = softmax over those k     gpt-oss
  *   SIGMOID        s = sigmoid(r); choose with s + select_bias, in the
  *                  topk_group groups whose two best biased scores sum
@@ -88,7 +90,17 @@ static void select_experts(const mr_hparams *hp, const mr_layer *L, float *r, ui
     switch (rc->mode) {
     case MR_ROUTE_SOFTMAX_TOPK:
         softmax(r, ne);
-        top_k(r, NULL, ne, k, sel);
+        if (L->select_bias || rc->n_group > 1) { /* as SIGMOID's choice (llama.cpp: any gating) */
+            float biased[MR_MAX_EXPERTS];
+            uint8_t allowed[MR_MAX_EXPERTS];
+            for (uint32_t e = 0; e < ne; e++)
+                biased[e] = r[e] + (L->select_bias ? L->select_bias[e] : 0.0f);
+            if (rc->n_group > 1)
+                group_mask(rc, biased, ne, allowed);
+            top_k(biased, rc->n_group > 1 ? allowed : NULL, ne, k, sel);
+        } else {
+            top_k(r, NULL, ne, k, sel);
+        }
         for (uint32_t i = 0; i < k; i++)
             w[i] = r[sel[i]];
         break;
@@ -284,6 +296,8 @@ mr_status nn_ffn(mr_context *c, uint32_t il, uint32_t n, mr_error *err)
     memset(acc, 0, nE * sizeof(float));
     if (L->moe && (s = routed_experts(c, il, n, acc, err)))
         return s;
+    if (!L->moe)
+        guess_ahead(c, il, n); /* a dense layer still warms the next MoE layer's experts */
     if (L->sh_gate.data) {
         /* the shared expert, or the dense FFN of a dense layer */
         ffn_resident(c, &L->sh_gate, &L->sh_up, &L->sh_down, c->h, n, c->y);

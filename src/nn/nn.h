@@ -99,6 +99,19 @@ void nn_attention(mr_context *c, const nn_attn *a);
 void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after_rope,
                        const float *q_scale);
 
+/* ---- multi-head latent attention (mla.c) ---- */
+
+/* Per-token floats of c->scratch the MLA block needs (families set
+ * hp->scratch_floats to at least this). */
+uint32_t nn_mla_scratch_floats(const mr_hparams *hp);
+/* DeepSeek's MLA self-attention of layer il on c->h (already normed):
+ * low-rank or direct q, the compressed kv with its norm, rope on the rope
+ * part of q and on the shared k_pe, the latent [c | k_pe] appended to the
+ * cache (hp->head_dim floats per position, no V cache), attention with kv_b
+ * absorbed into query and output (or expanded, c->mla_naive), output
+ * projection ADDED to c->x.  Fails only when the naive form lacks memory. */
+mr_status nn_mla_attention(mr_context *c, uint32_t il, uint32_t n, mr_error *err);
+
 /* ---- feed-forward (moe.c) ---- */
 
 /* Route the batch with layer il's router and the model's router mode:
