@@ -119,6 +119,10 @@ expect 0 "synth dense twin" moerun synth --shape micro --dense -o "$T/d.gguf"
 expect 0 "info on the dense twin" moerun info "$T/d.gguf"
 contains "$T/out" "(llama), dense," "the twin is dense"
 contains "$T/out" "routing: dense (no router)" "the dense twin has no router"
+expect 0 "run with a Q8_0 KV cache" moerun run -m "$MODEL" -p "Once upon a time" -n 8 --temp 0 -ctk q8_0 -ctv q8_0
+contains "$T/out" "Once upon a time" "run -ctk q8_0 -ctv q8_0 prints text"
+expect 1 "-ctk of a type a cache cannot hold" moerun run -m "$MODEL" -p x -n 1 -ctk q4_0
+contains "$T/err" "-ctk wants f16, q8_0 or f32" "-ctk q4_0 is refused by name"
 expect 0 "bench" moerun bench -m "$MODEL" -p 16 -n 4 -r 1 -t 1,2
 contains "$T/out" "| tg4 |" "bench prints a tg row"
 contains "$T/out" "of BW" "bench reports the bandwidth share"

@@ -58,6 +58,7 @@ typedef struct {
     long prefetch;     /* --prefetch N: layers ahead (default 1) */
     int no_direct;     /* --no-direct */
     int measure;       /* measure memory bandwidth (for --stats) */
+    uint32_t kv_k, kv_v; /* the KV cache types, for the budget (set with the compute ones) */
 } cli_store_opts;
 
 enum { OPT_STORE_MEM = 400, OPT_STORE_PREFETCH, OPT_STORE_NO_DIRECT };
@@ -78,6 +79,7 @@ typedef struct {
     long threads; /* -t N: default physical cores */
     int exact;    /* --exact */
     int yarn_trunc; /* --yarn-trunc */
+    uint32_t kv_k, kv_v; /* -ctk / -ctv: KV cache types (F16, or F32 with --exact) */
 } cli_compute_opts;
 
 enum { OPT_COMPUTE_EXACT = 420, OPT_COMPUTE_YARN_TRUNC };
@@ -98,6 +100,10 @@ int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts
                       cli_store_opts *so);
 /* Give a context its threads and numeric path. */
 mr_status cli_context_apply(mr_context *c, const cli_compute_opts *o, mr_error *err);
+/* A context on the session's store with the KV cache types of o, its
+ * threads and numeric path applied. */
+mr_status cli_context_new(const cli_session *s, const cli_compute_opts *o, uint32_t n_ctx,
+                          uint32_t n_batch, mr_context **out, mr_error *err);
 /* Handle a store option: -1 not one of them, 0 taken, else an exit code. */
 int cli_store_option(const char *cmd, int ch, const char *arg, cli_store_opts *o);
 

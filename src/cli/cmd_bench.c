@@ -77,7 +77,8 @@ static int bench_option(void *user, int id, const char *v)
 }
 
 static const int bench_common[] = {CLI_O_MODEL, CLI_O_EXACT, CLI_O_MEM, CLI_O_PREFETCH,
-                                   CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, 0};
+                                   CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, CLI_O_CACHE_K,
+                                   CLI_O_CACHE_V, 0};
 
 static const cli_command bench_cmd = {
     "bench", "-m FILE [-p 512] [-n 128] [-t N] [-r 3] [--json] [--mem SIZE]",
@@ -226,7 +227,8 @@ int cmd_bench(int argc, char **argv)
     if (cli_session_open(model, &S, &err))
         return cli_report(&err);
     if (cli_session_store(&S, &so, n_ctx, n_batch, 1, &err) ||
-        mr_context_new(S.model, S.store, n_ctx, n_batch, &ctx, &err))
+        mr_context_new_kv(S.model, S.store, n_ctx, n_batch, opt.compute.kv_k, opt.compute.kv_v,
+                          &ctx, &err))
         goto fail;
     mr_context_set_exact(ctx, exact);
     logits = malloc(sizeof(float) * S.model->hp.n_vocab);

@@ -36,7 +36,7 @@ static int kld_option(void *user, int id, const char *v)
 }
 
 static const int kld_common[] = {CLI_O_MODEL, CLI_O_THREADS, CLI_O_EXACT, CLI_O_GPU_IGNORED,
-                                 CLI_O_YARN_TRUNC, 0};
+                                 CLI_O_YARN_TRUNC, CLI_O_CACHE_K, CLI_O_CACHE_V, 0};
 
 static const cli_command kld_cmd = {
     "kld", "-m FILE [--ref DIR] [--prompts A,B,...] [--exact]",
@@ -148,8 +148,7 @@ static mr_status compare_prompt(cli_session *S, const cli_compute_opts *co, cons
         s = mr_fail(err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory");
         goto done;
     }
-    if ((s = mr_context_new(S->model, S->store, (uint32_t)n, (uint32_t)n, &ctx, err)) ||
-        (s = cli_context_apply(ctx, co, err)) ||
+    if ((s = cli_context_new(S, co, (uint32_t)n, (uint32_t)n, &ctx, err)) ||
         (s = mr_decode(ctx, ids, (uint32_t)n, logits, 1, err)) ||
         (s = mr_check_finite(logits, n * V, "logits", err)))
         goto done;

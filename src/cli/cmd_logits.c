@@ -16,7 +16,7 @@
 static const int logits_common[] = {
     CLI_O_MODEL, CLI_O_PROMPT, CLI_O_FILE, CLI_O_OUTPUT, CLI_O_FORCE, CLI_O_NO_BOS,
     CLI_O_THREADS, CLI_O_EXACT, CLI_O_MEM, CLI_O_PREFETCH, CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED,
-    CLI_O_YARN_TRUNC, 0,
+    CLI_O_YARN_TRUNC, CLI_O_CACHE_K, CLI_O_CACHE_V, 0,
 };
 
 static const cli_command logits_cmd = {
@@ -77,8 +77,7 @@ int cmd_logits(int argc, char **argv)
         goto out;
     }
     if (cli_session_store(&S, &so, (uint32_t)n, (uint32_t)n, (uint32_t)n, &err) ||
-        mr_context_new(S.model, S.store, (uint32_t)n, (uint32_t)n, &ctx, &err) ||
-        cli_context_apply(ctx, &co, &err))
+        cli_context_new(&S, &co, (uint32_t)n, (uint32_t)n, &ctx, &err))
         goto fail;
     if (!(logits = malloc(sizeof(float) * n * n_vocab))) {
         mr_fail(&err, MR_ENOMEM, NULL, NULL, MR_NO_OFFSET, "no memory for %zu x %u logits", n,

@@ -32,7 +32,7 @@ static int ppl_option(void *user, int id, const char *v)
 
 static const int ppl_common[] = {
     CLI_O_MODEL, CLI_O_FILE, CLI_O_CTX, CLI_O_THREADS, CLI_O_EXACT, CLI_O_MEM, CLI_O_PREFETCH,
-    CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, CLI_O_YARN_TRUNC, 0,
+    CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, CLI_O_YARN_TRUNC, CLI_O_CACHE_K, CLI_O_CACHE_V, 0,
 };
 
 static const cli_command ppl_cmd = {
@@ -110,8 +110,7 @@ int cmd_perplexity(int argc, char **argv)
         goto fail;
     }
     if (cli_session_store(&S, &so, L, L, L, &err) ||
-        mr_context_new(S.model, S.store, L, L, &ctx, &err) ||
-        cli_context_apply(ctx, &co, &err))
+        cli_context_new(&S, &co, L, L, &ctx, &err))
         goto fail;
     fprintf(stderr, "perplexity: %zu tokens, %zu windows of %u (BOS + %u scored)\n", n_ids,
             n_windows, L, L - 1);

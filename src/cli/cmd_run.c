@@ -23,7 +23,7 @@ static const cli_opt run_extra[] = {
      OPT_MINP},
     {NULL, "--repeat-penalty", "X", "penalise recent tokens, 1 = off (default 1.0)", OPT_RPEN},
     {NULL, "--repeat-last-n", "N", "tokens the penalty looks back over (default 64)", OPT_RLAST},
-    {NULL, "--ignore-eos", NULL, "keep generating after end-of-sequence", OPT_IGNORE_EOS},
+    {NULL, "--ignore-eos", NULL, "keep generating after an end-of-generation token (EOS, <|im_end|>,\n<|eot|>, ...: the tokenizer's set, as llama.cpp's)", OPT_IGNORE_EOS},
     {0},
 };
 
@@ -72,7 +72,7 @@ static int run_option(void *user, int id, const char *v)
 static const int run_common[] = {
     CLI_O_MODEL, CLI_O_PROMPT, CLI_O_FILE, CLI_O_N_PREDICT, CLI_O_CTX, CLI_O_BATCH,
     CLI_O_THREADS, CLI_O_SEED, CLI_O_EXACT, CLI_O_STATS, CLI_O_MEM, CLI_O_PREFETCH,
-    CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, CLI_O_YARN_TRUNC, 0,
+    CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, CLI_O_YARN_TRUNC, CLI_O_CACHE_K, CLI_O_CACHE_V, 0,
 };
 
 static const cli_command run_cmd = {
@@ -172,8 +172,7 @@ int cmd_run(int argc, char **argv)
     so.measure = stats;
     if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, 1, &err))
         goto fail;
-    if (mr_context_new(S.model, S.store, (uint32_t)n_ctx, (uint32_t)n_batch, &ctx, &err) ||
-        cli_context_apply(ctx, &co, &err) ||
+    if (cli_context_new(&S, &co, (uint32_t)n_ctx, (uint32_t)n_batch, &ctx, &err) ||
         mr_sampler_new(&sp, (int32_t)hp->n_vocab, &smp, &err))
         goto fail;
     if (!(logits = malloc(sizeof(float) * hp->n_vocab))) {
@@ -204,7 +203,7 @@ int cmd_run(int argc, char **argv)
     while (n_gen < n_predict && !interrupted) {
         int32_t id = mr_sampler_sample(smp, logits);
         n_gen++;
-        if (id == mr_tokenizer_eos(S.tok) && !ignore_eos)
+        if (mr_tokenizer_is_eog(S.tok, id) && !ignore_eos)
             break;
         size_t w = mr_detok_push(&dt, id, piece, sizeof piece);
         fwrite(piece, 1, w, stdout);

@@ -118,6 +118,7 @@ void cli_store_opts_default(cli_store_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->prefetch = 1;
+    o->kv_k = o->kv_v = MR_TYPE_F16;
 }
 
 int cli_parse_size(const char *s, uint64_t *out)
@@ -174,6 +175,7 @@ void cli_compute_opts_default(cli_compute_opts *o)
     o->threads = mr_physical_cores();
     o->exact = 0;
     o->yarn_trunc = 0;
+    o->kv_k = o->kv_v = MR_TYPE_F16;
 }
 
 int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts *co,
@@ -201,6 +203,18 @@ mr_status cli_context_apply(mr_context *c, const cli_compute_opts *o, mr_error *
     if (!st) {
         mr_context_set_exact(c, o->exact);
         mr_context_set_yarn_trunc(c, o->yarn_trunc);
+    }
+    return st;
+}
+
+mr_status cli_context_new(const cli_session *s, const cli_compute_opts *o, uint32_t n_ctx,
+                          uint32_t n_batch, mr_context **out, mr_error *err)
+{
+    mr_status st = mr_context_new_kv(s->model, s->store, n_ctx, n_batch, o->kv_k, o->kv_v, out,
+                                     err);
+    if (!st && (st = cli_context_apply(*out, o, err))) {
+        mr_context_free(*out);
+        *out = NULL;
     }
     return st;
 }
@@ -237,7 +251,7 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
         mr_paged_config cfg;
         mr_paged_config_default(&cfg);
         cfg.budget_bytes = o->mem;
-        cfg.reserve_bytes = mr_context_bytes(s->model, n_ctx, n_batch) +
+        cfg.reserve_bytes = mr_context_bytes_kv(s->model, n_ctx, n_batch, o->kv_k, o->kv_v) +
                             (uint64_t)logit_rows * s->model->hp.n_vocab * sizeof(float);
         cfg.prefetch_depth = (uint32_t)o->prefetch;
         cfg.no_direct = o->no_direct;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "threadpool.h"
+#include "types.h"
 
 #define HELP_COLUMN 30
 
@@ -33,6 +34,10 @@ static const cli_opt common_opts[] = {
     {NULL, "--prefetch", "N", "with --mem: guess experts N layers ahead (default 1, 0 off)",
      CLI_O_PREFETCH},
     {NULL, "--no-direct", NULL, "with --mem: buffered reads instead of O_DIRECT", CLI_O_NO_DIRECT},
+    {"-ctk", "--cache-type-k", "TYPE", "KV cache keys: f16 (default), q8_0 or f32 (the\n"
+                                       "default with --exact)", CLI_O_CACHE_K},
+    {"-ctv", "--cache-type-v", "TYPE", "KV cache values: f16 (default), q8_0 or f32 (the\n"
+                                       "default with --exact)", CLI_O_CACHE_V},
     {"-ngl", "--n-gpu-layers", "N", "ignored (llama.cpp's; moerun runs on the CPU)",
      CLI_O_GPU_IGNORED},
     {"-fa", "--flash-attn", "[on|off|auto]", "ignored (llama.cpp's; no GPU kernels here)",
@@ -127,6 +132,17 @@ static int set_common(const char *cmd, const char *word, int id, const char *v, 
         return 0;
     case CLI_O_EXACT: o->compute.exact = 1; return 0;
     case CLI_O_YARN_TRUNC: o->compute.yarn_trunc = 1; return 0;
+    case CLI_O_CACHE_K:
+    case CLI_O_CACHE_V: {
+        uint32_t t = mr_type_from_name(v);
+        if (t != MR_TYPE_F32 && t != MR_TYPE_F16 && t != MR_TYPE_Q8_0)
+            return cli_usage_error(cmd, "%s wants f16, q8_0 or f32, got '%s'", word, v);
+        if (id == CLI_O_CACHE_K)
+            o->compute.kv_k = t, o->kv_k_given = 1;
+        else
+            o->compute.kv_v = t, o->kv_v_given = 1;
+        return 0;
+    }
     case CLI_O_FORCE: o->force = 1; return 0;
     case CLI_O_STATS: o->stats = 1; return 0;
     case CLI_O_NO_BOS: o->no_bos = 1; return 0;
@@ -200,6 +216,13 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, void *
         if (rc)
             return rc;
     }
+    /* the KV cache: F16 as llama.cpp, F32 on the exact (reference) path */
+    if (!o->kv_k_given)
+        o->compute.kv_k = o->compute.exact ? MR_TYPE_F32 : MR_TYPE_F16;
+    if (!o->kv_v_given)
+        o->compute.kv_v = o->compute.exact ? MR_TYPE_F32 : MR_TYPE_F16;
+    o->store.kv_k = o->compute.kv_k;
+    o->store.kv_v = o->compute.kv_v;
     int avail = mr_available_cpus();
     if (accepts(cmd, CLI_O_THREADS) && o->compute.threads > avail) {
         fprintf(stderr, "moerun %s: note: -t %ld is more than the %d CPUs this process may use; "

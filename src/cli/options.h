@@ -48,6 +48,7 @@ enum {
     CLI_O_NO_BOS, CLI_O_MEM, CLI_O_PREFETCH, CLI_O_NO_DIRECT,
     CLI_O_GPU_IGNORED, /* -ngl, -fa: accepted, noted, ignored */
     CLI_O_YARN_TRUNC,  /* --yarn-trunc: llama.cpp's whole-dimension YaRN range */
+    CLI_O_CACHE_K, CLI_O_CACHE_V, /* -ctk / -ctv TYPE: the KV cache's f32, f16 or q8_0 */
     CLI_O_COUNT,
     CLI_O_EXTRA = 100 /* commands number their own options from here */
 };
@@ -71,6 +72,7 @@ typedef struct {
     long batch;      /* default 512 */
     int64_t seed;    /* -1: random */
     int seed_given, force, stats, no_bos;
+    int kv_k_given, kv_v_given;
     cli_compute_opts compute; /* -t, --exact */
     cli_store_opts store;     /* --mem, --prefetch, --no-direct */
     int n_pos;
