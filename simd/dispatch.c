@@ -134,7 +134,7 @@ mr_isa mr_isa_best(void)
 }
 
 /* The scalar reference table.  fast: Q4_0/Q8_0 weights dot Q8_0
- * activations and Q4_K/Q6_K dot Q8_K, in integers (ggml's scheme); exact:
+ * activations and Q4_K/Q5_K/Q6_K dot Q8_K, in integers (ggml's scheme); exact:
  * every type dots f32. */
 static void fill_scalar(mr_kernels *k, int exact)
 {
@@ -150,11 +150,13 @@ static void fill_scalar(mr_kernels *k, int exact)
     k->vec_dot[MR_TYPE_Q4_0] = mr_dot_q4_0_q8_0;
     k->quantize_act[MR_TYPE_Q8_K] = mr_quantize_row_q8_K;
     k->vec_dot[MR_TYPE_Q4_K] = mr_dot_q4_K_q8_K;
+    k->vec_dot[MR_TYPE_Q5_K] = mr_dot_q5_K_q8_K;
     k->vec_dot[MR_TYPE_Q6_K] = mr_dot_q6_K_q8_K;
     if (!exact) {
         k->act_type[MR_TYPE_Q8_0] = MR_TYPE_Q8_0;
         k->act_type[MR_TYPE_Q4_0] = MR_TYPE_Q8_0;
         k->act_type[MR_TYPE_Q4_K] = MR_TYPE_Q8_K;
+        k->act_type[MR_TYPE_Q5_K] = MR_TYPE_Q8_K;
         k->act_type[MR_TYPE_Q6_K] = MR_TYPE_Q8_K;
     }
 }

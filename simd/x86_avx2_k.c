@@ -391,9 +391,12 @@ float mr_dot_q6_K_f32_avx2(const void *w, const float *x, int64_t n)
 void mr_kernels_init_avx2_k(mr_kernels *k)
 {
     k->dot_f32[MR_TYPE_Q4_K] = mr_dot_q4_K_f32_avx2;
+    k->dot_f32[MR_TYPE_Q5_K] = mr_dot_q5_K_f32_avx2;
     k->dot_f32[MR_TYPE_Q6_K] = mr_dot_q6_K_f32_avx2;
     k->vec_dot[MR_TYPE_Q4_K] = mr_dot_q4_K_q8_K_avx2;
+    k->vec_dot[MR_TYPE_Q5_K] = mr_dot_q5_K_q8_K_avx2;
     k->vec_dot[MR_TYPE_Q6_K] = mr_dot_q6_K_q8_K_avx2;
     k->gemm[MR_TYPE_Q4_K] = mr_gemm_q4_K_q8_K_avx2;
+    k->gemm[MR_TYPE_Q5_K] = mr_gemm_q5_K_q8_K_avx2;
     k->gemm[MR_TYPE_Q6_K] = mr_gemm_q6_K_q8_K_avx2;
 }

@@ -28,7 +28,7 @@ static const int block_counts[] = {1,  2,  3,  5,  7,  8,  15,  16,  17,
 
 /* weight types whose kernels are compared */
 static const uint32_t wtypes[] = {MR_TYPE_F32, MR_TYPE_F16, MR_TYPE_BF16, MR_TYPE_Q8_0,
-                                  MR_TYPE_Q4_0, MR_TYPE_Q4_K, MR_TYPE_Q6_K};
+                                  MR_TYPE_Q4_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K};
 #define N_WTYPES (int)(sizeof wtypes / sizeof wtypes[0])
 
 static mr_kernels ref_fast, ref_exact;
