@@ -75,6 +75,7 @@ void mr_cpu_features(char *buf, size_t cap);
 void mr_kernels_init_avx2(mr_kernels *k);
 void mr_kernels_init_avx512(mr_kernels *k);
 void mr_kernels_init_neon(mr_kernels *k);
+void mr_kernels_init_neon_k(mr_kernels *k); /* K-quants, called by mr_kernels_init_neon */
 
 /* Best of 5 streaming reads of a `bytes` buffer split over `threads`
  * threads, in GB/s, with the widest loads this CPU runs (simd/membw.c). */
