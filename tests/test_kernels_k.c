@@ -36,6 +36,22 @@ static mr_kernels ref_fast, ref_exact;
 static mr_isa isas[MR_ISA_COUNT];
 static int n_isas;
 
+/* Table idx: each ISA's own (idx < n_isas), then the one in use, whose
+ * per-type kernels start-up measurement chose among the ISAs
+ * (simd/autotune.c): it must pass the same tests. */
+static int get_table(int idx, int exact, mr_kernels *k)
+{
+    if (idx < n_isas)
+        return mr_kernels_for_isa(isas[idx], exact, k);
+    *k = exact ? *mr_kernels_get_exact() : *mr_kernels_get();
+    return 1;
+}
+
+static const char *table_name(int idx)
+{
+    return idx < n_isas ? mr_isa_name(isas[idx]) : "chosen";
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static uint64_t rng;
@@ -226,11 +242,12 @@ static double term_bound(uint32_t t, const uint8_t *w, const float *xd, int64_t 
  * size; gemm and vec_dot agree to the bit on x86. */
 START_TEST(integer_dots_match_scalar)
 {
-    const mr_isa isa = isas[_i / N_COUNTS];
+    const int ti_ = _i / N_COUNTS;
     const int nb = block_counts[_i % N_COUNTS];
     const int64_t n = (int64_t)nb * QK_K;
     mr_kernels k;
-    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    ck_assert(get_table(ti_, 0, &k));
+    const mr_isa isa = k.isa;
     for (int ti = 0; ti < N_KTYPES; ti++) {
         const uint32_t t = ktypes[ti];
         if (!k.vec_dot[t] || k.vec_dot[t] == ref_fast.vec_dot[t])
@@ -254,7 +271,7 @@ START_TEST(integer_dots_match_scalar)
         for (int r = 0; r < rows; r++)
             for (int tk = 0; tk < toks; tk++)
                 yr[tk * rows + r] = ref_fast.vec_dot[t](w.p + rb * (size_t)r, a.p + ab * (size_t)tk, n);
-        GUARD_KERNEL("%s %s gemm blocks %d seed %llu", mr_isa_name(isa), mr_type_get(t)->name, nb,
+        GUARD_KERNEL("%s %s gemm blocks %d seed %llu", table_name(ti_), mr_type_get(t)->name, nb,
                      (unsigned long long)seed);
         mr_matmul_rows(&k, t, w.p, rb, a.p, n, toks, ys, rows, 0, rows);
         for (int tk = 0; tk < toks; tk++) {
@@ -265,7 +282,7 @@ START_TEST(integer_dots_match_scalar)
                 ck_assert_msg(fabs((double)got - want) <= 1e-5 * bound + 1e-6,
                               "%s row %d (kinds %d..) token kind %d: %.9g vs scalar %.9g (B %g)",
                               current, r, r % 5, tk, got, want, bound);
-                GUARD_KERNEL("%s %s vec_dot blocks %d row %d token %d seed %llu", mr_isa_name(isa),
+                GUARD_KERNEL("%s %s vec_dot blocks %d row %d token %d seed %llu", table_name(ti_),
                              mr_type_get(t)->name, nb, r, tk, (unsigned long long)seed);
                 const float v = k.vec_dot[t](w.p + rb * (size_t)r, a.p + ab * (size_t)tk, n);
                 if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512)
@@ -285,7 +302,7 @@ START_TEST(integer_dots_match_scalar)
             }
             ck_assert_msg(memcmp(part, ys, sizeof(float) * (size_t)(rows * toks)) == 0,
                           "%s %s blocks %d: one token at a time differs from the batch",
-                          mr_isa_name(isa), mr_type_get(t)->name, nb);
+                          table_name(ti_), mr_type_get(t)->name, nb);
         }
         free(xd);
         guarded_free(&w);
@@ -297,11 +314,12 @@ END_TEST
 /* Exact path: dot_f32 of byte-built blocks with f32 activations. */
 START_TEST(f32_dots_match_scalar)
 {
-    const mr_isa isa = isas[_i / N_COUNTS];
+    const int ti_ = _i / N_COUNTS;
     const int nb = block_counts[_i % N_COUNTS];
     const int64_t n = (int64_t)nb * QK_K;
     mr_kernels k;
-    ck_assert(mr_kernels_for_isa(isa, 1, &k));
+    ck_assert(get_table(ti_, 1, &k));
+    const mr_isa isa = k.isa;
     for (int ti = 0; ti < N_KTYPES; ti++) {
         const uint32_t t = ktypes[ti];
         if (!mr_type_computable(t) || k.dot_f32[t] == ref_exact.dot_f32[t])
@@ -321,7 +339,7 @@ START_TEST(f32_dots_match_scalar)
             for (int64_t i = 0; i < n; i++)
                 bound += fabs((double)wd[i] * x[i]);
             const float want = ref_exact.dot_f32[t](w.p, x, n);
-            GUARD_KERNEL("%s dot_f32 %s blocks %d kind %d seed %llu", mr_isa_name(isa),
+            GUARD_KERNEL("%s dot_f32 %s blocks %d kind %d seed %llu", table_name(ti_),
                          mr_type_get(t)->name, nb, kind, (unsigned long long)seed);
             const float got = k.dot_f32[t](w.p, x, n);
             ck_assert_msg(fabs((double)got - want) <= 1e-5 * bound + 1e-6, "%s: %.9g vs scalar %.9g",
@@ -338,12 +356,13 @@ END_TEST
  * gemm of the whole batch equal to vec_dot bit for bit on x86. */
 START_TEST(gemm_tiles_match_vec_dot)
 {
-    const mr_isa isa = isas[_i];
+    const int ti_ = _i;
     static const int shapes[][3] = {/* rows, tokens, blocks */
                                     {1, 2, 1}, {2, 3, 2}, {5, 7, 3}, {9, 5, 1}, {13, 9, 2},
                                     {4, 16, 4}, {7, 33, 1}};
     mr_kernels k;
-    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    ck_assert(get_table(ti_, 0, &k));
+    const mr_isa isa = k.isa;
     for (int ti = 0; ti < N_KTYPES; ti++) {
         const uint32_t t = ktypes[ti];
         if (!k.gemm[t] || k.gemm[t] == ref_fast.gemm[t])
@@ -362,7 +381,7 @@ START_TEST(gemm_tiles_match_vec_dot)
             for (int tk = 0; tk < toks; tk++)
                 fill_act(a.p + ab * (size_t)tk, n, tk % 3 == 1 ? 0 : tk % 4);
             float *y = malloc(sizeof(float) * (size_t)(rows * toks));
-            GUARD_KERNEL("%s gemm %s rows %d tokens %d blocks %d seed %llu", mr_isa_name(isa),
+            GUARD_KERNEL("%s gemm %s rows %d tokens %d blocks %d seed %llu", table_name(ti_),
                          mr_type_get(t)->name, rows, toks, nb, (unsigned long long)seed);
             k.gemm[t](w.p, rb, a.p, ab, n, toks, y, rows, 0, rows);
             float *xd = malloc(sizeof(float) * (size_t)n);
@@ -390,6 +409,35 @@ START_TEST(gemm_tiles_match_vec_dot)
 }
 END_TEST
 
+/* The table in use takes each type's vec_dot and gemm from the ISA the
+ * start-up measurement names, both from the same one (so decode and
+ * prefill agree), and only from ISAs this CPU runs. */
+START_TEST(chosen_table_is_what_autotune_reports)
+{
+    const mr_kernels *k = mr_kernels_get();
+    const mr_autotune_report *r = mr_kernels_autotune_report();
+    printf("table in use: %s, autotune %s (%.1f ms)\n", mr_isa_name(k->isa),
+           r->measured ? "measured" : "off", r->ms);
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
+        if (!k->vec_dot[t])
+            continue;
+        mr_kernels from;
+        ck_assert_msg(mr_kernels_for_isa(r->chosen[t], 0, &from), "type %u: ISA %s not available", t,
+                      mr_isa_name(r->chosen[t]));
+        ck_assert_msg(k->vec_dot[t] == from.vec_dot[t] && k->gemm[t] == from.gemm[t],
+                      "%s: kernels are not %s's", mr_type_get(t)->name, mr_isa_name(r->chosen[t]));
+        ck_assert_uint_eq(k->act_type[t], from.act_type[t]);
+        if (r->measured && r->gbs[t][r->chosen[t]] > 0.0)
+            for (int i = 0; i < MR_ISA_COUNT; i++)
+                ck_assert_msg(r->gbs[t][i] <= r->gbs[t][r->chosen[t]], "%s: %s measured faster than the chosen %s",
+                              mr_type_get(t)->name, mr_isa_name((mr_isa)i), mr_isa_name(r->chosen[t]));
+    }
+    const char *env = getenv("MOERUN_ISA");
+    if (env && mr_isa_parse(env) != MR_ISA_COUNT && mr_kernels_for_isa(mr_isa_parse(env), 0, &(mr_kernels){0}))
+        ck_assert_msg(!r->measured, "MOERUN_ISA=%s must switch the autotune off", env);
+}
+END_TEST
+
 int main(void)
 {
     struct sigaction sa;
@@ -413,10 +461,11 @@ int main(void)
     Suite *s = suite_create("kernels_k");
     TCase *tc = tcase_create("k-quants-vs-scalar");
     tcase_set_timeout(tc, 300);
-    if (n_isas) {
-        tcase_add_loop_test(tc, integer_dots_match_scalar, 0, n_isas * N_COUNTS);
-        tcase_add_loop_test(tc, f32_dots_match_scalar, 0, n_isas * N_COUNTS);
-        tcase_add_loop_test(tc, gemm_tiles_match_vec_dot, 0, n_isas);
+    tcase_add_test(tc, chosen_table_is_what_autotune_reports);
+    if (n_isas) { /* each ISA, then the table in use */
+        tcase_add_loop_test(tc, integer_dots_match_scalar, 0, (n_isas + 1) * N_COUNTS);
+        tcase_add_loop_test(tc, f32_dots_match_scalar, 0, (n_isas + 1) * N_COUNTS);
+        tcase_add_loop_test(tc, gemm_tiles_match_vec_dot, 0, n_isas + 1);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
