@@ -187,6 +187,17 @@ int main(int argc, char **argv)
     printf("Memory read bandwidth, one thread, 1 GB streaming sum (best of 5): **%.1f GB/s**",
            bw_wide);
     printf("\n\n");
+    /* what start-up measured over 3 MB (simd/autotune.c): the per-type
+     * choice of the table in use, against this run's figures below */
+    const mr_autotune_report *tr = mr_kernels_autotune_report();
+    if (tr->measured) {
+        printf("Start-up autotune (one token over %zu MB, %.1f ms): ", tr->bytes >> 20, tr->ms);
+        for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
+            if (tr->gbs[t][tr->chosen[t]] > 0.0)
+                printf("%s -> %s (%.1f GB/s)  ", mr_type_get(t)->name, mr_isa_name(tr->chosen[t]),
+                       tr->gbs[t][tr->chosen[t]]);
+        printf("\n\n");
+    }
 
     /* ---- decode: matrix x vector over ~256 MB of weights */
     const int64_t n = 4096;

@@ -37,7 +37,8 @@
 
 enum { K4 = 0, K5 = 1, K6 = 2 };
 
-/* gemm tile: TR rows x TT tokens of int32 block sums (8 ymm) */
+/* gemm tile: TR rows x TT tokens of int32 block sums (8 ymm; the float
+ * accumulators and prepared rows live on the stack, in L1) */
 #define TR 2
 #define TT 4
 /* one token: rows in order, prefetched 8 KB ahead (as x86_avx2_q.c) */
@@ -63,9 +64,8 @@ AI float hsum256(__m256 v)
 
 /* The 6-bit scales and mins of a Q4_K/Q5_K block (ggml's 12-byte packing,
  * spelled out in quant/ref_q4_k.c) as bytes: sc[0..7] in bytes 0-7,
- * m[0..7] in bytes 8-15.  Decoded in general registers: with AVX2 the
- * vector ports are the busier ones (measured: a pshufb decode made the
- * one-token Q4_K dot 25% slower on Zen 5). */
+ * m[0..7] in bytes 8-15.  Decoded in general registers, which the AVX2
+ * loop leaves idle (x86_avx512_k.c decodes with pshufb instead). */
 AI __m128i k4_scales(const uint8_t *blk)
 {
     uint32_t u[3];
@@ -184,8 +184,6 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
 {
     prepared p[TR];
     __m256i sumi[TR][TT];
-    const __m256i ones = _mm256_set1_epi16(1);
-    (void)ones;
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         prepare(kind, w + (size_t)r * ws, &p[r]);

@@ -41,11 +41,6 @@ static const size_t block_bytes[3] = {sizeof(block_q4_K), sizeof(block_q5_K), si
 
 /* ------------------------------------------------------------ helpers */
 
-AI float f16_to_f32(uint16_t h)
-{
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
-
 /* Fixed-order sum of 16 lanes: halves, then quarters, ... */
 AI float hsum512(__m512 v)
 {
