@@ -253,6 +253,14 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
             const char *pf = (const char *)w + (size_t)b * bb + PREFETCH_BYTES;
             for (size_t o = 0; o < bb; o += 64)
                 _mm_prefetch(pf + o, _MM_HINT_T0);
+        } else if (R > 1) {
+            /* R short streams, which the hardware prefetcher follows
+             * poorly: fetch the next R rows (contiguous) in address order,
+             * at the rate this tile consumes its own (prefetches never
+             * fault, past the matrix's end included) */
+            const char *pf = (const char *)w + (size_t)R * ws + (size_t)b * R * bb;
+            for (size_t o = 0; o < R * bb; o += 64)
+                _mm_prefetch(pf + o, _MM_HINT_T0);
         }
         tile_block(kind, R, T, w + (size_t)b * bb, ws, a + (size_t)b * sizeof(block_q8_K), as, acc);
     }
