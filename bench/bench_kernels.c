@@ -65,6 +65,9 @@ static const bench_case cases[] = {
     {"Q4_0 x f32 (exact)", MR_TYPE_Q4_0, 1}, {"Q8_0 x f32 (exact)", MR_TYPE_Q8_0, 1},
     {"F16 x f32", MR_TYPE_F16, 1},           {"BF16 x f32", MR_TYPE_BF16, 1},
     {"F32 x f32", MR_TYPE_F32, 1},
+    {"Q4_K x Q8_K (fast)", MR_TYPE_Q4_K, 0}, {"Q5_K x Q8_K (fast)", MR_TYPE_Q5_K, 0},
+    {"Q6_K x Q8_K (fast)", MR_TYPE_Q6_K, 0}, {"Q4_K x f32 (exact)", MR_TYPE_Q4_K, 1},
+    {"Q5_K x f32 (exact)", MR_TYPE_Q5_K, 1}, {"Q6_K x f32 (exact)", MR_TYPE_Q6_K, 1},
     {"MXFP4 x Q8_0 (fast)", MR_TYPE_MXFP4, 0}, {"MXFP4 x f32 (exact)", MR_TYPE_MXFP4, 1},
     {"Q5_0 x Q8_0 (fast)", MR_TYPE_Q5_0, 0},   {"IQ4_NL x Q8_0 (fast)", MR_TYPE_IQ4_NL, 0},
     {"Q4_1 x Q8_1 (fast)", MR_TYPE_Q4_1, 0},   {"Q5_1 x Q8_1 (fast)", MR_TYPE_Q5_1, 0},
@@ -79,6 +82,25 @@ static const bench_case cases[] = {
 static void fill_weights(uint32_t t, uint8_t *w, int64_t n, int64_t rows)
 {
     const size_t rb = mr_type_row_bytes(t, (uint64_t)n), total = rb * (size_t)rows;
+    if (t == MR_TYPE_Q4_K || t == MR_TYPE_Q5_K || t == MR_TYPE_Q6_K) {
+        /* random quants, scales and mins; fixed finite f16 super-block
+         * scales (Q4_K/Q5_K: d, dmin first; Q6_K: d last) */
+        for (size_t i = 0; i + 8 <= total; i += 8) {
+            uint64_t v = rnd();
+            memcpy(w + i, &v, 8);
+        }
+        const size_t bs = mr_type_get(t)->type_size;
+        const uint16_t d = mr_f32_to_f16(0.01f);
+        for (size_t b = 0; b < total / bs; b++) {
+            if (t == MR_TYPE_Q6_K) {
+                memcpy(w + b * bs + 208, &d, 2);
+            } else {
+                memcpy(w + b * bs, &d, 2);
+                memcpy(w + b * bs + 2, &d, 2);
+            }
+        }
+        return;
+    }
     if (t == MR_TYPE_Q4_0 || t == MR_TYPE_Q8_0) {
         for (size_t i = 0; i + 8 <= total; i += 8) {
             uint64_t v = rnd();
@@ -175,7 +197,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
             want_type = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|MXFP4|Q5_0|IQ4_NL|Q4_1|Q5_1|IQ4_XS|Q2_K|Q3_K|F16|BF16|F32]\n",
+            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|Q4_K|Q5_K|Q6_K|MXFP4|Q5_0|IQ4_NL|Q4_1|Q5_1|IQ4_XS|Q2_K|Q3_K|F16|BF16|F32]\n",
                     argv[0]);
             return 2;
         }
@@ -197,6 +219,17 @@ int main(int argc, char **argv)
     printf("Memory read bandwidth, one thread, 1 GB streaming sum (best of 5): **%.1f GB/s**",
            bw_wide);
     printf("\n\n");
+    /* what start-up measured over 3 MB (simd/autotune.c): the per-type
+     * choice of the table in use, against this run's figures below */
+    const mr_autotune_report *tr = mr_kernels_autotune_report();
+    if (tr->measured) {
+        printf("Start-up autotune (one token over %zu MB, %.1f ms): ", tr->bytes >> 20, tr->ms);
+        for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
+            if (tr->gbs[t][tr->chosen[t]] > 0.0)
+                printf("%s -> %s (%.1f GB/s)  ", mr_type_get(t)->name, mr_isa_name(tr->chosen[t]),
+                       tr->gbs[t][tr->chosen[t]]);
+        printf("\n\n");
+    }
 
     /* ---- decode: matrix x vector over ~256 MB of weights */
     const int64_t n = 4096;
@@ -264,9 +297,12 @@ int main(int argc, char **argv)
     printf(" 64 tok / scalar | 64 tok / 1 tok |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (int ci = 0; ci < N_CASES; ci++) {
         const bench_case *c = &cases[ci];
+        const int kq = c->type == MR_TYPE_Q4_K || c->type == MR_TYPE_Q5_K || c->type == MR_TYPE_Q6_K;
         if (!case_wanted(c) || (c->type != MR_TYPE_Q4_0 && c->type != MR_TYPE_Q8_0 &&
-                                 c->type != MR_TYPE_MXFP4 && !c->exact))
+                                 c->type != MR_TYPE_MXFP4 && !c->exact && !kq))
             continue;
+        if (kq && c->exact)
+            continue; /* the exact K-quant dots have no gemm */
         if (c->exact && c->type != MR_TYPE_F16 && quick)
             continue;
         fill_weights(c->type, w, n, g_rows);

@@ -1,5 +1,5 @@
 /* ref_k_common.h - helpers shared by the K-quant scalar references
- * (ref_q4_k.c, ref_q6_k.c, ref_q8_k.c).  Internal to quant/.
+ * (ref_q4_k.c, ref_q5_k.c, ref_q6_k.c, ref_q8_k.c).  Internal to quant/.
  *
  * Bit-exactness with ggml depends on doing every float operation in the
  * same order and precision as ggml's reference, without contraction into
@@ -33,5 +33,40 @@ static inline int mr_k_clamp(int v, int lo, int hi)
 {
     return v < lo ? lo : v > hi ? hi : v;
 }
+
+/* Q4_K and Q5_K: unpack sub-block j's 6-bit scale and min from the 12 packed bytes:
+ *   j < 4:  sc = scales[j] & 63,            m = scales[j + 4] & 63
+ *   j >= 4: sc = scales[j + 4] & 15 | (scales[j - 4] >> 6) << 4,
+ *           m  = scales[j + 4] >> 4 | (scales[j] >> 6) << 4
+ * (ggml's get_scale_min_k4). */
+static inline void mr_k_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = scales[j] & 63;
+        *m = scales[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4));
+        *m = (uint8_t)((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
+    }
+}
+
+/* The inverse of mr_k_scale_min for all 8 sub-blocks; ls, lm in [0, 63]. */
+static inline void mr_k_pack_scales(const uint8_t ls[8], const uint8_t lm[8], uint8_t scales[12])
+{
+    for (int j = 0; j < 4; j++) {
+        scales[j] = ls[j];
+        scales[j + 4] = lm[j];
+    }
+    for (int j = 4; j < 8; j++) {
+        scales[j + 4] = (uint8_t)((ls[j] & 0x0f) | ((lm[j] & 0x0f) << 4));
+        scales[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+        scales[j] |= (uint8_t)((lm[j] >> 4) << 6);
+    }
+}
+
+/* ggml's make_qkx2_quants (without use_mad), the (scale, min) fit of a
+ * Q4_K/Q5_K sub-block: ref_q4_k.c. */
+float mr_k_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                            float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep);
 
 #endif

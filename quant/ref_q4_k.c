@@ -3,7 +3,7 @@
  * A super-block holds 8 sub-blocks of 32 weights.  Sub-block j decodes as
  *     x = d * sc[j] * q - dmin * m[j]
  * with q a nibble in [0, 15] and sc[j], m[j] 6-bit integers in [0, 63]
- * packed into scales[12] (see q4_K_scale_min).  d and dmin are f16 and
+ * packed into scales[12] (see mr_k_scale_min in ref_k_common.h).  d and dmin are f16 and
  * non-negative for ggml's quantizer, so each sub-block covers
  * [-dmin * m, -dmin * m + 15 * d * sc].
  *
@@ -17,46 +17,16 @@
 
 #include <math.h>
 
-/* Unpack sub-block j's 6-bit scale and min from the 12 packed bytes:
- *   j < 4:  sc = scales[j] & 63,            m = scales[j + 4] & 63
- *   j >= 4: sc = scales[j + 4] & 15 | (scales[j - 4] >> 6) << 4,
- *           m  = scales[j + 4] >> 4 | (scales[j] >> 6) << 4
- * (ggml's get_scale_min_k4). */
-static inline void q4_K_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *m)
-{
-    if (j < 4) {
-        *sc = scales[j] & 63;
-        *m = scales[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4));
-        *m = (uint8_t)((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
-    }
-}
-
-/* The inverse of q4_K_scale_min for all 8 sub-blocks; ls, lm in [0, 63]. */
-static void q4_K_pack_scales(const uint8_t ls[8], const uint8_t lm[8], uint8_t scales[12])
-{
-    for (int j = 0; j < 4; j++) {
-        scales[j] = ls[j];
-        scales[j + 4] = lm[j];
-    }
-    for (int j = 4; j < 8; j++) {
-        scales[j + 4] = (uint8_t)((ls[j] & 0x0f) | ((lm[j] & 0x0f) << 4));
-        scales[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
-        scales[j] |= (uint8_t)((lm[j] >> 4) << 6);
-    }
-}
-
 /* Fit x[i] ~ scale * L[i] - the_min with L[i] in [0, nmax], minimising
  * sum weights[i] * err^2 (ggml's make_qkx2_quants without its use_mad
- * option, which Q4_K does not use).
+ * option, which Q4_K and Q5_K do not use).
  *
  * Start from the min/max grid (min clamped to <= 0), then try nstep + 1
  * other grids, iscale = (nmax + rmin + rdelta * is) / (max - min), fitting
  * scale and min in closed form on each and keeping a strictly better one.
  * Returns scale (>= 0 in practice) and stores the_min = -min >= 0, or
  * -0.0f when min stayed 0.  Laux is scratch of n bytes. */
-static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights,
+float mr_k_make_qkx2_quants(int n, int nmax, const float *x, const float *weights,
                               uint8_t *L, float *the_min, uint8_t *Laux, float rmin,
                               float rdelta, int nstep)
 {
@@ -149,7 +119,7 @@ void mr_quantize_row_q4_K(const float *src, void *dst, int64_t n)
             const float av_x = sqrtf(sum_x2 / 32.0f);
             for (int l = 0; l < 32; l++)
                 weights[l] = av_x + fabsf(xs[l]);
-            scales[j] = make_qkx2_quants(32, 15, xs, weights, L + 32 * j, &mins[j], Laux, -1.0f,
+            scales[j] = mr_k_make_qkx2_quants(32, 15, xs, weights, L + 32 * j, &mins[j], Laux, -1.0f,
                                          0.1f, 20);
             if (scales[j] > max_scale)
                 max_scale = scales[j];
@@ -171,7 +141,7 @@ void mr_quantize_row_q4_K(const float *src, void *dst, int64_t n)
             if (lm[j] > 63)
                 lm[j] = 63;
         }
-        q4_K_pack_scales(ls, lm, y[b].scales);
+        mr_k_pack_scales(ls, lm, y[b].scales);
         y[b].d = mr_f32_to_f16(max_scale / 63.0f);
         y[b].dmin = mr_f32_to_f16(max_min / 63.0f);
 
@@ -180,7 +150,7 @@ void mr_quantize_row_q4_K(const float *src, void *dst, int64_t n)
         const float d = mr_f16_to_f32(y[b].d), dmin = mr_f16_to_f32(y[b].dmin);
         for (int j = 0; j < QK_K / 32; j++) {
             uint8_t sc, m;
-            q4_K_scale_min(j, y[b].scales, &sc, &m);
+            mr_k_scale_min(j, y[b].scales, &sc, &m);
             const float dj = d * (float)sc;
             if (dj == 0.0f)
                 continue;
@@ -208,9 +178,9 @@ void mr_dequantize_row_q4_K(const void *src, float *dst, int64_t n)
         for (int c = 0; c < QK_K / 64; c++) {
             const uint8_t *q = x[b].qs + 32 * c;
             uint8_t sc, m;
-            q4_K_scale_min(2 * c, x[b].scales, &sc, &m);
+            mr_k_scale_min(2 * c, x[b].scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            q4_K_scale_min(2 * c + 1, x[b].scales, &sc, &m);
+            mr_k_scale_min(2 * c + 1, x[b].scales, &sc, &m);
             const float d2 = d * (float)sc, m2 = dmin * (float)m;
             for (int i = 0; i < 32; i++) {
                 y[64 * c + i] = d1 * (float)(q[i] & 0x0f) - m1;
@@ -234,9 +204,9 @@ float mr_dot_q4_K_f32(const void *w, const float *x, int64_t n)
         for (int c = 0; c < QK_K / 64; c++) {
             const uint8_t *q = wb[b].qs + 32 * c;
             uint8_t sc, m;
-            q4_K_scale_min(2 * c, wb[b].scales, &sc, &m);
+            mr_k_scale_min(2 * c, wb[b].scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            q4_K_scale_min(2 * c + 1, wb[b].scales, &sc, &m);
+            mr_k_scale_min(2 * c + 1, wb[b].scales, &sc, &m);
             const float d2 = d * (float)sc, m2 = dmin * (float)m;
             for (int i = 0; i < 32; i++)
                 s += (d1 * (float)(q[i] & 0x0f) - m1) * xb[64 * c + i];
@@ -268,7 +238,7 @@ float mr_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n)
     for (int64_t b = 0; b < nb; b++) {
         uint8_t sc[8], m[8];
         for (int j = 0; j < 8; j++)
-            q4_K_scale_min(j, wb[b].scales, &sc[j], &m[j]);
+            mr_k_scale_min(j, wb[b].scales, &sc[j], &m[j]);
         const int8_t *q8 = xb[b].qs;
         int32_t lane[8] = {0};
         for (int c = 0; c < QK_K / 64; c++) {

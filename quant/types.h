@@ -77,6 +77,19 @@ typedef struct {
 } block_q4_K;
 static_assert(sizeof(block_q4_K) == 144, "block_q4_K must be 144 bytes");
 
+/* Q5_K: Q4_K with a fifth bit.  Sub-block j: x = d * sc[j] * q - dmin *
+ * m[j], q in [0, 31]: its low 4 bits are nibbles laid out as Q4_K's, bit
+ * 4 of weight 64c + l (l < 32) is bit 2c of qh[l], of weight 64c + 32 + l
+ * bit 2c + 1.  Scales and mins packed as Q4_K's. */
+typedef struct {
+    uint16_t d;              /* f16 super-block scale of the sc[j] */
+    uint16_t dmin;           /* f16 super-block scale of the m[j] */
+    uint8_t scales[12];      /* 8 x (6-bit scale, 6-bit min) */
+    uint8_t qh[QK_K / 8];    /* bit 4 of q */
+    uint8_t qs[QK_K / 2];    /* low 4 bits of q */
+} block_q5_K;
+static_assert(sizeof(block_q5_K) == 176, "block_q5_K must be 176 bytes");
+
 /* Q6_K: 16 sub-blocks of 16.  Sub-block j: x = d * scales[j] * (q - 32),
  * q 6-bit in [0, 63] (low 4 bits in ql, high 2 in qh), scales[j] in
  * [-128, 127].  Element layout is spelled out in ref_q6_k.c. */
@@ -151,6 +164,8 @@ void mr_dequantize_row_q4_0(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_0(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q4_K(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q4_K(const float *src, void *dst, int64_t n);
+void mr_dequantize_row_q5_K(const void *src, float *dst, int64_t n);
+void mr_quantize_row_q5_K(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q6_K(const void *src, float *dst, int64_t n);
 void mr_quantize_row_q6_K(const float *src, void *dst, int64_t n);
 void mr_dequantize_row_q8_K(const void *src, float *dst, int64_t n);
@@ -162,6 +177,7 @@ float mr_dot_bf16_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q8_0_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q4_0_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q4_K_f32(const void *w, const float *x, int64_t n);
+float mr_dot_q5_K_f32(const void *w, const float *x, int64_t n);
 float mr_dot_q6_K_f32(const void *w, const float *x, int64_t n);
 
 /* ggml's integer dot of quantized weights with Q8_0-quantized activations,
@@ -170,9 +186,10 @@ float mr_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n);
 float mr_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n);
 
 /* The same for the K-quants against Q8_K activations, computed exactly as
- * ggml's ggml_vec_dot_q{4,6}_K_q8_K_generic (same integers, same float
+ * ggml's ggml_vec_dot_q{4,5,6}_K_q8_K_generic (same integers, same float
  * operations in the same order).  xq's bsums must match its qs. */
 float mr_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n);
+float mr_dot_q5_K_q8_K(const void *w, const void *xq, int64_t n);
 float mr_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n);
 
 /* MXFP4, Q4_1, Q5_0, Q5_1, Q8_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K */

@@ -422,4 +422,5 @@ void mr_kernels_init_neon(mr_kernels *k)
     k->dot_f32[MR_TYPE_BF16] = dot_bf16_f32_neon;
     k->dot_f32[MR_TYPE_Q8_0] = dot_q8_0_f32_neon;
     k->dot_f32[MR_TYPE_Q4_0] = dot_q4_0_f32_neon;
+    mr_kernels_init_neon_k(k); /* the K-quants, arm_neon_k.c */
 }

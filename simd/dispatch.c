@@ -1,7 +1,8 @@
 /* dispatch.c - choose the kernel table once, from what the CPU and the OS
  * support (CPUID and XGETBV on x86: the OS must save the wide registers;
- * getauxval on arm64), lowered by MOERUN_ISA.  This file is compiled for
- * the baseline CPU only. */
+ * getauxval on arm64), lowered by MOERUN_ISA; each weight type's integer
+ * kernels then come from the ISA measured fastest here (simd/autotune.c).
+ * This file is compiled for the baseline CPU only. */
 #include "config.h"
 #include "kernels.h"
 
@@ -134,7 +135,7 @@ mr_isa mr_isa_best(void)
 }
 
 /* The scalar reference table.  fast: Q4_0/Q8_0 weights dot Q8_0
- * activations and Q4_K/Q6_K dot Q8_K, in integers (ggml's scheme); exact:
+ * activations and Q4_K/Q5_K/Q6_K dot Q8_K, in integers (ggml's scheme); exact:
  * every type dots f32. */
 static void fill_scalar(mr_kernels *k, int exact)
 {
@@ -151,11 +152,13 @@ static void fill_scalar(mr_kernels *k, int exact)
     k->vec_dot[MR_TYPE_Q4_0] = mr_dot_q4_0_q8_0;
     k->quantize_act[MR_TYPE_Q8_K] = mr_quantize_row_q8_K;
     k->vec_dot[MR_TYPE_Q4_K] = mr_dot_q4_K_q8_K;
+    k->vec_dot[MR_TYPE_Q5_K] = mr_dot_q5_K_q8_K;
     k->vec_dot[MR_TYPE_Q6_K] = mr_dot_q6_K_q8_K;
     if (!exact) {
         k->act_type[MR_TYPE_Q8_0] = MR_TYPE_Q8_0;
         k->act_type[MR_TYPE_Q4_0] = MR_TYPE_Q8_0;
         k->act_type[MR_TYPE_Q4_K] = MR_TYPE_Q8_K;
+        k->act_type[MR_TYPE_Q5_K] = MR_TYPE_Q8_K;
         k->act_type[MR_TYPE_Q6_K] = MR_TYPE_Q8_K;
     }
     mr_kernels_init_scalar_more(k, exact);
@@ -198,21 +201,37 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
 }
 
 static mr_kernels chosen, chosen_exact;
+static mr_autotune_report chosen_report;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
 {
     mr_isa isa = mr_isa_best();
+    int forced = 0;
     const char *env = getenv("MOERUN_ISA");
     if (env && *env) {
         mr_isa want = mr_isa_parse(env);
         /* the best is the highest available, so an available choice can
          * only be lower; an unknown or unavailable name keeps the best */
-        if (want != MR_ISA_COUNT && isa_available(want))
+        if (want != MR_ISA_COUNT && isa_available(want)) {
             isa = want;
+            forced = 1;
+        }
     }
     mr_kernels_for_isa(isa, 0, &chosen);
     mr_kernels_for_isa(isa, 1, &chosen_exact);
+    const char *tune = getenv("MOERUN_AUTOTUNE");
+    memset(&chosen_report, 0, sizeof chosen_report);
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
+        chosen_report.chosen[t] = isa;
+    if (!forced && !(tune && strcmp(tune, "0") == 0))
+        mr_autotune(&chosen, &chosen_report);
+}
+
+const mr_autotune_report *mr_kernels_autotune_report(void)
+{
+    pthread_once(&chosen_once, choose);
+    return &chosen_report;
 }
 
 const mr_kernels *mr_kernels_get_exact(void)

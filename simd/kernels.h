@@ -71,7 +71,27 @@ typedef struct {
     mr_from_f32_fn quantize_act[MR_TYPE_COUNT];
 } mr_kernels;
 
-/* The table in use (fast), chosen on first call (thread-safe), then fixed. */
+/* What start-up measured (simd/autotune.c): unless MOERUN_ISA forces a
+ * level (or MOERUN_AUTOTUNE=0), each weight type's integer kernels come
+ * from the ISA whose one-token matmul streamed fastest. */
+typedef struct {
+    int measured;                            /* 0: forced, or one candidate only */
+    double gbs[MR_TYPE_COUNT][MR_ISA_COUNT]; /* weights GB/s; 0 = not measured */
+    mr_isa chosen[MR_TYPE_COUNT];            /* ISA of vec_dot/gemm per type */
+    double ms;                               /* time the measurement took */
+    size_t bytes;                            /* weights per measured matmul */
+} mr_autotune_report;
+
+/* Time every candidate ISA's kernels and keep the fastest per type in
+ * fast (filled for the best ISA); rep says what was measured. */
+void mr_autotune(mr_kernels *fast, mr_autotune_report *rep);
+
+/* The report behind mr_kernels_get()'s table (chosen on first use). */
+const mr_autotune_report *mr_kernels_autotune_report(void);
+
+/* The table in use (fast), chosen on first call (thread-safe), then fixed:
+ * the best ISA's, with per-type kernels from the autotune.  Its isa field
+ * names the best ISA. */
 const mr_kernels *mr_kernels_get(void);
 /* The exact-activation table of the same ISA. */
 const mr_kernels *mr_kernels_get_exact(void);
@@ -97,6 +117,7 @@ void mr_kernels_init_scalar_more(mr_kernels *k, int exact);
 void mr_kernels_init_avx2_more(mr_kernels *k);
 void mr_kernels_init_avx512_more(mr_kernels *k);
 void mr_kernels_init_neon_more(mr_kernels *k);
+void mr_kernels_init_neon_k(mr_kernels *k); /* K-quants, called by mr_kernels_init_neon */
 
 /* Best of 5 streaming reads of a `bytes` buffer split over `threads`
  * threads, in GB/s, with the widest loads this CPU runs (simd/membw.c). */

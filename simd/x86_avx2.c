@@ -215,4 +215,5 @@ void mr_kernels_init_avx2(mr_kernels *k)
     k->vec_dot[MR_TYPE_Q4_0] = mr_dot_q4_0_q8_0_avx2;
     k->gemm[MR_TYPE_Q8_0] = mr_gemm_q8_0_q8_0_avx2;
     k->gemm[MR_TYPE_Q4_0] = mr_gemm_q4_0_q8_0_avx2;
+    mr_kernels_init_avx2_k(k); /* the K-quants, x86_avx2_k.c */
 }

@@ -17,6 +17,25 @@ void mr_gemm_q8_0_q8_0_avx2(const void *w, size_t w_stride, const void *act, siz
                             int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
                             int64_t r1);
 
+/* K-quants: Q8_K activations dotted in integers, and their f32 dots
+ * (x86_avx2_k.c) */
+float mr_dot_q4_K_q8_K_avx2(const void *w, const void *act, int64_t n);
+float mr_dot_q5_K_q8_K_avx2(const void *w, const void *act, int64_t n);
+float mr_dot_q6_K_q8_K_avx2(const void *w, const void *act, int64_t n);
+void mr_gemm_q4_K_q8_K_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                            int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                            int64_t r1);
+void mr_gemm_q5_K_q8_K_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                            int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                            int64_t r1);
+void mr_gemm_q6_K_q8_K_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                            int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                            int64_t r1);
+float mr_dot_q4_K_f32_avx2(const void *w, const float *x, int64_t n);
+float mr_dot_q5_K_f32_avx2(const void *w, const float *x, int64_t n);
+float mr_dot_q6_K_f32_avx2(const void *w, const float *x, int64_t n);
+void mr_kernels_init_avx2_k(mr_kernels *k);
+
 /* f32 activations (x86_avx2.c) */
 void mr_quantize_row_q8_0_avx2(const float *x, void *dst, int64_t n);
 float mr_dot_f32_f32_avx2(const void *w, const float *x, int64_t n);

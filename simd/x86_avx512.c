@@ -218,4 +218,5 @@ void mr_kernels_init_avx512(mr_kernels *k)
     k->vec_dot[MR_TYPE_Q4_0] = mr_dot_q4_0_q8_0_avx512;
     k->gemm[MR_TYPE_Q8_0] = mr_gemm_q8_0_q8_0_avx512;
     k->gemm[MR_TYPE_Q4_0] = mr_gemm_q4_0_q8_0_avx512;
+    mr_kernels_init_avx512_k(k); /* the K-quants, x86_avx512_k.c */
 }

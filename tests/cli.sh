@@ -300,10 +300,17 @@ if [ -d "$SHARED/models/tinymix" ]; then
     expect 2 "verify a quantized file after a metadata byte flipped" moerun verify "$T/k.gguf"
     rm -f "$T/k.gguf"
     moerun quantize "$SHARED/models/tinymix" "$T/k.gguf" --type q4_k -t 2 2>/dev/null
-    expect 0 "info on a q4_k file" moerun info "$T/k.gguf" --no-tensors
+    # Q4_K has SIMD kernels now: the slow-path note shows when the scalar set is forced
+    export MOERUN_ISA=scalar
+    expect 0 "info on a q4_k file, scalar kernels" moerun info "$T/k.gguf" --no-tensors
     contains "$T/out" "on the SCALAR path" "info says q4_k runs on the scalar path"
-    expect 0 "run --stats on a q4_k file" moerun run -m "$T/k.gguf" -p "Once" -n 2 --temp 0 --stats
-    contains "$T/err" "SCALAR path" "run --stats says q4_k runs on the scalar path"
+    expect 0 "run --stats on a q4_k file, scalar kernels" moerun run -m "$T/k.gguf" -p "Once" -n 2 --temp 0 --stats
+    contains "$T/err" "scalar for every type (slow)" "run --stats says the scalar kernels are slow"
+    unset MOERUN_ISA
+    if [ "$(moerun --version 2>&1 | grep -c scalar)" -eq 0 ]; then
+        expect 0 "run --stats on a q4_k file" moerun run -m "$T/k.gguf" -p "Once" -n 2 --temp 0 --stats
+        if grep -q "SCALAR path" "$T/err"; then bad "q4_k still on the scalar path with SIMD kernels"; else ok "q4_k runs on SIMD kernels"; fi
+    fi
     expect 0 "kld of the demo model" moerun kld -m "$MODEL" --ref "$SHARED/ref" --prompts short
     if tail -n 1 "$T/out" | grep -q '^KLD = [0-9.e+-]*$'; then ok "last line is KLD = value"; else bad "kld: $(tail -n 1 "$T/out")"; fi
 else

@@ -28,7 +28,7 @@ static const int block_counts[] = {1,  2,  3,  5,  7,  8,  15,  16,  17,
 
 /* weight types whose kernels are compared */
 static const uint32_t wtypes[] = {MR_TYPE_F32, MR_TYPE_F16, MR_TYPE_BF16, MR_TYPE_Q8_0,
-                                  MR_TYPE_Q4_0, MR_TYPE_Q4_K, MR_TYPE_Q6_K};
+                                  MR_TYPE_Q4_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K};
 #define N_WTYPES (int)(sizeof wtypes / sizeof wtypes[0])
 
 static mr_kernels ref_fast, ref_exact;
@@ -149,6 +149,8 @@ static double abs_dot_bound(uint32_t t, const void *w, uint32_t at, const void *
     mr_type_get(t)->to_f32(w, wd, n);
     if (at == MR_TYPE_F32)
         memcpy(xd, xf, sizeof(float) * (size_t)n);
+    else if (at == MR_TYPE_Q8_K) /* an activation format only: not in the type table */
+        mr_dequantize_row_q8_K(act, xd, n);
     else
         mr_type_get(at)->to_f32(act, xd, n);
     double s = 0.0;
@@ -335,8 +337,10 @@ START_TEST(gemm_shapes_match_scalar)
             continue;
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int rows = shapes[si][0], toks = shapes[si][1];
-            const uint32_t bs = mr_type_get(t)->block_size;
-            const int64_t n = (int64_t)shapes[si][2] * (bs > 32 ? bs : 32);
+            /* the shape's blocks of 32 elements, rounded up to whole
+             * super-blocks for the K-quants (the same work as Q4_0) */
+            const int64_t bs = mr_type_get(t)->block_size;
+            const int64_t n = ((int64_t)shapes[si][2] * 32 + bs - 1) / bs * bs;
             uint64_t seed = 104729u * (uint64_t)isa + 13u * si + t;
             rng = seed;
             const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&k, t, n);
@@ -380,14 +384,16 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
     if (isa != MR_ISA_AVX2 && isa != MR_ISA_AVX512)
         return;
     static const int blocks[] = {1, 2, 3, 6, 13, 70};
-    const uint32_t types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0};
+    const uint32_t types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K};
     const int rows = 23, toks = 13;
     mr_kernels k;
     ck_assert(mr_kernels_for_isa(isa, 0, &k));
-    for (int ti = 0; ti < 2; ti++)
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++)
         for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
             const uint32_t t = types[ti];
-            const int64_t n = (int64_t)blocks[bi] * 32;
+            if (!k.gemm[t] || !k.vec_dot[t])
+                continue;
+            const int64_t n = (int64_t)blocks[bi] * mr_type_get(t)->block_size;
             const uint64_t seed = 52711u * (uint64_t)isa + 7u * (uint64_t)n + t;
             rng = seed;
             const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&k, t, n);

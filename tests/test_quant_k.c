@@ -1,5 +1,5 @@
-/* test_quant_k.c - the K-quant scalar references (Q4_K, Q6_K and their
- * activation format Q8_K): layouts, round-trip error bounds, zero and
+/* test_quant_k.c - the K-quant scalar references (Q4_K, Q5_K, Q6_K and
+ * their activation format Q8_K): layouts, round-trip error bounds, zero and
  * extreme blocks, every dot against a float64 dot of the dequantised
  * operands, and known answers that pin the bytes to ggml's.
  *
@@ -79,7 +79,17 @@ START_TEST(layouts_and_type_table)
 
     ck_assert(mr_type_computable(MR_TYPE_Q4_K) && mr_type_computable(MR_TYPE_Q6_K));
     ck_assert(!mr_type_computable(MR_TYPE_Q8_K)); /* activations only */
-    ck_assert(!mr_type_computable(MR_TYPE_Q5_K));
+    ck_assert_uint_eq(sizeof(block_q5_K), 176);
+    ck_assert_uint_eq(offsetof(block_q5_K, dmin), 2);
+    ck_assert_uint_eq(offsetof(block_q5_K, scales), 4);
+    ck_assert_uint_eq(offsetof(block_q5_K, qh), 16);
+    ck_assert_uint_eq(offsetof(block_q5_K, qs), 48);
+    const mr_type_traits *t5 = mr_type_get(MR_TYPE_Q5_K);
+    ck_assert_str_eq(t5->name, "Q5_K");
+    ck_assert(t5->to_f32 == mr_dequantize_row_q5_K && t5->from_f32 == mr_quantize_row_q5_K &&
+              t5->dot_f32 == mr_dot_q5_K_f32);
+    ck_assert_uint_eq(mr_type_row_bytes(MR_TYPE_Q5_K, 4096), 16 * 176);
+    ck_assert_uint_eq(mr_type_from_name("q5_k"), MR_TYPE_Q5_K);
     const mr_type_traits *t4 = mr_type_get(MR_TYPE_Q4_K), *t6 = mr_type_get(MR_TYPE_Q6_K);
     ck_assert_str_eq(t4->name, "Q4_K");
     ck_assert(t4->to_f32 == mr_dequantize_row_q4_K && t4->from_f32 == mr_quantize_row_q4_K &&
@@ -139,6 +149,57 @@ START_TEST(q4_K_round_trip)
             sq_grid += 32.0 * (range[j] / 15.0) * (range[j] / 15.0) / 12.0;
         }
         ck_assert_msg(sq <= sq_grid, "n=%lld block %lld: squared error %g, plain grid %g",
+                      (long long)n, (long long)b, sq, sq_grid);
+    }
+    free(x);
+    free(back);
+    free(q);
+}
+END_TEST
+
+/* Q5_K: Q4_K's bound with 31 levels instead of 15: within one step R / 31
+ * plus the 6-bit scale's error (half a step of max_scale / 63, times up
+ * to 31) and the min's, plus f16 rounding.  With steps half Q4_K's, the
+ * 6-bit scales' error weighs more: the squared error may pass the plain
+ * min/max grid's (R/31)^2 / 12, but not by half (1.2x is the worst seen). */
+START_TEST(q5_K_round_trip)
+{
+    seed(3500 + (uint64_t)_i, "q5_K round trip");
+    const int64_t n = (int64_t)block_counts[_i] * QK_K;
+    float *x = malloc(sizeof(float) * n), *back = malloc(sizeof(float) * n);
+    block_q5_K *q = malloc(sizeof(block_q5_K) * (size_t)(n / QK_K));
+    random_weights(x, n);
+    mr_quantize_row_q5_K(x, q, n);
+    mr_dequantize_row_q5_K(q, back, n);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const float *xb = x + b * QK_K, *yb = back + b * QK_K;
+        double max_scale = 0.0, max_min = 0.0, amax = 0.0;
+        double range[8];
+        for (int j = 0; j < 8; j++) {
+            double lo = 0.0, hi = -INFINITY;
+            for (int i = 0; i < 32; i++) {
+                lo = fmin(lo, xb[32 * j + i]);
+                hi = fmax(hi, xb[32 * j + i]);
+                amax = fmax(amax, fabs(xb[32 * j + i]));
+            }
+            range[j] = hi - lo;
+            max_scale = fmax(max_scale, range[j] / 31.0);
+            max_min = fmax(max_min, -lo);
+        }
+        double sq = 0.0, sq_grid = 0.0;
+        for (int j = 0; j < 8; j++) {
+            const double bound = range[j] / 31.0 + 15.5 * max_scale / 63.0 * 1.1 +
+                                 0.5 * max_min / 63.0 * 1.1 + amax * 2e-3;
+            for (int i = 0; i < 32; i++) {
+                const double err = fabs((double)yb[32 * j + i] - xb[32 * j + i]);
+                ck_assert_msg(err <= bound, "n=%lld block %lld sub %d elem %d: %g -> %g (bound %g)",
+                              (long long)n, (long long)b, j, i, xb[32 * j + i], yb[32 * j + i],
+                              bound);
+                sq += err * err;
+            }
+            sq_grid += 32.0 * (range[j] / 31.0) * (range[j] / 31.0) / 12.0;
+        }
+        ck_assert_msg(sq <= 1.5 * sq_grid, "n=%lld block %lld: squared error %g, plain grid %g",
                       (long long)n, (long long)b, sq, sq_grid);
     }
     free(x);
@@ -255,6 +316,21 @@ START_TEST(dots_match_float64)
     ck_assert_msg(fabs(got - want) <= tol, "q4_K.q8_K n=%lld: %.9g vs %.9g", (long long)n, got,
                   want);
 
+    block_q5_K *w5 = malloc(sizeof(block_q5_K) * (size_t)nb);
+    mr_quantize_row_q5_K(w, w5, n);
+    mr_dequantize_row_q5_K(w5, wd, n);
+    want = dot64(wd, x, n);
+    tol = 1e-5 * abs_dot64(wd, x, n) + 1e-6;
+    got = mr_type_get(MR_TYPE_Q5_K)->dot_f32(w5, x, n);
+    ck_assert_msg(fabs(got - want) <= tol, "q5_K.f32 n=%lld: %.9g vs %.9g", (long long)n, got,
+                  want);
+    want = dot64(wd, xd, n);
+    tol = 1e-5 * abs_dot64(wd, xd, n) + 1e-6;
+    got = mr_dot_q5_K_q8_K(w5, x8, n);
+    ck_assert_msg(fabs(got - want) <= tol, "q5_K.q8_K n=%lld: %.9g vs %.9g", (long long)n, got,
+                  want);
+    free(w5);
+
     mr_quantize_row_q6_K(w, w6, n);
     mr_dequantize_row_q6_K(w6, wd, n);
     want = dot64(wd, x, n);
@@ -314,6 +390,14 @@ START_TEST(zero_blocks)
         ck_assert(back[i] == 0.0f);
     ck_assert(mr_dot_q4_K_f32(q4, ones, N) == 0.0f && mr_dot_q6_K_f32(q6, ones, N) == 0.0f);
     ck_assert(mr_dot_q4_K_q8_K(q4, q8, N) == 0.0f && mr_dot_q6_K_q8_K(q6, q8, N) == 0.0f);
+    block_q5_K q5[NB];
+    memset(q5, 0xa5, sizeof q5);
+    mr_quantize_row_q5_K(z, q5, N);
+    ck_assert(all_bytes_zero(q5, sizeof q5));
+    mr_dequantize_row_q5_K(q5, back, N);
+    for (int i = 0; i < N; i++)
+        ck_assert(back[i] == 0.0f);
+    ck_assert(mr_dot_q5_K_f32(q5, ones, N) == 0.0f && mr_dot_q5_K_q8_K(q5, q8, N) == 0.0f);
 }
 END_TEST
 
@@ -611,6 +695,45 @@ START_TEST(bit_exact_with_ggml)
 }
 END_TEST
 
+/* Q5_K, the same inputs: FNV-1a of the bytes ggml's quantize_row_q5_K_ref
+ * wrote, and the float bits of ggml_vec_dot_q5_K_q8_K_generic.  Printed by
+ * tests/oracle/ggml_q5k_oracle.c; that ggml build's dot may fuse
+ * multiply-adds, so the dot is held within 1e-5 of its sum of |terms|
+ * (and, in practice, a few ulps), the bytes to the bit. */
+static const struct {
+    uint64_t q5_K;
+    uint32_t dot_q5_K;
+} ggml_q5_digests[KQ_N_SHAPES] = {
+    {0x40598f4fe22c649cull, 0xc2e46678u}, {0x1fcda183b1a1cc70ull, 0x426a7f52u},
+    {0x3843741957d3bd69ull, 0xc2ada9f8u}, {0xe57463f7bc1d4e3aull, 0x42b92652u},
+    {0xa6336595a3f86b13ull, 0x428f7b2bu}, {0xa769deef76618228ull, 0x43654410u},
+    {0x91bd8e03977ce29cull, 0xc3ea9bcfu},
+};
+
+START_TEST(q5_K_bit_exact_with_ggml)
+{
+    const int shape = _i;
+    const uint64_t s = 0x5eed0000u + (uint64_t)shape;
+    printf("ggml q5_K digests, %s: seed %llu\n", kq_shape_name(shape), (unsigned long long)s);
+    static float x[KQ_ROW], a[KQ_ROW], wd[KQ_ROW], ad[KQ_ROW];
+    static block_q5_K q5[KQ_ROW_BLOCKS];
+    static block_q8_K a8[KQ_ROW_BLOCKS];
+    kq_fill(shape, s, x, KQ_ROW);
+    kq_fill_activations(s ^ 0xacu, a, KQ_ROW);
+    mr_quantize_row_q5_K(x, q5, KQ_ROW);
+    mr_quantize_row_q8_K(a, a8, KQ_ROW);
+    ck_assert_msg(kq_fnv1a(q5, sizeof q5) == ggml_q5_digests[shape].q5_K, "%s: q5_K 0x%016llx",
+                  kq_shape_name(shape), (unsigned long long)kq_fnv1a(q5, sizeof q5));
+    const float d5 = mr_dot_q5_K_q8_K(q5, a8, KQ_ROW);
+    float g5;
+    memcpy(&g5, &ggml_q5_digests[shape].dot_q5_K, 4);
+    mr_dequantize_row_q5_K(q5, wd, KQ_ROW);
+    mr_dequantize_row_q8_K(a8, ad, KQ_ROW);
+    ck_assert_msg(fabs((double)d5 - g5) <= 1e-5 * abs_dot64(wd, ad, KQ_ROW),
+                  "%s: q5_K.q8_K %.9g, ggml %.9g", kq_shape_name(shape), d5, g5);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_k");
@@ -618,6 +741,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, layouts_and_type_table);
     tcase_add_loop_test(tc, q4_K_round_trip, 0, N_COUNTS);
+    tcase_add_loop_test(tc, q5_K_round_trip, 0, N_COUNTS);
     tcase_add_loop_test(tc, q6_K_round_trip, 0, N_COUNTS);
     tcase_add_loop_test(tc, q8_K_round_trip_and_bsums, 0, N_COUNTS);
     tcase_add_loop_test(tc, dots_match_float64, 0, N_COUNTS);
@@ -628,6 +752,7 @@ int main(void)
     tcase_add_test(tc, q4_K_known_block);
     tcase_add_test(tc, q6_K_known_block);
     tcase_add_loop_test(tc, bit_exact_with_ggml, 0, KQ_N_SHAPES);
+    tcase_add_loop_test(tc, q5_K_bit_exact_with_ggml, 0, KQ_N_SHAPES);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

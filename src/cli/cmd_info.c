@@ -139,6 +139,29 @@ static void model_totals(const mr_model *m)
     printf("weight bytes read per generated token: %s\n", a);
 }
 
+/* Per weight type: the ISA whose integer kernels start-up chose, and the
+ * one-token matmul GB/s each candidate streamed (simd/autotune.c). */
+static void print_autotune(const mr_autotune_report *r)
+{
+    if (!r->measured) {
+        printf("autotune: off (MOERUN_ISA forces a level, MOERUN_AUTOTUNE=0, or one candidate)\n");
+        return;
+    }
+    printf("autotune: one-token matmul over %zu MB per type, %.1f ms in all\n", r->bytes >> 20, r->ms);
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
+        int any = 0;
+        for (int i = 0; i < MR_ISA_COUNT; i++)
+            any |= r->gbs[t][i] > 0.0;
+        if (!any)
+            continue;
+        printf("  %-5s -> %-7s", mr_type_get(t)->name, mr_isa_name(r->chosen[t]));
+        for (int i = 0; i < MR_ISA_COUNT; i++)
+            if (r->gbs[t][i] > 0.0)
+                printf("  %s %.1f GB/s", mr_isa_name((mr_isa)i), r->gbs[t][i]);
+        printf("\n");
+    }
+}
+
 int cmd_info(int argc, char **argv)
 {
     info_state is = {0};
@@ -156,6 +179,7 @@ int cmd_info(int argc, char **argv)
         mr_cpu_features(feat, sizeof feat);
         printf("cpu features: %s\nkernels: %s (best available: %s)\n", feat,
                mr_isa_name(mr_kernels_get()->isa), mr_isa_name(mr_isa_best()));
+        print_autotune(mr_kernels_autotune_report());
         if (n_pos == 0)
             return EXIT_OK;
     }

@@ -1,0 +1,144 @@
+/* autotune.c - the fastest kernel on the CPU it runs on.  The highest ISA
+ * is not always the fastest: on Zen 4 (AVX-512 run as two 256-bit halves)
+ * the Q4_0 one-token matmul streams 20.3 GB/s through AVX2 and 14.1 GB/s
+ * through AVX-512.  So once, at start-up, each weight type's integer
+ * kernels (vec_dot and gemm) of every ISA this CPU runs are timed on a
+ * one-token matmul over a buffer larger than L2 (the streaming case), and
+ * the fastest is kept, per type.
+ *
+ * vec_dot and gemm of a type always come from the same ISA, so decode and
+ * prefill still agree to the bit.  The activation formats and quantizers
+ * are the same in every candidate (quantize_act is bit-identical across
+ * ISAs), so switching a type's kernels changes speed, never results beyond
+ * the kernels' contract (tests/test_kernels_k.c runs the chosen table
+ * through the same tests).  The exact (f32) table keeps the best ISA.
+ *
+ * Cost: a 3 MB buffer of random bytes, 2 timed passes per (type, ISA),
+ * ~3 ms of CPU in all, stopped early past 20 ms (a slow or emulated CPU keeps
+ * the best ISA for the types left); times are this thread's CPU time.
+ * Compiled for the baseline CPU: it
+ * only calls kernels through tables. */
+#include "config.h"
+#include "kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TUNE_BYTES ((size_t)3 << 20) /* above the 1-2 MB L2 of Zen 4/5 and recent Xeons */
+#define TUNE_N 4096 /* elements per row */
+#define TUNE_BUDGET_S 0.020
+
+static const uint32_t tune_types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K,
+                                      MR_TYPE_Q6_K};
+
+/* This thread's CPU time: on a shared machine a run that was descheduled
+ * would otherwise lose to one that was not. */
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Random payload (written once) with finite f16 scales where format t
+ * keeps them (the kernels' speed does not depend on the values). */
+static void fill_random(uint8_t *w, size_t bytes)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i + 8 <= bytes; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(w + i, &x, 8);
+    }
+}
+
+static void set_scales(uint32_t t, uint8_t *w, size_t bytes)
+{
+    const size_t bs = mr_type_get(t)->type_size;
+    const uint16_t d = mr_f32_to_f16(0.01f);
+    for (size_t b = 0; b + bs <= bytes; b += bs) {
+        if (t == MR_TYPE_Q6_K) {
+            memcpy(w + b + offsetof(block_q6_K, d), &d, 2);
+        } else {
+            memcpy(w + b, &d, 2);
+            if (t == MR_TYPE_Q4_K || t == MR_TYPE_Q5_K)
+                memcpy(w + b + 2, &d, 2); /* dmin */
+        }
+    }
+}
+
+void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
+        rep->chosen[t] = fast->isa;
+    mr_isa cand[MR_ISA_COUNT];
+    int n_cand = 0;
+    for (int i = 1; i < MR_ISA_COUNT; i++) {
+        mr_kernels probe;
+        if (mr_kernels_for_isa((mr_isa)i, 0, &probe))
+            cand[n_cand++] = (mr_isa)i;
+    }
+    if (n_cand < 2)
+        return; /* nothing to choose between */
+    const double t0 = now();
+    uint8_t *w = malloc(TUNE_BYTES);
+    float *x = malloc(sizeof(float) * TUNE_N);
+    float *y = malloc(sizeof(float) * (TUNE_BYTES / 1024)); /* rows <= bytes / 1 KB */
+    void *act = malloc((size_t)TUNE_N * sizeof(float));
+    if (!w || !x || !y || !act) {
+        free(w);
+        free(x);
+        free(y);
+        free(act);
+        return;
+    }
+    fill_random(w, TUNE_BYTES);
+    for (int i = 0; i < TUNE_N; i++)
+        x[i] = (float)((int)(i * 2654435761u % 2001u) - 1000) * 1e-3f;
+    mr_kernels tab[MR_ISA_COUNT];
+    for (int c = 0; c < n_cand; c++)
+        mr_kernels_for_isa(cand[c], 0, &tab[cand[c]]);
+    rep->measured = 1;
+    rep->bytes = TUNE_BYTES;
+    for (size_t ti = 0; ti < sizeof tune_types / sizeof tune_types[0]; ti++) {
+        const uint32_t t = tune_types[ti];
+        if (!mr_type_computable(t) || fast->act_type[t] == MR_TYPE_F32)
+            continue;
+        if (now() - t0 > TUNE_BUDGET_S)
+            break;
+        const size_t rb = (size_t)mr_type_row_bytes(t, TUNE_N);
+        const int64_t rows = (int64_t)(TUNE_BYTES / rb);
+        set_scales(t, w, (size_t)rows * rb);
+        /* every candidate prepares activations alike (bit-identical) */
+        const void *a = mr_act_prepare(&tab[cand[0]], t, x, TUNE_N, 1, act);
+        double best[MR_ISA_COUNT] = {0};
+        /* 2 alternating rounds (set_scales has just walked the buffer) */
+        for (int round = 0; round < 2; round++)
+            for (int c = 0; c < n_cand; c++) {
+                const double s0 = now();
+                mr_matmul_rows(&tab[cand[c]], t, w, rb, a, TUNE_N, 1, y, rows, 0, rows);
+                const double dt = now() - s0;
+                const double gbs = dt > 0 ? (double)rb * (double)rows / dt / 1e9 : 0.0;
+                if (gbs > best[cand[c]])
+                    best[cand[c]] = gbs;
+            }
+        mr_isa win = fast->isa;
+        for (int c = 0; c < n_cand; c++) {
+            rep->gbs[t][cand[c]] = best[cand[c]];
+            if (best[cand[c]] > best[win])
+                win = cand[c];
+        }
+        rep->chosen[t] = win;
+        /* a type's vec_dot and gemm from one ISA: decode = prefill */
+        fast->vec_dot[t] = tab[win].vec_dot[t];
+        fast->gemm[t] = tab[win].gemm[t];
+    }
+    rep->ms = (now() - t0) * 1e3;
+    free(w);
+    free(x);
+    free(y);
+    free(act);
+}

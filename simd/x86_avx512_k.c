@@ -1,0 +1,419 @@
+/* x86_avx512_k.c - the K-quants (Q4_K, Q5_K, Q6_K) dotted with Q8_K
+ * activations in integers, AVX-512 BW + VNNI: vec_dot, gemm (register-
+ * tiled) and the exact-path f32 dots.
+ *
+ * The scheme is x86_avx2_k.c's with 64-weight vectors.  Each super-block
+ * of a row is prepared once, whatever the number of tokens:
+ *   wv[v], v < 4: weights 64v .. 64v + 63 as unsigned bytes (Q4_K in
+ *                 [0, 15], Q5_K [0, 31], Q6_K the raw q in [0, 63]);
+ *   sv[v]:        the int16 sub-block scale of each 16-bit pair
+ *                 (Q4_K/Q5_K: lanes 0-15 sc[2v], 16-31 sc[2v + 1]; Q6_K:
+ *                 lanes 8i..8i+7 scales[4v + i]);
+ *   cv:           int16 lane g matched with bsums[g]: Q4_K/Q5_K the min
+ *                 m[g / 2], Q6_K 32 * scales[g].
+ * A (row, token) block is then, in int32 lanes (exact),
+ *   sumi = dpwssd(... dpwssd(-[Q6_K] madd(cv, bsums), maddubs(wv[0], a[0..63]), sv[0]) ...)
+ * vpmaddubsw pairs within 2 * 63 * 127 (no saturation), each lane of
+ * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Floats, per
+ * block, in this order:
+ *   acc = fma(float(sumi), d_w * d_a, acc)
+ *   acc = fnmadd(float(madd(cv, bsums)), dmin_w * d_a, acc)   [Q4_K/Q5_K]
+ * (the min terms occupy lanes 0-7; lanes 8-15 add -0 * dmin), then the
+ * same fixed tree over acc's 16 lanes.  Every (row, token) pair runs these
+ * operations whatever the tile, row range or batch, so vec_dot and gemm
+ * agree to the bit.  Loads stay inside each block.
+ */
+#include "x86_avx512.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+enum { K4 = 0, K5 = 1, K6 = 2 };
+
+/* gemm tile: TR rows x TT tokens of int32 block sums */
+#define TR 4
+#define TT 4
+#define PREFETCH_BYTES 8192
+
+static const size_t block_bytes[3] = {sizeof(block_q4_K), sizeof(block_q5_K), sizeof(block_q6_K)};
+
+/* ------------------------------------------------------------ helpers */
+
+/* Fixed-order sum of 16 lanes: halves, then quarters, ... */
+AI float hsum512(__m512 v)
+{
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+/* The 6-bit scales and mins of a Q4_K/Q5_K block (ggml's 12-byte packing,
+ * spelled out in quant/ref_q4_k.c) as bytes: sc[0..7] in bytes 0-7,
+ * m[0..7] in bytes 8-15.  blk points at the block; its 16 bytes from
+ * offset 4 are scales[12] and 4 bytes that follow them in the block. */
+AI __m128i k4_scales(const uint8_t *blk)
+{
+    const __m128i x = _mm_loadu_si128((const __m128i *)(blk + 4));
+    /* a = the bytes holding the low bits: sc[j<4] = S[j], sc[j>=4] = S[j+4]
+     * (low nibble), m[j<4] = S[j+4], m[j>=4] = S[j+4] (high nibble) */
+    const __m128i a = _mm_shuffle_epi8(x, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i lo = _mm_or_si128(
+        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+    /* b = the bytes whose bits 6-7 are bits 4-5 of sc[j>=4] (S[j-4]) and
+     * of m[j>=4] (S[j]); index -1 gives 0 */
+    const __m128i b = _mm_shuffle_epi8(x, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    /* (b >> 6) << 4 = (b >> 2) & 0x30 (the 16-bit shift's carry is masked) */
+    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
+}
+
+/* f16 pair (d, dmin) at p as f32 lanes 0, 1 (exact) */
+AI __m128 f16x2(const uint8_t *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
+}
+
+typedef struct {
+    __m512i wv[4];
+    __m512i sv[4];
+    __m256i cv;
+    __m128 dd; /* lane 0 d, lane 1 dmin (Q4_K/Q5_K), as f32 */
+} prepared;
+
+/* vpermw indices: int16 lane i of sv[v] takes scale idx[v][i]
+ * (Q4_K/Q5_K: lanes 0-15 sub-block 2v, 16-31 sub-block 2v + 1; Q6_K:
+ * lanes 8i..8i+7 sub-block 4v + i) */
+static const int16_t spread_k4[4][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5},
+    {6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
+static const int16_t spread_k6[4][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
+
+/* sv[v] from the scales as int16 in the low 16 lanes of s */
+AI __m512i spread16(__m256i s, const int kind, int v)
+{
+    const int16_t *idx = kind == K6 ? spread_k6[v] : spread_k4[v];
+    return _mm512_permutexvar_epi16(_mm512_load_si512(idx), _mm512_castsi256_si512(s));
+}
+
+/* qh with bit s of each byte moved to bit 4 (other bits: garbage to mask;
+ * 16-bit shifts carry bits across bytes only outside bit 4) */
+AI __m256i bit_to_4(__m256i qh, int s)
+{
+    return s <= 4 ? _mm256_slli_epi16(qh, 4 - s) : _mm256_srli_epi16(qh, s - 4);
+}
+
+AI void prepare(const int kind, const uint8_t *blk, prepared *p)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    if (kind == K6) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8(0x03);
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            /* ql[64h .. 64h + 63]: low nibbles weights 128h + 0..63, high 64..127 */
+            const __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+            /* hq = qh[32h..] | qh[32h..] >> 2: bits 0-1 of byte l are q's
+             * top bits for weights 128h + l and (upper half) 128h + 32 + l,
+             * bits 4-5 those of 64 weights later */
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            const __m512i hq = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            /* (ql & 15) | (hq & 3) << 4: the shift stays inside the byte */
+            p->wv[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(hq, m3), 4));
+            /* (ql >> 4 & 15) | (hq & 0x30) */
+            p->wv[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                               _mm512_and_si512(hq, m2));
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++)
+            p->sv[v] = spread16(s16, K6, v);
+        p->cv = _mm256_slli_epi16(s16, 5); /* 32 * scales[g], |.| <= 4096 */
+        p->dd = _mm_cvtph_ps(_mm_cvtsi32_si128(b->d));
+        return;
+    }
+    const block_q4_K *b4 = (const block_q4_K *)blk;
+    const block_q5_K *b5 = (const block_q5_K *)blk;
+    const __m128i scm = k4_scales(blk);
+    /* s16 = sc[0..7] as int16 */
+    const __m256i s16 = _mm256_castsi128_si256(_mm_cvtepu8_epi16(scm));
+    /* cv[g] = m[g / 2]: each min byte doubled, then widened */
+    p->cv = _mm256_cvtepu8_epi16(
+        _mm_shuffle_epi8(scm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+    const uint8_t *qs = kind == K5 ? b5->qs : b4->qs;
+    __m256i qh5 = _mm256_setzero_si256();
+    if (kind == K5)
+        qh5 = _mm256_loadu_si256((const __m256i *)b5->qh);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        /* chunks 2h, 2h + 1 (64 weights each: 32 bytes, low then high nibbles) */
+        const __m512i z = _mm512_loadu_si512(qs + 64 * h);
+        const __m512i lo = _mm512_and_si512(z, m4), hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        /* v = 2h: lo and hi of chunk 2h; v = 2h + 1: of chunk 2h + 1 */
+        __m512i w0 = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
+        __m512i w1 = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+        if (kind == K5) {
+            /* weight 64c + 32s + l gets bit 2c + s of qh[l] as bit 4:
+             * vector w0 is chunk 2h (bits 4h, 4h + 1), w1 chunk 2h + 1 */
+            const __m512i b16 = _mm512_set1_epi8(0x10);
+            const __m512i h0 = _mm512_inserti64x4(_mm512_castsi256_si512(bit_to_4(qh5, 4 * h)),
+                                                  bit_to_4(qh5, 4 * h + 1), 1);
+            const __m512i h1 = _mm512_inserti64x4(_mm512_castsi256_si512(bit_to_4(qh5, 4 * h + 2)),
+                                                  bit_to_4(qh5, 4 * h + 3), 1);
+            w0 = _mm512_or_si512(w0, _mm512_and_si512(h0, b16));
+            w1 = _mm512_or_si512(w1, _mm512_and_si512(h1, b16));
+        }
+        p->wv[2 * h] = w0;
+        p->wv[2 * h + 1] = w1;
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++)
+        p->sv[v] = spread16(s16, K4, v);
+    p->dd = f16x2(blk); /* d, dmin */
+}
+
+/* ------------------------------------------------------------ tiles */
+
+AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, size_t ws,
+                   const uint8_t *a, size_t as, __m512 acc[TR][TT])
+{
+    prepared p[TR];
+    __m512i sumi[TR][TT];
+    __m256i c[TR][TT];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        prepare(kind, w + (size_t)r * ws, &p[r]);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)at->bsums);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            /* c[j] = cv[2j] bsums[2j] + cv[2j + 1] bsums[2j + 1] */
+            c[r][t] = _mm256_madd_epi16(p[r].cv, bs);
+            /* Q6_K: start from -32 sum sc bsums (lanes 0-7; 8-15 zero) */
+            sumi[r][t] = kind == K6 ? _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), c[r][t]))
+                                    : _mm512_setzero_si512();
+        }
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
+            const __m512i av = _mm512_loadu_si512(at->qs + 64 * v);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                /* sumi += pairs of (w a + w a) times their scale */
+                sumi[r][t] = _mm512_dpwssd_epi32(sumi[r][t], _mm512_maddubs_epi16(p[r].wv[v], av), p[r].sv[v]);
+        }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            /* (d_w d_a, dmin_w d_a) */
+            const __m512 dd = _mm512_castps128_ps512(_mm_mul_ps(p[r].dd, _mm_set1_ps(at->d)));
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][t]),
+                                        _mm512_broadcastss_ps(_mm512_castps512_ps128(dd)), acc[r][t]);
+            if (kind != K6) {
+                const __m512 cf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(c[r][t]));
+                const __m512 dmin = _mm512_permutexvar_ps(_mm512_set1_epi32(1), dd);
+                acc[r][t] = _mm512_fnmadd_ps(cf, dmin, acc[r][t]);
+            }
+        }
+    }
+}
+
+AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t ws, int64_t nb,
+             const uint8_t *a, size_t as, float *y, int64_t ldy)
+{
+    const size_t bb = block_bytes[kind];
+    __m512 acc[TR][TT];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        if (R == 1 && T == 1) {
+            const char *pf = (const char *)w + (size_t)b * bb + PREFETCH_BYTES;
+            for (size_t o = 0; o < bb; o += 64)
+                _mm_prefetch(pf + o, _MM_HINT_T0);
+        } else if (R > 1) {
+            /* R short streams, which the hardware prefetcher follows
+             * poorly: fetch the next R rows (contiguous) in address order,
+             * at the rate this tile consumes its own (prefetches never
+             * fault, past the matrix's end included) */
+            const char *pf = (const char *)w + (size_t)R * ws + (size_t)b * R * bb;
+            for (size_t o = 0; o < R * bb; o += 64)
+                _mm_prefetch(pf + o, _MM_HINT_T0);
+        }
+        tile_block(kind, R, T, w + (size_t)b * bb, ws, a + (size_t)b * sizeof(block_q8_K), as, acc);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            y[t * ldy + r] = hsum512(acc[r][t]);
+}
+
+AI void row_tile(const int kind, const int R, const uint8_t *w, size_t ws, int64_t nb,
+                 const uint8_t *a, size_t as, int64_t n_tok, float *y, int64_t ldy)
+{
+    int64_t t = 0;
+    for (; t + TT <= n_tok; t += TT)
+        tile(kind, R, TT, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy);
+    switch (n_tok - t) {
+    case 3: tile(kind, R, 3, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy); break;
+    case 2: tile(kind, R, 2, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy); break;
+    case 1: tile(kind, R, 1, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy); break;
+    default: break;
+    }
+}
+
+AI void gemm_k(const int kind, const void *w, size_t ws, const void *act, size_t as, int64_t n,
+               int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
+{
+    const int64_t nb = n / QK_K;
+    const uint8_t *wb = (const uint8_t *)w;
+    int64_t r = r0;
+    if (n_tok <= 0)
+        return;
+    if (n_tok == 1) {
+        for (; r < r1; r++)
+            tile(kind, 1, 1, wb + (size_t)r * ws, ws, nb, act, as, y + r, ldy);
+        return;
+    }
+    for (; r + TR <= r1; r += TR)
+        row_tile(kind, TR, wb + (size_t)r * ws, ws, nb, act, as, n_tok, y + r, ldy);
+    for (; r + 2 <= r1; r += 2)
+        row_tile(kind, 2, wb + (size_t)r * ws, ws, nb, act, as, n_tok, y + r, ldy);
+    if (r < r1)
+        row_tile(kind, 1, wb + (size_t)r * ws, ws, nb, act, as, n_tok, y + r, ldy);
+}
+
+AI float dot_k(const int kind, const void *w, const void *act, int64_t n)
+{
+    float y;
+    tile(kind, 1, 1, w, 0, n / QK_K, act, 0, &y, 1);
+    return y;
+}
+
+/* ------------------------------------------------------------ entry points */
+
+float mr_dot_q4_K_q8_K_avx512(const void *w, const void *act, int64_t n)
+{
+    return dot_k(K4, w, act, n);
+}
+
+float mr_dot_q5_K_q8_K_avx512(const void *w, const void *act, int64_t n)
+{
+    return dot_k(K5, w, act, n);
+}
+
+float mr_dot_q6_K_q8_K_avx512(const void *w, const void *act, int64_t n)
+{
+    return dot_k(K6, w, act, n);
+}
+
+void mr_gemm_q4_K_q8_K_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                              int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                              int64_t r1)
+{
+    gemm_k(K4, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+void mr_gemm_q5_K_q8_K_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                              int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                              int64_t r1)
+{
+    gemm_k(K5, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+void mr_gemm_q6_K_q8_K_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                              int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                              int64_t r1)
+{
+    gemm_k(K6, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+/* ------------------------------------------------------------ f32 dots */
+
+/* Exact path: weights prepared as above, decoded 16 at a time as
+ * d * sc * q - dmin * m (Q6_K: d * sc * (q - 32)) and FMA'd with x. */
+AI float dot_k_f32(const int kind, const void *w, const float *x, int64_t n)
+{
+    const size_t bb = block_bytes[kind];
+    const int64_t nb = n / QK_K;
+    const uint8_t *wb = (const uint8_t *)w;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    for (int64_t b = 0; b < nb; b++, x += QK_K) {
+        prepared p;
+        prepare(kind, wb + (size_t)b * bb, &p);
+        _Alignas(64) uint8_t q[QK_K];
+        _Alignas(64) int16_t sc[QK_K / 2];
+        _Alignas(32) int16_t cv[16];
+        for (int v = 0; v < 4; v++) {
+            _mm512_store_si512(q + 64 * v, p.wv[v]);
+            _mm512_store_si512(sc + 32 * v, p.sv[v]);
+        }
+        _mm256_store_si256((__m256i *)cv, p.cv);
+        const float dmin = _mm_cvtss_f32(_mm_movehdup_ps(p.dd));
+        for (int e = 0; e < QK_K; e += 16) {
+            /* 16 consecutive weights share a scale (and a min) */
+            const float scale = _mm_cvtss_f32(p.dd) * (float)sc[e / 2];
+            const float off = kind == K6 ? 32.0f * scale : dmin * (float)cv[e / 16];
+            const __m512 qf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(q + e))));
+            const __m512 wf = _mm512_fmsub_ps(qf, _mm512_set1_ps(scale), _mm512_set1_ps(off));
+            if (e & 16)
+                s1 = _mm512_fmadd_ps(wf, _mm512_loadu_ps(x + e), s1);
+            else
+                s0 = _mm512_fmadd_ps(wf, _mm512_loadu_ps(x + e), s0);
+        }
+    }
+    return hsum512(_mm512_add_ps(s0, s1));
+}
+
+float mr_dot_q4_K_f32_avx512(const void *w, const float *x, int64_t n)
+{
+    return dot_k_f32(K4, w, x, n);
+}
+
+float mr_dot_q5_K_f32_avx512(const void *w, const float *x, int64_t n)
+{
+    return dot_k_f32(K5, w, x, n);
+}
+
+float mr_dot_q6_K_f32_avx512(const void *w, const float *x, int64_t n)
+{
+    return dot_k_f32(K6, w, x, n);
+}
+
+/* ------------------------------------------------------------ table */
+
+void mr_kernels_init_avx512_k(mr_kernels *k)
+{
+    k->dot_f32[MR_TYPE_Q4_K] = mr_dot_q4_K_f32_avx512;
+    k->dot_f32[MR_TYPE_Q5_K] = mr_dot_q5_K_f32_avx512;
+    k->dot_f32[MR_TYPE_Q6_K] = mr_dot_q6_K_f32_avx512;
+    k->vec_dot[MR_TYPE_Q4_K] = mr_dot_q4_K_q8_K_avx512;
+    k->vec_dot[MR_TYPE_Q5_K] = mr_dot_q5_K_q8_K_avx512;
+    k->vec_dot[MR_TYPE_Q6_K] = mr_dot_q6_K_q8_K_avx512;
+    k->gemm[MR_TYPE_Q4_K] = mr_gemm_q4_K_q8_K_avx512;
+    k->gemm[MR_TYPE_Q5_K] = mr_gemm_q5_K_q8_K_avx512;
+    k->gemm[MR_TYPE_Q6_K] = mr_gemm_q6_K_q8_K_avx512;
+}
