@@ -177,6 +177,23 @@ status "no API key" "$s" 401
 check "401 is an authentication_error" "j['error']['type'] == 'authentication_error'"
 s=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Authorization: Bearer wrong' $URL/v1/models)
 status "a wrong API key" "$s" 401
+# the fuzz corpus of the request parser, sent as requests: each gets an
+# answer (a 200 or an error object) and the server stays up
+nrep=0
+for f in "$SRC"/tests/corpus/openai/*; do
+    for ep in /v1/chat/completions /v1/completions; do
+        s=$(curl -s -o "$T/body" -w '%{http_code}' -m 20 -H "Authorization: Bearer $KEY" \
+            -H 'Content-Type: application/json' --data-binary "@$f" "$URL$ep")
+        case "$s" in
+        200) ;;
+        4??) $PY -c "import json; assert json.load(open('$T/body'))['error']['message']" 2>/dev/null ||
+                 bad "corpus $(basename "$f") $ep: $s without an error object" ;;
+        *) bad "corpus $(basename "$f") $ep: status $s" ;;
+        esac
+        nrep=$((nrep + 1))
+    done
+done
+ok "replayed $nrep fuzz-corpus requests"
 # nothing a client sent took the server down
 s=$(req GET /health); status "still healthy after the errors" "$s" 200
 
