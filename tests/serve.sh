@@ -60,6 +60,23 @@ check() {
 status() { if [ "$2" = "$3" ]; then ok "$1 ($2)"; else bad "$1: status $2, wanted $3: $(head -c 300 "$T/body")"; fi; }
 field() { $PY -c "import json; j=json.load(open('$T/body')); print($1)"; }
 
+# --- /health is 503 while the model loads: a FIFO as the model holds the
+# load in open() until a writer comes, while the server already listens
+mkfifo "$T/slow.gguf"
+$RUNNER "$BIN" serve -m "$T/slow.gguf" --port 0 2>"$T/slow.err" &
+SLOW=$!
+i=0
+while ! grep -q 'listening on' "$T/slow.err" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+SPORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/slow.err")
+s=$(curl -s -o "$T/body" -w '%{http_code}' "http://127.0.0.1:$SPORT/health")
+status "/health while loading" "$s" 503
+s=$(curl -s -o "$T/body" -w '%{http_code}' --data-binary '{"prompt":"x"}' "http://127.0.0.1:$SPORT/v1/completions")
+status "a completion while loading" "$s" 503
+: >"$T/slow.gguf" # a writer opens and closes: the load fails (not a regular file)
+wait $SLOW
+rc=$?
+[ $rc -eq 2 ] || [ $rc -eq 3 ] && ok "a model that fails to load ends serve with exit $rc" || bad "bad model: exit $rc: $(tail -1 "$T/slow.err")"
+
 s=$(req GET /health); status "GET /health" "$s" 200
 check "/health says ok" "j['status'] == 'ok'"
 s=$(curl -s -o "$T/body" -w '%{http_code}' $URL/health); status "/health needs no key" "$s" 200
