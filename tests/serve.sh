@@ -326,6 +326,9 @@ fi
 
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
 grep -q "stopping" "$T/server.err" && ok "SIGTERM stops the server" || bad "no clean stop: $(tail -2 "$T/server.err")"
+if grep -qE "Sanitizer|runtime error" "$T/server.err" "$T/slow.err"; then
+    bad "the server reported memory errors: $(grep -hE -A5 "Sanitizer|runtime error" "$T/server.err" | head -20)"
+else ok "no sanitizer reports (when built with them)"; fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ] || exit 1
 if [ $node_ok -eq 0 ]; then
