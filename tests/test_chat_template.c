@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "chat_template.h"
+#include "gguf.h"
 #include "testutil.h"
 
 #define NOW 1764720000 /* gen_chat_expected.py's NOW */
@@ -277,6 +278,39 @@ START_TEST(test_builtins_and_families)
 }
 END_TEST
 
+/* The fixtures' GGUFs carry the same template as their Hugging Face
+ * tokenizer_config.json (the copies under templates/): what chat and serve
+ * read from tokenizer.chat_template is what Jinja2 was checked on. */
+START_TEST(test_gguf_templates)
+{
+    const char *data = tu_testdata();
+    if (!data) {
+        printf("gguf templates: skipped, no shared test data\n");
+        return;
+    }
+    static const char *const cases[][3] = {
+        {"tinydeepseek3/gguf/tinydeepseek3-q8_0.gguf", "deepseek-v3", "deepseek3"},
+        {"tinyllama4/gguf/tinyllama4-q8_0.gguf", "llama4", "llama4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/models/%s", data, cases[i][0]);
+        mr_gguf *g;
+        mr_error err;
+        ck_assert_msg(mr_gguf_open(path, &g, &err) == MR_OK, "%s", err.msg);
+        mr_str s;
+        ck_assert_msg(mr_gguf_get_str(g, "tokenizer.chat_template", &s, &err) == MR_OK, "%s", err.msg);
+        size_t len;
+        char *copy = tu_read_file(tu_path("%s/templates/%s.jinja", chat_dir(), cases[i][1]), &len);
+        ck_assert_ptr_nonnull(copy);
+        assert_same(cases[i][0], s.ptr, (size_t)s.len, copy, len);
+        ck_assert_str_eq(mr_chat_template_family(copy), cases[i][2]);
+        free(copy);
+        mr_gguf_close(g);
+    }
+}
+END_TEST
+
 /* Inputs found by fuzzing (tests/fuzz_chat_template.c) stay fixed: each
  * must parse or fail cleanly, and render or fail cleanly. */
 START_TEST(test_corpus)
@@ -327,6 +361,7 @@ int main(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_builtins_and_families);
+    tcase_add_test(tc, test_gguf_templates);
     tcase_add_test(tc, test_corpus);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
