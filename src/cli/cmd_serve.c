@@ -199,7 +199,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "moerun serve: warning: %s has no chat template (tokenizer.chat_template); "
                         "using the default, %s\n", model, MR_CHAT_TEMPLATE_DEFAULT);
     eng_eog eog;
-    eng_eog_init(&eog, S.tok, fmt.stops); /* also builds the tokenizer's special-piece table */
+    eng_eog_init(&eog, S.tok, fmt.stops);
     if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, (uint32_t)n_par, &err))
         goto fail;
     int threads = (int)co.threads;

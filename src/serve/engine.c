@@ -6,58 +6,6 @@
 #include "serve/engine.h"
 
 /* ---------------------------------------------------------------- tokens */
-/* Pieces treated as special text: BOS, EOS, unknown and "<|...|>" /
- * "<｜...｜>" tokens (ChatML, Llama 4, gpt-oss, DeepSeek, Kimi markers). */
-static int is_special_piece(const mr_tokenizer *t, int32_t id, const char *p)
-{
-    if (id == mr_tokenizer_bos(t) || id == mr_tokenizer_eos(t))
-        return 1;
-    size_t n = strlen(p);
-    if (n >= 4 && p[0] == '<' && p[1] == '|' && p[n - 2] == '|' && p[n - 1] == '>')
-        return 1;
-    static const char fw[] = "\xef\xbd\x9c"; /* ｜ */
-    if (n >= 8 && p[0] == '<' && !memcmp(p + 1, fw, 3) && !memcmp(p + n - 4, fw, 3) && p[n - 1] == '>')
-        return 1;
-    return 0;
-}
-
-typedef struct {
-    const char *piece;
-    size_t len;
-    int32_t id;
-} special;
-
-/* The special pieces of t (cached per tokenizer: one scan of the vocab). */
-static const special *specials(const mr_tokenizer *t, size_t *n)
-{
-    static const mr_tokenizer *for_tok;
-    static special *list;
-    static size_t count;
-    if (for_tok != t) {
-        free(list);
-        list = NULL;
-        count = 0;
-        int32_t nv = mr_tokenizer_n_vocab(t);
-        size_t cap = 0;
-        for (int32_t id = 0; id < nv; id++) {
-            const char *p = mr_token_piece(t, id);
-            if (!p || !*p || !is_special_piece(t, id, p))
-                continue;
-            if (count == cap) {
-                cap = cap ? cap * 2 : 16;
-                special *nl = realloc(list, cap * sizeof *nl);
-                if (!nl)
-                    break;
-                list = nl;
-            }
-            list[count++] = (special){p, strlen(p), id};
-        }
-        for_tok = t;
-    }
-    *n = count;
-    return list;
-}
-
 static int append_ids(int32_t **ids, size_t *n, size_t *cap, const int32_t *src, size_t k)
 {
     if (*n + k > *cap) {
@@ -78,75 +26,26 @@ static int append_ids(int32_t **ids, size_t *n, size_t *cap, const int32_t *src,
 mr_status eng_tokenize(const mr_tokenizer *t, const char *text, size_t len, int add_bos,
                        int parse_special, int32_t **ids, size_t *n, mr_error *err)
 {
-    *ids = NULL;
-    *n = 0;
-    if (!parse_special)
-        return mr_tokenize(t, text, len, add_bos, ids, n, err);
-    size_t ns;
-    const special *sp = specials(t, &ns);
-    int32_t *out = NULL;
-    size_t cnt = 0, cap = 0;
-    if (add_bos) {
-        int32_t b = mr_tokenizer_bos(t);
-        if (append_ids(&out, &cnt, &cap, &b, 1))
-            goto oom;
-    }
-    size_t start = 0, i = 0;
-    while (i <= len) {
-        const special *hit = NULL;
-        if (i < len && text[i] == '<')
-            for (size_t k = 0; k < ns; k++)
-                if (sp[k].len <= len - i && !memcmp(text + i, sp[k].piece, sp[k].len) &&
-                    (!hit || sp[k].len > hit->len))
-                    hit = &sp[k];
-        if (hit || i == len) {
-            if (i > start) {
-                int32_t *part;
-                size_t np;
-                mr_status st = mr_tokenize(t, text + start, i - start, 0, &part, &np, err);
-                if (st) {
-                    free(out);
-                    return st;
-                }
-                int bad = append_ids(&out, &cnt, &cap, part, np);
-                free(part);
-                if (bad)
-                    goto oom;
-            }
-            if (i == len)
-                break;
-            if (append_ids(&out, &cnt, &cap, &hit->id, 1))
-                goto oom;
-            i += hit->len;
-            start = i;
-            continue;
-        }
-        i++;
-    }
-    if (!out && !(out = malloc(sizeof *out)))
-        goto oom;
-    *ids = out;
-    *n = cnt;
-    return MR_OK;
-oom:
-    free(out);
-    return mr_fail(err, MR_ENOMEM, NULL, "tokenize", MR_NO_OFFSET, "out of memory");
+    unsigned flags = (add_bos ? MR_TOK_ADD_BOS : 0) | (parse_special ? MR_TOK_PARSE_SPECIAL : 0);
+    return mr_tokenize_ex(t, text, len, flags, ids, n, err);
 }
 
 void eng_eog_init(eng_eog *e, const mr_tokenizer *t, const char *const *stops)
 {
+    e->tok = t;
     e->n = 0;
     e->ids[e->n++] = mr_tokenizer_eos(t);
-    size_t ns;
-    const special *sp = specials(t, &ns);
-    for (size_t k = 0; stops && k < ns; k++)
-        for (int j = 0; stops[j]; j++)
-            if (!strcmp(sp[k].piece, stops[j]) && e->n < 16 && !eng_is_eog(e, sp[k].id))
-                e->ids[e->n++] = sp[k].id;
+    for (int j = 0; stops && stops[j]; j++) {
+        int32_t id = mr_tokenizer_find(t, stops[j]);
+        if (id >= 0 && e->n < 16 && !eng_is_eog(e, id))
+            e->ids[e->n++] = id;
+    }
 }
 
 int eng_is_eog(const eng_eog *e, int32_t id)
 {
+    if (e->tok && mr_tokenizer_is_eog(e->tok, id))
+        return 1;
     for (int i = 0; i < e->n; i++)
         if (e->ids[i] == id)
             return 1;

@@ -15,14 +15,16 @@
 #include "status.h"
 #include "tokenizer.h"
 
-/* Tokenize text; parse_special: the text of the vocabulary's control
- * tokens (BOS, EOS, end-of-turn pieces) becomes those tokens, as
- * llama.cpp's parse_special.  (Switch to mr_tokenize_ex when it lands.) */
+/* Tokenize text (mr_tokenize_ex); parse_special: the text of the
+ * vocabulary's control tokens (BOS, EOS, end-of-turn pieces) becomes those
+ * tokens, as llama.cpp's parse_special. */
 mr_status eng_tokenize(const mr_tokenizer *t, const char *text, size_t len, int add_bos,
                        int parse_special, int32_t **ids, size_t *n, mr_error *err);
 
-/* Ids that end a turn: EOS and every token whose piece is one of stops. */
+/* Ids that end a turn: the tokenizer's end-of-generation set (EOS, EOT,
+ * EOM as llama.cpp) and every token whose piece is one of stops. */
 typedef struct {
+    const mr_tokenizer *tok;
     int32_t ids[16];
     int n;
 } eng_eog;
