@@ -115,7 +115,7 @@ static mr_status decode(eng_seq *s, const int32_t *ids, size_t n, mr_error *err)
     return MR_OK;
 }
 
-mr_status eng_seq_prefill(eng_seq *s, const int32_t *ids, size_t n, size_t *reused, mr_error *err)
+mr_status eng_seq_begin(eng_seq *s, const int32_t *ids, size_t n, size_t *reused, mr_error *err)
 {
     *reused = 0;
     if (n == 0)
@@ -132,7 +132,23 @@ mr_status eng_seq_prefill(eng_seq *s, const int32_t *ids, size_t n, size_t *reus
     if (!keep)
         eng_seq_reset(s);
     *reused = s->n_cached;
-    return decode(s, ids + s->n_cached, n - s->n_cached, err);
+    return MR_OK;
+}
+
+mr_status eng_seq_continue(eng_seq *s, const int32_t *ids, size_t n, size_t max, int *done,
+                           mr_error *err)
+{
+    size_t k = n - s->n_cached < max ? n - s->n_cached : max;
+    mr_status st = decode(s, ids + s->n_cached, k, err);
+    *done = st == MR_OK && s->n_cached == n;
+    return st;
+}
+
+mr_status eng_seq_prefill(eng_seq *s, const int32_t *ids, size_t n, size_t *reused, mr_error *err)
+{
+    int done;
+    mr_status st = eng_seq_begin(s, ids, n, reused, err);
+    return st ? st : eng_seq_continue(s, ids, n, n, &done, err);
 }
 
 mr_status eng_seq_push(eng_seq *s, int32_t id, mr_error *err) { return decode(s, &id, 1, err); }

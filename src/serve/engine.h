@@ -51,6 +51,12 @@ void eng_seq_free(eng_seq *s);
  * *reused: tokens not decoded again.  MR_ERANGE if n exceeds the context. */
 mr_status eng_seq_prefill(eng_seq *s, const int32_t *ids, size_t n, size_t *reused,
                           mr_error *err);
+/* The same in steps (so one long prompt does not stall other slots):
+ * begin decides what is reused; each continue decodes at most max more
+ * tokens, *done once the cache holds all n. */
+mr_status eng_seq_begin(eng_seq *s, const int32_t *ids, size_t n, size_t *reused, mr_error *err);
+mr_status eng_seq_continue(eng_seq *s, const int32_t *ids, size_t n, size_t max, int *done,
+                           mr_error *err);
 /* Decode one more token (a generated one) into the cache. */
 mr_status eng_seq_push(eng_seq *s, int32_t id, mr_error *err);
 /* Forget the cache. */

@@ -12,7 +12,7 @@ typedef struct {
     eng_sampler smp;
     eng_stop stop;
     mr_detok dt;
-    int prefilled;
+    int prefilled, begun;
     uint64_t last_used;
 } slot;
 
@@ -162,32 +162,42 @@ static void step(srv_sched *s, slot *sl)
         return;
     }
     if (!sl->prefilled) {
-        size_t reused;
+        /* the prompt, n_batch tokens per step */
         double t0 = now_s();
-        j->t_started = t0;
-        if (eng_seq_prefill(&sl->seq, j->prompt, j->n_prompt, &reused, &err)) {
+        int done = 0;
+        if (!sl->begun) {
+            size_t reused;
+            j->t_started = t0;
+            if (eng_seq_begin(&sl->seq, j->prompt, j->n_prompt, &reused, &err)) {
+                pthread_mutex_lock(&s->mu);
+                finish_locked(s, sl, "stop", err.msg);
+                pthread_mutex_unlock(&s->mu);
+                return;
+            }
+            sl->begun = 1;
+            pthread_mutex_lock(&s->mu);
+            j->reused = reused;
+            s->m.prompt_tokens += j->n_prompt;
+            s->m.prompt_reused += reused;
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (eng_seq_continue(&sl->seq, j->prompt, j->n_prompt, sl->seq.n_batch, &done, &err) ||
+            (done && eng_sampler_init(&sl->smp, &j->sp, (int32_t)s->model->hp.n_vocab, &err))) {
             pthread_mutex_lock(&s->mu);
             finish_locked(s, sl, "stop", err.msg);
             pthread_mutex_unlock(&s->mu);
             return;
         }
-        if (eng_sampler_init(&sl->smp, &j->sp, (int32_t)s->model->hp.n_vocab, &err)) {
-            pthread_mutex_lock(&s->mu);
-            finish_locked(s, sl, "stop", err.msg);
-            pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&s->mu);
+        s->m.prompt_seconds += now_s() - t0;
+        pthread_mutex_unlock(&s->mu);
+        if (!done)
             return;
-        }
         for (size_t i = 0; i < j->n_prompt; i++)
             eng_sampler_accept(&sl->smp, j->prompt[i], 0);
         eng_stop_init(&sl->stop, j->stops);
         mr_detok_init(&sl->dt, s->tok, 0); /* the answer continues the prompt: keep its space */
         sl->prefilled = 1;
-        pthread_mutex_lock(&s->mu);
-        j->reused = reused;
-        s->m.prompt_tokens += j->n_prompt;
-        s->m.prompt_reused += reused;
-        s->m.prompt_seconds += now_s() - t0;
-        pthread_mutex_unlock(&s->mu);
         return;
     }
     int32_t id = eng_sample(&sl->smp, &sl->seq);
@@ -250,6 +260,7 @@ static void *run(void *arg)
             j->next = NULL;
             sl->job = j;
             sl->prefilled = 0;
+            sl->begun = 0;
             s->m.busy_slots++;
             s->m.requests++;
         }
