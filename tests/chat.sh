@@ -106,12 +106,16 @@ if command -v tmux >/dev/null 2>&1; then
     tmux send-keys -t $SESSION C-c
     wait_for '\[interrupted\]' 20 && ok "tty: Ctrl-C stops the answer" || bad "tty: Ctrl-C did not stop it"
     wait_for '^> *$' 10 && ok "tty: the program goes on after Ctrl-C" || bad "tty: no prompt after Ctrl-C"
+    tmux send-keys -t $SESSION "never sent" C-c
+    sleep 0.3
     tmux send-keys -t $SESSION "/save $T/tty.json" Enter
     sleep 0.5
     tmux send-keys -t $SESSION C-d
     i=0; while [ ! -f "$T/tty.done" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     contains "$T/tty.done" "EXITED 0" "tty: Ctrl-D ends with exit 0"
     contains "$T/tty.json" "Once upon a long time" "tty: line editing (cursor keys, backspace) edits the line"
+    if grep -q "never sent" "$T/tty.json"; then bad "tty: Ctrl-C at the prompt sent the line"; else
+        ok "tty: Ctrl-C at the prompt drops the line"; fi
     tmux kill-session -t $SESSION 2>/dev/null
 else
     echo "SKIP tty tests: tmux not installed"
