@@ -37,6 +37,7 @@ typedef struct {
     mr_error *err;
     int failed;
     int depth;
+    int loops; /* for-loops around the statement being parsed (break/continue) */
 } parser;
 
 #define MAX_DEPTH 200
@@ -1237,7 +1238,10 @@ static ct_node *parse_statement(parser *p)
         static const char *const ends[] = {"else", "endfor", NULL};
         nvec body = {0};
         ct_str which;
-        if (parse_body(p, ends, &body, &which))
+        p->loops++;
+        int bad_body = parse_body(p, ends, &body, &which);
+        p->loops--;
+        if (bad_body)
             goto fail;
         n->body = body.v;
         n->nbody = body.n;
@@ -1324,7 +1328,11 @@ static ct_node *parse_statement(parser *p)
         static const char *const ends[] = {"endmacro", NULL};
         nvec body = {0};
         ct_str which;
-        if (parse_body(p, ends, &body, &which))
+        int outer_loops = p->loops;
+        p->loops = 0; /* a macro's body is not inside the caller's loop */
+        int bad_body = parse_body(p, ends, &body, &which);
+        p->loops = outer_loops;
+        if (bad_body)
             goto fail;
         if (cur(p)->kind == T_NAME)
             advance(p); /* {% endmacro name %} */
@@ -1333,6 +1341,10 @@ static ct_node *parse_statement(parser *p)
         n->body = body.v;
         n->nbody = body.n;
     } else if (is_name(t, "break") || is_name(t, "continue")) {
+        if (!p->loops) {
+            fail_at(p, t->line, t->col, "'%.*s' outside a for loop", (int)t->s.n, t->s.s);
+            goto fail;
+        }
         n = mk(p, is_name(t, "break") ? N_BREAK : N_CONTINUE, t);
         advance(p);
         if (!n || expect_block_end(p))

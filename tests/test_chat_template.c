@@ -183,6 +183,7 @@ START_TEST(test_malformed)
         "{% for x in y %}{% endif %}", "{{ a.  }}", "{{ 1 + }}", "{% else %}",
         "{{ {'a' 1} }}", "{{ f(a=) }}", "{{ '\\x4' }}", "{{ x is }}", "{% include 'x' %}",
         "{{ 99999999999999999999 }}", "{{ a ? b }}", "{% set x = 1 %}{% endset %}",
+        "{% break %}", "{% for x in y %}{% macro m() %}{% continue %}{% endmacro %}{% endfor %}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mr_error err;
