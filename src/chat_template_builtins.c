@@ -16,7 +16,7 @@ enum {
     F_RANGE, F_NAMESPACE, F_DICT, F_RAISE, F_STRFTIME,
     /* str methods */
     M_STRIP, M_LSTRIP, M_RSTRIP, M_SPLIT, M_RSPLIT, M_STARTSWITH, M_ENDSWITH, M_UPPER, M_LOWER,
-    M_TITLE, M_CAPITALIZE, M_REPLACE, M_FIND, M_COUNT, M_JOIN, M_ISDIGIT, M_ISSPACE,
+    M_TITLE, M_CAPITALIZE, M_REPLACE, M_FIND, M_COUNT, M_JOIN, M_ISDIGIT, M_ISSPACE, M_FORMAT,
     /* dict methods */
     M_ITEMS, M_KEYS, M_VALUES, M_GET,
     F_COUNT
@@ -31,7 +31,7 @@ static const struct {
     {"endswith", M_ENDSWITH},   {"upper", M_UPPER},       {"lower", M_LOWER},
     {"title", M_TITLE},         {"capitalize", M_CAPITALIZE}, {"replace", M_REPLACE},
     {"find", M_FIND},           {"count", M_COUNT},       {"join", M_JOIN},
-    {"isdigit", M_ISDIGIT},     {"isspace", M_ISSPACE},
+    {"isdigit", M_ISDIGIT},     {"isspace", M_ISSPACE},   {"format", M_FORMAT},
 }, dict_methods[] = {
     {"items", M_ITEMS}, {"keys", M_KEYS}, {"values", M_VALUES}, {"get", M_GET},
 };
@@ -639,6 +639,66 @@ ct_value ct_call_builtin(ct_ev *ev, const ct_node *at, int id, const ct_value *s
                 return ct_none();
         return join_values(ev, at, items, s, NULL);
     }
+    case M_FORMAT: {
+        /* str.format: "{}" / "{0}" positional, "{name}" keyword, "{{" "}}"
+         * literal braces; no format specs */
+        ct_buf b = {.limit = ev->limit};
+        size_t next = 0;
+        for (size_t i = 0; i < s.n && !ev->failed; i++) {
+            char c = s.s[i];
+            if ((c == '{' || c == '}') && i + 1 < s.n && s.s[i + 1] == c) {
+                ct_buf_putc(&b, c);
+                i++;
+                continue;
+            }
+            if (c == '}') {
+                ct_fail(ev, at, "single '}' in a format string");
+                break;
+            }
+            if (c != '{') {
+                ct_buf_putc(&b, c);
+                continue;
+            }
+            const char *end = memchr(s.s + i, '}', s.n - i);
+            if (!end) {
+                ct_fail(ev, at, "single '{' in a format string");
+                break;
+            }
+            ct_str field = {s.s + i + 1, (size_t)(end - s.s) - i - 1};
+            const ct_value *v = NULL;
+            if (!field.n)
+                v = next < nargs ? &args[next++] : NULL;
+            else if (field.s[0] >= '0' && field.s[0] <= '9') {
+                size_t k = 0;
+                for (size_t d = 0; d < field.n && field.s[d] >= '0' && field.s[d] <= '9'; d++)
+                    k = k * 10 + (size_t)(field.s[d] - '0');
+                v = k < nargs ? &args[k] : NULL;
+            } else
+                for (size_t k = 0; k < nkw; k++)
+                    if (kwn[k].n == field.n && !memcmp(kwn[k].s, field.s, field.n))
+                        v = &kwv[k];
+            if (!v) {
+                ct_fail(ev, at, "format field '{%.*s}' has no argument", (int)(field.n > 40 ? 40 : field.n), field.s);
+                break;
+            }
+            ct_print_str(&b, v);
+            i = (size_t)(end - s.s);
+        }
+        if (ev->failed || b.over) {
+            if (!ev->failed)
+                ct_oom(ev, at);
+            free(b.p);
+            return ct_none();
+        }
+        char *o = ct_strdup(ev->a, b.p ? b.p : "", b.n);
+        size_t len = b.n;
+        free(b.p);
+        if (!o) {
+            ct_oom(ev, at);
+            return ct_none();
+        }
+        return ct_strv(o, len);
+    }
     case M_ISDIGIT:
     case M_ISSPACE: {
         if (!s.n)
@@ -784,7 +844,11 @@ int ct_apply_test_node(ct_ev *ev, const ct_node *n)
 static ct_value select_items(ct_ev *ev, const ct_node *at, ct_value seq, const ct_value *args,
                              size_t nargs, int by_attr, int reject)
 {
-    /* select(test, args...), selectattr(attr, test, args...) */
+    /* select(test, args...), selectattr(attr, test, args...); Jinja2 walks
+     * only a truthy value (none selects nothing) */
+    ct_list *l;
+    if (!ct_truthy(&seq))
+        return mk_list(ev, at, 0, &l);
     ct_value items = ct_iterable(ev, at, seq);
     if (ev->failed)
         return ct_none();
@@ -797,7 +861,6 @@ static ct_value select_items(ct_ev *ev, const ct_node *at, ct_value seq, const c
         ct_fail(ev, at, "test name must be a string");
         return ct_none();
     }
-    ct_list *l;
     ct_value r = mk_list(ev, at, items.u.l->n, &l);
     if (!l)
         return r;
@@ -901,10 +964,6 @@ ct_value ct_apply_filter(ct_ev *ev, const ct_node *n)
     if (IS("tojson")) {
         const ct_value *ind = A(1, "indent"), *seps = A(99, "separators"),
                        *sk = A(99, "sort_keys"), *ea = A(99, "ensure_ascii");
-        if (ea && ct_truthy(ea)) {
-            ct_fail(ev, n, "tojson(ensure_ascii=true) is not supported");
-            return ct_none();
-        }
         int indent = ind && ind->t == CT_INT ? (int)(ind->u.i < 0 ? 0 : ind->u.i > 64 ? 64 : ind->u.i) : -1;
         char isep[16] = {0}, ksep[16] = {0};
         const char *ip = NULL, *kp = NULL;
@@ -916,7 +975,7 @@ ct_value ct_apply_filter(ct_ev *ev, const ct_node *n)
             kp = ksep;
         }
         ct_buf b = {.limit = ev->limit};
-        if (ct_print_json(&b, &v, indent, ip, kp, sk && ct_truthy(sk), 0)) {
+        if (ct_print_json(&b, &v, indent, ip, kp, sk && ct_truthy(sk), ea && ct_truthy(ea) ? -1 : 0)) {
             free(b.p);
             if (b.over)
                 ct_oom(ev, n);
@@ -1025,6 +1084,8 @@ ct_value ct_apply_filter(ct_ev *ev, const ct_node *n)
                             IS("reject") || IS("rejectattr"));
     if (IS("map")) {
         const ct_value *attr = A(99, "attribute"), *dflt = A(99, "default");
+        if (!ct_truthy(&v))
+            return mk_list(ev, n, 0, &l);
         ct_value items = ct_iterable(ev, n, v);
         if (ev->failed)
             return ct_none();

@@ -231,6 +231,13 @@ ct_value ct_getitem(ct_ev *ev, const ct_node *at, ct_value obj, ct_value key)
                 return ct_bind_method(ev, at, obj, m);
             return ct_undef(key.u.s);
         }
+        if (key.t == CT_INT) { /* integer keys are held as their text */
+            char num[24];
+            int len = snprintf(num, sizeof num, "%lld", (long long)key.u.i);
+            ct_value *v = ct_dict_get(obj.u.d, num, (size_t)len);
+            if (v)
+                return *v;
+        }
         return ct_undef((ct_str){"", 0});
     }
     if ((obj.t == CT_LIST || obj.t == CT_STR) && (key.t == CT_INT || key.t == CT_BOOL)) {
@@ -718,8 +725,18 @@ ct_value ct_eval(ct_ev *ev, const ct_node *n)
             ct_value v = ct_eval(ev, n->kids[i + 1]);
             if (ev->failed)
                 break;
+            if (k.t == CT_INT) { /* stored as its decimal text (json.dumps's key) */
+                char num[24];
+                int len = snprintf(num, sizeof num, "%lld", (long long)k.u.i);
+                char *ks = ct_strdup(ev->a, num, (size_t)len);
+                if (!ks) {
+                    ct_oom(ev, n);
+                    break;
+                }
+                k = ct_strv(ks, (size_t)len);
+            }
             if (k.t != CT_STR) {
-                ct_fail(ev, n->kids[i], "only string keys are supported in dict literals");
+                ct_fail(ev, n->kids[i], "only string and integer keys are supported in dict literals");
                 break;
             }
             if (ct_dict_set(ev->a, d, k.u.s, v))

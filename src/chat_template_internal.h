@@ -118,7 +118,8 @@ int ct_print_str(ct_buf *b, const ct_value *v);
 int ct_print_repr(ct_buf *b, const ct_value *v);
 /* json.dumps(v, ensure_ascii=False, indent=indent (<0: none), separators,
  * sort_keys).  item_sep/key_sep NULL: Python's defaults for that indent.
- * Returns 0, or -1 with *bad set to the value JSON cannot hold. */
+ * depth 0 (or -1: ensure_ascii=True).  Returns 0, or -1 when v holds what
+ * JSON cannot (undefined, a namespace, a function) or nests too deep. */
 int ct_print_json(ct_buf *b, const ct_value *v, int indent, const char *item_sep,
                   const char *key_sep, int sort_keys, int depth);
 /* Python float repr ("1.0", "1e-05", "1e+20"). */

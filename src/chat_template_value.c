@@ -435,11 +435,40 @@ int ct_print_str(ct_buf *b, const ct_value *v)
     return 0;
 }
 
-static int json_str(ct_buf *b, ct_str s)
+/* Code point of the UTF-8 sequence at s[*i] (an invalid byte is itself). */
+static uint32_t utf8_cp(ct_str s, size_t *i)
+{
+    unsigned char c = (unsigned char)s.s[*i];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+    int ok = *i + n <= s.n;
+    for (size_t k = 1; ok && k < n; k++)
+        ok = ((unsigned char)s.s[*i + k] >> 6) == 2;
+    if (!ok || n == 1) {
+        (*i)++;
+        return c;
+    }
+    uint32_t cp = c & (0x7F >> n);
+    for (size_t k = 1; k < n; k++)
+        cp = (cp << 6) | ((unsigned char)s.s[*i + k] & 0x3F);
+    *i += n;
+    return cp;
+}
+
+static int json_str(ct_buf *b, ct_str s, int ascii)
 {
     int r = ct_buf_putc(b, '"');
     for (size_t i = 0; i < s.n && !r; i++) {
         unsigned char c = (unsigned char)s.s[i];
+        if (ascii && c >= 0x80) { /* ensure_ascii: \uXXXX, surrogate pairs above U+FFFF */
+            uint32_t cp = utf8_cp(s, &i);
+            i--;
+            if (cp > 0xFFFF) {
+                cp -= 0x10000;
+                r = ct_buf_printf(b, "\\u%04x\\u%04x", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+            } else
+                r = ct_buf_printf(b, "\\u%04x", cp);
+            continue;
+        }
         switch (c) {
         case '"': r = ct_buf_put(b, "\\\"", 2); break;
         case '\\': r = ct_buf_put(b, "\\\\", 2); break;
@@ -476,8 +505,22 @@ static int key_cmp(const void *x, const void *y)
     return c ? c : (a->n > b->n) - (a->n < b->n);
 }
 
+static int print_json(ct_buf *b, const ct_value *v, int indent, const char *item_sep,
+                      const char *key_sep, int sort_keys, int depth, int ascii);
+
 int ct_print_json(ct_buf *b, const ct_value *v, int indent, const char *item_sep,
                   const char *key_sep, int sort_keys, int depth)
+{
+    int ascii = 0;
+    if (depth < 0) { /* ensure_ascii requested: encoded in the depth's sign */
+        ascii = 1;
+        depth = -depth - 1;
+    }
+    return print_json(b, v, indent, item_sep, key_sep, sort_keys, depth, ascii);
+}
+
+static int print_json(ct_buf *b, const ct_value *v, int indent, const char *item_sep,
+                      const char *key_sep, int sort_keys, int depth, int ascii)
 {
     if (depth > 64)
         return -1;
@@ -497,7 +540,7 @@ int ct_print_json(ct_buf *b, const ct_value *v, int indent, const char *item_sep
             return v->u.f < 0 ? ct_buf_put(b, "-Infinity", 9) : ct_buf_put(b, "Infinity", 8);
         ct_format_float(v->u.f, tmp, sizeof tmp);
         return ct_buf_put(b, tmp, strlen(tmp));
-    case CT_STR: return json_str(b, v->u.s);
+    case CT_STR: return json_str(b, v->u.s, ascii);
     case CT_LIST: {
         if (v->u.l->n == 0)
             return ct_buf_put(b, "[]", 2);
@@ -508,8 +551,8 @@ int ct_print_json(ct_buf *b, const ct_value *v, int indent, const char *item_sep
             if (!r)
                 r = json_newline(b, indent, depth + 1);
             if (!r)
-                r = ct_print_json(b, &v->u.l->v[i], indent, item_sep, key_sep, sort_keys,
-                                  depth + 1);
+                r = print_json(b, &v->u.l->v[i], indent, item_sep, key_sep, sort_keys, depth + 1,
+                               ascii);
         }
         if (!r)
             r = json_newline(b, indent, depth);
@@ -545,11 +588,11 @@ int ct_print_json(ct_buf *b, const ct_value *v, int indent, const char *item_sep
             if (!r)
                 r = json_newline(b, indent, depth + 1);
             if (!r)
-                r = json_str(b, d->k[i]);
+                r = json_str(b, d->k[i], ascii);
             if (!r)
                 r = ct_buf_put(b, key_sep, strlen(key_sep));
             if (!r)
-                r = ct_print_json(b, &d->v[i], indent, item_sep, key_sep, sort_keys, depth + 1);
+                r = print_json(b, &d->v[i], indent, item_sep, key_sep, sort_keys, depth + 1, ascii);
         }
         free(order);
         if (!r)
