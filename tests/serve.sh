@@ -132,6 +132,10 @@ s=$(req POST /v1/completions '{"prompt":"Once upon a time","max_tokens":30,"temp
 status "completion" "$s" 200
 check "completion: text_completion with usage" "j['object'] == 'text_completion' and j['usage']['prompt_tokens'] == 5 and j['usage']['completion_tokens'] == 30 and j['choices'][0]['finish_reason'] == 'length'"
 FULL=$(field "j['choices'][0]['text']")
+# the same greedy continuation as moerun run (same forward, sampler, tokenizer)
+RUNOUT=$($RUNNER "$BIN" run -m "$MODEL" -p "Once upon a time" -n 30 --temp 0 -t 1 2>/dev/null)
+[ "$RUNOUT" = "Once upon a time$FULL" ] && ok "a greedy completion equals moerun run's continuation" ||
+    bad "completion '$FULL' differs from run: '$RUNOUT'"
 STOPW=$(echo "$FULL" | awk '{print $4}')
 BODY=$($PY -c "import json,sys; print(json.dumps({'prompt':'Once upon a time','max_tokens':30,'temperature':0,'stop':['zzz', sys.argv[1]]}))" "$STOPW")
 s=$(req POST /v1/completions "$BODY"); status "completion with stop" "$s" 200

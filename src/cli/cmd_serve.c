@@ -203,10 +203,8 @@ int cmd_serve(int argc, char **argv)
     if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, (uint32_t)n_par, &err))
         goto fail;
     int threads = (int)co.threads;
-    if (co.exact)
-        fprintf(stderr, "moerun serve: --exact is not applied to the slots (default numerics)\n");
     if (srv_sched_new(&sched, S.model, S.tok, S.store, (int)n_par, (uint32_t)n_ctx,
-                      (uint32_t)n_batch, threads, &eog, &err))
+                      (uint32_t)n_batch, threads, co.exact, &eog, &err))
         goto fail;
     srv_http_ready(http, S.tok, &fmt, sched, S.store);
     fprintf(stderr, "moerun serve: ready: %s as '%s', template %s%s%s%s, %ld slot%s of %ld tokens, "

@@ -291,7 +291,7 @@ static void *run(void *arg)
 
 int srv_sched_new(srv_sched **out, const mr_model *m, const mr_tokenizer *tok,
                   mr_expert_store *store, int n_slots, uint32_t n_ctx, uint32_t n_batch,
-                  int threads, const eng_eog *eog, mr_error *err)
+                  int threads, int exact, const eng_eog *eog, mr_error *err)
 {
     srv_sched *s = calloc(1, sizeof *s);
     if (!s)
@@ -312,6 +312,7 @@ int srv_sched_new(srv_sched **out, const mr_model *m, const mr_tokenizer *tok,
             srv_sched_free(s);
             return st;
         }
+        mr_context_set_exact(s->slots[i].seq.ctx, exact);
     }
     s->n_slots = n_slots;
     pthread_mutex_init(&s->mu, NULL);

@@ -47,10 +47,11 @@ typedef struct {
 
 typedef struct srv_sched srv_sched;
 
-/* n_slots sequences of n_ctx positions over one model and store. */
+/* n_slots sequences of n_ctx positions over one model and store; exact:
+ * mr_context_set_exact for each. */
 int srv_sched_new(srv_sched **out, const mr_model *m, const mr_tokenizer *tok,
                   mr_expert_store *store, int n_slots, uint32_t n_ctx, uint32_t n_batch,
-                  int threads, const eng_eog *eog, mr_error *err);
+                  int threads, int exact, const eng_eog *eog, mr_error *err);
 void srv_sched_free(srv_sched *s);
 
 srv_job *srv_job_new(void);
