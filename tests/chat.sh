@@ -87,6 +87,23 @@ contains "$T/err" "<think>" "--chat-template-kwargs reaches the template"
 moerun chat -m "$MODEL" --chat-template-kwargs '[1]' </dev/null >"$T/out" 2>"$T/err"
 [ $? -eq 1 ] && ok "bad --chat-template-kwargs is a usage error" || bad "bad kwargs accepted"
 
+# --- a byte-level BPE model with the Qwen3 template (shared fixture): the
+# template drops the thinking block of answered turns, yet the cache is kept
+QWEN=${MOERUN_TESTDATA:-$SRC/../shared}/models/tinyqwen3moe/gguf/tinyqwen3moe-q8_0.gguf
+if [ -f "$QWEN" ]; then
+    printf 'Hello\nAgain\nThird\n' | moerun chat -m "$QWEN" --chat-template qwen3 --temp 0 -n 6 -c 512 -t 1 \
+        --chat-template-kwargs '{"enable_thinking": false}' >"$T/out" 2>"$T/err"
+    [ $? -eq 0 ] && ok "qwen3 template on a BPE model" || bad "qwen3 chat failed: $(tail -2 "$T/err")"
+    n3=$(grep -c '^\[prompt:' "$T/err")
+    kept=$(grep '^\[prompt:' "$T/err" | sed -n '2,3p' | grep -vc ' 0 cached')
+    [ "$n3" -eq 3 ] && [ "$kept" -eq 2 ] && ok "qwen3: turns 2 and 3 keep the cache" ||
+        bad "qwen3: $(grep '^\[prompt:' "$T/err")"
+    grep -q "whole conversation again" "$T/err" && bad "qwen3: the conversation was processed again" ||
+        ok "qwen3: never processed again"
+else
+    echo "SKIP qwen3 template test: no shared test data"
+fi
+
 # --- the terminal: tmux drives a real tty
 if command -v tmux >/dev/null 2>&1; then
     cmd="$RUNNER $BIN chat -m $MODEL -c 4096 -n 100000 -t 1 --temp 0 --ignore-eos 2>$T/tty.err"

@@ -3,8 +3,11 @@
  * Each turn is the model's chat template rendered for the whole
  * conversation; only the text past what the KV cache already holds is
  * tokenized and decoded (the cache is kept across turns).  When the
- * template re-renders earlier turns differently (Qwen3 drops old thinking)
- * the conversation is processed again, and said so.  When the context
+ * template re-renders the last answer differently once a new question
+ * follows (Qwen3 drops its thinking block), the cache keeps the answer as
+ * first rendered and gets only what follows it, as llama.cpp does; only a
+ * template that changes turns beyond recognition makes the conversation be
+ * processed again, and that is said.  When the context
  * would overflow, the oldest turns after the system prompt are dropped
  * (and said so) and the rest is processed again.
  *
@@ -77,6 +80,7 @@ typedef struct {
     eng_sample_params sp;
     json_object *msgs;
     char *kv_render;  /* the render the cache holds (conversation so far), or NULL */
+    char *last_tail;  /* the last answer and its closing as the template rendered them */
     const char *sys;
     long n_predict;
     int tty, verbose, ignore_eos;
@@ -100,7 +104,19 @@ static void reset_conversation(chat_state *c)
         json_object_array_add(c->msgs, message("system", c->sys, strlen(c->sys)));
     free(c->kv_render);
     c->kv_render = NULL;
+    free(c->last_tail);
+    c->last_tail = NULL;
     eng_seq_reset(&c->seq);
+}
+
+/* The last occurrence of needle in hay, or NULL. */
+static const char *find_last(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    const char *last = NULL;
+    for (const char *p = hay; n && (p = strstr(p, needle)); p++)
+        last = p;
+    return last;
 }
 
 static int starts_with(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
@@ -167,9 +183,23 @@ static int prepare_turn(chat_state *c, char **target, size_t *new_tokens, size_t
         fprintf(stderr, "--- rendered turn:\n%s\n---\n", t);
     long n_ctx = (long)mr_context_n_ctx(c->seq.ctx);
     *cached = c->seq.n_cached;
+    size_t off = (size_t)-1;
+    const char *p;
     if (c->kv_render && starts_with(t, c->kv_render)) {
-        /* only the new turn's text */
-        size_t off = strlen(c->kv_render);
+        off = strlen(c->kv_render); /* only the new turn's text */
+    } else if (c->kv_render && c->last_tail && (p = find_last(t, c->last_tail))) {
+        /* the template renders the earlier answer differently now (Qwen3
+         * drops its thinking block once a new question follows); the cache
+         * keeps it as first rendered, as llama.cpp does, and gets only what
+         * follows that answer */
+        off = (size_t)(p - t) + strlen(c->last_tail);
+        if (c->verbose)
+            fprintf(stderr, "[the template re-renders the last answer; the cache keeps it as it was]\n");
+    } else if (c->kv_render) {
+        fprintf(stderr, "[the chat template renders earlier turns differently now: processing "
+                        "the whole conversation again]\n");
+    }
+    if (off != (size_t)-1) {
         int32_t *ids;
         size_t n;
         if (eng_tokenize(c->S->tok, t + off, len - off, 0, 1, &ids, &n, &err)) {
@@ -188,9 +218,6 @@ static int prepare_turn(chat_state *c, char **target, size_t *new_tokens, size_t
             *target = t;
             return 0;
         }
-    } else if (c->kv_render) {
-        fprintf(stderr, "[the chat template renders earlier turns differently now: processing "
-                        "the whole conversation again]\n");
     }
     free(t);
     /* the whole conversation, dropping the oldest turns while it does not fit */
@@ -329,6 +356,8 @@ static int user_turn(chat_state *c, const char *text, size_t len)
     size_t alen;
     free(c->kv_render);
     c->kv_render = NULL;
+    free(c->last_tail);
+    c->last_tail = NULL;
     if (srv_format_render(&c->fmt, c->msgs, 0, &after, &alen, &err) == MR_OK) {
         if (starts_with(after, target)) {
             const char *tail = after + strlen(target);
@@ -342,6 +371,8 @@ static int user_turn(chat_state *c, const char *text, size_t len)
                     after = NULL;
                 }
                 c->kv_render = after;
+                if (after && *at)
+                    c->last_tail = strdup(at);
             } else
                 free(after);
         } else
@@ -383,6 +414,8 @@ static void load_conversation(chat_state *c, const char *path)
     c->msgs = j;
     free(c->kv_render);
     c->kv_render = NULL;
+    free(c->last_tail);
+    c->last_tail = NULL;
     eng_seq_reset(&c->seq);
     fprintf(stderr, "[loaded %zu messages from %s]\n", json_object_array_length(j), path);
 }
@@ -618,6 +651,7 @@ int cmd_chat(int argc, char **argv)
         fputc('\n', stdout);
 out:
     free(c.kv_render);
+    free(c.last_tail);
     if (c.msgs)
         json_object_put(c.msgs);
     eng_seq_free(&c.seq);
