@@ -247,6 +247,13 @@ P2=$($PY -c "import json,sys; print(json.dumps({'prompt':'The cat sat on the mat
 s=$(req POST /v1/completions "$P2")
 check "prompt cache: the follow-up reuses the cached tokens" "j['usage']['prompt_tokens_details']['cached_tokens'] >= 8"
 
+# a chat follow-up (the history holds the answer just given) reuses the cache
+s=$(req POST /v1/chat/completions '{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":10,"temperature":0}')
+A1=$($PY -c "import json; print(json.dumps(json.load(open('$T/body'))['choices'][0]['message']['content']))")
+P1T=$(field "j['usage']['prompt_tokens']")
+s=$(req POST /v1/chat/completions "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello there\"},{\"role\":\"assistant\",\"content\":$A1},{\"role\":\"user\",\"content\":\"And then?\"}],\"max_tokens\":4,\"temperature\":0}")
+check "prompt cache: a chat follow-up reuses the first prompt and answer" "j['usage']['prompt_tokens_details']['cached_tokens'] > $P1T"
+
 # --- bounded concurrency with curl: 16 clients x 3 requests, each equal to the same request alone
 for k in 0 1 2 3 4 5 6 7; do
     req POST /v1/completions "{\"prompt\":\"Story number $k: once\",\"max_tokens\":16,\"temperature\":0}" >/dev/null
