@@ -280,17 +280,22 @@ done; done
     bad "$bad_conc of 48 concurrent answers differ from the request alone"
 
 # --- the official openai npm client
-NODE_DIR=${MOERUN_OPENAI_NODE:-$PWD/tests/openai-node}
+# installed by .ci/run into the source tree; else fetched here (into the
+# source tree when it is writable, else a temporary directory, as under
+# make distcheck); the script runs from $T with node_modules linked in
+NODE_DIR=${MOERUN_OPENAI_NODE:-$SRC/tests/openai-node}
 node_ok=0
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     if [ ! -d "$NODE_DIR/node_modules/openai" ]; then
+        mkdir -p "$NODE_DIR" 2>/dev/null && [ -w "$NODE_DIR" ] || NODE_DIR=$T/openai-node
         mkdir -p "$NODE_DIR"
         timeout 120 npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent openai@4 >"$T/npm.log" 2>&1 || true
     fi
     [ -d "$NODE_DIR/node_modules/openai" ] && node_ok=1
 fi
 if [ $node_ok -eq 1 ]; then
-    cat >"$NODE_DIR/check.mjs" <<'EOF'
+    ln -s "$(cd "$NODE_DIR" && pwd)/node_modules" "$T/node_modules"
+    cat >"$T/check.mjs" <<'EOF'
 import OpenAI from "openai";
 const [url, key] = process.argv.slice(2);
 const client = new OpenAI({ baseURL: url + "/v1", apiKey: key });
@@ -329,9 +334,9 @@ const all = (await Promise.all(jobs)).flat();
 const diff = all.filter(([k, t]) => t !== alone[k]).length;
 expect(diff === 0, diff + " of 16 concurrent answers differ from the request alone");
 if (fails.length) { console.log("FAIL " + fails.join("; ")); process.exit(1); }
-console.log("ok openai client: models, chat, stream with usage, completions, errors, 8x2 concurrent");
+console.log("openai client: models, chat, stream with usage, completions, errors, 8x2 concurrent");
 EOF
-    if node "$NODE_DIR/check.mjs" "$URL" "$KEY" >"$T/node.out" 2>&1; then ok "$(cat "$T/node.out")"; else
+    if node "$T/check.mjs" "$URL" "$KEY" >"$T/node.out" 2>&1; then ok "$(cat "$T/node.out")"; else
         bad "openai client: $(head -c 600 "$T/node.out")"; fi
 fi
 
