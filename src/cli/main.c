@@ -23,7 +23,9 @@ static void usage(FILE *out)
             "  compare     a MoE's speed beside dense models of its active and total size\n"
             "  kld         KL divergence of the logits from reference logits\n"
             "  quantize    convert a Hugging Face checkpoint to GGUF\n"
-            "  verify      check the checksums of a GGUF written by quantize\n\n"
+            "  verify      check the checksums of a GGUF written by quantize\n"
+            "  chat        talk with a model in the terminal (its chat template)\n"
+            "  serve       an OpenAI-compatible HTTP server\n\n"
             "Run 'moerun COMMAND --help' for a command's options.\n"
             "  -h, --help     this help\n"
             "  -V, --version  version and the SIMD kernels in use\n\n"
@@ -42,7 +44,7 @@ int main(int argc, char **argv)
         {"logits", cmd_logits},   {"perplexity", cmd_perplexity}, {"synth", cmd_synth},
         {"bench", cmd_bench},     {"compare", cmd_compare},
         {"quantize", cmd_quantize}, {"verify", cmd_verify},
-        {"kld", cmd_kld},
+        {"kld", cmd_kld},         {"chat", cmd_chat},   {"serve", cmd_serve},
     };
     /* a misspelt MOERUN_ISA would silently run the best kernels */
     const char *isa_env = getenv("MOERUN_ISA");
