@@ -19,33 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "kernel_harness.h"
 #include "kernels.h"
 #include "nn/nn.h"
 #include "testutil.h"
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static float frand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
-
-/* n floats whose end touches an inaccessible page. */
-static float *guarded(size_t n, void **map, size_t *map_len)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = n * sizeof(float);
-    size_t body = (len + pg - 1) / pg * pg;
-    *map_len = body + pg;
-    *map = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ck_assert(*map != MAP_FAILED);
-    mprotect((uint8_t *)*map + body, pg, PROT_NONE);
-    return (float *)((uint8_t *)*map + body - len);
-}
 
 static const int64_t ns[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64};
 static const int64_t ds[] = {1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 64, 80, 128, 192, 512};
@@ -68,21 +46,20 @@ START_TEST(kernels_match_the_reference)
         for (size_t b = 0; b < sizeof ds / sizeof ds[0]; b++)
             for (int running = 0; running < 2; running++) {
                 const int64_t n = ns[a], d = ds[b], stride = d + 3;
-                void *mk, *mv, *mq;
-                size_t lk, lv, lq;
-                float *k = guarded((size_t)(n - 1) * stride + d, &mk, &lk);
-                float *v = guarded((size_t)(n - 1) * stride + d, &mv, &lv);
-                float *q = guarded((size_t)d, &mq, &lq);
+                const size_t kv_len = sizeof(float) * ((size_t)(n - 1) * stride + d);
+                guarded gk = guarded_alloc(kv_len), gv = guarded_alloc(kv_len);
+                guarded gq = guarded_alloc(sizeof(float) * (size_t)d);
+                float *k = (float *)gk.p, *v = (float *)gv.p, *q = (float *)gq.p;
                 for (int64_t i = 0; i < (n - 1) * stride + d; i++) {
-                    k[i] = frand() * 3;
-                    v[i] = frand();
+                    k[i] = rndf() * 3;
+                    v[i] = rndf();
                 }
                 for (int64_t i = 0; i < d; i++)
-                    q[i] = frand() * 3;
+                    q[i] = rndf() * 3;
                 float acc0[512], acc1[512];
                 float m0 = running ? 0.7f : -INFINITY, l0 = running ? 2.5f : 0.0f;
                 for (int64_t i = 0; i < d; i++)
-                    acc0[i] = acc1[i] = running ? frand() : 0.0f;
+                    acc0[i] = acc1[i] = running ? rndf() : 0.0f;
                 float m1 = m0, l1 = l0;
                 const float scale = 1.0f / sqrtf((float)d);
                 mr_attn_block_ref(q, k, stride, v, stride, n, d, d, scale, &m0, &l0, acc0);
@@ -120,9 +97,9 @@ START_TEST(kernels_match_the_reference)
                     free(k2);
                     free(v2);
                 }
-                munmap(mk, lk);
-                munmap(mv, lv);
-                munmap(mq, lq);
+                guarded_free(&gk);
+                guarded_free(&gv);
+                guarded_free(&gq);
                 cases++;
             }
     printf("%s: attention block matches the reference in %zu cases\n", mr_isa_name(isa), cases);
@@ -147,11 +124,11 @@ START_TEST(masks_and_sinks_match_float64)
     float *out = malloc(sizeof(float) * n_tok * n_head * dv);
     float sinks[4] = {0.5f, -1.0f, 2.0f, 0.0f};
     for (size_t i = 0; i < (size_t)n_tok * n_head * dk; i++)
-        q[i] = frand() * 2;
+        q[i] = rndf() * 2;
     for (size_t i = 0; i < (size_t)n_pos * n_head_kv * dk; i++)
-        k[i] = frand() * 2;
+        k[i] = rndf() * 2;
     for (size_t i = 0; i < (size_t)n_pos * n_head_kv * dv; i++)
-        v[i] = frand();
+        v[i] = rndf();
     for (int variant = 0; variant < 4; variant++) {
         const int with_sinks = variant == 3;
         nn_attn a = {.q = q, .q_stride = n_head * dk, .k = k, .k_stride = n_head_kv * dk,
@@ -205,6 +182,7 @@ END_TEST
 
 int main(void)
 {
+    rng = 0x9E3779B97F4A7C15ull;
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("attention");
     tcase_set_timeout(tc, 120);

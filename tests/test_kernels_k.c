@@ -16,13 +16,11 @@
  */
 #include <check.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "kernel_harness.h"
 #include "kernels.h"
 
 static const int block_counts[] = {1,  2,  3,  5,  7,  8,  15,  16,  17,
@@ -53,60 +51,6 @@ static const char *table_name(int idx)
 }
 
 /* ------------------------------------------------------------ helpers */
-
-static uint64_t rng;
-
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rndf(void)
-{
-    return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-typedef struct {
-    void *map;
-    size_t map_len;
-    uint8_t *p;
-} guarded;
-
-/* len bytes whose end touches an inaccessible page */
-static guarded guarded_alloc(size_t len)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    size_t body = (len + pg - 1) / pg * pg;
-    guarded g;
-    g.map_len = body + pg;
-    g.map = mmap(NULL, g.map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ck_assert(g.map != MAP_FAILED);
-    ck_assert(mprotect((uint8_t *)g.map + body, pg, PROT_NONE) == 0);
-    g.p = (uint8_t *)g.map + body - len;
-    return g;
-}
-
-static void guarded_free(guarded *g)
-{
-    munmap(g->map, g->map_len);
-}
-
-static char current[256];
-
-static void on_crash(int sig)
-{
-    static const char head[] = "\nFAIL: fatal signal in kernel: ";
-    char num[4] = {' ', (char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\n'};
-    (void)!write(2, head, sizeof head - 1);
-    (void)!write(2, current, strlen(current));
-    (void)!write(2, num, sizeof num);
-    _exit(1);
-}
-
-#define GUARD_KERNEL(...) snprintf(current, sizeof current, __VA_ARGS__)
 
 static void put_f16(uint8_t *p, float f)
 {
@@ -440,12 +384,7 @@ END_TEST
 
 int main(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_crash;
-    sigaction(SIGILL, &sa, NULL);
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
+    guard_signals();
 
     mr_kernels_for_isa(MR_ISA_SCALAR, 0, &ref_fast);
     mr_kernels_for_isa(MR_ISA_SCALAR, 1, &ref_exact);

@@ -10,13 +10,11 @@
  * reported with the ISA, type and size. */
 #include <check.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "kernel_harness.h"
 #include "kernels.h"
 #include "qtypes_cases.h"
 
@@ -39,80 +37,6 @@ static mr_isa isas[MR_ISA_COUNT];
 static int n_isas;
 
 /* ------------------------------------------------------------ helpers */
-
-static uint64_t rng;
-
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rndf(void)
-{
-    return (float)((double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-/* A buffer of len bytes whose end touches an inaccessible page. */
-typedef struct {
-    void *map;
-    size_t map_len;
-    uint8_t *p;
-} guarded;
-
-static guarded guarded_alloc(size_t len)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    size_t body = (len + pg - 1) / pg * pg;
-    guarded g;
-    g.map_len = body + pg;
-    g.map = mmap(NULL, g.map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ck_assert(g.map != MAP_FAILED);
-    mprotect((uint8_t *)g.map + body, pg, PROT_NONE);
-    g.p = (uint8_t *)g.map + body - len;
-    return g;
-}
-
-static void guarded_free(guarded *g)
-{
-    munmap(g->map, g->map_len);
-}
-
-/* What is running, for the signal handler's report. */
-static char current[256];
-
-/* A kernel that faults (read past its row into the guard page) or uses an
- * instruction the CPU lacks: name it and fail the program. */
-static void on_crash(int sig)
-{
-    static const char head[] = "\nFAIL: fatal signal in kernel: ";
-    char num[4] = {' ', (char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\n'};
-    (void)!write(2, head, sizeof head - 1);
-    (void)!write(2, current, strlen(current));
-    (void)!write(2, num, sizeof num);
-    _exit(1);
-}
-
-#define GUARD_KERNEL(...) snprintf(current, sizeof current, __VA_ARGS__)
-
-/* Fill f32 values by mode: 0 random, 1 zeros, 2 extreme (+-max), 3 mixed
- * scales per block (some blocks tiny, some huge); rounding ties come from
- * fill_ties below. */
-static void fill(float *x, int64_t n, int mode)
-{
-    for (int64_t i = 0; i < n; i++) {
-        switch (mode) {
-        case 0: x[i] = rndf(); break;
-        case 1: x[i] = 0.0f; break;
-        case 2: x[i] = (rnd() & 1) ? 1000.0f : -1000.0f; break;
-        default: x[i] = rndf() * ((i / 32) % 3 == 0 ? 1e-6f : (i / 32) % 3 == 1 ? 1.0f : 300.0f);
-        }
-    }
-    if (mode == 3 && n >= 64)
-        memset(x + 32, 0, 32 * sizeof(float)); /* one all-zero block */
-}
 
 /* Weights of type t from f32 values (mode < 4) or random blocks (mode 4:
  * every bit pattern but the scales', see qtypes_cases.h); MXFP4 also gets
@@ -356,12 +280,7 @@ END_TEST
 
 int main(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_crash;
-    sigaction(SIGILL, &sa, NULL);
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
+    guard_signals();
 
     mr_kernels_for_isa(MR_ISA_SCALAR, 0, &ref_fast);
     mr_kernels_for_isa(MR_ISA_SCALAR, 1, &ref_exact);
