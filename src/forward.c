@@ -17,6 +17,7 @@
 
 #include "arch/arch.h"
 #include "context.h"
+#include "finite.h"
 #include "nn/nn.h"
 
 static void *xcalloc(size_t n, size_t sz, int *fail)
@@ -353,14 +354,14 @@ mr_status mr_decode(mr_context *c, const int32_t *tokens, uint32_t n, float *log
                         hp->n_embd, hp->norm_eps);
         nn_matmul(c, &m->output, c->h, rows, logits);
         /* NaN or Inf here means the weights or the activations overflowed:
-         * say so rather than sample garbage */
-        for (size_t i = 0; i < (size_t)rows * hp->n_vocab; i++)
-            if (!isfinite(logits[i]))
-                return mr_fail(err, MR_EFORMAT, m->gguf->path, "logits", MR_NO_OFFSET,
-                               "logit %zu of token %zu is %s: the model's weights or its "
-                               "activations are not finite",
-                               i % hp->n_vocab, first + i / hp->n_vocab,
-                               isnan(logits[i]) ? "NaN" : "infinite");
+         * say so rather than sample garbage (every caller relies on this) */
+        const size_t all = (size_t)rows * hp->n_vocab, i = mr_first_nonfinite(logits, all);
+        if (i < all)
+            return mr_fail(err, MR_EFORMAT, m->gguf->path, "logits", MR_NO_OFFSET,
+                           "logit %zu of token %zu is %s: the model's weights or its "
+                           "activations are not finite",
+                           i % hp->n_vocab, first + i / hp->n_vocab,
+                           isnan(logits[i]) ? "NaN" : "infinite");
     }
     c->n_past += n;
     return MR_OK;

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "finite.h"
 #include "options.h"
 #include "kernels.h"
 #include "sampler.h"
@@ -187,8 +186,7 @@ int cmd_run(int argc, char **argv)
     double t0 = cli_now();
     for (size_t i = 0; i < n_ids; i += (size_t)n_batch) {
         size_t n = n_ids - i < (size_t)n_batch ? n_ids - i : (size_t)n_batch;
-        if (mr_decode(ctx, ids + i, (uint32_t)n, logits, 0, &err) ||
-            mr_check_finite(logits, hp->n_vocab, "logits after the prompt", &err))
+        if (mr_decode(ctx, ids + i, (uint32_t)n, logits, 0, &err))
             goto fail;
     }
     for (size_t i = 0; i < n_ids; i++)
@@ -211,8 +209,7 @@ int cmd_run(int argc, char **argv)
         mr_sampler_accept(smp, id);
         if (n_gen == n_predict)
             break;
-        if (mr_decode(ctx, &id, 1, logits, 0, &err) ||
-            mr_check_finite(logits, hp->n_vocab, "logits of a generated token", &err))
+        if (mr_decode(ctx, &id, 1, logits, 0, &err))
             goto fail;
     }
     size_t w = mr_detok_flush(&dt, piece, sizeof piece);
