@@ -26,12 +26,10 @@ void nn_rmsnorm(float *out, const float *x, const float *w, uint32_t n, float ep
 void nn_rmsnorm_rows(float *out, const float *x, const float *w, uint32_t n_rows, uint32_t n,
                      float eps);
 /* In place, per head: n_rows tokens (stride `stride` floats) of n_heads
- * heads of hd (head stride hd), each RMS-normed with w (hd) or, with w
- * NULL, L2-normalised (x / sqrt(sum x^2 + eps)). */
+ * heads of hd (head stride hd), each RMS-normed with w (hd), or without a
+ * weight when w is NULL. */
 void nn_rmsnorm_heads(float *x, const float *w, uint32_t n_rows, uint32_t stride,
                       uint32_t n_heads, uint32_t hd, float eps);
-void nn_l2norm_heads(float *x, uint32_t n_rows, uint32_t stride, uint32_t n_heads, uint32_t hd,
-                     float eps);
 
 /* ---- rotary position embedding (rope.c) ---- */
 

@@ -1,5 +1,5 @@
-/* norm.c - RMSNorm over a row, over rows, and per attention head; the
- * weightless L2 norm of Llama 4's q/k. */
+/* norm.c - RMSNorm over a row, over rows, and per attention head (with or
+ * without a weight: Llama 4's q/k "L2Norm" is the weightless one). */
 #include <math.h>
 
 #include "nn.h"
@@ -32,20 +32,5 @@ void nn_rmsnorm_heads(float *x, const float *w, uint32_t n_rows, uint32_t stride
         for (uint32_t h = 0; h < n_heads; h++) {
             float *p = x + (size_t)r * stride + (size_t)h * hd;
             nn_rmsnorm(p, p, w, hd, eps);
-        }
-}
-
-void nn_l2norm_heads(float *x, uint32_t n_rows, uint32_t stride, uint32_t n_heads, uint32_t hd,
-                     float eps)
-{
-    for (uint32_t r = 0; r < n_rows; r++)
-        for (uint32_t h = 0; h < n_heads; h++) {
-            float *p = x + (size_t)r * stride + (size_t)h * hd;
-            float ss = 0.0f;
-            for (uint32_t i = 0; i < hd; i++)
-                ss += p[i] * p[i];
-            const float scale = 1.0f / sqrtf(ss + eps);
-            for (uint32_t i = 0; i < hd; i++)
-                p[i] *= scale;
         }
 }
