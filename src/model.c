@@ -129,7 +129,7 @@ mr_status mr_arch_common_hparams(const mr_gguf *g, const char *arch, mr_hparams 
     mr_status s;
     uint32_t n_expert = 0, n_used = 0, key_len = 0, val_len = 0, n_rot = 0;
     hp->n_ctx_train = 2048;
-    hp->rope_base = 10000.0f;
+    hp->rope.base = 10000.0f;
     hp->norm_eps = 1e-5f;
     if ((s = mr_arch_u32(g, arch, "embedding_length", 1, &hp->n_embd, err)) ||
         (s = mr_arch_u32(g, arch, "block_count", 1, &hp->n_layer, err)) ||
@@ -141,7 +141,7 @@ mr_status mr_arch_common_hparams(const mr_gguf *g, const char *arch, mr_hparams 
         (s = mr_arch_u32(g, arch, "attention.key_length", 0, &key_len, err)) ||
         (s = mr_arch_u32(g, arch, "attention.value_length", 0, &val_len, err)) ||
         (s = mr_arch_u32(g, arch, "rope.dimension_count", 0, &n_rot, err)) ||
-        (s = mr_arch_f32(g, arch, "rope.freq_base", 0, &hp->rope_base, err)) ||
+        (s = mr_arch_f32(g, arch, "rope.freq_base", 0, &hp->rope.base, err)) ||
         (s = mr_arch_f32(g, arch, "attention.layer_norm_rms_epsilon", 0, &hp->norm_eps, err)))
         return s;
     hp->n_head_kv = hp->n_head;
@@ -166,13 +166,13 @@ mr_status mr_arch_common_hparams(const mr_gguf *g, const char *arch, mr_hparams 
              hp->head_dim);
     HP_CHECK(hp->head_dim_v >= 1 && hp->head_dim_v <= 1024, "attention.value_length",
              "value head size %u is outside 1..1024", hp->head_dim_v);
-    hp->n_rot = n_rot ? n_rot : hp->head_dim;
-    HP_CHECK(hp->n_rot >= 2 && hp->n_rot <= hp->head_dim && hp->n_rot % 2 == 0,
-             "rope.dimension_count", "%u rotated dimensions of a %u-wide head", hp->n_rot,
+    hp->rope.n_rot = n_rot ? n_rot : hp->head_dim;
+    HP_CHECK(hp->rope.n_rot >= 2 && hp->rope.n_rot <= hp->head_dim && hp->rope.n_rot % 2 == 0,
+             "rope.dimension_count", "%u rotated dimensions of a %u-wide head", hp->rope.n_rot,
              hp->head_dim);
     HP_CHECK(hp->n_ctx_train >= 1, "context_length", "must be positive");
-    HP_CHECK(isfinite(hp->rope_base) && hp->rope_base > 0.0f, "rope.freq_base",
-             "%g is not a positive number", hp->rope_base);
+    HP_CHECK(isfinite(hp->rope.base) && hp->rope.base > 0.0f, "rope.freq_base",
+             "%g is not a positive number", hp->rope.base);
     HP_CHECK(isfinite(hp->norm_eps) && hp->norm_eps > 0.0f && hp->norm_eps < 1.0f,
              "attention.layer_norm_rms_epsilon", "%g is outside (0, 1)", hp->norm_eps);
     HP_CHECK(n_expert <= MR_MAX_EXPERTS, "expert_count", "%u is more than %d", n_expert,
@@ -189,8 +189,6 @@ mr_status mr_arch_common_hparams(const mr_gguf *g, const char *arch, mr_hparams 
         hp->n_expert_used = 1;
     }
     hp->rope.mode = MR_ROPE_NORM;
-    hp->rope.n_rot = hp->n_rot;
-    hp->rope.base = hp->rope_base;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->router.mode = MR_ROUTE_SOFTMAX_TOPK;
     hp->router.norm_topk = 1;

@@ -95,7 +95,6 @@ typedef struct {
     uint32_t n_head_kv;
     uint32_t head_dim;    /* key (and query) size of one head */
     uint32_t head_dim_v;  /* value size of one head (== head_dim except MLA) */
-    uint32_t n_rot;       /* == rope.n_rot, kept for old callers */
     uint32_t n_ff;        /* per-expert (or, in a dense model, the dense) hidden size */
     uint32_t n_ff_dense;  /* hidden size of the dense layers of a MoE model (0: none) */
     uint32_t n_ff_shexp;  /* hidden size of the shared expert (0: none) */
@@ -104,7 +103,6 @@ typedef struct {
     uint32_t n_expert_used;
     uint32_t n_ctx_train;
     int is_moe;
-    float rope_base;      /* == rope.base */
     float norm_eps;
     float attn_scale;     /* softmax scale of q.k (1/sqrt(head_dim) unless the family says) */
     mr_rope_cfg rope;

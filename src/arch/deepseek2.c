@@ -76,16 +76,16 @@ static mr_status deepseek2_hparams(const mr_gguf *g, mr_hparams *hp, mr_error *e
     if (hp->n_head_kv != 1)
         return mr_arch_bad(g, err, A, "attention.head_count_kv",
                            "%u: the latent cache is one kv head", hp->n_head_kv);
-    if (hp->head_dim != hp->n_lora_kv + hp->n_rot || hp->head_dim_v != hp->n_lora_kv)
+    if (hp->head_dim != hp->n_lora_kv + hp->rope.n_rot || hp->head_dim_v != hp->n_lora_kv)
         return mr_arch_bad(g, err, A, "attention.key_length",
                            "key/value lengths %u/%u are not kv_lora_rank + rope (%u + %u) and "
                            "kv_lora_rank",
-                           hp->head_dim, hp->head_dim_v, hp->n_lora_kv, hp->n_rot);
-    if (hp->head_dim_mla_k <= hp->n_rot || hp->head_dim_mla_k > 4096 ||
+                           hp->head_dim, hp->head_dim_v, hp->n_lora_kv, hp->rope.n_rot);
+    if (hp->head_dim_mla_k <= hp->rope.n_rot || hp->head_dim_mla_k > 4096 ||
         hp->head_dim_mla_v < 1 || hp->head_dim_mla_v > 4096)
         return mr_arch_bad(g, err, A, "attention.key_length_mla",
                            "per-head sizes %u (q.k, with %u rope) and %u (value) are out of range",
-                           hp->head_dim_mla_k, hp->n_rot, hp->head_dim_mla_v);
+                           hp->head_dim_mla_k, hp->rope.n_rot, hp->head_dim_mla_v);
     if (nextn >= hp->n_layer)
         return mr_arch_bad(g, err, A, "nextn_predict_layers", "%u of %u layers", nextn,
                            hp->n_layer);
@@ -161,7 +161,7 @@ static mr_status bind_mla(mr_model *m, uint32_t il, mr_error *err)
     const mr_hparams *hp = &m->hp;
     mr_layer *L = &m->layers[il];
     const uint64_t E = hp->n_embd, H = hp->n_head, lkv = hp->n_lora_kv;
-    const uint64_t dk = hp->head_dim_mla_k, dv = hp->head_dim_mla_v, nope = dk - hp->n_rot;
+    const uint64_t dk = hp->head_dim_mla_k, dv = hp->head_dim_mla_v, nope = dk - hp->rope.n_rot;
     char name[96];
     mr_status s;
     if (mr_gguf_tensor_find(g, NAME("attn_kv_b.weight")) &&
@@ -181,7 +181,7 @@ static mr_status bind_mla(mr_model *m, uint32_t il, mr_error *err)
         return s;
     }
     if ((s = mr_bind_f32(g, NAME("attn_norm.weight"), E, 1, &L->attn_norm, err)) ||
-        (s = mr_bind_tensor(g, NAME("attn_kv_a_mqa.weight"), E, lkv + hp->n_rot, 0, 1, &L->wkv_a,
+        (s = mr_bind_tensor(g, NAME("attn_kv_a_mqa.weight"), E, lkv + hp->rope.n_rot, 0, 1, &L->wkv_a,
                             err)) ||
         (s = mr_bind_f32(g, NAME("attn_kv_a_norm.weight"), lkv, 1, &L->kv_a_norm, err)) ||
         (s = mr_bind_tensor(g, NAME("attn_k_b.weight"), nope, lkv, H, 1, &L->wk_b, err)) ||

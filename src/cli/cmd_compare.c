@@ -346,7 +346,7 @@ static mr_synth_shape shape_of(const mr_model *m)
     s.n_expert = hp->n_expert;
     s.n_expert_used = hp->n_expert_used;
     s.n_ctx = hp->n_ctx_train;
-    s.rope_base = hp->rope_base;
+    s.rope_base = hp->rope.base;
     return s;
 }
 
