@@ -8,7 +8,7 @@ set -u
 BIN=${MOERUN_BIN:-./moerun}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${MOERUN_TESTDATA:-$SRC/../shared}
-TYPES=${*:-f32 f16 bf16 q8_0 q6_k q4_k_m q4_k q4_0}
+TYPES=${*:-f32 f16 bf16 q8_0 q6_k q5_k_m q4_k_m q4_k q4_0 q3_k_m q2_k}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 echo "| type | file MB | PPL | KLD mean | KLD median | KLD max | top-1 agree |"

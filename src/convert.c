@@ -16,6 +16,7 @@
 #include "convert_internal.h"
 #include "fileio.h"
 #include "moerun_keys.h"
+#include "quant_mix.h"
 #include "../quant/types.h"
 
 #define MAX_CONFIG_BYTES (1u << 20)
@@ -23,43 +24,68 @@
 #define MAX_LAYERS 4096u
 #define MAX_EXPERTS 512u
 
-/* The output types: name, base tensor type, general.file_type. */
+/* The output types: name, base tensor type, general.file_type, and the
+ * mix (src/quant_mix.c) that chooses each tensor's type as llama-quantize
+ * does; MR_MIX_PURE: every matrix the base type (llama-quantize --pure). */
 typedef struct {
     const char *name;
     uint32_t type;
     uint32_t file_type;
-    int mixed; /* q4_k_m: per-tensor choice */
+    mr_mix mix;
     const char *help;
 } out_type;
 
 static const out_type out_types[] = {
-    {"f32", MR_TYPE_F32, 0, 0, "every tensor F32"},
-    {"f16", MR_TYPE_F16, 1, 0, "matrices F16; norms and routers F32"},
-    {"bf16", MR_TYPE_BF16, 32, 0, "matrices BF16; norms and routers F32"},
-    {"q8_0", MR_TYPE_Q8_0, 7, 0, "matrices Q8_0 (as convert_hf_to_gguf.py)"},
-    {"q4_0", MR_TYPE_Q4_0, 2, 0, "matrices Q4_0 (as llama-quantize --pure)"},
-    {"q4_k", MR_TYPE_Q4_K, 14, 0, "matrices Q4_K"},
-    {"q6_k", MR_TYPE_Q6_K, 18, 0, "matrices Q6_K"},
-    {"q4_k_m", MR_TYPE_Q4_K, 15, 1,
-     "Q4_K; as llama.cpp's Q4_K_M: output Q6_K;\n"
+    {"f32", MR_TYPE_F32, 0, MR_MIX_PURE, "every tensor F32"},
+    {"f16", MR_TYPE_F16, 1, MR_MIX_PURE, "matrices F16; norms and routers F32"},
+    {"bf16", MR_TYPE_BF16, 32, MR_MIX_PURE, "matrices BF16; norms and routers F32"},
+    {"q8_0", MR_TYPE_Q8_0, 7, MR_MIX_PURE, "matrices Q8_0 (as convert_hf_to_gguf.py)"},
+    {"q4_0", MR_TYPE_Q4_0, 2, MR_MIX_PURE, "matrices Q4_0 (as llama-quantize --pure)"},
+    {"q4_k", MR_TYPE_Q4_K, 14, MR_MIX_PURE, "matrices Q4_K (as llama-quantize --pure)"},
+    {"q5_k", MR_TYPE_Q5_K, 16, MR_MIX_PURE, "matrices Q5_K (as llama-quantize --pure)"},
+    {"q3_k", MR_TYPE_Q3_K, 11, MR_MIX_PURE, "matrices Q3_K (as llama-quantize --pure)"},
+    /* llama-quantize's mixes, tensor for tensor (src/quant_mix.c) */
+    {"q2_k", MR_TYPE_Q2_K, 10, MR_MIX_Q2_K,
+     "as llama.cpp's Q2_K: Q2_K; ffn_down Q3_K,\n"
+     "attn_v Q3_K (Q4_K with 4+ heads per KV head),\n"
+     "attn_output Q3_K, output Q6_K; 8 experts:\n"
+     "attn_v, attn_k Q8_0, attn_output Q5_K"},
+    {"q3_k_s", MR_TYPE_Q3_K, 11, MR_MIX_Q3_K_S, "as llama.cpp's Q3_K_S: Q3_K, output Q6_K"},
+    {"q3_k_m", MR_TYPE_Q3_K, 12, MR_MIX_Q3_K_M,
+     "as llama.cpp's Q3_K_M: Q3_K; attn_v Q5_K in\n"
+     "layers 0-1, else Q4_K; ffn_down Q5_K in the\n"
+     "first 16th of the layers, else Q4_K;\n"
+     "attn_output Q4_K; output Q6_K"},
+    {"q3_k_l", MR_TYPE_Q3_K, 13, MR_MIX_Q3_K_L,
+     "as llama.cpp's Q3_K_L: Q3_K; attn_v, ffn_down,\n"
+     "attn_output Q5_K; output Q6_K"},
+    {"q4_k_s", MR_TYPE_Q4_K, 14, MR_MIX_Q4_K_S,
+     "as llama.cpp's Q4_K_S: Q4_K; attn_v Q5_K in\n"
+     "layers 0-3, ffn_down Q5_K in the first eighth"},
+    {"q4_k_m", MR_TYPE_Q4_K, 15, MR_MIX_Q4_K_M,
+     "as llama.cpp's Q4_K_M: Q4_K; output Q6_K;\n"
      "attn_v, ffn_down Q6_K in the first and last\n"
-     "eighth of the layers and every third between;\n"
-     "8 experts: attn_v, attn_k Q8_0, attn_output\n"
-     "Q6_K (llama.cpp: Q5_K)"},
+     "eighth of the layers and every third between"},
+    {"q5_k_s", MR_TYPE_Q5_K, 16, MR_MIX_Q5_K_S, "as llama.cpp's Q5_K_S: Q5_K, output Q6_K"},
+    {"q5_k_m", MR_TYPE_Q5_K, 17, MR_MIX_Q5_K_M,
+     "as llama.cpp's Q5_K_M: Q5_K; output Q6_K;\n"
+     "attn_v, ffn_down Q6_K as in q4_k_m"},
+    {"q6_k", MR_TYPE_Q6_K, 18, MR_MIX_Q6_K, "as llama.cpp's Q6_K: matrices Q6_K"},
+    /* (all mixes with 8 experts: attn_v, attn_k Q8_0; attn_output Q5_K in
+     * q2_k, q3_k_s/m, q4_k_s/m) */
     /* the further formats, as llama-quantize --pure (general.file_type as llama.h) */
-    {"q4_1", MR_TYPE_Q4_1, 3, 0, "matrices Q4_1 (as llama-quantize --pure)"},
-    {"q5_0", MR_TYPE_Q5_0, 8, 0, "matrices Q5_0 (as llama-quantize --pure)"},
-    {"q5_1", MR_TYPE_Q5_1, 9, 0, "matrices Q5_1 (as llama-quantize --pure)"},
-    {"iq4_nl", MR_TYPE_IQ4_NL, 25, 0, "matrices IQ4_NL (as llama-quantize --pure)"},
-    {"iq4_xs", MR_TYPE_IQ4_XS, 30, 0, "matrices IQ4_XS (as llama-quantize --pure)"},
-    {"q2_k", MR_TYPE_Q2_K, 10, 0, "matrices Q2_K (as llama-quantize --pure)"},
-    {"q3_k", MR_TYPE_Q3_K, 11, 0, "matrices Q3_K (as llama-quantize --pure)"},
+    {"q4_1", MR_TYPE_Q4_1, 3, MR_MIX_PURE, "matrices Q4_1 (as llama-quantize --pure)"},
+    {"q5_0", MR_TYPE_Q5_0, 8, MR_MIX_PURE, "matrices Q5_0 (as llama-quantize --pure)"},
+    {"q5_1", MR_TYPE_Q5_1, 9, MR_MIX_PURE, "matrices Q5_1 (as llama-quantize --pure)"},
+    {"iq4_nl", MR_TYPE_IQ4_NL, 25, MR_MIX_PURE, "matrices IQ4_NL (as llama-quantize --pure)"},
+    {"iq4_xs", MR_TYPE_IQ4_XS, 30, MR_MIX_PURE, "matrices IQ4_XS (as llama-quantize --pure)"},
 };
 #define N_OUT_TYPES (sizeof out_types / sizeof out_types[0])
 
-const char *const mr_convert_type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0",
-                                             "q4_k", "q6_k", "q4_k_m", "q4_1", "q5_0",
-                                             "q5_1", "iq4_nl", "iq4_xs", "q2_k", "q3_k", NULL};
+const char *const mr_convert_type_names[] = {
+    "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q3_k", "q2_k", "q3_k_s", "q3_k_m",
+    "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k", "q4_1", "q5_0", "q5_1", "iq4_nl",
+    "iq4_xs", NULL};
 
 /* Description of an output type for --help (lines of at most 48
  * characters, separated by newlines), or NULL. */
@@ -636,47 +662,22 @@ void mr_plan_drop_prefix(mr_planner *pl, const char *prefix)
             pl->used[i] = 1;
 }
 
-/* llama.cpp's use_more_bits: the first and last eighth of n, and every
- * third in between. */
-static int use_more_bits(uint32_t i, uint32_t n)
+/* The tensor type of t for the output type ot: tensors llama.cpp never
+ * quantizes stay F32, the released MXFP4 stays as it is, and the rest
+ * follow the mix (src/quant_mix.c), with llama.cpp's fallback for rows
+ * the blocks do not divide. */
+static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_mix_model *mm,
+                            const mr_plan_tensor *t, int attn_v_index)
 {
-    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
-}
-
-/* The tensor type of t for the output type ot, falling back to a type
- * whose blocks divide the rows (llama.cpp does the same, with Q5_0 where
- * moerun has Q8_0). */
-static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_plan_tensor *t)
-{
-    const mr_hf_config *hp = &p->hp;
-    uint32_t type = ot->type;
+    (void)p;
     if (t->scales) /* released MXFP4 stays as it is */
         return MR_TYPE_MXFP4;
-    if (t->n_dims == 1 || strstr(t->name, "ffn_gate_inp") || strstr(t->name, ".bias"))
+    if (!mr_mix_quantizable(t->name, (int)t->n_dims) || strstr(t->name, ".bias"))
         return MR_TYPE_F32;
-    if (ot->mixed) {
-        int eight = hp->n_expert == 8;
-        uint32_t il = t->layer >= 0 ? (uint32_t)t->layer : 0;
-        if (!strcmp(t->name, "output.weight"))
-            type = MR_TYPE_Q6_K;
-        else if (strstr(t->name, "attn_v."))
-            type = eight ? MR_TYPE_Q8_0 : use_more_bits(il, hp->n_layer) ? MR_TYPE_Q6_K : type;
-        else if (strstr(t->name, "attn_k.") && eight)
-            type = MR_TYPE_Q8_0;
-        else if (strstr(t->name, "attn_output.") && eight)
-            type = MR_TYPE_Q6_K;
-        else if (t->part == MR_PART_DOWN && use_more_bits(il, hp->n_layer))
-            type = MR_TYPE_Q6_K;
-    }
-    if (mr_type_row_bytes(type, t->ne[0]) == 0 && type == MR_TYPE_IQ4_XS)
-        type = MR_TYPE_IQ4_NL; /* llama.cpp's fallbacks of the further formats */
-    else if (mr_type_row_bytes(type, t->ne[0]) == 0 && (type == MR_TYPE_Q2_K || type == MR_TYPE_Q3_K))
-        type = MR_TYPE_Q4_0;
-    if (mr_type_row_bytes(type, t->ne[0]) == 0)
-        type = mr_type_get(type)->block_size == 256 ? MR_TYPE_Q8_0 : MR_TYPE_F16;
-    if (mr_type_row_bytes(type, t->ne[0]) == 0)
-        type = MR_TYPE_F16;
-    return type;
+    if (ot->type == MR_TYPE_F32 || ot->type == MR_TYPE_F16 || ot->type == MR_TYPE_BF16)
+        return ot->type;
+    const mr_mix_tensor mt = {.name = t->name, .ne0 = t->ne[0], .attn_v_index = attn_v_index};
+    return mr_mix_tensor_type(ot->mix, ot->type, mm, &mt);
 }
 
 /* Refuse checkpoint tensors no output tensor uses (biases, unknown
@@ -700,9 +701,17 @@ static mr_status check_unused(planner *pl, mr_error *err)
 static mr_status plan_types(planner *pl, mr_error *err)
 {
     mr_plan *p = pl->p;
+    mr_mix_model mm = {.n_layer = p->hp.n_layer, .n_expert = p->hp.n_expert,
+                       .n_head = p->hp.n_head, .n_head_kv = p->hp.n_head_kv, .tied = 1};
+    for (uint32_t i = 0; i < p->n_tensors; i++) {
+        mm.n_attn_v += (uint32_t)mr_mix_counts_as_attn_v(p->t[i].name);
+        mm.tied &= strcmp(p->t[i].name, "output.weight") != 0;
+    }
+    int attn_v_index = 0;
     for (uint32_t i = 0; i < p->n_tensors; i++) {
         mr_plan_tensor *t = &p->t[i];
-        t->type = choose_type(p, pl->ot, t);
+        const int is_v = mr_mix_counts_as_attn_v(t->name);
+        t->type = choose_type(p, pl->ot, &mm, t, is_v ? attn_v_index++ : -1);
         if (!mr_type_get(t->type)->from_f32)
             return mr_fail(err, MR_EUNSUPPORTED, NULL, t->name, MR_NO_OFFSET,
                            "output type %s is not supported yet (no %s quantizer in quant/)",
@@ -983,7 +992,7 @@ mr_status mr_convert(const mr_convert_opts *o, mr_convert_progress *final, mr_er
                        "'%s' is not an output type (f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m "
                        "q4_1 q5_0 q5_1 iq4_nl iq4_xs q2_k q3_k)",
                        o->type ? o->type : "");
-    if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(4096, &w, err)))
+    if ((s = make_plan(o, ot, &p, err)) || (s = mr_gguf_writer_new(o->alignment ? o->alignment : 4096, &w, err)))
         goto done;
     if ((s = write_hparams(&p, o->input_dir, w, err)) ||
         (s = mr_convert_vocab(o->input_dir, &p, w, err)))

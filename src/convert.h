@@ -46,10 +46,11 @@ typedef void (*mr_convert_temp_fn)(const char *path, void *user);
 typedef struct {
     const char *input_dir;
     const char *output_path;
-    const char *type;      /* f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m */
+    const char *type;      /* mr_convert_type_names */
     int threads;           /* <= 0: online CPUs */
     int force;             /* replace an existing output */
     int no_tmpfile;        /* use a named temporary even where O_TMPFILE works */
+    uint32_t alignment;    /* tensor data alignment; 0: 4096 */
     uint64_t job_bytes;    /* source bytes per job; 0: MR_CONVERT_JOB_BYTES (tests: small) */
     mr_convert_progress_fn progress;
     mr_convert_temp_fn on_temp;

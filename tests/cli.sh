@@ -191,8 +191,8 @@ expect 1 "kld --prompts a,,b" moerun kld -m "$MODEL" --prompts short,,long_story
 expect 1 "quantize has no -f" moerun quantize "$T" "$T/x.gguf" q8_0 -f
 expect 1 "quantize a GGUF" moerun quantize "$MODEL" "$T/x.gguf" Q4_K_M
 contains "$T/err" "re-quantizing a GGUF is not supported yet" "a GGUF input is explained"
-expect 1 "quantize to an unknown upper-case type" moerun quantize "$T" "$T/x.gguf" Q5_K_M
-contains "$T/err" "unknown type 'Q5_K_M'" "the type is named as typed"
+expect 1 "quantize to an unknown upper-case type" moerun quantize "$T" "$T/x.gguf" IQ2_XXS
+contains "$T/err" "unknown type 'IQ2_XXS'" "the type is named as typed"
 # help: every option line has its text at column 31 (or on the next line)
 for c in run info tokenize logits perplexity quantize verify kld synth bench; do
     moerun "$c" --help >"$T/h" 2>&1

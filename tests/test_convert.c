@@ -457,6 +457,49 @@ START_TEST(test_tinymix_matches_llama_cpp)
 }
 END_TEST
 
+/* llama-quantize's type for every tensor of each fixture under each mix,
+ * as tests/oracle/quant_mix_vs_llama.sh recorded them from llama.cpp's
+ * files (that script also found the tensors byte-identical): our
+ * conversion of the same checkpoint must choose the same types. */
+static const char *const mix_fixtures[][2] = {
+    {"tinymix", "models/tinymix"},         {"tinyqwen3moe", "models/tinyqwen3moe/hf"},
+    {"tinyllama4", "models/tinyllama4/hf"}, {"tinydeepseek3", "models/tinydeepseek3/hf"},
+};
+static const char *const mix_names[] = {"q2_k",   "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s",
+                                        "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"};
+#define N_MIXES (sizeof mix_names / sizeof mix_names[0])
+
+START_TEST(test_mix_types_match_llama_quantize)
+{
+    const char *fx = mix_fixtures[_i / N_MIXES][0], *mix = mix_names[_i % N_MIXES];
+    char *in = strdup(tu_path("%s/%s", tu_testdata(), mix_fixtures[_i / N_MIXES][1]));
+    char *want = strdup(tu_path("%s/tests/data/quant_mix/%s-%s.types", tu_srcdir(), fx, mix));
+    char *out = hfb_tmpdir();
+    const char *path = tu_path("%s/m.gguf", out);
+    mr_error err;
+    ck_assert_msg(convert(in, path, mix, 2, 0, 0, &err) == MR_OK, "%s %s: %s", fx, mix, err.msg);
+    mr_gguf *g;
+    ck_assert_int_eq(mr_gguf_open(path, &g, &err), MR_OK);
+    FILE *f = fopen(want, "r");
+    ck_assert_msg(f, "%s is missing", want);
+    char name[256], type[32];
+    uint64_t lines = 0;
+    while (fscanf(f, "%255s %31s", name, type) == 2) {
+        const mr_gguf_tensor *t = mr_gguf_tensor_find(g, name);
+        ck_assert_msg(t, "%s %s: no tensor %s", fx, mix, name);
+        ck_assert_msg(!strcmp(mr_type_get(t->type)->name, type), "%s %s: %s is %s, llama-quantize: %s",
+                      fx, mix, name, mr_type_get(t->type)->name, type);
+        lines++;
+    }
+    fclose(f);
+    ck_assert_uint_eq(lines, g->n_tensors);
+    mr_gguf_close(g);
+    hfb_rmdir(out);
+    free(want);
+    free(in);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("convert");
@@ -476,6 +519,8 @@ int main(void)
         tcase_add_test(tm, test_tinymix_matches_llama_cpp);
         tcase_add_loop_test(tm, test_family_matches_llama_cpp, 0,
                             (int)(sizeof family_files / sizeof family_files[0]));
+        tcase_add_loop_test(tm, test_mix_types_match_llama_quantize, 0,
+                            (int)(N_MIXES * (sizeof mix_fixtures / sizeof mix_fixtures[0])));
         suite_add_tcase(s, tm);
     } else {
         fprintf(stderr, "shared test data not found: the tinymix comparison is skipped\n");

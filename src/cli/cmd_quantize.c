@@ -12,11 +12,15 @@
 #include "options.h"
 #include "convert.h"
 
-enum { OPT_TYPE = CLI_O_EXTRA, OPT_NO_TMPFILE };
+enum { OPT_TYPE = CLI_O_EXTRA, OPT_NO_TMPFILE, OPT_ALIGNMENT };
 
 static const cli_opt quantize_extra[] = {
     {NULL, "--type", "TYPE", "output type (or a third argument), in either case\n"
                              "(q4_k_m or llama.cpp's Q4_K_M); see below", OPT_TYPE},
+    {NULL, "--alignment", "N", "tensor data alignment in bytes (default 4096, for the\n"
+                               "pager's direct reads; 32 is llama.cpp's, for a file that\n"
+                               "llama-quantize will requantize: it mishandles others)",
+     OPT_ALIGNMENT},
     {NULL, "--no-tmpfile", NULL, "use a named temporary file instead of O_TMPFILE (testing)",
      OPT_NO_TMPFILE},
     {0},
@@ -27,7 +31,14 @@ static int quantize_option(void *user, int id, const char *v)
     mr_convert_opts *o = user;
     if (id == OPT_TYPE)
         o->type = v;
-    else
+    else if (id == OPT_ALIGNMENT) {
+        char *end;
+        unsigned long a = strtoul(v, &end, 10);
+        if (*end || a < 8 || a > (1ul << 20) || (a & (a - 1)))
+            return cli_usage_error("quantize", "--alignment %s: want a power of two from 8 to "
+                                   "1048576", v);
+        o->alignment = (uint32_t)a;
+    } else
         o->no_tmpfile = 1;
     return 0;
 }
@@ -60,8 +71,9 @@ static void quantize_types_help(FILE *out)
         fputc('\n', out);
     }
     fprintf(out,
-            "Rows whose length is not a multiple of the block fall back to Q8_0 (k-quants)\n"
-            "or F16.\n\n"
+            "Rows whose length is not a multiple of the block fall back as llama-quantize\n"
+            "does: Q2_K, Q3_K to Q4_0; Q4_K to Q5_0; Q5_K to Q5_1; Q6_K to Q8_0; IQ4_XS to\n"
+            "IQ4_NL; else F16.\n\n"
             "Memory stays bounded whatever the model's size: jobs of at most 8 MiB of source\n"
             "rows, at most min(2N+2, 24) in flight.  The output appears only when complete\n"
             "and synced; an interrupted or failed run leaves no file.  Progress is shown on a\n"

@@ -1,0 +1,187 @@
+/* quant_mix.c - the tensor type of each tensor under a quantization mix,
+ * as llama-quantize chooses it (llama.cpp src/llama-quant.cpp,
+ * llama_tensor_get_type and tensor_type_fallback), so that `moerun
+ * quantize ... q4_k_m` and `llama-quantize ... Q4_K_M` give a file of the
+ * same tensor types, and with the same quantizers, the same bytes.
+ *
+ * What is not reproduced, and why:
+ * - importance-matrix rules (moerun quantizes without an imatrix);
+ * - Falcon's and the 70B model's special cases (no such family here);
+ * - the IQ1/IQ2/IQ3 mixes (no quantizers for those types in quant/).
+ */
+#include "quant_mix.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../quant/types.h"
+
+static const struct {
+    const char *name;
+    mr_mix mix;
+    uint32_t base;      /* llama_ftype_get_default_type */
+    uint32_t file_type; /* general.file_type (llama_ftype) */
+} mixes[] = {
+    {"q2_k", MR_MIX_Q2_K, MR_TYPE_Q2_K, 10},     {"q3_k_s", MR_MIX_Q3_K_S, MR_TYPE_Q3_K, 11},
+    {"q3_k_m", MR_MIX_Q3_K_M, MR_TYPE_Q3_K, 12}, {"q3_k_l", MR_MIX_Q3_K_L, MR_TYPE_Q3_K, 13},
+    {"q4_k_s", MR_MIX_Q4_K_S, MR_TYPE_Q4_K, 14}, {"q4_k_m", MR_MIX_Q4_K_M, MR_TYPE_Q4_K, 15},
+    {"q5_k_s", MR_MIX_Q5_K_S, MR_TYPE_Q5_K, 16}, {"q5_k_m", MR_MIX_Q5_K_M, MR_TYPE_Q5_K, 17},
+    {"q6_k", MR_MIX_Q6_K, MR_TYPE_Q6_K, 18},
+};
+
+mr_mix mr_mix_parse(const char *name, uint32_t *base, uint32_t *file_type)
+{
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++)
+        if (!strcmp(name, mixes[i].name)) {
+            if (base)
+                *base = mixes[i].base;
+            if (file_type)
+                *file_type = mixes[i].file_type;
+            return mixes[i].mix;
+        }
+    return MR_MIX_PURE;
+}
+
+/* llama.cpp's broad tensor categories (tensor_get_category), by name. */
+typedef enum {
+    CAT_OUTPUT, CAT_TOKEN_EMBD, CAT_ATTN_QKV, CAT_ATTN_KV_B, CAT_ATTN_V, CAT_ATTN_K,
+    CAT_ATTN_Q, CAT_ATTN_OUTPUT, CAT_FFN_UP, CAT_FFN_GATE, CAT_FFN_DOWN, CAT_OTHER
+} category;
+
+static category category_of(const char *n)
+{
+    if (!strcmp(n, "output.weight"))
+        return CAT_OUTPUT;
+    if (!strcmp(n, "token_embd.weight"))
+        return CAT_TOKEN_EMBD;
+    static const struct {
+        const char *part;
+        category c;
+    } parts[] = {{"attn_qkv.weight", CAT_ATTN_QKV},       {"attn_kv_b.weight", CAT_ATTN_KV_B},
+                 {"attn_v.weight", CAT_ATTN_V},           {"attn_k.weight", CAT_ATTN_K},
+                 {"attn_q.weight", CAT_ATTN_Q},           {"attn_output.weight", CAT_ATTN_OUTPUT},
+                 {"ffn_up", CAT_FFN_UP},                  {"ffn_gate", CAT_FFN_GATE},
+                 {"ffn_down", CAT_FFN_DOWN}};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (strstr(n, parts[i].part))
+            return parts[i].c;
+    return CAT_OTHER;
+}
+
+int mr_mix_counts_as_attn_v(const char *name)
+{
+    const category c = category_of(name);
+    return c == CAT_ATTN_V || c == CAT_ATTN_QKV || c == CAT_ATTN_KV_B;
+}
+
+int mr_mix_quantizable(const char *name, int n_dims)
+{
+    const size_t n = strlen(name);
+    return n_dims >= 2 && n >= 6 && !strcmp(name + n - 6, "weight") && !strstr(name, "_norm.weight") &&
+           !strstr(name, "ffn_gate_inp.weight");
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of n, and every
+ * third in between. */
+static int more_bits(int i, int n)
+{
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* The layer a tensor name belongs to ("blk.N."), or -1. */
+static int layer_of(const char *name)
+{
+    int il;
+    return sscanf(name, "blk.%d.", &il) == 1 ? il : -1;
+}
+
+static uint32_t mixed(mr_mix mix, uint32_t type, const mr_mix_model *mm, const mr_mix_tensor *t)
+{
+    const category cat = category_of(t->name);
+    const int n_expert = (int)mm->n_expert;
+    const int gqa4 = mm->n_head_kv && mm->n_head / mm->n_head_kv >= 4;
+    const int il = layer_of(t->name), nl = (int)mm->n_layer;
+
+    if (cat == CAT_OUTPUT || (mm->tied && cat == CAT_TOKEN_EMBD)) {
+        const uint32_t bs = mr_type_get(type)->block_size;
+        if (t->ne0 % bs)
+            return MR_TYPE_Q8_0;
+        return type == MR_TYPE_Q8_0 ? type : MR_TYPE_Q6_K;
+    }
+    if (cat == CAT_TOKEN_EMBD)
+        return type;
+    if (cat == CAT_ATTN_V || cat == CAT_ATTN_QKV || cat == CAT_ATTN_KV_B) {
+        /* (llama.cpp's later attn_qkv branch is never reached: a fused qkv
+         * counts as attn_v and takes these rules) */
+        const int iv = t->attn_v_index, nv = (int)mm->n_attn_v;
+        if (mix == MR_MIX_Q2_K)
+            type = gqa4 ? MR_TYPE_Q4_K : MR_TYPE_Q3_K;
+        else if (mix == MR_MIX_Q3_K_M)
+            type = iv < 2 ? MR_TYPE_Q5_K : MR_TYPE_Q4_K;
+        else if (mix == MR_MIX_Q3_K_L)
+            type = MR_TYPE_Q5_K;
+        else if ((mix == MR_MIX_Q4_K_M || mix == MR_MIX_Q5_K_M) && more_bits(iv, nv))
+            type = MR_TYPE_Q6_K;
+        else if (mix == MR_MIX_Q4_K_S && iv < 4)
+            type = MR_TYPE_Q5_K;
+        if (n_expert == 8) /* llama.cpp: "bumping this to Q8_0 trades just ~128MB" */
+            type = MR_TYPE_Q8_0;
+        return type;
+    }
+    if (cat == CAT_ATTN_K)
+        return n_expert == 8 ? MR_TYPE_Q8_0 : type;
+    if (cat == CAT_FFN_DOWN) {
+        if (il < 0)
+            return type;
+        if (mix == MR_MIX_Q2_K)
+            return MR_TYPE_Q3_K;
+        if (mix == MR_MIX_Q3_K_M)
+            return il < nl / 16 ? MR_TYPE_Q5_K : MR_TYPE_Q4_K;
+        if (mix == MR_MIX_Q3_K_L)
+            return MR_TYPE_Q5_K;
+        if (mix == MR_MIX_Q4_K_M)
+            return more_bits(il, nl) ? MR_TYPE_Q6_K : type;
+        if (mix == MR_MIX_Q5_K_M && more_bits(il, nl))
+            return MR_TYPE_Q6_K;
+        if (mix == MR_MIX_Q4_K_S && il < nl / 8)
+            return MR_TYPE_Q5_K;
+        return type;
+    }
+    if (cat == CAT_ATTN_OUTPUT) {
+        if (n_expert == 8)
+            return mix == MR_MIX_Q2_K || mix == MR_MIX_Q3_K_S || mix == MR_MIX_Q3_K_M ||
+                           mix == MR_MIX_Q4_K_S || mix == MR_MIX_Q4_K_M
+                       ? MR_TYPE_Q5_K
+                       : type;
+        return mix == MR_MIX_Q2_K     ? MR_TYPE_Q3_K
+               : mix == MR_MIX_Q3_K_M ? MR_TYPE_Q4_K
+               : mix == MR_MIX_Q3_K_L ? MR_TYPE_Q5_K
+                                      : type;
+    }
+    return type;
+}
+
+uint32_t mr_mix_fallback(uint32_t type, int64_t ne0)
+{
+    if (ne0 % mr_type_get(type)->block_size == 0)
+        return type;
+    uint32_t f;
+    switch (type) {
+    case MR_TYPE_IQ4_XS: f = MR_TYPE_IQ4_NL; break;
+    case MR_TYPE_Q2_K:
+    case MR_TYPE_Q3_K: f = MR_TYPE_Q4_0; break;
+    case MR_TYPE_Q4_K: f = MR_TYPE_Q5_0; break;
+    case MR_TYPE_Q5_K: f = MR_TYPE_Q5_1; break;
+    case MR_TYPE_Q6_K: f = MR_TYPE_Q8_0; break;
+    default: f = MR_TYPE_F16; break;
+    }
+    return ne0 % mr_type_get(f)->block_size ? MR_TYPE_F16 : f;
+}
+
+uint32_t mr_mix_tensor_type(mr_mix mix, uint32_t base, const mr_mix_model *mm, const mr_mix_tensor *t)
+{
+    uint32_t type = base;
+    if (mix != MR_MIX_PURE)
+        type = mixed(mix, type, mm, t);
+    return mr_mix_fallback(type, t->ne0);
+}

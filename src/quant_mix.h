@@ -1,0 +1,49 @@
+/* quant_mix.h - llama-quantize's per-tensor type choices for its mixes
+ * (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K), shared by `moerun quantize`
+ * (src/convert.c) and `moerun synth` (src/synth.c). */
+#ifndef MOERUN_QUANT_MIX_H
+#define MOERUN_QUANT_MIX_H
+
+#include <stdint.h>
+
+typedef enum {
+    MR_MIX_PURE = 0, /* every quantizable tensor the base type (llama-quantize --pure) */
+    MR_MIX_Q2_K,
+    MR_MIX_Q3_K_S,
+    MR_MIX_Q3_K_M,
+    MR_MIX_Q3_K_L,
+    MR_MIX_Q4_K_S,
+    MR_MIX_Q4_K_M,
+    MR_MIX_Q5_K_S,
+    MR_MIX_Q5_K_M,
+    MR_MIX_Q6_K,
+} mr_mix;
+
+typedef struct {
+    uint32_t n_layer, n_expert, n_head, n_head_kv;
+    uint32_t n_attn_v; /* tensors that count as attn_v (mr_mix_counts_as_attn_v) */
+    int tied;          /* no output.weight: token_embd is the output head */
+} mr_mix_model;
+
+typedef struct {
+    const char *name;   /* GGUF name, "blk.N.ffn_down_exps.weight" */
+    int64_t ne0;        /* row length */
+    int attn_v_index;   /* for an attn_v tensor: how many came before it */
+} mr_mix_tensor;
+
+/* The mix of a lower-case name ("q4_k_m"), its base tensor type and its
+ * general.file_type; MR_MIX_PURE when the name is not a mix. */
+mr_mix mr_mix_parse(const char *name, uint32_t *base, uint32_t *file_type);
+/* llama.cpp's test of the tensors a quantization may change: 2-D or more,
+ * named "...weight", not a norm, not a router (ffn_gate_inp). */
+int mr_mix_quantizable(const char *name, int n_dims);
+int mr_mix_counts_as_attn_v(const char *name);
+/* The type of quantizable tensor t under mix with base type base, after
+ * llama.cpp's fallback for rows its blocks do not divide. */
+uint32_t mr_mix_tensor_type(mr_mix mix, uint32_t base, const mr_mix_model *mm,
+                            const mr_mix_tensor *t);
+/* llama.cpp's tensor_type_fallback: type if its blocks divide ne0, else
+ * IQ4_NL / Q4_0 / Q5_0 / Q5_1 / Q8_0 as llama.cpp chooses, else F16. */
+uint32_t mr_mix_fallback(uint32_t type, int64_t ne0);
+
+#endif
