@@ -42,6 +42,22 @@ mr_mix mr_mix_parse(const char *name, uint32_t *base, uint32_t *file_type)
     return MR_MIX_PURE;
 }
 
+const char *mr_mix_name(mr_mix mix)
+{
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++)
+        if (mixes[i].mix == mix)
+            return mixes[i].name;
+    return NULL;
+}
+
+uint32_t mr_mix_file_type(mr_mix mix)
+{
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++)
+        if (mixes[i].mix == mix)
+            return mixes[i].file_type;
+    return 0;
+}
+
 /* llama.cpp's broad tensor categories (tensor_get_category), by name. */
 typedef enum {
     CAT_OUTPUT, CAT_TOKEN_EMBD, CAT_ATTN_QKV, CAT_ATTN_KV_B, CAT_ATTN_V, CAT_ATTN_K,

@@ -34,6 +34,10 @@ typedef struct {
 /* The mix of a lower-case name ("q4_k_m"), its base tensor type and its
  * general.file_type; MR_MIX_PURE when the name is not a mix. */
 mr_mix mr_mix_parse(const char *name, uint32_t *base, uint32_t *file_type);
+/* The lower-case name of a mix ("q4_k_m"), its general.file_type; NULL / 0
+ * for MR_MIX_PURE. */
+const char *mr_mix_name(mr_mix mix);
+uint32_t mr_mix_file_type(mr_mix mix);
 /* llama.cpp's test of the tensors a quantization may change: 2-D or more,
  * named "...weight", not a norm, not a router (ffn_gate_inp). */
 int mr_mix_quantizable(const char *name, int n_dims);

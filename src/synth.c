@@ -23,6 +23,7 @@
 
 #include "../quant/types.h"
 #include "../quant/types_more.h"
+#include "quant_mix.h"
 #include "config.h"
 #include "gguf_write.h"
 #include "moerun_keys.h"
@@ -50,38 +51,58 @@ struct mr_synth_gptoss {
 };
 static const struct mr_synth_gptoss go_release = {64, 128, 4096, 32.0f};
 
+/* Qwen3-MoE: head size (32 x 128 != 2048) and the dense FFN width the
+ * config names (intermediate_size; every layer is MoE), as the releases'
+ * config.json give them (Qwen/Qwen3-30B-A3B, Qwen/Qwen3-235B-A22B). */
+struct mr_synth_qwen3 {
+    uint32_t head_dim, n_ff_dense;
+};
+static const struct mr_synth_qwen3 q3_30b = {128, 6144};
+static const struct mr_synth_qwen3 q3_235b = {128, 12288};
+static const struct mr_synth_qwen3 q3_micro = {32, 128};
+
 static const mr_synth_shape shapes[] = {
     /* name, vocab, embd, layers, heads, kv heads, ff, experts, used, ctx, rope */
-    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, NULL, NULL, {0}},
-    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, NULL, NULL, {0}},
-    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, NULL, NULL, {0}},
-    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, NULL, NULL, {0}},
-    {"llama4-scout", 202048, 5120, 48, 40, 8, 8192, 16, 1, 10485760, 5e5f, &l4_scout, NULL, {0}},
-    {"llama4-maverick", 202048, 5120, 48, 40, 8, 8192, 128, 1, 1048576, 5e5f, &l4_maverick, NULL, {0}},
-    {"llama4-micro", 512, 64, 4, 4, 2, 32, 8, 1, 256, 5e5f, &l4_micro, NULL, {0}},
-    {"gpt-oss-20b", 201088, 2880, 24, 64, 8, 2880, 32, 4, 131072, 150000.0f, NULL, &go_release, {0}},
-    {"gpt-oss-120b", 201088, 2880, 36, 64, 8, 2880, 128, 4, 131072, 150000.0f, NULL, &go_release, {0}},
+    {"mixtral-8x7b", 32000, 4096, 32, 32, 8, 14336, 8, 2, 32768, 1e6f, NULL, NULL, {0}, NULL},
+    {"mixtral-8x22b", 32768, 6144, 56, 48, 8, 16384, 8, 2, 65536, 1e6f, NULL, NULL, {0}, NULL},
+    {"tinymix", 32000, 256, 4, 8, 2, 512, 8, 2, 2048, 1e6f, NULL, NULL, {0}, NULL},
+    {"micro", 512, 64, 2, 4, 2, 128, 4, 2, 256, 1e4f, NULL, NULL, {0}, NULL},
+    {"llama4-scout", 202048, 5120, 48, 40, 8, 8192, 16, 1, 10485760, 5e5f, &l4_scout, NULL, {0},
+     NULL},
+    {"llama4-maverick", 202048, 5120, 48, 40, 8, 8192, 128, 1, 1048576, 5e5f, &l4_maverick, NULL,
+     {0}, NULL},
+    {"llama4-micro", 512, 64, 4, 4, 2, 32, 8, 1, 256, 5e5f, &l4_micro, NULL, {0}, NULL},
+    {"gpt-oss-20b", 201088, 2880, 24, 64, 8, 2880, 32, 4, 131072, 150000.0f, NULL, &go_release,
+     {0}, NULL},
+    {"gpt-oss-120b", 201088, 2880, 36, 64, 8, 2880, 128, 4, 131072, 150000.0f, NULL, &go_release,
+     {0}, NULL},
     /* DeepSeek-V3 (config.json of deepseek-ai/DeepSeek-V3): n_ff is one routed
      * expert's (moe_intermediate_size); mla: q_lora, kv_lora, nope, rope, v,
      * first_k_dense_replace, intermediate_size, shared, n_group, topk_group,
      * routed_scaling_factor, YaRN factor, original context, beta_fast/slow */
     {"deepseek-v3", 129280, 7168, 61, 128, 128, 2048, 256, 8, 163840, 1e4f, NULL, NULL,
-     {1536, 512, 128, 64, 128, 3, 18432, 1, 8, 4, 2.5f, 40.0f, 4096, 32.0f, 1.0f}},
+     {1536, 512, 128, 64, 128, 3, 18432, 1, 8, 4, 2.5f, 40.0f, 4096, 32.0f, 1.0f}, NULL},
     /* Kimi K2 (moonshotai/Kimi-K2-Instruct): DeepSeek-V3's code, 384 experts
      * in one group, 64 heads, one dense layer */
     {"kimi-k2", 163840, 7168, 61, 64, 64, 2048, 384, 8, 131072, 5e4f, NULL, NULL,
-     {1536, 512, 128, 64, 128, 1, 18432, 1, 1, 1, 2.827f, 32.0f, 4096, 1.0f, 1.0f}},
+     {1536, 512, 128, 64, 128, 1, 18432, 1, 1, 1, 2.827f, 32.0f, 4096, 1.0f, 1.0f}, NULL},
     {"micro-deepseek", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f, NULL, NULL,
-     {32, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
+     {32, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}, NULL},
     /* the same without q_lora_rank (DeepSeek-V2-Lite's direct q) */
     {"micro-deepseek-lite", 512, 64, 3, 4, 4, 32, 16, 4, 256, 1e4f, NULL, NULL,
-     {0, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}},
+     {0, 32, 32, 16, 32, 1, 64, 1, 4, 2, 2.5f, 4.0f, 64, 32.0f, 1.0f}, NULL},
+    /* Qwen3-MoE: n_ff is moe_intermediate_size */
+    {"qwen3-30b-a3b", 151936, 2048, 48, 32, 4, 768, 128, 8, 40960, 1e6f, NULL, NULL, {0}, &q3_30b},
+    {"qwen3-235b-a22b", 151936, 4096, 94, 64, 4, 1536, 128, 8, 40960, 1e6f, NULL, NULL, {0},
+     &q3_235b},
+    {"qwen3-micro", 512, 64, 2, 4, 2, 256, 8, 2, 256, 1e6f, NULL, NULL, {0}, &q3_micro},
 };
 
 static const char *const shape_names[] = {"mixtral-8x7b", "mixtral-8x22b", "tinymix", "micro",
                                           "llama4-scout", "llama4-maverick", "llama4-micro",
                                           "gpt-oss-20b", "gpt-oss-120b", "deepseek-v3", "kimi-k2",
-                                          "micro-deepseek", "micro-deepseek-lite", NULL};
+                                          "micro-deepseek", "micro-deepseek-lite",
+                                          "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-micro", NULL};
 
 const mr_synth_shape *mr_synth_shape_find(const char *name)
 {
@@ -135,9 +156,57 @@ static inline float rng_unit(rng_t *r)
     return (float)((double)(rng_next(r) >> 40) / 8388608.0 - 1.0);
 }
 
+/* Pools of random blocks, one per (type, std), for fill_random. */
+#define POOL_BLOCKS 4096
+#define POOL_SLOTS 8
+typedef struct {
+    uint32_t type;
+    float std;
+    uint8_t *blocks; /* POOL_BLOCKS blocks of type */
+} block_pool;
+typedef struct {
+    block_pool slot[POOL_SLOTS];
+    uint32_t next;
+    uint64_t seed;
+} block_pools;
+
+static const block_pool *pool_get(block_pools *bp, uint32_t t, float std)
+{
+    for (uint32_t i = 0; i < POOL_SLOTS; i++)
+        if (bp->slot[i].blocks && bp->slot[i].type == t && bp->slot[i].std == std)
+            return &bp->slot[i];
+    block_pool *b = &bp->slot[bp->next++ % POOL_SLOTS];
+    const mr_type_traits *tt = mr_type_get(t);
+    free(b->blocks);
+    b->blocks = malloc((size_t)POOL_BLOCKS * tt->type_size);
+    float *f = malloc((size_t)POOL_BLOCKS * tt->block_size * sizeof *f);
+    if (!b->blocks || !f) {
+        free(f);
+        free(b->blocks);
+        b->blocks = NULL;
+        return NULL;
+    }
+    rng_t r;
+    rng_seed(&r, bp->seed ^ ((uint64_t)t << 40) ^ (uint64_t)(std * 1e9f));
+    const float a = std * 1.7320508f;
+    for (size_t i = 0; i < (size_t)POOL_BLOCKS * tt->block_size; i++)
+        f[i] = a * rng_unit(&r);
+    tt->from_f32(f, b->blocks, (int64_t)POOL_BLOCKS * tt->block_size);
+    free(f);
+    b->type = t;
+    b->std = std;
+    return b;
+}
+
+static void pools_free(block_pools *bp)
+{
+    for (uint32_t i = 0; i < POOL_SLOTS; i++)
+        free(bp->slot[i].blocks);
+}
+
 /* Fill n elements (rows of ne0) of type t with zero-mean values of the
- * given standard deviation. */
-static void fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std)
+ * given standard deviation; 0, or -1 without memory. */
+static int fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std, block_pools *bp)
 {
     uint8_t *p = dst;
     if (t == MR_TYPE_Q4_0) {
@@ -195,8 +264,8 @@ static void fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std)
             float v = a * rng_unit(r);
             memcpy(p + 4 * i, &v, 4);
         }
-    } else {
-        /* any other computable type: draw f32 and quantize, in rows of 256 */
+    } else if (t == MR_TYPE_F16 || t == MR_TYPE_BF16 || !bp) {
+        /* draw f32 and convert, in rows of 256 */
         const float a = std * 1.7320508f;
         float buf[256];
         const mr_type_traits *tt = mr_type_get(t);
@@ -206,7 +275,19 @@ static void fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std)
                 buf[j] = a * rng_unit(r);
             tt->from_f32(buf, p + i / tt->block_size * tt->type_size, (int64_t)chunk);
         }
+    } else {
+        /* the other quantized types: each block a random one of a pool of
+         * quantized uniform random blocks of this type and std (quantizing
+         * every block of a 17 GB K-quant file would take an hour) */
+        const block_pool *bl = pool_get(bp, t, std);
+        const mr_type_traits *tt = mr_type_get(t);
+        if (!bl)
+            return -1;
+        for (uint64_t i = 0; i < n / tt->block_size; i++)
+            memcpy(p + i * tt->type_size,
+                   bl->blocks + (rng_next(r) % POOL_BLOCKS) * tt->type_size, tt->type_size);
     }
+    return 0;
 }
 
 /* ------------------------------------------------------------ vocab */
@@ -309,6 +390,16 @@ typedef struct {
     uint32_t index;
 } tinfo;
 
+static int llama_file_type(uint32_t t);
+
+/* general.file_type: the mix's, or the matrices' type's */
+static uint32_t file_type_of(const mr_synth_params *p)
+{
+    if (p->mix != MR_MIX_PURE)
+        return mr_mix_file_type((mr_mix)p->mix);
+    return (uint32_t)llama_file_type(p->type);
+}
+
 static int llama_file_type(uint32_t t)
 {
     switch (t) {
@@ -317,6 +408,16 @@ static int llama_file_type(uint32_t t)
     case MR_TYPE_Q4_0: return 2;
     case MR_TYPE_Q8_0: return 7;
     case MR_TYPE_BF16: return 32;
+    case MR_TYPE_Q4_1: return 3;
+    case MR_TYPE_Q5_0: return 8;
+    case MR_TYPE_Q5_1: return 9;
+    case MR_TYPE_Q2_K: return 10;
+    case MR_TYPE_Q3_K: return 11;
+    case MR_TYPE_Q4_K: return 14;
+    case MR_TYPE_Q5_K: return 16;
+    case MR_TYPE_Q6_K: return 18;
+    case MR_TYPE_IQ4_NL: return 25;
+    case MR_TYPE_IQ4_XS: return 30;
     default: return 2;
     }
 }
@@ -489,6 +590,40 @@ static tinfo *layout_gptoss(const mr_synth_params *p, uint32_t *count)
     return t;
 }
 
+/* Qwen3-MoE in the order of llama.cpp's converter: embeddings, then per
+ * layer the norms, experts, router, q/k norms and attention; output. */
+static tinfo *layout_qwen3(const mr_synth_params *p, uint32_t *count)
+{
+    const mr_synth_shape *s = &p->shape;
+    const uint64_t E = s->n_embd, F = s->n_ff, X = s->n_expert, hd = s->qwen3->head_dim;
+    const uint64_t q = s->n_head * hd, kv = s->n_head_kv * hd;
+    uint32_t k = 0;
+    tinfo *t = calloc(3 + 12ull * s->n_layer, sizeof *t);
+    if (!t)
+        return NULL;
+    const float si = 1.0f / sqrtf((float)E), sf = 1.0f / sqrtf((float)F),
+                sq = 1.0f / sqrtf((float)q);
+    ADD(T_EMBD, p->type, 1.0f, 2, E, s->n_vocab, 1, "token_embd.weight");
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.attn_norm.weight", l);
+        ADD(T_EXPERT, p->type, sf, 3, F, E, X, "blk.%u.ffn_down_exps.weight", l);
+        ADD(T_EXPERT, p->type, si, 3, E, F, X, "blk.%u.ffn_gate_exps.weight", l);
+        ADD(T_EXPERT, p->type, si, 3, E, F, X, "blk.%u.ffn_up_exps.weight", l);
+        ADD(T_ROUTER, MR_TYPE_F32, 1.5f * si, 2, E, X, 1, "blk.%u.ffn_gate_inp.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "blk.%u.ffn_norm.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, hd, 1, 1, "blk.%u.attn_k_norm.weight", l);
+        ADD(T_PROJ, p->type, si, 2, E, kv, 1, "blk.%u.attn_k.weight", l);
+        ADD(T_PROJ, p->type, sq, 2, q, E, 1, "blk.%u.attn_output.weight", l);
+        ADD(T_NORM, MR_TYPE_F32, 0, 1, hd, 1, 1, "blk.%u.attn_q_norm.weight", l);
+        ADD(T_PROJ, p->type, si, 2, E, q, 1, "blk.%u.attn_q.weight", l);
+        ADD(T_PROJ, p->type, si, 2, E, kv, 1, "blk.%u.attn_v.weight", l);
+    }
+    ADD(T_NORM, MR_TYPE_F32, 0, 1, E, 1, 1, "output_norm.weight");
+    ADD(T_PROJ, p->type, si, 2, E, s->n_vocab, 1, "output.weight");
+    *count = k;
+    return t;
+}
+
 /* rope_freqs.weight: the llama3 factor of each frequency pair, as llama.cpp's
  * converter computes it. */
 static void llama4_rope_factors(const mr_synth_shape *s, float *out)
@@ -517,9 +652,38 @@ static uint64_t ffn_width(const mr_synth_params *p)
                      : (uint64_t)s->n_ff * (p->dense == 2 ? s->n_expert : s->n_expert_used);
 }
 
-/* The tensors of the model in llama.cpp's file order. */
+static tinfo *layout_family(const mr_synth_params *p, uint32_t *count);
+
+/* The tensors of the model in llama.cpp's file order, each matrix of the
+ * type the mix gives it (src/quant_mix.c; released MXFP4 experts stay). */
 static tinfo *layout(const mr_synth_params *p, uint32_t *count)
 {
+    tinfo *t = layout_family(p, count);
+    if (!t || p->mix == MR_MIX_PURE)
+        return t;
+    const mr_synth_shape *s = &p->shape;
+    mr_mix_model mm = {.n_layer = s->n_layer, .n_expert = p->dense ? 0 : s->n_expert,
+                       .n_head = s->n_head, .n_head_kv = s->n_head_kv, .tied = 1};
+    for (uint32_t i = 0; i < *count; i++) {
+        mm.n_attn_v += (uint32_t)mr_mix_counts_as_attn_v(t[i].name);
+        mm.tied &= strcmp(t[i].name, "output.weight") != 0;
+    }
+    int iv = 0;
+    for (uint32_t i = 0; i < *count; i++) {
+        const int is_v = mr_mix_counts_as_attn_v(t[i].name);
+        if (t[i].type == p->type && mr_mix_quantizable(t[i].name, (int)t[i].n_dims)) {
+            const mr_mix_tensor mt = {t[i].name, (int64_t)t[i].ne[0], is_v ? iv : -1};
+            t[i].type = mr_mix_tensor_type((mr_mix)p->mix, p->type, &mm, &mt);
+        }
+        iv += is_v;
+    }
+    return t;
+}
+
+static tinfo *layout_family(const mr_synth_params *p, uint32_t *count)
+{
+    if (p->shape.qwen3)
+        return layout_qwen3(p, count);
     if (p->shape.llama4)
         return layout_llama4(p, count);
     if (p->shape.gptoss)
@@ -600,7 +764,7 @@ static void write_mla_hparams(mr_gguf_writer *w, const mr_synth_params *p)
     mr_gguf_kv_u32(w, K("expert_group_count"), a->n_group);
     mr_gguf_kv_u32(w, K("expert_group_used_count"), a->topk_group);
     mr_gguf_kv_u32(w, K("expert_gating_func"), 2);
-    mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
+    mr_gguf_kv_u32(w, "general.file_type", file_type_of(p));
     mr_gguf_kv_u32(w, K("leading_dense_block_count"), mla_dense(s));
     mr_gguf_kv_u32(w, K("vocab_size"), s->n_vocab);
     if (a->q_lora)
@@ -637,11 +801,32 @@ static void write_llama4_keys(mr_gguf_writer *w, const mr_synth_params *p)
     mr_gguf_kv_u32(w, "llama4.expert_used_count", s->n_expert_used);
     mr_gguf_kv_u32(w, "llama4.attention.key_length", x->head_dim);
     mr_gguf_kv_u32(w, "llama4.attention.value_length", x->head_dim);
-    mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
+    mr_gguf_kv_u32(w, "general.file_type", file_type_of(p));
     mr_gguf_kv_u32(w, "llama4.vocab_size", s->n_vocab);
     mr_gguf_kv_u32(w, "llama4.rope.dimension_count", x->head_dim);
     mr_gguf_kv_u32(w, "llama4.interleave_moe_layer_step", x->moe_step);
     mr_gguf_kv_u32(w, "llama4.expert_feed_forward_length", s->n_ff);
+    mr_gguf_kv_u32(w, "general.quantization_version", 2);
+}
+
+/* The qwen3moe keys in llama.cpp's converter's order. */
+static void write_qwen3_keys(mr_gguf_writer *w, const mr_synth_params *p, uint32_t file_type)
+{
+    const mr_synth_shape *s = &p->shape;
+    mr_gguf_kv_u32(w, "qwen3moe.block_count", s->n_layer);
+    mr_gguf_kv_u32(w, "qwen3moe.context_length", s->n_ctx);
+    mr_gguf_kv_u32(w, "qwen3moe.embedding_length", s->n_embd);
+    mr_gguf_kv_u32(w, "qwen3moe.feed_forward_length", s->qwen3->n_ff_dense);
+    mr_gguf_kv_u32(w, "qwen3moe.attention.head_count", s->n_head);
+    mr_gguf_kv_u32(w, "qwen3moe.attention.head_count_kv", s->n_head_kv);
+    mr_gguf_kv_f32(w, "qwen3moe.rope.freq_base", s->rope_base);
+    mr_gguf_kv_f32(w, "qwen3moe.attention.layer_norm_rms_epsilon", 1e-6f);
+    mr_gguf_kv_u32(w, "qwen3moe.expert_used_count", s->n_expert_used);
+    mr_gguf_kv_u32(w, "qwen3moe.attention.key_length", s->qwen3->head_dim);
+    mr_gguf_kv_u32(w, "qwen3moe.attention.value_length", s->qwen3->head_dim);
+    mr_gguf_kv_u32(w, "general.file_type", file_type);
+    mr_gguf_kv_u32(w, "qwen3moe.expert_count", s->n_expert);
+    mr_gguf_kv_u32(w, "qwen3moe.expert_feed_forward_length", s->n_ff);
     mr_gguf_kv_u32(w, "general.quantization_version", 2);
 }
 
@@ -681,8 +866,13 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
              p->dense == 2 ? " dense twin of the same total size"
              : p->dense    ? " dense twin" : "");
     mr_gguf_kv_str(w, "general.architecture",
-                   s->llama4 ? "llama4" : s->gptoss ? "gpt-oss" : s->mla.kv_lora ? "deepseek2" : "llama");
+                   s->qwen3 ? "qwen3moe" : s->llama4 ? "llama4" : s->gptoss ? "gpt-oss"
+                   : s->mla.kv_lora ? "deepseek2" : "llama");
     mr_gguf_kv_str(w, "general.name", name);
+    if (s->qwen3) {
+        write_qwen3_keys(w, p, file_type_of(p));
+        goto vocab;
+    }
     if (s->llama4) {
         write_llama4_keys(w, p);
         goto vocab;
@@ -707,7 +897,7 @@ static mr_status write_metadata(mr_gguf_writer *w, const mr_synth_params *p, uin
         mr_gguf_kv_u32(w, "llama.expert_count", s->n_expert);
         mr_gguf_kv_u32(w, "llama.expert_used_count", s->n_expert_used);
     }
-    mr_gguf_kv_u32(w, "general.file_type", (uint32_t)llama_file_type(p->type));
+    mr_gguf_kv_u32(w, "general.file_type", file_type_of(p));
     mr_gguf_kv_u32(w, "llama.vocab_size", s->n_vocab);
     mr_gguf_kv_u32(w, "llama.rope.dimension_count", s->n_embd / s->n_head);
 tokenizer:
@@ -743,9 +933,9 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
                        "shape %s with type %s%s is not a valid model (an MLA shape needs 2 "
                        "layers or more, and has no dense twin)",
                        s->name, mr_type_get(p->type)->name, p->dense ? " and --dense" : "");
-    if (s->n_layer < 1 || s->n_embd % s->n_head || s->n_head % s->n_head_kv ||
-        !mr_type_computable(p->type) || s->n_embd % mr_type_get(p->type)->block_size ||
-        s->n_ff % mr_type_get(p->type)->block_size)
+    const uint32_t rows = p->mix ? 32 : mr_type_computable(p->type) ? bs : 1;
+    if (s->n_layer < 1 || (!s->qwen3 && s->n_embd % s->n_head) || s->n_head % s->n_head_kv ||
+        !mr_type_computable(p->type) || s->n_embd % rows || s->n_ff % rows)
         return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
                        "shape %s with type %s is not a valid model", s->name,
                        mr_type_get(p->type)->name);
@@ -768,6 +958,7 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
     uint8_t *buf = NULL;
     int fd = -1;
     mr_status st;
+    block_pools pools = {.seed = p->seed};
     if (!t || vocab_make(&v, s->n_vocab)) {
         st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "no memory");
         goto out;
@@ -815,7 +1006,11 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
             } else if (t[i].kind == T_ROPE) {
                 llama4_rope_factors(s, (float *)buf);
             } else {
-                fill_random(&r, t[i].type, buf, n_el, t[i].std);
+                if (fill_random(&r, t[i].type, buf, n_el, t[i].std, &pools)) {
+                    st = mr_fail(err, MR_ENOMEM, path, t[i].name, MR_NO_OFFSET,
+                                 "no memory for the random block pool");
+                    break;
+                }
             }
             XXH3_64bits_update(whole, buf, slice);
             if (t[i].kind == T_EXPERT) {
@@ -848,6 +1043,7 @@ out:
     if (st && fd >= 0)
         unlink(path);
     free(buf);
+    pools_free(&pools);
     mr_gguf_writer_free(w);
     vocab_free(&v);
     free(t);

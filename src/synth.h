@@ -35,11 +35,13 @@ typedef struct {
     /* gpt-oss shapes (GGUF gpt-oss; experts MXFP4 as released): see synth.c; else NULL */
     const struct mr_synth_gptoss *gptoss;
     mr_synth_mla mla; /* DeepSeek shapes; zero elsewhere (n_ff is then one routed expert's) */
+    /* Qwen3-MoE shapes (GGUF qwen3moe; n_ff is one expert's): see synth.c; else NULL */
+    const struct mr_synth_qwen3 *qwen3;
 } mr_synth_shape;
 
 /* Known shapes by name ("mixtral-8x7b", "mixtral-8x22b", "tinymix",
  * "llama4-scout", "llama4-maverick", "gpt-oss-20b", "gpt-oss-120b",
- * "deepseek-v3", "kimi-k2"); NULL
+ * "deepseek-v3", "kimi-k2", "qwen3-30b-a3b", "qwen3-235b-a22b"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
 const char *const *mr_synth_shape_names(void);
@@ -51,6 +53,9 @@ typedef struct {
                            * n_ff x n_expert_used); 2: of the same total size
                            * (n_ff x n_expert); 0: the MoE (llama shapes only) */
     uint64_t seed;
+    int mix;              /* mr_mix (src/quant_mix.h): each matrix's type as
+                           * llama-quantize chooses it for that mix, with base
+                           * type `type`; 0: every matrix `type` */
 } mr_synth_params;
 
 /* Called after each tensor: done and total bytes. */

@@ -115,6 +115,22 @@ expect 1 "synth unknown shape" moerun synth --shape nope -o "$T/s.gguf"
 expect 0 "synth micro" moerun synth --shape micro --type q8_0 -o "$T/s.gguf"
 expect 1 "synth refuses to overwrite" moerun synth --shape micro -o "$T/s.gguf"
 expect 0 "run on a synthetic model" moerun run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0
+expect 0 "synth a Qwen3-MoE in a llama-quantize mix" moerun synth --shape qwen3-micro --type Q4_K_M -o "$T/q3.gguf"
+expect 0 "run the synthetic Qwen3-MoE" moerun run -m "$T/q3.gguf" -p "hello there" -n 4 --temp 0
+expect 0 "info on the synthetic Qwen3-MoE" moerun info "$T/q3.gguf"
+contains "$T/out" "Qwen3-MoE (qwen3moe)" "synth qwen3-micro is a qwen3moe"
+contains "$T/out" "general.file_type                            15" "a q4_k_m synth says Q4_K_M"
+# the mix of a synth tinymix: every tensor's type as llama-quantize chose it
+# for the real tinymix (tests/data/quant_mix, recorded from llama.cpp's files)
+for mx in q2_k q3_k_m q4_k_m q5_k_m q6_k; do
+    moerun synth --shape tinymix --type "$mx" -o "$T/tm.gguf" --force >/dev/null 2>&1
+    moerun info "$T/tm.gguf" 2>/dev/null | awk '$1 ~ /\.weight$/ && NF >= 4 {print $1, $2}' | sort >"$T/tm.types"
+    if [ -s "$T/tm.types" ] && cmp -s "$T/tm.types" "$SRC/tests/data/quant_mix/tinymix-$mx.types"; then
+        ok "synth tinymix --type $mx has llama-quantize's tensor types"
+    else
+        bad "synth tinymix --type $mx: types differ from tests/data/quant_mix/tinymix-$mx.types"
+    fi
+done
 expect 0 "synth dense twin" moerun synth --shape micro --dense -o "$T/d.gguf"
 expect 0 "info on the dense twin" moerun info "$T/d.gguf"
 contains "$T/out" "(llama), dense," "the twin is dense"

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "quant_mix.h"
 #include "synth.h"
 #include "types.h"
 
@@ -28,7 +29,11 @@ static char shape_help[512];
 static const cli_opt synth_extra[] = {
     {NULL, "--shape", "NAME", shape_help, OPT_SHAPE},
     {NULL, "--layers", "N", "keep only the first N layers (default: all)", OPT_LAYERS},
-    {NULL, "--type", "T", "matrix type: q4_0 (default), q8_0, f16, bf16, f32", OPT_TYPE},
+    {NULL, "--type", "T", "matrix type: q4_0 (default), q8_0, f16, bf16, f32, q4_1,\n"
+                          "q5_0, q5_1, iq4_nl, iq4_xs, q2_k..q6_k; or a llama-quantize\n"
+                          "mix: q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m, q6_k (each\n"
+                          "tensor's type as llama-quantize chooses it; see\n"
+                          "'moerun quantize --help')", OPT_TYPE},
     {NULL, "--dense", NULL, "the dense twin: same active parameters per token, one FFN of\n"
                             "n_ff x experts-used per layer, no router", OPT_DENSE},
     {0},
@@ -39,6 +44,7 @@ typedef struct {
     long layers;
     int dense;
     uint32_t type;
+    int mix;
 } synth_state;
 
 static int synth_option(void *user, int id, const char *v)
@@ -50,11 +56,23 @@ static int synth_option(void *user, int id, const char *v)
         if (cli_parse_long(v, 1, 1024, &st->layers))
             return cli_usage_error("synth", "--layers wants a number >= 1, got '%s'", v);
         return 0;
-    case OPT_TYPE:
+    case OPT_TYPE: {
+        char low[16];
+        size_t i = 0;
+        for (; v[i] && i + 1 < sizeof low; i++)
+            low[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] - 'A' + 'a' : v[i]);
+        low[i] = '\0';
+        uint32_t base;
+        st->mix = (int)mr_mix_parse(low, &base, NULL);
+        if (st->mix != MR_MIX_PURE) {
+            st->type = base;
+            return 0;
+        }
         st->type = mr_type_from_name(v);
         if (st->type == MR_TYPE_COUNT || !mr_type_computable(st->type))
             return cli_usage_error("synth", "--type '%s' is not a type moerun computes with", v);
         return 0;
+    }
     default: st->dense = 1; return 0;
     }
 }
@@ -72,7 +90,7 @@ int cmd_synth(int argc, char **argv)
     size_t hl = (size_t)snprintf(shape_help, sizeof shape_help, "one of:");
     for (const char *const *n = mr_synth_shape_names(); *n && hl < sizeof shape_help; n++)
         hl += (size_t)snprintf(shape_help + hl, sizeof shape_help - hl, " %s", *n);
-    synth_state ss = {NULL, 0, 0, MR_TYPE_Q4_0};
+    synth_state ss = {NULL, 0, 0, MR_TYPE_Q4_0, MR_MIX_PURE};
     cli_opts o;
     int prc = cli_parse(&synth_cmd, argc, argv, &o, &ss);
     if (prc >= 0) {
@@ -98,11 +116,12 @@ int cmd_synth(int argc, char **argv)
     if (!force && stat(out, &st) == 0)
         return cli_usage_error("synth", "%s exists (use --force to overwrite)", out);
 
-    mr_synth_params p = {*sh, type, dense, (uint64_t)seed};
+    mr_synth_params p = {*sh, type, dense, (uint64_t)seed, ss.mix};
     if (layers && (uint32_t)layers < p.shape.n_layer)
         p.shape.n_layer = (uint32_t)layers;
     fprintf(stderr, "synth: %s%s, %u layers, %s, ~%.2f GiB -> %s\n", sh->name,
-            dense ? " (dense twin)" : "", p.shape.n_layer, mr_type_get(type)->name,
+            dense ? " (dense twin)" : "", p.shape.n_layer,
+            ss.mix ? mr_mix_name((mr_mix)ss.mix) : mr_type_get(type)->name,
             mr_synth_file_size(&p) / 1073741824.0, out);
     double t0 = cli_now();
     mr_error err;
