@@ -2,6 +2,7 @@
  * reference operations of those moerun computes with.  A new block format
  * adds one line here and its ref_<type>.c. */
 #include "types.h"
+#include "types_iq.h"
 
 static const mr_type_traits type_table[MR_TYPE_COUNT] = {
     [MR_TYPE_F32] = {"F32", 1, 4, mr_f32_to_f32, mr_f32_row_to_f32, mr_dot_f32_f32},
@@ -30,13 +31,14 @@ static const mr_type_traits type_table[MR_TYPE_COUNT] = {
     [MR_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136, mr_dequantize_row_iq4_xs, mr_quantize_row_iq4_xs, mr_dot_iq4_xs_f32},
     /* known to ggml, not computable here: their geometry lets a file load
      * far enough for the tensor and its type to be named in the refusal */
-    [16] = {"IQ2_XXS", 256, 66, 0, 0, 0},
-    [17] = {"IQ2_XS", 256, 74, 0, 0, 0},
-    [18] = {"IQ3_XXS", 256, 98, 0, 0, 0},
-    [19] = {"IQ1_S", 256, 50, 0, 0, 0},
-    [21] = {"IQ3_S", 256, 110, 0, 0, 0},
-    [22] = {"IQ2_S", 256, 82, 0, 0, 0},
-    [29] = {"IQ1_M", 256, 56, 0, 0, 0},
+    /* the i-quants (types_iq.h): read and computed, not written */
+    [MR_TYPE_IQ2_XXS] = {"IQ2_XXS", 256, 66, mr_dequantize_row_iq2_xxs, 0, mr_dot_iq2_xxs_f32},
+    [MR_TYPE_IQ2_XS] = {"IQ2_XS", 256, 74, mr_dequantize_row_iq2_xs, 0, mr_dot_iq2_xs_f32},
+    [MR_TYPE_IQ3_XXS] = {"IQ3_XXS", 256, 98, mr_dequantize_row_iq3_xxs, 0, mr_dot_iq3_xxs_f32},
+    [MR_TYPE_IQ1_S] = {"IQ1_S", 256, 50, mr_dequantize_row_iq1_s, 0, mr_dot_iq1_s_f32},
+    [MR_TYPE_IQ3_S] = {"IQ3_S", 256, 110, mr_dequantize_row_iq3_s, 0, mr_dot_iq3_s_f32},
+    [MR_TYPE_IQ2_S] = {"IQ2_S", 256, 82, mr_dequantize_row_iq2_s, 0, mr_dot_iq2_s_f32},
+    [MR_TYPE_IQ1_M] = {"IQ1_M", 256, 56, mr_dequantize_row_iq1_m, 0, mr_dot_iq1_m_f32},
     [34] = {"TQ1_0", 256, 54, 0, 0, 0},
     [35] = {"TQ2_0", 256, 66, 0, 0, 0},
 };

@@ -939,6 +939,9 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
         return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
                        "shape %s with type %s is not a valid model", s->name,
                        mr_type_get(p->type)->name);
+    if (!mr_type_get(p->type)->from_f32 && p->type != MR_TYPE_F32)
+        return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
+                       "type %s is read, not written, by moerun", mr_type_get(p->type)->name);
     if (s->gptoss && p->dense)
         return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
                        "gpt-oss has no dense twin (its experts are MXFP4 as released)");

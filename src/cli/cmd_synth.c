@@ -71,6 +71,9 @@ static int synth_option(void *user, int id, const char *v)
         st->type = mr_type_from_name(v);
         if (st->type == MR_TYPE_COUNT || !mr_type_computable(st->type))
             return cli_usage_error("synth", "--type '%s' is not a type moerun computes with", v);
+        if (!mr_type_get(st->type)->from_f32)
+            return cli_usage_error("synth", "--type '%s': moerun reads this type but does not "
+                                   "write it", v);
         return 0;
     }
     default: st->dense = 1; return 0;
