@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "kernels.h"
+#include "../quant/types_iq.h"
 
 static int quick;
 
@@ -73,6 +74,10 @@ static const bench_case cases[] = {
     {"Q4_1 x Q8_1 (fast)", MR_TYPE_Q4_1, 0},   {"Q5_1 x Q8_1 (fast)", MR_TYPE_Q5_1, 0},
     {"IQ4_XS x Q8_K (fast)", MR_TYPE_IQ4_XS, 0}, {"Q2_K x Q8_K (fast)", MR_TYPE_Q2_K, 0},
     {"Q3_K x Q8_K (fast)", MR_TYPE_Q3_K, 0},
+    {"IQ2_XXS x Q8_K (fast)", MR_TYPE_IQ2_XXS, 0}, {"IQ2_XS x Q8_K (fast)", MR_TYPE_IQ2_XS, 0},
+    {"IQ2_S x Q8_K (fast)", MR_TYPE_IQ2_S, 0},     {"IQ3_XXS x Q8_K (fast)", MR_TYPE_IQ3_XXS, 0},
+    {"IQ3_S x Q8_K (fast)", MR_TYPE_IQ3_S, 0},     {"IQ1_S x Q8_K (fast)", MR_TYPE_IQ1_S, 0},
+    {"IQ1_M x Q8_K (fast)", MR_TYPE_IQ1_M, 0},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -123,7 +128,9 @@ static void fill_weights(uint32_t t, uint8_t *w, int64_t n, int64_t rows)
         int off[2];
     } more[] = {{MR_TYPE_Q4_1, {0, 2}},   {MR_TYPE_Q5_0, {0, -1}},   {MR_TYPE_Q5_1, {0, 2}},
                 {MR_TYPE_IQ4_NL, {0, -1}}, {MR_TYPE_IQ4_XS, {0, -1}}, {MR_TYPE_Q2_K, {80, 82}},
-                {MR_TYPE_Q3_K, {108, -1}}};
+                {MR_TYPE_Q3_K, {108, -1}}, {MR_TYPE_IQ2_XXS, {0, -1}}, {MR_TYPE_IQ2_XS, {0, -1}},
+                {MR_TYPE_IQ2_S, {0, -1}},  {MR_TYPE_IQ3_XXS, {0, -1}}, {MR_TYPE_IQ3_S, {0, -1}},
+                {MR_TYPE_IQ1_S, {0, -1}},  {MR_TYPE_IQ1_M, {-1, -1}}};
     for (size_t m = 0; m < sizeof more / sizeof more[0]; m++) {
         if (more[m].t != t)
             continue;

@@ -184,8 +184,10 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
 #endif
     /* the further formats (MXFP4, Q4_1, ...), the same ladder */
 #ifdef MR_HAVE_AVX2
-    if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512)
+    if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512) {
         mr_kernels_init_avx2_more(out);
+        mr_kernels_init_avx2_iq(out);
+    }
 #endif
 #ifdef MR_HAVE_AVX512
     if (isa == MR_ISA_AVX512)

@@ -115,6 +115,7 @@ void mr_kernels_init_neon(mr_kernels *k);
 /* the further formats (MXFP4, Q4_1, ...): scalar table and ISA rungs */
 void mr_kernels_init_scalar_more(mr_kernels *k, int exact);
 void mr_kernels_init_avx2_more(mr_kernels *k);
+void mr_kernels_init_avx2_iq(mr_kernels *k); /* the i-quants (AVX-512 inherits them) */
 void mr_kernels_init_avx512_more(mr_kernels *k);
 void mr_kernels_init_neon_more(mr_kernels *k);
 void mr_kernels_init_neon_k(mr_kernels *k); /* K-quants, called by mr_kernels_init_neon */

@@ -109,18 +109,45 @@ START_TEST(dots_match_float64)
 }
 END_TEST
 
-/* every ISA's table has a dot for each i-quant (the scalar one until a
- * SIMD kernel lands), with the activation type of the scalar table */
+/* every ISA's table has a dot for each i-quant, with the activation type
+ * of the scalar table, and its results are the scalar reference's bit for
+ * bit (the SIMD kernels keep the reference's integer sums and float
+ * order), on every case block and at odd addresses of weights and
+ * activations */
 START_TEST(every_isa_computes_them)
 {
+    mr_kernels ref;
+    ck_assert(mr_kernels_for_isa(MR_ISA_SCALAR, 0, &ref));
+    enum { NB = 4 };
+    static uint8_t wbuf[NB * 128 + 64], abuf[NB * sizeof(block_q8_K) + 64];
+    float x[NB * 256];
     for (int isa = 0; isa < MR_ISA_COUNT; isa++) {
         mr_kernels k;
         if (!mr_kernels_for_isa((mr_isa)isa, 0, &k))
             continue;
         for (unsigned c = 0; c < N_IQ_CASES; c++) {
-            ck_assert_msg(k.vec_dot[iq_cases[c].type] != NULL, "%s: no %s dot", mr_isa_name((mr_isa)isa),
+            const uint32_t t = iq_cases[c].type;
+            ck_assert_msg(k.vec_dot[t] != NULL, "%s: no %s dot", mr_isa_name((mr_isa)isa),
                           iq_cases[c].name);
-            ck_assert_uint_eq(k.act_type[iq_cases[c].type], MR_TYPE_Q8_K);
+            ck_assert_uint_eq(k.act_type[t], MR_TYPE_Q8_K);
+            if (k.vec_dot[t] == ref.vec_dot[t])
+                continue;
+            iq_case_blocks(c, blocks);
+            rng = 0x5eed + c;
+            for (int r = 0; r < IQ_CASE_BLOCKS / NB; r++) {
+                const int wo = r % 7, ao = (3 * r) % 5; /* odd offsets */
+                memcpy(wbuf + wo, blocks + (size_t)r * NB * iq_cases[c].bytes,
+                       NB * iq_cases[c].bytes);
+                for (int j = 0; j < NB * 256; j++)
+                    x[j] = unit() * (r % 3 ? 1.0f : 1e3f);
+                block_q8_K q8[NB];
+                mr_quantize_row_q8_K(x, q8, NB * 256);
+                memcpy(abuf + ao, q8, sizeof q8);
+                const float want = ref.vec_dot[t](wbuf + wo, abuf + ao, NB * 256);
+                const float got = k.vec_dot[t](wbuf + wo, abuf + ao, NB * 256);
+                ck_assert_msg(!memcmp(&want, &got, sizeof got), "%s %s row %d: %.9g, scalar %.9g",
+                              mr_isa_name((mr_isa)isa), iq_cases[c].name, r, got, want);
+            }
         }
     }
     ck_assert(mr_type_computable(MR_TYPE_IQ1_S));
