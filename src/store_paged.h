@@ -68,8 +68,12 @@ typedef struct {
     double pool_s;          /* set-up: mapping, faulting in and registering the pool */
 } mr_paged_stats;
 
+/* What the budget allows for code, stacks, the ring, tables, the
+ * tokenizer and metadata pages. */
+#define MR_PAGED_OVERHEAD (64ull << 20)
+
 /* Smallest budget that can run the model (resident part + one layer's
- * worth of expert slots + reserve). */
+ * worth of expert slots + reserve + MR_PAGED_OVERHEAD). */
 uint64_t mr_store_paged_min_budget(const mr_model *m, const mr_paged_config *cfg);
 
 /* The model's non-expert tensors are copied into memory owned by the

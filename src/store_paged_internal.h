@@ -12,7 +12,7 @@
 #include "store_paged.h"
 
 #define ALIGN 4096u
-#define OVERHEAD_BYTES (64ull << 20) /* code, stacks, ring, tables, metadata pages */
+#define OVERHEAD_BYTES MR_PAGED_OVERHEAD
 #define DECAY 0.95f
 #define STOP_TAG UINT64_MAX
 

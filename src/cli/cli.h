@@ -54,7 +54,8 @@ void cli_session_mark(cli_session *s);
  * them still build: new code parses with options.h, which fills these
  * structs. */
 typedef struct {
-    uint64_t mem;      /* --mem: 0 = all resident (mmap) */
+    uint64_t mem;      /* --mem: 0 = all resident (mmap), CLI_MEM_AUTO = auto */
+    const char *mem_arg; /* --mem as spelled, for messages */
     long prefetch;     /* --prefetch N: layers ahead (default 1) */
     int no_direct;     /* --no-direct */
     int measure;       /* measure memory bandwidth (for --stats) */
@@ -71,6 +72,8 @@ enum { OPT_STORE_MEM = 400, OPT_STORE_PREFETCH, OPT_STORE_NO_DIRECT };
     "                         within it (default: map the whole file)\n"                    \
     "      --prefetch N       with --mem: guess experts N layers ahead (default 1, 0 off)\n" \
     "      --no-direct        with --mem: buffered reads instead of O_DIRECT\n"
+
+#define CLI_MEM_AUTO UINT64_MAX
 
 void cli_store_opts_default(cli_store_opts *o);
 
