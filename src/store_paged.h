@@ -17,6 +17,8 @@ typedef struct {
     int no_io_uring;        /* 1: serve reads with pread (as where io_uring is refused) */
     uint32_t queue_depth;   /* io_uring entries (default 64) */
     uint64_t chunk_bytes;   /* largest single read (default 4 MiB) */
+    int eager_pool;         /* 1: fault in and register the whole pool at set-up (slower
+                             * first token; the old behaviour, kept for comparison) */
 } mr_paged_config;
 
 void mr_paged_config_default(mr_paged_config *c);
@@ -47,6 +49,7 @@ typedef struct {
     uint64_t n_slots, slot_bytes, pool_bytes, resident_bytes;
     int direct;             /* O_DIRECT in use */
     int registered;         /* io_uring registered buffers in use */
+    uint64_t registered_slots; /* slots registered so far (all, or lazily after a first fill) */
     char io_note[96];       /* "io_uring", or why pread serves the reads */
     int checksums;          /* the file has expert checksums */
     uint64_t hits;          /* acquires that found the expert ready in memory */
@@ -57,6 +60,7 @@ typedef struct {
     uint64_t guesses, guesses_right; /* predicted (layer, expert) pairs, and right ones */
     uint64_t needed;        /* experts planned for layers that had a guess */
     uint64_t bytes_read;
+    uint64_t unique_bytes;  /* bytes of the distinct experts planned so far: what had to be read once */
     uint64_t reads;         /* read requests completed */
     uint64_t requeued;      /* short reads / -EAGAIN re-queued */
     uint64_t retries;       /* experts re-read after a checksum mismatch */

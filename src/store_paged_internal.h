@@ -28,6 +28,8 @@ typedef struct {
     int prefetched;        /* loaded by a hint, not yet acquired */
     int pending;           /* chunks in flight */
     int retried;
+    int filled;            /* has held an expert: its pages are faulted in */
+    int reg;               /* registered with io_uring (read_fixed) */
     uint64_t last_use;
     const uint8_t *part[3];
     char err[320];
@@ -70,6 +72,7 @@ typedef struct {
     uint64_t *checksums; /* n_layer * n_expert * 3, or NULL */
     uint64_t (*guess)[4];/* per layer: bitset of guessed experts */
     uint8_t *has_guess;
+    uint8_t *seen;       /* (layer, expert) ever planned */
     uint8_t *resident;   /* the copy of the non-expert tensors */
     uint32_t first_moe;  /* first layer with routed experts: its plan starts a step */
     uint8_t *pool;       /* every slot's buffer, one mapping */

@@ -219,7 +219,7 @@ static void pg_submit_req(paged *p, int ri)
     }
     /* the ring has as many entries as requests, so sqe is never NULL here */
     uint32_t n = r->left > p->cfg.chunk_bytes ? (uint32_t)p->cfg.chunk_bytes : (uint32_t)r->left;
-    if (p->registered)
+    if (p->registered && s->reg)
         io_uring_prep_read_fixed(sqe, 0, r->dst, n, r->off, (int)r->slot);
     else
         io_uring_prep_read(sqe, 0, r->dst, n, r->off);
@@ -255,6 +255,13 @@ void pg_slot_fail(paged *p, slot *s, mr_status code, const char *fmt, ...)
 void pg_start_load(paged *p, uint32_t si, uint32_t layer, uint32_t expert)
 {
     slot *s = &p->slots[si];
+    if (p->registered && !s->reg && s->filled) {
+        /* a lazy pool: its pages are in now, so pinning them is cheap;
+         * later reads into this slot skip the per-read page lookup */
+        struct iovec iov = {s->buf, p->slot_bytes};
+        s->reg = io_uring_register_buffers_update_tag(&p->ring, si, &iov, NULL, 1) == 1;
+        p->st.registered_slots += s->reg;
+    }
     s->layer = (int32_t)layer;
     s->expert = (int32_t)expert;
     s->state = S_LOADING;
@@ -397,7 +404,7 @@ static void complete(paged *p, int ri, int res)
                   "%016llx, the file records %016llx)", part_names[bad_part],
                   (unsigned long long)got, (unsigned long long)want);
     else
-        s->state = S_READY;
+        s->state = S_READY, s->filled = 1;
     pthread_cond_broadcast(&p->cv);
 }
 

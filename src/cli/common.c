@@ -292,6 +292,7 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
                             (uint64_t)logit_rows * s->model->hp.n_vocab * sizeof(float);
         cfg.prefetch_depth = (uint32_t)o->prefetch;
         cfg.no_direct = o->no_direct;
+        cfg.eager_pool = getenv("MOERUN_EAGER_POOL") && *getenv("MOERUN_EAGER_POOL") == '1';
         if ((st = cli_mem_budget(s, o, &cfg, n_ctx, err)))
             return st;
         if (o->measure) /* before the pool exists, so it fits the budget */
