@@ -294,8 +294,11 @@ void pg_start_load(paged *p, uint32_t si, uint32_t layer, uint32_t expert)
         }
         pos += a1 - a0;
     }
-    if (!p->use_pread)
+    if (!p->use_pread) {
+        double t0 = now_s();
         io_uring_submit(&p->ring);
+        p->st.submit_s += now_s() - t0;
+    }
 }
 
 /* Apply an armed fault to a completion of request r; returns the result
