@@ -24,6 +24,7 @@
 #include "store_paged_internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ void mr_paged_config_default(mr_paged_config *c)
 {
     memset(c, 0, sizeof *c);
     c->prefetch_depth = 1;
+    c->policy = MR_PAGED_POLICY_DEFAULT;
     c->queue_depth = 64;
     c->chunk_bytes = 4u << 20;
 }
@@ -49,7 +51,15 @@ uint64_t mr_store_paged_min_budget(const mr_model *m, const mr_paged_config *cfg
 
 /* A slot for (layer, expert): an empty one, else the evictable one with the
  * lowest score (ties: least recently used); -1 if every slot is pinned. */
+static int pick_victim_below(paged *p, float limit);
 static int pick_victim(paged *p)
+{
+    return pick_victim_below(p, INFINITY);
+}
+
+/* As pick_victim, but a slot holding an expert whose score is limit or
+ * more is kept (hot experts stay pinned against speculative reads). */
+static int pick_victim_below(paged *p, float limit)
 {
     int best = -1;
     float best_score = 0.0f;
@@ -68,6 +78,8 @@ static int pick_victim(paged *p)
             best_score = sc;
         }
     }
+    if (best >= 0 && best_score >= limit)
+        return -1;
     if (best >= 0) {
         slot *s = &p->slots[best];
         if (s->layer >= 0) {
@@ -89,6 +101,9 @@ static mr_status paged_plan(mr_expert_store *base, uint32_t layer, const uint32_
     paged *p = (paged *)base;
     const uint32_t ne = p->m->hp.n_expert;
     pthread_mutex_lock(&p->mu);
+    p->cur = layer;
+    p->plans++;
+    memset(p->deferred[layer], 0, sizeof p->deferred[layer]); /* here: no longer a guess */
     if (layer == p->first_moe) { /* a new forward step: age every score */
         for (size_t i = 0; i < (size_t)p->m->hp.n_layer * ne; i++)
             p->score[i] *= DECAY;
@@ -129,6 +144,11 @@ static mr_status paged_plan(mr_expert_store *base, uint32_t layer, const uint32_
             p->slots[si].layer = p->slots[si].expert = -1;
         }
         int v = pick_victim(p);
+        if (v < 0) { /* guesses for later layers hold slots: they were only hints */
+            for (uint32_t k = 0; k < p->n_slots; k++)
+                p->slots[k].hint_pin = 0;
+            v = pick_victim(p);
+        }
         if (v < 0) {
             st = mr_fail(err, MR_ENOMEM, p->path, "expert pool", MR_NO_OFFSET,
                          "all %u slots are pinned; layer %u needs %u experts", p->n_slots, layer, n);
@@ -141,27 +161,96 @@ static mr_status paged_plan(mr_expert_store *base, uint32_t layer, const uint32_
     return st;
 }
 
+/* Start a speculative read of (layer, e) (mutex held).  With the hot
+ * guard a guess may only evict an expert whose score is below the
+ * guessed one's plus HINT_WORTH: a guess is worth about one use, and the
+ * experts the router keeps choosing stay across tokens. */
+static void guess_read(paged *p, uint32_t layer, uint32_t e)
+{
+    int32_t si = *where_of(p, layer, e);
+    if (si >= 0) {
+        p->slots[si].hint_pin = p->slots[si].state != S_FAILED;
+        return;
+    }
+    float limit = INFINITY;
+    if (p->cfg.policy & MR_PAGED_HOT_GUARD)
+        limit = p->score[(size_t)layer * p->m->hp.n_expert + e] + HINT_WORTH;
+    int v = pick_victim_below(p, limit);
+    if (v < 0)
+        return; /* every slot is needed now, or hotter: a hint is only a hint */
+    p->slots[v].hint_pin = 1;
+    p->slots[v].prefetched = 1;
+    p->st.prefetch_reads++;
+    pg_start_load(p, (uint32_t)v, layer, e);
+}
+
+static void note_guess(paged *p, uint32_t layer, uint32_t e)
+{
+    p->has_guess[layer] = 1;
+    p->guess[layer][e / 64] |= 1ull << (e % 64);
+}
+
+/* The disk has nothing in flight (mutex held; from the I/O thread or a
+ * hint): read the guesses kept for layers beyond the next one, then, with
+ * MR_PAGED_FREQ_FILL, the hottest experts of the next layer still missing
+ * (wrapping to the next token's first MoE layer), as many as the router
+ * picks per token. */
+void pg_idle(paged *p)
+{
+    const uint32_t nl = p->m->hp.n_layer, ne = p->m->hp.n_expert;
+    if (p->in_flight || p->stop)
+        return;
+    for (uint32_t g = p->cur + 1; g < nl && p->has_deferred; g++) {
+        for (uint32_t e = 0; e < ne; e++)
+            if ((p->deferred[g][e / 64] >> (e % 64)) & 1)
+                guess_read(p, g, e);
+        memset(p->deferred[g], 0, sizeof p->deferred[g]);
+    }
+    p->has_deferred = 0;
+    if (!(p->cfg.policy & MR_PAGED_FREQ_FILL) || p->in_flight || p->filled_for == p->plans)
+        return;
+    p->filled_for = p->plans; /* once per planned layer */
+    uint32_t g = p->cur + 1;
+    while (g < nl && !p->m->layers[g].moe)
+        g++;
+    if (g >= nl)
+        g = p->first_moe;
+    if (!p->m->layers[g].moe)
+        return;
+    const float *sc = p->score + (size_t)g * ne;
+    uint8_t taken[MR_MAX_EXPERTS] = {0};
+    for (uint32_t k = 0, want = p->m->hp.n_expert_used; k < ne && want; k++) {
+        int best = -1;
+        for (uint32_t e = 0; e < ne; e++)
+            if (!taken[e] && (best < 0 || sc[e] > sc[best]))
+                best = (int)e;
+        taken[best] = 1;
+        if (sc[best] <= 0.0f)
+            break;
+        if (*where_of(p, g, (uint32_t)best) < 0) {
+            note_guess(p, g, (uint32_t)best);
+            guess_read(p, g, (uint32_t)best);
+        }
+        want--;
+    }
+}
+
 static void paged_hint(mr_expert_store *base, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
     paged *p = (paged *)base;
     pthread_mutex_lock(&p->mu);
-    p->has_guess[layer] = 1;
+    const int deep = (p->cfg.policy & MR_PAGED_IDLE_DEEP) && layer > p->cur + 1;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t e = experts[i];
-        p->guess[layer][e / 64] |= 1ull << (e % 64);
-        int32_t si = *where_of(p, layer, e);
-        if (si >= 0) {
-            p->slots[si].hint_pin = p->slots[si].state != S_FAILED;
-            continue;
+        note_guess(p, layer, e);
+        if (deep) { /* further ahead: only when the disk is idle */
+            p->deferred[layer][e / 64] |= 1ull << (e % 64);
+            p->has_deferred = 1;
+        } else {
+            guess_read(p, layer, e);
         }
-        int v = pick_victim(p);
-        if (v < 0)
-            break; /* every slot is needed now: a hint is only a hint */
-        p->slots[v].hint_pin = 1;
-        p->slots[v].prefetched = 1;
-        p->st.prefetch_reads++;
-        pg_start_load(p, (uint32_t)v, layer, e);
     }
+    pg_idle(p);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -269,6 +358,7 @@ static void paged_destroy(mr_expert_store *base)
     free(p->guess);
     free(p->has_guess);
     free(p->seen);
+    free(p->deferred);
     /* the model's views point into resident: the caller frees the model
      * after the store (as the CLI and tests do) */
     free(p->resident);
@@ -331,6 +421,7 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
     p->base.ops = &paged_ops;
     p->base.model = m;
     p->base.prefetch_depth = cfg->prefetch_depth;
+    p->base.guess_extra = cfg->guess_extra;
     p->m = m;
     p->cfg = *cfg;
     if (!p->cfg.queue_depth)
@@ -379,9 +470,10 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
     p->reqs = calloc(p->n_reqs, sizeof *p->reqs);
     p->guess = calloc(nl, sizeof *p->guess);
     p->has_guess = calloc(nl, 1);
+    p->deferred = calloc(nl, sizeof *p->deferred);
     p->seen = calloc((size_t)nl * ne, 1);
     if (!p->slots || !p->where || !p->score || !p->reqs || !p->guess || !p->has_guess ||
-        !p->seen) {
+        !p->seen || !p->deferred) {
         st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "no memory");
         goto fail;
     }

@@ -9,10 +9,24 @@
 
 #include "expert_store.h"
 
+/* Cache and prefetch policies (mr_paged_config.policy bits). */
+enum {
+    MR_PAGED_HOT_GUARD = 1, /* guesses never evict experts hotter than themselves (+1 use) */
+    MR_PAGED_IDLE_DEEP = 2, /* guesses beyond the next layer are read only when the disk idles */
+    MR_PAGED_FREQ_FILL = 4, /* an idle disk reads the next layer's hottest missing experts */
+};
+/* None by default: on the demo model and the Mixtral slice none of them
+ * raised the hit rate (see README, "Paging experts"); they stay for
+ * measurement (MOERUN_PAGER_POLICY) and are checked bit-identical. */
+#define MR_PAGED_POLICY_DEFAULT 0u
+
 typedef struct {
     uint64_t budget_bytes;  /* what the whole process may hold */
     uint64_t reserve_bytes; /* KV cache, scratch and other allocations outside the store */
-    uint32_t prefetch_depth;/* layers ahead whose routers guess experts (0: off) */
+    uint32_t prefetch_depth;/* layers ahead whose routers guess experts (0: off; default 1) */
+    uint32_t guess_extra;   /* also guess each token's next-best experts (default 0) */
+    uint32_t policy;        /* MR_PAGED_* bits (default MR_PAGED_POLICY_DEFAULT; 0: the
+                             * one-layer-ahead prefetch and plain LFU of before) */
     int no_direct;          /* 1: never try O_DIRECT */
     int no_io_uring;        /* 1: serve reads with pread (as where io_uring is refused) */
     uint32_t queue_depth;   /* io_uring entries (default 64) */

@@ -14,6 +14,7 @@
 #define ALIGN 4096u
 #define OVERHEAD_BYTES MR_PAGED_OVERHEAD
 #define DECAY 0.95f
+#define HINT_WORTH 1.0f /* a guess counts as one use against a hot expert (MR_PAGED_HOT_GUARD) */
 #define STOP_TAG UINT64_MAX
 
 enum { S_EMPTY, S_LOADING, S_VERIFYING, S_READY, S_FAILED };
@@ -72,7 +73,11 @@ typedef struct {
     uint64_t *checksums; /* n_layer * n_expert * 3, or NULL */
     uint64_t (*guess)[4];/* per layer: bitset of guessed experts */
     uint8_t *has_guess;
-    uint8_t *seen;       /* (layer, expert) ever planned */
+    uint8_t *seen;
+    uint64_t (*deferred)[4]; /* per layer: guesses beyond the next layer, read when idle */
+    int has_deferred;
+    uint32_t cur;        /* the layer planned last */
+    uint64_t plans, filled_for; /* plan() calls; the one a frequency fill was made for */       /* (layer, expert) ever planned */
     uint8_t *resident;   /* the copy of the non-expert tensors */
     uint32_t first_moe;  /* first layer with routed experts: its plan starts a step */
     uint8_t *pool;       /* every slot's buffer, one mapping */
@@ -105,5 +110,8 @@ void pg_start_load(paged *p, uint32_t si, uint32_t layer, uint32_t expert); /* m
 void pg_slot_fail(paged *p, slot *s, mr_status code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void *pg_io_main(void *arg);
+
+/* store_paged.c: the disk went idle (mutex held) */
+void pg_idle(paged *p);
 
 #endif

@@ -409,6 +409,8 @@ static void complete(paged *p, int ri, int res)
     else
         s->state = S_READY, s->filled = 1;
     pthread_cond_broadcast(&p->cv);
+    if (!p->in_flight)
+        pg_idle(p);
 }
 
 /* The I/O thread without io_uring: one pread at a time from the queue. */

@@ -293,6 +293,10 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
         cfg.prefetch_depth = (uint32_t)o->prefetch;
         cfg.no_direct = o->no_direct;
         cfg.eager_pool = getenv("MOERUN_EAGER_POOL") && *getenv("MOERUN_EAGER_POOL") == '1';
+        if (getenv("MOERUN_GUESS_EXTRA"))
+            cfg.guess_extra = (uint32_t)strtoul(getenv("MOERUN_GUESS_EXTRA"), NULL, 0);
+        if (getenv("MOERUN_PAGER_POLICY")) /* for side-by-side measurement: 0 = before */
+            cfg.policy = (uint32_t)strtoul(getenv("MOERUN_PAGER_POLICY"), NULL, 0);
         if ((st = cli_mem_budget(s, o, &cfg, n_ctx, err)))
             return st;
         if (o->measure) /* before the pool exists, so it fits the budget */
