@@ -157,8 +157,14 @@ int cli_store_option(const char *cmd, int ch, const char *arg, cli_store_opts *o
 {
     switch (ch) {
     case OPT_STORE_MEM:
-        if (cli_parse_size(arg, &o->mem) || o->mem == 0)
-            return cli_usage_error(cmd, "--mem wants a size such as 8G or 512M, got '%s'", arg);
+        o->mem_arg = arg;
+        if (!strcmp(arg, "auto")) {
+            o->mem = CLI_MEM_AUTO;
+            return 0;
+        }
+        if (cli_parse_size(arg, &o->mem) || o->mem == 0 || o->mem == CLI_MEM_AUTO)
+            return cli_usage_error(cmd, "--mem wants a size such as 8G or 512M, or auto, got '%s'",
+                                   arg);
         return 0;
     case OPT_STORE_PREFETCH:
         if (cli_parse_long(arg, 0, 64, &o->prefetch))
