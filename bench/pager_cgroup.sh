@@ -10,7 +10,10 @@
 set -eu
 model=$1 limit=$2 args=$3
 bin=${MOERUN_BIN:-./moerun}
-cg=/sys/fs/cgroup/memory/moerun-bench-$$
+# a child of the memory cgroup this shell is in (not a sibling at the
+# root): the run stays inside whatever limit already applies to us
+own=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}:\(.*\)$/\3/p' /proc/self/cgroup | head -1)
+cg=/sys/fs/cgroup/memory${own%/}/moerun-bench-$$
 [ "$(id -u)" -eq 0 ] || { echo "pager_cgroup.sh: needs root (cgroups, drop_caches)" >&2; exit 77; }
 [ -d /sys/fs/cgroup/memory ] || { echo "pager_cgroup.sh: no cgroup v1 memory controller" >&2; exit 77; }
 mkdir "$cg"

@@ -50,6 +50,7 @@ struct mr_expert_store {
     const mr_model *model;
     mr_store_stats stats;
     uint32_t prefetch_depth; /* layers ahead the forward should guess for hint() */
+    uint32_t guess_extra;    /* hint() also the next-best experts of each token (0: top-k only) */
 };
 
 /* Announce that the batch needs these n distinct experts (ascending) of

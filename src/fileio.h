@@ -26,4 +26,20 @@ mr_status mr_pwrite_full(int fd, const char *path, uint64_t offset, const void *
 /* "dir/name" in a malloc'd string, or NULL when out of memory. */
 char *mr_path_join(const char *dir, const char *name);
 
+/* What memory this process may use, for `--mem auto`: the tightest of
+ * the memory cgroup limits of its own cgroup and its ancestors (v1
+ * memory.limit_in_bytes, v2 memory.max) less what the cgroup already holds
+ * apart from reclaimable page cache, and /proc/meminfo's MemAvailable.
+ * *avail is that figure, *budget is it less the headroom (10%, at least
+ * MR_MEM_AUTO_HEADROOM_MIN), and why says in words where it came from.
+ * MR_EIO when neither source can be read. */
+#define MR_MEM_AUTO_HEADROOM_MIN (128ull << 20)
+mr_status mr_mem_auto_budget(uint64_t *budget, uint64_t *avail, char *why, size_t why_cap,
+                             mr_error *err);
+/* The same from other files (tests): self_cgroup as /proc/self/cgroup,
+ * cgroup_root as /sys/fs/cgroup, meminfo as /proc/meminfo. */
+mr_status mr_mem_auto_budget_at(const char *self_cgroup, const char *cgroup_root,
+                                const char *meminfo, uint64_t *budget, uint64_t *avail,
+                                char *why, size_t why_cap, mr_error *err);
+
 #endif

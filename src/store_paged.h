@@ -9,14 +9,30 @@
 
 #include "expert_store.h"
 
+/* Cache and prefetch policies (mr_paged_config.policy bits). */
+enum {
+    MR_PAGED_HOT_GUARD = 1, /* guesses never evict experts hotter than themselves (+1 use) */
+    MR_PAGED_IDLE_DEEP = 2, /* guesses beyond the next layer are read only when the disk idles */
+    MR_PAGED_FREQ_FILL = 4, /* an idle disk reads the next layer's hottest missing experts */
+};
+/* None by default: on the demo model and the Mixtral slice none of them
+ * raised the hit rate (see README, "Paging experts"); they stay for
+ * measurement (MOERUN_PAGER_POLICY) and are checked bit-identical. */
+#define MR_PAGED_POLICY_DEFAULT 0u
+
 typedef struct {
     uint64_t budget_bytes;  /* what the whole process may hold */
     uint64_t reserve_bytes; /* KV cache, scratch and other allocations outside the store */
-    uint32_t prefetch_depth;/* layers ahead whose routers guess experts (0: off) */
+    uint32_t prefetch_depth;/* layers ahead whose routers guess experts (0: off; default 1) */
+    uint32_t guess_extra;   /* also guess each token's next-best experts (default 0) */
+    uint32_t policy;        /* MR_PAGED_* bits (default MR_PAGED_POLICY_DEFAULT; 0: the
+                             * one-layer-ahead prefetch and plain LFU of before) */
     int no_direct;          /* 1: never try O_DIRECT */
     int no_io_uring;        /* 1: serve reads with pread (as where io_uring is refused) */
     uint32_t queue_depth;   /* io_uring entries (default 64) */
     uint64_t chunk_bytes;   /* largest single read (default 4 MiB) */
+    int eager_pool;         /* 1: fault in and register the whole pool at set-up (slower
+                             * first token; the old behaviour, kept for comparison) */
 } mr_paged_config;
 
 void mr_paged_config_default(mr_paged_config *c);
@@ -47,6 +63,7 @@ typedef struct {
     uint64_t n_slots, slot_bytes, pool_bytes, resident_bytes;
     int direct;             /* O_DIRECT in use */
     int registered;         /* io_uring registered buffers in use */
+    uint64_t registered_slots; /* slots registered so far (all, or lazily after a first fill) */
     char io_note[96];       /* "io_uring", or why pread serves the reads */
     int checksums;          /* the file has expert checksums */
     uint64_t hits;          /* acquires that found the expert ready in memory */
@@ -57,19 +74,26 @@ typedef struct {
     uint64_t guesses, guesses_right; /* predicted (layer, expert) pairs, and right ones */
     uint64_t needed;        /* experts planned for layers that had a guess */
     uint64_t bytes_read;
+    uint64_t unique_bytes;  /* bytes of the distinct experts planned so far: what had to be read once */
     uint64_t reads;         /* read requests completed */
     uint64_t requeued;      /* short reads / -EAGAIN re-queued */
     uint64_t retries;       /* experts re-read after a checksum mismatch */
     uint64_t evictions;
     double io_busy_s;       /* wall time with at least one read in flight */
     double stall_s;         /* time the forward waited for a read */
+    double submit_s;        /* time spent in io_uring_submit starting reads (may include
+                             * the device queue being full) */
     double verify_s;        /* time spent checksumming */
     double copy_s;          /* set-up: reading the non-expert weights */
     double pool_s;          /* set-up: mapping, faulting in and registering the pool */
 } mr_paged_stats;
 
+/* What the budget allows for code, stacks, the ring, tables, the
+ * tokenizer and metadata pages. */
+#define MR_PAGED_OVERHEAD (64ull << 20)
+
 /* Smallest budget that can run the model (resident part + one layer's
- * worth of expert slots + reserve). */
+ * worth of expert slots + reserve + MR_PAGED_OVERHEAD). */
 uint64_t mr_store_paged_min_budget(const mr_model *m, const mr_paged_config *cfg);
 
 /* The model's non-expert tensors are copied into memory owned by the

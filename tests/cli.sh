@@ -163,7 +163,11 @@ expect 1 "compare of a dense file" moerun compare -m "$T/d.gguf" -tl 1
 
 # --- paging within a RAM budget
 expect 1 "a budget too small is refused" moerun run -m "$MODEL" -p hi -n 2 --mem 20M
-contains "$T/err" "at least" "the refusal says the minimum"
+if grep -qE "is below the [0-9]+ MiB this model needs at -c 2048" "$T/err"; then ok "the refusal says the minimum for the context"; else bad "refusal: $(cat "$T/err")"; fi
+expect 1 "a budget too small for -c 8192" moerun run -m "$MODEL" -p hi -n 2 -c 8192 --mem 80M
+contains "$T/err" "needs at -c 8192" "the refusal names the larger context"
+expect 0 "run --mem auto" moerun run -m "$MODEL" -p hi -n 2 --mem auto
+if grep -qE -- "--mem auto: [0-9]+ MiB \((cgroup|no memory cgroup).*MemAvailable" "$T/err"; then ok "--mem auto says what it chose and why"; else bad "--mem auto: $(cat "$T/err")"; fi
 expect 0 "run --mem at the minimum" moerun run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0 --mem 80M --stats
 contains "$T/err" "hit rate" "--stats reports the pager"
 moerun run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0 >"$T/resident.txt" 2>/dev/null

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "forward.h"
 #include "store_paged.h"
 #include "synth.h"
@@ -72,6 +73,9 @@ typedef struct {
     uint32_t prefetch;
     int no_direct;
     int no_io_uring;
+    uint32_t policy;      /* MR_PAGED_* bits */
+    uint32_t guess_extra;
+    int eager_pool;
     mr_fault fault;
     mr_paged_stats stats;
     mr_status status;
@@ -89,6 +93,9 @@ static float *run_paged(const char *path, paged_run *pr)
     cfg.prefetch_depth = pr->prefetch;
     cfg.no_direct = pr->no_direct;
     cfg.no_io_uring = pr->no_io_uring;
+    cfg.policy = pr->policy;
+    cfg.guess_extra = pr->guess_extra;
+    cfg.eager_pool = pr->eager_pool;
     cfg.chunk_bytes = 64 << 10; /* several chunks per slice: exercise the queue */
     uint64_t min = mr_store_paged_min_budget(m, &cfg);
     cfg.budget_bytes = min + (uint64_t)pr->extra_slots * (mr_expert_bytes(m, 0) + 3 * 8192);
@@ -145,6 +152,179 @@ START_TEST(paged_equals_resident_at_every_budget)
         ck_assert(pr.stats.evictions > 0); /* the minimum really pages */
     free(want);
     free(got);
+}
+END_TEST
+
+/* The cache and prefetch policies, the wider guess and the eager pool
+ * change what is read when, never the logits. */
+static const struct {
+    uint32_t policy, prefetch, extra;
+    int eager;
+} policies[] = {
+    {MR_PAGED_HOT_GUARD, 1, 0, 0},
+    {MR_PAGED_HOT_GUARD | MR_PAGED_IDLE_DEEP | MR_PAGED_FREQ_FILL, 2, 1, 0},
+    {MR_PAGED_FREQ_FILL, 1, 2, 0},
+    {0, 1, 0, 1},
+};
+#define N_POLICIES (int)(sizeof policies / sizeof policies[0])
+
+static int first_diff(const float *a, const float *b, size_t n)
+{
+    size_t i = 0;
+    while (i < n && memcmp(&a[i], &b[i], sizeof(float)) == 0)
+        i++;
+    return i == n ? -1 : (int)i;
+}
+
+START_TEST(policies_keep_logits_bit_identical)
+{
+    const int which = _i / (2 * N_POLICIES), k = (_i / 2) % N_POLICIES, extra = _i % 2 ? 3 : 0;
+    const char *path = model_path(which);
+    float *want = run_resident(path);
+    mr_model *m;
+    mr_error err;
+    ck_assert(mr_model_load(path, &m, &err) == 0);
+    const uint32_t nv = m->hp.n_vocab;
+    mr_model_free(m);
+    paged_run pr = {0};
+    pr.extra_slots = (uint32_t)extra;
+    pr.policy = policies[k].policy;
+    pr.prefetch = policies[k].prefetch;
+    pr.guess_extra = policies[k].extra;
+    pr.eager_pool = policies[k].eager;
+    float *got = run_paged(path, &pr);
+    ck_assert_msg(got, "%s", pr.err.msg);
+    int d = first_diff(want, got, (size_t)15 * nv);
+    ck_assert_msg(d < 0, "%s: policy %u prefetch %u extra %u eager %d, %u slots: logits differ "
+                  "at row %d", path, policies[k].policy, policies[k].prefetch, policies[k].extra,
+                  policies[k].eager, (unsigned)pr.stats.n_slots, d / (int)nv);
+    /* an eager pool is registered whole; a lazy one slot by slot, never more */
+    if (pr.stats.registered && policies[k].eager)
+        ck_assert_uint_eq(pr.stats.registered_slots, pr.stats.n_slots);
+    ck_assert_uint_le(pr.stats.registered_slots, pr.stats.n_slots);
+    free(want);
+    free(got);
+}
+END_TEST
+
+/* The wider guess adds the router's next-best experts to each token's
+ * top-k: the guessed set only grows, so recall cannot fall, and on these
+ * models it rises. */
+START_TEST(wider_guess_raises_recall)
+{
+    const char *path = model_path(_i);
+    double recall[2];
+    for (int x = 0; x < 2; x++) {
+        paged_run pr = {0};
+        pr.extra_slots = 3;
+        pr.prefetch = 1;
+        pr.guess_extra = (uint32_t)x;
+        float *got = run_paged(path, &pr);
+        ck_assert_msg(got, "%s", pr.err.msg);
+        ck_assert(pr.stats.needed > 0);
+        recall[x] = (double)pr.stats.guesses_right / (double)pr.stats.needed;
+        free(got);
+    }
+    printf("%-40s recall %.1f%% -> %.1f%% with one more guess per token\n",
+           strrchr(path, '/') + 1, 100 * recall[0], 100 * recall[1]);
+    ck_assert(recall[1] > recall[0]);
+}
+END_TEST
+
+/* With every expert fitting, no prefetch and buffered reads, each expert
+ * planned is read exactly once: the bytes read are the distinct experts'
+ * bytes, the first-token floor's numerator. */
+START_TEST(unique_bytes_are_what_one_read_each_costs)
+{
+    const char *path = model_path(2);
+    mr_model *m;
+    mr_error err;
+    ck_assert(mr_model_load(path, &m, &err) == 0);
+    const uint32_t all = m->hp.n_layer * m->hp.n_expert;
+    const uint64_t eb = mr_expert_bytes(m, 0);
+    mr_model_free(m);
+    paged_run pr = {0};
+    pr.extra_slots = all;
+    pr.prefetch = 0;
+    pr.no_direct = 1;
+    float *got = run_paged(path, &pr);
+    ck_assert_msg(got, "%s", pr.err.msg);
+    ck_assert_uint_eq(pr.stats.evictions, 0);
+    ck_assert_uint_gt(pr.stats.unique_bytes, 0);
+    ck_assert_uint_eq(pr.stats.unique_bytes % eb, 0);
+    ck_assert_uint_eq(pr.stats.bytes_read, pr.stats.unique_bytes);
+    free(got);
+}
+END_TEST
+
+/* --mem auto from made-up /proc and /sys files; expected figures worked
+ * out by hand from the numbers written. */
+static void put(const char *dir, const char *rel, const char *text)
+{
+    char path[600], cmd[700];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", path);
+    ck_assert(system(cmd) == 0);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(mem_auto_reads_cgroups_and_meminfo)
+{
+    char d[300], self[400], root[400], mi[400], why[1024];
+    uint64_t budget, avail;
+    mr_error err;
+    snprintf(d, sizeof d, "%s/memauto", tmpdir);
+    snprintf(self, sizeof self, "%s/self_cgroup", d);
+    snprintf(root, sizeof root, "%s/cg", d);
+    snprintf(mi, sizeof mi, "%s/meminfo", d);
+    const uint64_t MiB = 1 << 20;
+    /* v1: /a/b limited to 1 GiB with 300 MiB in use of which 100 MiB page
+     * cache; its parent /a allows 2 GiB; MemAvailable 8 GiB */
+    put(d, "self_cgroup", "9:pids:/\n4:memory:/a/b\n0::/\n");
+    put(d, "cg/memory/a/b/memory.limit_in_bytes", "1073741824\n");
+    put(d, "cg/memory/a/b/memory.usage_in_bytes", "314572800\n");
+    put(d, "cg/memory/a/b/memory.stat", "cache 1\nrss 2\ntotal_cache 104857600\n");
+    put(d, "cg/memory/a/memory.limit_in_bytes", "2147483648\n");
+    put(d, "cg/memory/memory.limit_in_bytes", "9223372036854771712\n");
+    put(d, "meminfo", "MemTotal:       16000000 kB\nMemAvailable:    8388608 kB\n");
+    ck_assert_int_eq(mr_mem_auto_budget_at(self, root, mi, &budget, &avail, why, sizeof why, &err),
+                     MR_OK);
+    ck_assert_uint_eq(avail, 824 * MiB);         /* 1024 - (300 - 100) */
+    ck_assert_uint_eq(budget, (824 - 128) * MiB); /* 10% is 82.4 MiB: the 128 MiB floor */
+    ck_assert_ptr_nonnull(strstr(why, "/a/b"));
+    /* v2: /x limited to 2 GiB, nothing in it; MemAvailable 1.5 GiB is less */
+    put(d, "self_cgroup", "0::/x\n");
+    put(d, "cg/x/memory.max", "2147483648\n");
+    put(d, "cg/x/memory.current", "0\n");
+    put(d, "cg/x/memory.stat", "anon 0\nfile 0\n");
+    put(d, "meminfo", "MemAvailable:    1572864 kB\n");
+    ck_assert_int_eq(mr_mem_auto_budget_at(self, root, mi, &budget, &avail, why, sizeof why, &err),
+                     MR_OK);
+    ck_assert_uint_eq(avail, 1536 * MiB);
+    ck_assert_uint_eq(budget, 1536 * MiB - 1536 * MiB / 10); /* 153.6 MiB > the floor */
+    ck_assert_ptr_nonnull(strstr(why, "MemAvailable"));
+    /* v2 "max", and the same cgroup at 1 GiB with 512 MiB anon in use */
+    put(d, "cg/x/memory.max", "max\n");
+    ck_assert_int_eq(mr_mem_auto_budget_at(self, root, mi, &budget, &avail, why, sizeof why, &err),
+                     MR_OK);
+    ck_assert_uint_eq(avail, 1536 * MiB);
+    put(d, "cg/x/memory.max", "1073741824\n");
+    put(d, "cg/x/memory.current", "536870912\n");
+    ck_assert_int_eq(mr_mem_auto_budget_at(self, root, mi, &budget, &avail, why, sizeof why, &err),
+                     MR_OK);
+    ck_assert_uint_eq(avail, 512 * MiB);
+    ck_assert_uint_eq(budget, 384 * MiB);
+    ck_assert_ptr_nonnull(strstr(why, "cgroup v2 /x"));
+    /* nothing readable: an error, not a guess */
+    snprintf(mi, sizeof mi, "%s/none", d);
+    snprintf(self, sizeof self, "%s/none", d);
+    ck_assert_int_eq(mr_mem_auto_budget_at(self, root, mi, &budget, &avail, why, sizeof why, &err),
+                     MR_EIO);
+    snprintf(why, sizeof why, "rm -rf '%s'", d);
+    ck_assert(system(why) == 0);
 }
 END_TEST
 
@@ -291,6 +471,10 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_unchecked_fixture(tc, make_synth, remove_synth);
     tcase_add_loop_test(tc, paged_equals_resident_at_every_budget, 0, 3 * 4);
+    tcase_add_loop_test(tc, policies_keep_logits_bit_identical, 0, 3 * 2 * N_POLICIES);
+    tcase_add_loop_test(tc, wider_guess_raises_recall, 0, 3);
+    tcase_add_test(tc, unique_bytes_are_what_one_read_each_costs);
+    tcase_add_test(tc, mem_auto_reads_cgroups_and_meminfo);
     tcase_add_test(tc, too_small_budget_is_refused);
     tcase_add_loop_test(tc, faults_give_errors_or_correct_retries, 0,
                         (int)(sizeof faults / sizeof faults[0]));

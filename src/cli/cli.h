@@ -54,7 +54,8 @@ void cli_session_mark(cli_session *s);
  * them still build: new code parses with options.h, which fills these
  * structs. */
 typedef struct {
-    uint64_t mem;      /* --mem: 0 = all resident (mmap) */
+    uint64_t mem;      /* --mem: 0 = all resident (mmap), CLI_MEM_AUTO = auto */
+    const char *mem_arg; /* --mem as spelled, for messages */
     long prefetch;     /* --prefetch N: layers ahead (default 1) */
     int no_direct;     /* --no-direct */
     int measure;       /* measure memory bandwidth (for --stats) */
@@ -67,10 +68,13 @@ enum { OPT_STORE_MEM = 400, OPT_STORE_PREFETCH, OPT_STORE_NO_DIRECT };
     {"prefetch", required_argument, 0, OPT_STORE_PREFETCH},                    \
     {"no-direct", no_argument, 0, OPT_STORE_NO_DIRECT}
 #define CLI_STORE_HELP                                                                     \
-    "      --mem SIZE         RAM budget (e.g. 8G, 512M): page experts from disk\n"         \
-    "                         within it (default: map the whole file)\n"                    \
+    "      --mem SIZE         RAM budget for everything (e.g. 8G, 512M, or auto: the\n"     \
+    "                         cgroup limit or MemAvailable less a tenth), paging\n"     \
+    "                         experts from disk within it (default: map the file)\n"     \
     "      --prefetch N       with --mem: guess experts N layers ahead (default 1, 0 off)\n" \
     "      --no-direct        with --mem: buffered reads instead of O_DIRECT\n"
+
+#define CLI_MEM_AUTO UINT64_MAX
 
 void cli_store_opts_default(cli_store_opts *o);
 

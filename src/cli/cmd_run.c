@@ -90,6 +90,34 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+/* The first token's latency split into its parts, beside the floor: the
+ * bytes the prompt needed, each read once at the disk speed the pager
+ * measured, plus the non-expert weights (S->mark_paged: counters after the
+ * prompt). */
+static void print_first_token(const cli_session *S, double prompt_s)
+{
+    const mr_paged_stats *p = &S->mark_paged;
+    if (!mr_store_paged_stats(S->store))
+        return;
+    const double stall = p->stall_s + p->submit_s, compute = prompt_s > stall ? prompt_s - stall : 0.0;
+    const double total = S->load_seconds + prompt_s;
+    const double other = S->load_seconds - p->copy_s - p->pool_s;
+    fprintf(stderr, "first token: %.3f s = load %.3f s (model and tokenizer %.3f, non-expert "
+            "weights %.3f, pool set-up %.3f) + prompt compute %.3f s + I/O stall %.3f s (waiting "
+            "%.3f, submitting %.3f)\n", total, S->load_seconds, other > 0 ? other : 0.0, p->copy_s,
+            p->pool_s, compute, stall, p->stall_s, p->submit_s);
+    const double bw = p->io_busy_s > 0 ? (double)p->bytes_read / p->io_busy_s : 0.0;
+    if (bw > 0) {
+        const double need = (double)p->unique_bytes + (double)p->resident_bytes;
+        const double floor = need / bw;
+        fprintf(stderr, "  floor: %.3f s = (%.1f MiB of experts the prompt needs + %.1f MiB "
+                "non-expert weights) / %.2f GB/s measured; first token at %.2fx the floor "
+                "(%.1f MiB read for the prompt)\n", floor, p->unique_bytes / 1048576.0,
+                p->resident_bytes / 1048576.0, bw / 1e9, total / floor,
+                p->bytes_read / 1048576.0);
+    }
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_state rs = {0};
@@ -227,6 +255,8 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "generation: %8ld tokens in %.3f s = %.2f tokens/s\n", n_gen, t2 - t1,
             (double)n_gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
     fprintf(stderr, "peak RSS:   %8.1f MiB\n", cli_peak_rss_mib());
+    if (stats && S.marked)
+        print_first_token(&S, t1 - t0);
     if (stats) {
         cli_print_routing(S.model, mr_context_routing_counts(ctx));
         cli_print_store_stats(&S, n_gen > 1 && t2 > t1 ? (double)n_gen / (t2 - t1) : 0.0);

@@ -13,6 +13,8 @@
 #include "threadpool.h"
 #include "kernels.h"
 #include "store_paged.h"
+#include "fileio.h"
+#include "types.h"
 
 int cli_report(const mr_error *err)
 {
@@ -155,8 +157,14 @@ int cli_store_option(const char *cmd, int ch, const char *arg, cli_store_opts *o
 {
     switch (ch) {
     case OPT_STORE_MEM:
-        if (cli_parse_size(arg, &o->mem) || o->mem == 0)
-            return cli_usage_error(cmd, "--mem wants a size such as 8G or 512M, got '%s'", arg);
+        o->mem_arg = arg;
+        if (!strcmp(arg, "auto")) {
+            o->mem = CLI_MEM_AUTO;
+            return 0;
+        }
+        if (cli_parse_size(arg, &o->mem) || o->mem == 0 || o->mem == CLI_MEM_AUTO)
+            return cli_usage_error(cmd, "--mem wants a size such as 8G or 512M, or auto, got '%s'",
+                                   arg);
         return 0;
     case OPT_STORE_PREFETCH:
         if (cli_parse_long(arg, 0, 64, &o->prefetch))
@@ -240,6 +248,41 @@ mr_status cli_session_open(const char *path, cli_session *s, mr_error *err)
     return MR_OK;
 }
 
+/* Size --mem auto, and refuse a budget below what the model needs at this
+ * context, naming the parts (the store would refuse it too, later and
+ * without the context). */
+static mr_status cli_mem_budget(const cli_session *s, const cli_store_opts *o,
+                                mr_paged_config *cfg, uint32_t n_ctx, mr_error *err)
+{
+    const uint64_t need = mr_store_paged_min_budget(s->model, cfg);
+    const uint64_t slots = need - s->model->resident_bytes - cfg->reserve_bytes - MR_PAGED_OVERHEAD;
+    char what[96];
+    if (o->mem == CLI_MEM_AUTO) {
+        uint64_t avail;
+        char why[1024];
+        mr_status st = mr_mem_auto_budget(&cfg->budget_bytes, &avail, why, sizeof why, err);
+        if (st)
+            return st;
+        fprintf(stderr, "moerun: --mem auto: %.0f MiB (%s)\n", cfg->budget_bytes / 1048576.0, why);
+        snprintf(what, sizeof what, "--mem auto (%.0f MiB)", cfg->budget_bytes / 1048576.0);
+    } else {
+        if (o->mem_arg)
+            snprintf(what, sizeof what, "--mem %s", o->mem_arg);
+        else
+            snprintf(what, sizeof what, "--mem %.0fM", cfg->budget_bytes / 1048576.0);
+    }
+    if (cfg->budget_bytes < need)
+        return mr_fail(err, MR_ERANGE, s->path, "--mem", MR_NO_OFFSET,
+                       "%s is below the %.0f MiB this model needs at -c %u with a %s/%s KV "
+                       "cache: non-expert weights %.1f MiB + one layer's %u expert slots %.1f "
+                       "MiB + KV cache, scratch and logits %.1f MiB + overhead %.0f MiB",
+                       what, (double)need / 1048576.0 + 0.5, n_ctx, mr_type_get(o->kv_k)->name,
+                       mr_type_get(o->kv_v)->name, s->model->resident_bytes / 1048576.0,
+                       s->model->hp.n_expert, slots / 1048576.0, cfg->reserve_bytes / 1048576.0,
+                       MR_PAGED_OVERHEAD / 1048576.0);
+    return MR_OK;
+}
+
 mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_ctx,
                             uint32_t n_batch, uint32_t logit_rows, mr_error *err)
 {
@@ -255,6 +298,13 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
                             (uint64_t)logit_rows * s->model->hp.n_vocab * sizeof(float);
         cfg.prefetch_depth = (uint32_t)o->prefetch;
         cfg.no_direct = o->no_direct;
+        cfg.eager_pool = getenv("MOERUN_EAGER_POOL") && *getenv("MOERUN_EAGER_POOL") == '1';
+        if (getenv("MOERUN_GUESS_EXTRA"))
+            cfg.guess_extra = (uint32_t)strtoul(getenv("MOERUN_GUESS_EXTRA"), NULL, 0);
+        if (getenv("MOERUN_PAGER_POLICY")) /* for side-by-side measurement: 0 = before */
+            cfg.policy = (uint32_t)strtoul(getenv("MOERUN_PAGER_POLICY"), NULL, 0);
+        if ((st = cli_mem_budget(s, o, &cfg, n_ctx, err)))
+            return st;
         if (o->measure) /* before the pool exists, so it fits the budget */
             s->mem_bw = mr_read_bandwidth(2, 48u << 20); /* > L3, inside the overhead allowance */
         st = mr_store_paged_new(s->model, s->path, &cfg, &s->store, err);

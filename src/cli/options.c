@@ -29,8 +29,11 @@ static const cli_opt common_opts[] = {
     {NULL, "--force", NULL, "replace the output file if it exists", CLI_O_FORCE},
     {NULL, "--stats", NULL, "print expert-store counters and the kernel paths", CLI_O_STATS},
     {NULL, "--no-bos", NULL, "do not prepend the BOS token", CLI_O_NO_BOS},
-    {NULL, "--mem", "SIZE", "RAM budget (e.g. 8G, 512M, 1.5GiB): page experts from\n"
-                            "disk within it (default: map the whole file)", CLI_O_MEM},
+    {NULL, "--mem", "SIZE", "RAM budget (e.g. 8G, 512M, 1.5GiB, or auto: the cgroup\n"
+                            "limit or MemAvailable less 10% headroom) for\n"
+                            "everything: weights, expert pool, KV cache, scratch;\n"
+                            "experts are paged from disk within it (default: map\n"
+                            "the whole file)", CLI_O_MEM},
     {NULL, "--prefetch", "N", "with --mem: guess experts N layers ahead (default 1, 0 off)",
      CLI_O_PREFETCH},
     {NULL, "--no-direct", NULL, "with --mem: buffered reads instead of O_DIRECT", CLI_O_NO_DIRECT},
@@ -147,9 +150,14 @@ static int set_common(const char *cmd, const char *word, int id, const char *v, 
     case CLI_O_STATS: o->stats = 1; return 0;
     case CLI_O_NO_BOS: o->no_bos = 1; return 0;
     case CLI_O_MEM:
-        if (cli_parse_size(v, &o->store.mem) || o->store.mem == 0)
-            return cli_usage_error(cmd, "%s wants a size such as 8G, 512M or 1.5GiB, got '%s'",
-                                   word, v);
+        o->store.mem_arg = v;
+        if (!strcmp(v, "auto")) {
+            o->store.mem = CLI_MEM_AUTO; /* sized in cli_session_store, once the model is known */
+            return 0;
+        }
+        if (cli_parse_size(v, &o->store.mem) || o->store.mem == 0 || o->store.mem == CLI_MEM_AUTO)
+            return cli_usage_error(cmd, "%s wants a size such as 8G, 512M or 1.5GiB, or auto, "
+                                   "got '%s'", word, v);
         return 0;
     case CLI_O_PREFETCH:
         if (cli_parse_long(v, 0, 64, &o->store.prefetch))

@@ -181,9 +181,22 @@ static void guess_ahead(mr_context *c, uint32_t il, uint32_t n)
         nn_rmsnorm_rows(c->xg, c->x, G->ffn_norm, n, hp->n_embd, hp->norm_eps);
         nn_matmul(c, &G->router, c->xg, n, c->rl);
         for (uint32_t t = 0; t < n; t++) {
+            const float *r = c->rl + (size_t)t * ne;
             select_experts(hp, G, c->rl + (size_t)t * ne, sel, w);
             for (uint32_t k = 0; k < nu; k++)
                 want[sel[k]] = 1;
+            /* the store may ask for the next-best experts of the router too:
+             * a wider guess, more recall for some precision */
+            uint8_t mine[MR_MAX_EXPERTS] = {0};
+            for (uint32_t k = 0; k < nu; k++)
+                mine[sel[k]] = 1;
+            for (uint32_t x = 0; x < c->store->guess_extra && nu + x < ne; x++) {
+                int best = -1;
+                for (uint32_t e = 0; e < ne; e++)
+                    if (!mine[e] && (best < 0 || r[e] > r[best]))
+                        best = (int)e;
+                mine[best] = want[best] = 1;
+            }
         }
         uint32_t ids[MR_MAX_EXPERTS], m = 0;
         for (uint32_t e = 0; e < ne; e++)
