@@ -457,7 +457,7 @@ MUT(m_block_count5) { set_u32(c, KVV("llama.block_count"), 5); }
 MUT(m_head_kv3) { set_u32(c, KVV("llama.attention.head_count_kv"), 3); }
 MUT(m_rope_partial) { set_u32(c, KVV("llama.rope.dimension_count"), 15); }
 MUT(m_rope_wide) { set_u32(c, KVV("llama.rope.dimension_count"), 4096); }
-MUT(m_norm_iq2_xxs) { set_u32(c, TO("output_norm.weight", type_off), 16); }
+MUT(m_norm_tq2_0) { set_u32(c, TO("output_norm.weight", type_off), 35); }
 
 static const mutation mutations[] = {
     /* header */
@@ -534,7 +534,7 @@ static const mutation mutations[] = {
     {"head_count_kv 3", m_head_kv3, MODEL_FAILS, MR_EFORMAT, "llama.attention.head_count_kv", "divide", 0},
     {"odd rope dimensions", m_rope_partial, MODEL_FAILS, MR_EFORMAT, "llama.rope.dimension_count", "15 rotated", 0},
     {"rope wider than a head", m_rope_wide, MODEL_FAILS, MR_EFORMAT, "llama.rope.dimension_count", "4096 rotated", 0},
-    {"norm as IQ2_XXS", m_norm_iq2_xxs, MODEL_FAILS, MR_EUNSUPPORTED, "output_norm.weight", "IQ2_XXS", 0},
+    {"norm as TQ2_0", m_norm_tq2_0, MODEL_FAILS, MR_EUNSUPPORTED, "output_norm.weight", "TQ2_0", 0},
 };
 #define N_MUTATIONS ((int)(sizeof mutations / sizeof mutations[0]))
 
