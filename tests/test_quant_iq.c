@@ -112,14 +112,16 @@ END_TEST
 /* every ISA's table has a dot for each i-quant, with the activation type
  * of the scalar table, and its results are the scalar reference's bit for
  * bit (the SIMD kernels keep the reference's integer sums and float
- * order), on every case block and at odd addresses of weights and
- * activations */
+ * order), on every case block and at unaligned addresses: weights at any
+ * even offset (the blocks hold 16-bit fields and every row of them is an
+ * even number of bytes, so rows in a file or a pager slot are 2-aligned),
+ * activations at any multiple of 4 (Q8_K starts with a float) */
 START_TEST(every_isa_computes_them)
 {
     mr_kernels ref;
     ck_assert(mr_kernels_for_isa(MR_ISA_SCALAR, 0, &ref));
     enum { NB = 4 };
-    static uint8_t wbuf[NB * 128 + 64], abuf[NB * sizeof(block_q8_K) + 64];
+    static _Alignas(64) uint8_t wbuf[NB * 128 + 64], abuf[NB * sizeof(block_q8_K) + 64];
     float x[NB * 256];
     for (int isa = 0; isa < MR_ISA_COUNT; isa++) {
         mr_kernels k;
@@ -135,7 +137,7 @@ START_TEST(every_isa_computes_them)
             iq_case_blocks(c, blocks);
             rng = 0x5eed + c;
             for (int r = 0; r < IQ_CASE_BLOCKS / NB; r++) {
-                const int wo = r % 7, ao = (3 * r) % 5; /* odd offsets */
+                const int wo = 2 * (r % 7), ao = 4 * ((3 * r) % 5);
                 memcpy(wbuf + wo, blocks + (size_t)r * NB * iq_cases[c].bytes,
                        NB * iq_cases[c].bytes);
                 for (int j = 0; j < NB * 256; j++)
