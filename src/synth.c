@@ -290,6 +290,91 @@ static int fill_random(rng_t *r, uint32_t t, void *dst, uint64_t n, float std, b
     return 0;
 }
 
+/* ------------------------------------------------------------ skewed routing */
+
+/* Per-expert scales of one layer's router rows for Zipf(S) popularity.
+ * A router logit is the hidden state dotted with the expert's row: over
+ * tokens, close to a zero-mean Gaussian whose spread is the row's scale, so
+ * a larger scale wins the top-k more often.  The scales are fitted by
+ * simulation (logits drawn as scale x N(0, 1)) so that expert of rank r is
+ * chosen with frequency proportional to r^-S, summing to k (capped at 95%
+ * of tokens per expert); ranks are a random permutation per layer.  This
+ * skews selection without adding any tensor the family lacks. */
+static int zipf_scales(uint32_t n, uint32_t k, double S, uint64_t seed, float *alpha)
+{
+    enum { SAMPLES = 4000, ROUNDS = 40 };
+    double *target = malloc(n * sizeof *target), *freq = malloc(n * sizeof *freq);
+    float *z = malloc((size_t)SAMPLES * n * sizeof *z), *lg = malloc(n * sizeof *lg);
+    uint32_t *perm = malloc(n * sizeof *perm);
+    if (!target || !freq || !z || !lg || !perm) {
+        free(target), free(freq), free(z), free(lg), free(perm);
+        return -1;
+    }
+    rng_t r;
+    rng_seed(&r, seed);
+    for (uint32_t e = 0; e < n; e++)
+        perm[e] = e;
+    for (uint32_t e = n - 1; e > 0; e--) { /* Fisher-Yates */
+        const uint32_t j = (uint32_t)(rng_next(&r) % (e + 1));
+        const uint32_t t = perm[e];
+        perm[e] = perm[j], perm[j] = t;
+    }
+    /* targets: r^-S normalized to k, the excess over 0.95 spread down */
+    double sum = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sum += pow(i + 1.0, -S);
+    for (uint32_t i = 0; i < n; i++)
+        target[perm[i]] = k * pow(i + 1.0, -S) / sum;
+    for (int pass = 0; pass < 8; pass++) {
+        double over = 0, room = 0;
+        for (uint32_t e = 0; e < n; e++) {
+            if (target[e] > 0.95)
+                over += target[e] - 0.95, target[e] = 0.95;
+            else
+                room += 0.95 - target[e];
+        }
+        if (over <= 0 || room <= 0)
+            break;
+        for (uint32_t e = 0; e < n; e++)
+            if (target[e] < 0.95)
+                target[e] += over * (0.95 - target[e]) / room;
+    }
+    /* Gaussian draws (Box-Muller) */
+    for (size_t i = 0; i < (size_t)SAMPLES * n; i++) {
+        const double u1 = ((rng_next(&r) >> 11) + 1.0) / 9007199254740993.0;
+        const double u2 = (rng_next(&r) >> 11) / 9007199254740992.0;
+        z[i] = (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+    }
+    for (uint32_t e = 0; e < n; e++)
+        alpha[e] = 1.0f;
+    for (int round = 0; round < ROUNDS; round++) {
+        memset(freq, 0, n * sizeof *freq);
+        for (int t = 0; t < SAMPLES; t++) {
+            for (uint32_t e = 0; e < n; e++)
+                lg[e] = alpha[e] * z[(size_t)t * n + e];
+            for (uint32_t j = 0; j < k; j++) { /* the k largest */
+                uint32_t best = 0;
+                for (uint32_t e = 1; e < n; e++)
+                    if (lg[e] > lg[best])
+                        best = e;
+                freq[best] += 1.0 / SAMPLES;
+                lg[best] = -INFINITY;
+            }
+        }
+        double norm = 0;
+        for (uint32_t e = 0; e < n; e++) {
+            const double f = freq[e] > 0.5 / SAMPLES ? freq[e] : 0.5 / SAMPLES;
+            alpha[e] = (float)(alpha[e] * pow(target[e] / f, 0.5));
+            norm += log(alpha[e]);
+        }
+        const float g = (float)exp(-norm / n); /* keep the geometric mean at 1 */
+        for (uint32_t e = 0; e < n; e++)
+            alpha[e] *= g;
+    }
+    free(target), free(freq), free(z), free(lg), free(perm);
+    return 0;
+}
+
 /* ------------------------------------------------------------ vocab */
 
 typedef struct {
@@ -962,7 +1047,8 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
     int fd = -1;
     mr_status st;
     block_pools pools = {.seed = p->seed};
-    if (!t || vocab_make(&v, s->n_vocab)) {
+    float *alpha = malloc((s->n_expert ? s->n_expert : 1) * sizeof *alpha);
+    if (!t || !alpha || vocab_make(&v, s->n_vocab)) {
         st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "no memory");
         goto out;
     }
@@ -1008,6 +1094,16 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
                     ((float *)buf)[k] = t[i].kind == T_NORM ? 1.0f : 0.0f;
             } else if (t[i].kind == T_ROPE) {
                 llama4_rope_factors(s, (float *)buf);
+            } else if (t[i].kind == T_ROUTER && p->zipf > 0) {
+                fill_random(&r, t[i].type, buf, n_el, t[i].std, &pools);
+                if (zipf_scales((uint32_t)t[i].ne[1], s->n_expert_used, p->zipf,
+                                p->seed ^ 0x21bf0000ull ^ layer, alpha)) {
+                    st = mr_fail(err, MR_ENOMEM, path, t[i].name, MR_NO_OFFSET, "no memory");
+                    break;
+                }
+                for (uint64_t row = 0; row < t[i].ne[1]; row++)
+                    for (uint64_t c = 0; c < t[i].ne[0]; c++)
+                        ((float *)buf)[row * t[i].ne[0] + c] *= alpha[row];
             } else {
                 if (fill_random(&r, t[i].type, buf, n_el, t[i].std, &pools)) {
                     st = mr_fail(err, MR_ENOMEM, path, t[i].name, MR_NO_OFFSET,
@@ -1046,6 +1142,7 @@ out:
     if (st && fd >= 0)
         unlink(path);
     free(buf);
+    free(alpha);
     pools_free(&pools);
     mr_gguf_writer_free(w);
     vocab_free(&v);

@@ -56,6 +56,9 @@ typedef struct {
     int mix;              /* mr_mix (src/quant_mix.h): each matrix's type as
                            * llama-quantize chooses it for that mix, with base
                            * type `type`; 0: every matrix `type` */
+    double zipf;          /* routing skew: > 0 makes each layer's router prefer its
+                           * experts with Zipf(zipf) popularity (a random rank
+                           * order per layer); 0: every expert alike */
 } mr_synth_params;
 
 /* Called after each tensor: done and total bytes. */

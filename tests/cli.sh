@@ -131,6 +131,21 @@ for mx in q2_k q3_k_m q4_k_m q5_k_m q6_k; do
         bad "synth tinymix --type $mx: types differ from tests/data/quant_mix/tinymix-$mx.types"
     fi
 done
+# --routing zipf:S concentrates routing: against the same model with uniform
+# routing, the entropy falls and the busiest expert takes at least twice the
+# uniform share of slots (Zipf(2) over 8 experts, top-2, asks for ~47%)
+expect 1 "synth --routing of a bad skew" moerun synth --shape micro --routing zipf:x -o "$T/z0.gguf"
+for r in uniform zipf:2; do
+    moerun synth --shape tinymix --routing "$r" -s 3 -o "$T/z.gguf" --force >/dev/null 2>&1
+    moerun run -m "$T/z.gguf" -p "Once upon a time there was a little" -n 48 --temp 0 --stats \
+        2>&1 | sed -n 's/^routing: entropy \([0-9.]*\) of .*takes \([0-9.]*\)% .*/\1 \2/p' >"$T/z-$r"
+done
+if read -r eu bu <"$T/z-uniform" && read -r ez bz <"$T/z-zipf:2" &&
+    awk -v eu="$eu" -v ez="$ez" -v bz="$bz" 'BEGIN { exit !(ez < eu - 0.2 && bz >= 25.0) }'; then
+    ok "--routing zipf:2 skews routing (entropy $eu -> $ez bits, busiest expert $bu% -> $bz%)"
+else
+    bad "--routing zipf:2 did not skew routing: $(cat "$T/z-uniform") vs $(cat "$T/z-zipf:2")"
+fi
 expect 0 "synth dense twin" moerun synth --shape micro --dense -o "$T/d.gguf"
 expect 0 "info on the dense twin" moerun info "$T/d.gguf"
 contains "$T/out" "(llama), dense," "the twin is dense"

@@ -22,7 +22,7 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
     fflush(stderr);
 }
 
-enum { OPT_SHAPE = CLI_O_EXTRA, OPT_LAYERS, OPT_TYPE, OPT_DENSE };
+enum { OPT_SHAPE = CLI_O_EXTRA, OPT_LAYERS, OPT_TYPE, OPT_DENSE, OPT_ROUTING };
 
 static char shape_help[512];
 
@@ -34,6 +34,11 @@ static const cli_opt synth_extra[] = {
                           "mix: q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m, q6_k (each\n"
                           "tensor's type as llama-quantize chooses it; see\n"
                           "'moerun quantize --help')", OPT_TYPE},
+    {NULL, "--routing", "R", "uniform (default), or zipf:S: each layer's router prefers\n"
+                             "its experts with Zipf(S) popularity in a random order (the\n"
+                             "expert of rank r is chosen in proportion to r^-S, capped at\n"
+                             "95% of tokens), as real models reuse hot experts; made by\n"
+                             "scaling the router rows, fitted by simulation", OPT_ROUTING},
     {NULL, "--dense", NULL, "the dense twin: same active parameters per token, one FFN of\n"
                             "n_ff x experts-used per layer, no router", OPT_DENSE},
     {0},
@@ -45,6 +50,7 @@ typedef struct {
     int dense;
     uint32_t type;
     int mix;
+    double zipf;
 } synth_state;
 
 static int synth_option(void *user, int id, const char *v)
@@ -76,6 +82,18 @@ static int synth_option(void *user, int id, const char *v)
                                    "write it", v);
         return 0;
     }
+    case OPT_ROUTING: {
+        char *end;
+        if (!strcmp(v, "uniform")) {
+            st->zipf = 0;
+            return 0;
+        }
+        if (strncmp(v, "zipf:", 5) || !(st->zipf = strtod(v + 5, &end), *end == '\0' && end != v + 5) ||
+            !(st->zipf > 0 && st->zipf <= 8))
+            return cli_usage_error("synth", "--routing wants uniform or zipf:S with 0 < S <= 8, "
+                                   "got '%s'", v);
+        return 0;
+    }
     default: st->dense = 1; return 0;
     }
 }
@@ -83,7 +101,7 @@ static int synth_option(void *user, int id, const char *v)
 static const int synth_common[] = {CLI_O_OUTPUT, CLI_O_SEED, CLI_O_FORCE, 0};
 
 static const cli_command synth_cmd = {
-    "synth", "--shape NAME -o FILE [--layers N] [--type T] [--dense] [-s S] [--force]",
+    "synth", "--shape NAME -o FILE [--layers N] [--type T] [--routing R] [--dense] [-s S] [--force]",
     "Write a random-weight GGUF with a real architecture's shapes (seed default 1).",
     synth_common, synth_extra, synth_option, NULL,
 };
@@ -93,7 +111,7 @@ int cmd_synth(int argc, char **argv)
     size_t hl = (size_t)snprintf(shape_help, sizeof shape_help, "one of:");
     for (const char *const *n = mr_synth_shape_names(); *n && hl < sizeof shape_help; n++)
         hl += (size_t)snprintf(shape_help + hl, sizeof shape_help - hl, " %s", *n);
-    synth_state ss = {NULL, 0, 0, MR_TYPE_Q4_0, MR_MIX_PURE};
+    synth_state ss = {NULL, 0, 0, MR_TYPE_Q4_0, MR_MIX_PURE, 0.0};
     cli_opts o;
     int prc = cli_parse(&synth_cmd, argc, argv, &o, &ss);
     if (prc >= 0) {
@@ -119,12 +137,17 @@ int cmd_synth(int argc, char **argv)
     if (!force && stat(out, &st) == 0)
         return cli_usage_error("synth", "%s exists (use --force to overwrite)", out);
 
-    mr_synth_params p = {*sh, type, dense, (uint64_t)seed, ss.mix};
+    mr_synth_params p = {*sh, type, dense, (uint64_t)seed, ss.mix, ss.zipf};
+    if (ss.zipf > 0 && dense)
+        return cli_usage_error("synth", "--routing: a dense twin has no router");
     if (layers && (uint32_t)layers < p.shape.n_layer)
         p.shape.n_layer = (uint32_t)layers;
-    fprintf(stderr, "synth: %s%s, %u layers, %s, ~%.2f GiB -> %s\n", sh->name,
+    char routing[32] = "";
+    if (ss.zipf > 0)
+        snprintf(routing, sizeof routing, ", routing zipf:%g", ss.zipf);
+    fprintf(stderr, "synth: %s%s, %u layers, %s%s, ~%.2f GiB -> %s\n", sh->name,
             dense ? " (dense twin)" : "", p.shape.n_layer,
-            ss.mix ? mr_mix_name((mr_mix)ss.mix) : mr_type_get(type)->name,
+            ss.mix ? mr_mix_name((mr_mix)ss.mix) : mr_type_get(type)->name, routing,
             mr_synth_file_size(&p) / 1073741824.0, out);
     double t0 = cli_now();
     mr_error err;
