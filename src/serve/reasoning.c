@@ -43,6 +43,8 @@ static int acc_put(rsn_parser *p, const char *s, size_t n)
 {
     if (p->acc_n + n > TOOL_MAX) /* bounded: a runaway call is cut, not grown */
         n = TOOL_MAX - p->acc_n;
+    if (!n)
+        return 0;
     if (grow(p, &p->acc, &p->acc_cap, p->acc_n + n))
         return -1;
     memcpy(p->acc + p->acc_n, s, n);
@@ -363,7 +365,7 @@ static void harmony_step(rsn_parser *p, int final)
                 continue;
             }
             if (w < 0) {
-                if (p->n > HEAD_MAX) { /* not harmony after all */
+                if (safe > HEAD_MAX) { /* not harmony after all */
                     p->state = H_RAW;
                     continue;
                 }
