@@ -55,6 +55,8 @@ static int acc_put(rsn_parser *p, const char *s, size_t n)
 
 static void consume(rsn_parser *p, size_t k)
 {
+    if (!k)
+        return;
     memmove(p->buf, p->buf + k, p->n - k);
     p->n -= k;
 }
@@ -306,7 +308,7 @@ static const char *const H_BODY_M[] = {"<|end|>", "<|call|>", "<|return|>", "<|s
  * <|constrain|>json"): what the body that follows is. */
 static void harmony_header(rsn_parser *p)
 {
-    const char *h = p->acc;
+    const char *h = p->acc ? p->acc : "";
     p->h_name[0] = 0;
     const char *to = strstr(h, "to=");
     if (to) {
