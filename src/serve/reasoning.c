@@ -184,6 +184,8 @@ static int call_from_object(rsn_parser *p, json_object *o)
  * calls are checked first and emitted only when all of them parse. */
 static int parse_qwen(rsn_parser *p)
 {
+    if (!p->acc_n) /* an empty call */
+        return -1;
     json_object *o = parse_json(p->acc, p->acc_n), *name;
     if (!o || !json_object_is_type(o, json_type_object) ||
         !json_object_object_get_ex(o, "name", &name) || !json_object_is_type(name, json_type_string)) {
@@ -197,6 +199,8 @@ static int parse_qwen(rsn_parser *p)
 
 static int parse_mistral(rsn_parser *p)
 {
+    if (!p->acc_n) /* an empty call */
+        return -1;
     const char *s = p->acc;
     size_t n = p->acc_n;
     while (n && is_ws(*s))
@@ -252,6 +256,8 @@ static int parse_mistral(rsn_parser *p)
 
 static int parse_kimi(rsn_parser *p)
 {
+    if (!p->acc_n) /* an empty call */
+        return -1;
     static const char B[] = "<|tool_call_begin|>", A[] = "<|tool_call_argument_begin|>",
                       E[] = "<|tool_call_end|>";
     for (int pass = 0; pass < 2; pass++) {
