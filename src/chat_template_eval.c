@@ -773,6 +773,22 @@ ct_value ct_eval(ct_ev *ev, const ct_node *n)
     }
     case E_CALL: r = eval_call(ev, n); break;
     case E_FILTER: r = ct_apply_filter(ev, n); break;
+    case E_BLOCK: {
+        ct_buf *saved = ev->out;
+        ct_buf b = {.limit = ev->limit};
+        ev->out = &b;
+        ct_exec_body(ev, n->body, n->nbody);
+        ev->out = saved;
+        if (!ev->failed) {
+            char *s = ct_strdup(ev->a, b.p ? b.p : "", b.n);
+            if (!s)
+                ct_oom(ev, n);
+            else
+                r = ct_strv(s, b.n);
+        }
+        free(b.p);
+        break;
+    }
     case E_TEST: {
         int t = ct_apply_test_node(ev, n);
         r = ct_bool(t > 0);

@@ -137,7 +137,8 @@ typedef enum {
     N_CONTINUE, N_BODY,
     /* expressions */
     E_LIT, E_NAME, E_LIST, E_TUPLE, E_DICT, E_GETATTR, E_GETITEM, E_SLICE, E_CALL, E_KWARG,
-    E_FILTER, E_TEST, E_NEG, E_POS, E_NOT, E_BIN, E_AND, E_OR, E_COND, E_CMP
+    E_FILTER, E_TEST, E_NEG, E_POS, E_NOT, E_BIN, E_AND, E_OR, E_COND, E_CMP,
+    E_BLOCK /* {% filter %}'s body: its rendered text (body/nbody) */
 } ct_kind;
 
 typedef enum {

@@ -1363,6 +1363,52 @@ static ct_node *parse_statement(parser *p)
             goto fail;
         n->body = body.v;
         n->nbody = body.n;
+    } else if (is_name(t, "filter")) {
+        /* {% filter a(x)|b %}body{% endfilter %}: the body's text through
+         * the filters, printed */
+        advance(p);
+        ct_node *top = mk(p, E_BLOCK, t);
+        ct_node *blk = top;
+        if (!top)
+            goto fail;
+        do {
+            tok *nt = cur(p);
+            if (nt->kind != T_NAME) {
+                fail_at(p, nt->line, nt->col, "expected a filter name");
+                goto fail;
+            }
+            ct_node *f = mk(p, E_FILTER, nt);
+            if (!f)
+                goto fail;
+            f->name = nt->s;
+            advance(p);
+            f->a = top;
+            if (is_op(cur(p), "(")) {
+                nvec args = {0};
+                if (parse_args(p, &args))
+                    goto fail;
+                f->kids = args.v;
+                f->nkids = args.n;
+            }
+            top = f;
+        } while (accept_op(p, "|"));
+        if (expect_block_end(p))
+            goto fail;
+        static const char *const ends[] = {"endfilter", NULL};
+        nvec body = {0};
+        ct_str which;
+        if (parse_body(p, ends, &body, &which) || expect_block_end(p))
+            goto fail;
+        blk->body = body.v;
+        blk->nbody = body.n;
+        if (!(n = mk(p, N_OUTPUT, t)))
+            goto fail;
+        n->a = top;
+    } else if (is_name(t, "include") || is_name(t, "import") || is_name(t, "extends") ||
+               is_name(t, "from")) {
+        fail_at(p, t->line, t->col, "'%.*s' is not supported: a chat template is one file",
+                (int)t->s.n, t->s.s);
+        goto fail;
     } else {
         fail_at(p, t->line, t->col, "unsupported or unknown statement '%.*s'",
                 (int)(t->s.n > 40 ? 40 : t->s.n), t->s.s);
@@ -1423,7 +1469,7 @@ static int parse_body(parser *p, const char *const *ends, nvec *out, ct_str *whi
                 (ct_str_eq(name->s, "endif") || ct_str_eq(name->s, "endfor") ||
                  ct_str_eq(name->s, "else") || ct_str_eq(name->s, "elif") ||
                  ct_str_eq(name->s, "endmacro") || ct_str_eq(name->s, "endset") ||
-                 ct_str_eq(name->s, "endgeneration"))) {
+                 ct_str_eq(name->s, "endgeneration") || ct_str_eq(name->s, "endfilter"))) {
                 fail_at(p, name->line, name->col, "unexpected '%.*s'%s%s", (int)name->s.n,
                         name->s.s, ends ? ", expected " : "", ends ? ends[0] : "");
                 return -1;

@@ -20,6 +20,8 @@ bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 contains() {
     if grep -qF -- "$2" "$1"; then ok "$3"; else bad "$3: '$2' not in $1"; sed 's/^/    /' "$1" | head -8; fi
 }
+PY_CHAT=python3
+[ -x /usr/bin/python3 ] && PY_CHAT=/usr/bin/python3
 chat() { moerun chat -m "$MODEL" --temp 0 -c 512 -t 1 "$@"; }
 
 # --- two turns from a pipe
@@ -136,6 +138,33 @@ if command -v tmux >/dev/null 2>&1; then
     tmux kill-session -t $SESSION 2>/dev/null
 else
     echo "SKIP tty tests: tmux not installed"
+fi
+
+# --- reasoning: a template whose generation prompt opens <think> (as
+# DeepSeek-R1's does) makes the whole answer reasoning: shown between
+# [reasoning] and [/reasoning] off a terminal, kept apart in the history;
+# --reasoning-format none prints the raw text
+cat >"$T/think.jinja" <<'EOF'
+{% for m in messages %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+<think>
+{% endif %}
+EOF
+printf 'Hello\n/save %s\n' "$T/think.json" | chat -n 8 --chat-template "$T/think.jinja" >"$T/out" 2>"$T/err"
+contains "$T/out" "[reasoning]" "chat: reasoning is marked off a terminal"
+contains "$T/out" "[/reasoning]" "chat: the end of the reasoning is marked"
+if $PY_CHAT -c "import json,sys; m=json.load(open('$T/think.json'))[-1]; sys.exit(0 if m['role']=='assistant' and m['content']=='' and len(m['reasoning_content'])>0 else 1)" 2>/dev/null; then
+    ok "chat: the saved turn keeps reasoning_content apart from content"; else bad "chat: saved turn: $(tail -c 300 "$T/think.json")"; fi
+printf 'Hello\n' | chat -n 8 --chat-template "$T/think.jinja" --reasoning-format none >"$T/out2" 2>"$T/err"
+if grep -qF "[reasoning]" "$T/out2"; then bad "chat: --reasoning-format none still splits"; else
+    ok "chat: --reasoning-format none prints the raw text"; fi
+chat --reasoning-effort huge </dev/null >/dev/null 2>"$T/err"
+[ $? -eq 1 ] && ok "chat: a bad --reasoning-effort is a usage error" || bad "chat: --reasoning-effort huge accepted"
+OSS="${MOERUN_TESTDATA:-$SRC/../shared}/models/tinygptoss/gguf/tinygptoss-mxfp4.gguf"
+if [ -f "$OSS" ]; then
+    printf 'hi\n' | moerun chat -m "$OSS" -n 4 --temp 0 -t 1 --reasoning-effort high --verbose >"$T/out" 2>"$T/err"
+    contains "$T/err" "Reasoning: high" "chat: --reasoning-effort reaches gpt-oss's template"
 fi
 
 echo "$pass passed, $fail failed"

@@ -29,6 +29,7 @@
 
 #include "cli.h"
 #include "serve/engine.h"
+#include "serve/reasoning.h"
 #include "serve/template_select.h"
 
 static volatile sig_atomic_t g_interrupt;
@@ -60,6 +61,11 @@ static void chat_help(FILE *out)
             "                         chatml, mistral, qwen3, deepseek3, kimi-k2, gpt-oss, llama4\n"
             "      --chat-template-kwargs JSON  extra template variables, e.g.\n"
             "                         '{\"enable_thinking\": false}' or '{\"reasoning_effort\": \"low\"}'\n"
+            "      --reasoning-effort low|medium|high  the template's reasoning_effort (gpt-oss)\n"
+            "      --reasoning-format auto|none  auto (default): reasoning (gpt-oss's analysis\n"
+            "                         channel, <think>...</think>) shown dimmed on a terminal, else\n"
+            "                         between [reasoning] and [/reasoning], and kept apart from the\n"
+            "                         answer in the history; none: the model's raw text\n"
             "      --verbose            print each turn's rendered text to stderr\n"
             "      --ignore-eos         keep answering past end-of-turn tokens\n"
             CLI_STORE_HELP
@@ -70,7 +76,7 @@ static void chat_help(FILE *out)
 }
 
 enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_RPEN, OPT_TPL, OPT_KWARGS, OPT_VERBOSE,
-       OPT_SYS, OPT_IGNORE_EOS };
+       OPT_SYS, OPT_IGNORE_EOS, OPT_RFORMAT, OPT_REFFORT };
 
 typedef struct {
     cli_session *S;
@@ -84,8 +90,56 @@ typedef struct {
     const char *sys;
     long n_predict;
     int tty, verbose, ignore_eos;
+    int reasoning_raw; /* --reasoning-format none */
     uint64_t turn;
 } chat_state;
+
+/* What serve/reasoning.c splits off an answer, shown as it streams:
+ * reasoning dimmed on a terminal, else between [reasoning] and
+ * [/reasoning]; tool calls as [tool call NAME ARGS]. */
+typedef struct {
+    int color, in_reason;
+    char *content, *reasoning;
+    size_t nc, nr;
+} chat_split;
+
+static void split_append(char **b, size_t *n, const char *s, size_t k)
+{
+    char *p = realloc(*b, *n + k + 1);
+    if (!p)
+        return;
+    memcpy(p + *n, s, k);
+    *n += k;
+    p[*n] = 0;
+    *b = p;
+}
+
+static void split_mode(chat_split *o, int reason)
+{
+    if (o->in_reason == reason)
+        return;
+    if (reason)
+        fputs(o->color ? "\033[2m" : "[reasoning]\n", stdout);
+    else
+        fputs(o->color ? "\033[0m\n" : "\n[/reasoning]\n", stdout);
+    o->in_reason = reason;
+}
+
+static void chat_emit(void *ctx, rsn_kind k, const char *s, size_t n, const rsn_tool_call *tc)
+{
+    chat_split *o = ctx;
+    split_mode(o, k == RSN_REASONING);
+    if (k == RSN_TOOL_CALL) {
+        printf("[tool call %s %s]\n", tc->name, tc->arguments);
+    } else {
+        fwrite(s, 1, n, stdout);
+        if (k == RSN_REASONING)
+            split_append(&o->reasoning, &o->nr, s, n);
+        else
+            split_append(&o->content, &o->nc, s, n);
+    }
+    fflush(stdout);
+}
 
 static json_object *message(const char *role, const char *content, size_t len)
 {
@@ -294,6 +348,14 @@ static int user_turn(chat_state *c, const char *text, size_t len)
     eng_stop_init(&stop, c->fmt.stops);
     mr_detok dt;
     mr_detok_init(&dt, c->S->tok, 1);
+    rsn_config rcfg;
+    rsn_config_for(&rcfg, c->reasoning_raw ? NULL : c->fmt.family, target, strlen(target));
+    rcfg.tools = RSN_TOOLS_NONE; /* chat offers no tools */
+    /* harmony's structure is special tokens: shown even in raw text */
+    dt.special = c->fmt.family && !strcmp(c->fmt.family, "gpt-oss");
+    chat_split split = {.color = isatty(STDOUT_FILENO)};
+    rsn_parser rp;
+    rsn_init(&rp, &rcfg, chat_emit, &split);
     g_interrupt = 0;
     long n_gen = 0;
     const char *why = NULL;
@@ -316,10 +378,8 @@ static int user_turn(chat_state *c, const char *text, size_t len)
         n_gen++;
         size_t w = mr_detok_push(&dt, id, piece, sizeof piece);
         int r = eng_stop_push(&stop, piece, w, &out, &out_n);
-        if (out_n) {
-            fwrite(out, 1, out_n, stdout);
-            fflush(stdout);
-        }
+        if (out_n)
+            rsn_push(&rp, out, out_n);
         if (r)
             break;
         eng_sampler_accept(&smp, id, 1);
@@ -336,10 +396,13 @@ static int user_turn(chat_state *c, const char *text, size_t len)
     size_t w = mr_detok_flush(&dt, piece, sizeof piece);
     eng_stop_push(&stop, piece, w, &out, &out_n);
     if (out_n)
-        fwrite(out, 1, out_n, stdout);
+        rsn_push(&rp, out, out_n);
     eng_stop_finish(&stop, &out, &out_n);
     if (out_n)
-        fwrite(out, 1, out_n, stdout);
+        rsn_push(&rp, out, out_n);
+    rsn_finish(&rp);
+    split_mode(&split, 0);
+    rsn_free(&rp);
     fputc('\n', stdout);
     if (why && strcmp(why, "length"))
         printf("[%s]\n", why);
@@ -351,7 +414,19 @@ static int user_turn(chat_state *c, const char *text, size_t len)
     /* the answer joins the conversation; its closing text (end-of-turn
      * markers the template puts after it) goes into the cache too */
     const char *reply = stop.text ? stop.text : "";
-    json_object_array_add(c->msgs, message("assistant", reply, stop.n));
+    size_t reply_n = stop.n;
+    if (rcfg.syntax != RSN_SYNTAX_NONE) { /* the turn as the template takes it back */
+        reply = split.content ? split.content : "";
+        reply_n = split.nc;
+    }
+    json_object *turn = message("assistant", reply, reply_n);
+    if (split.nr) {
+        json_object_object_add(turn, "reasoning_content",
+                               json_object_new_string_len(split.reasoning, (int)split.nr));
+        json_object_object_add(turn, "thinking",
+                               json_object_new_string_len(split.reasoning, (int)split.nr));
+    }
+    json_object_array_add(c->msgs, turn);
     char *after;
     size_t alen;
     free(c->kv_render);
@@ -361,9 +436,9 @@ static int user_turn(chat_state *c, const char *text, size_t len)
     if (srv_format_render(&c->fmt, c->msgs, 0, &after, &alen, &err) == MR_OK) {
         if (starts_with(after, target)) {
             const char *tail = after + strlen(target);
-            const char *at = stop.n ? strstr(tail, reply) : tail;
+            const char *at = reply_n ? strstr(tail, reply) : tail;
             if (at) {
-                const char *closing = at + stop.n;
+                const char *closing = at + reply_n;
                 if (*closing && (!why || !strcmp(why, "length") || !strcmp(why, "interrupted")) &&
                     decode_text(c, closing, strlen(closing), &err) != MR_OK) {
                     cli_report(&err);
@@ -379,6 +454,8 @@ static int user_turn(chat_state *c, const char *text, size_t len)
             free(after);
     }
     free(target);
+    free(split.content);
+    free(split.reasoning);
     eng_stop_free(&stop);
     eng_sampler_free(&smp);
     return 0;
@@ -483,6 +560,8 @@ int cmd_chat(int argc, char **argv)
         {"chat-template-kwargs", required_argument, 0, OPT_KWARGS},
         {"verbose", no_argument, 0, OPT_VERBOSE},
         {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS},
+        {"reasoning-format", required_argument, 0, OPT_RFORMAT},
+        {"reasoning-effort", required_argument, 0, OPT_REFFORT},
         CLI_COMPUTE_LONG_OPTIONS,
         CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
@@ -491,7 +570,7 @@ int cmd_chat(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-sys"))
             argv[i] = (char *)"--system-prompt";
-    const char *model = NULL, *tpl = NULL, *kwargs = NULL;
+    const char *model = NULL, *tpl = NULL, *kwargs = NULL, *effort = NULL;
     long n_ctx = 0, n_batch = 512, v;
     int seed_given = 0;
     chat_state c;
@@ -552,6 +631,17 @@ int cmd_chat(int argc, char **argv)
         case OPT_KWARGS: kwargs = optarg; break;
         case OPT_VERBOSE: c.verbose = 1; break;
         case OPT_IGNORE_EOS: c.ignore_eos = 1; break;
+        case OPT_RFORMAT:
+            if (strcmp(optarg, "none") && strcmp(optarg, "auto"))
+                return cli_usage_error("chat", "--reasoning-format wants auto or none, got '%s'", optarg);
+            c.reasoning_raw = !strcmp(optarg, "none");
+            break;
+        case OPT_REFFORT:
+            if (strcmp(optarg, "low") && strcmp(optarg, "medium") && strcmp(optarg, "high"))
+                return cli_usage_error("chat", "--reasoning-effort wants low, medium or high, got '%s'",
+                                       optarg);
+            effort = optarg;
+            break;
         case 'h': chat_help(stdout); return EXIT_OK;
         case ':': return cli_usage_error("chat", "option '%s' needs a value", argv[optind - 1]);
         default: {
@@ -575,6 +665,11 @@ int cmd_chat(int argc, char **argv)
                 json_object_put(kw);
             return cli_usage_error("chat", "--chat-template-kwargs wants a JSON object, got '%s'", kwargs);
         }
+    }
+    if (effort) {
+        if (!kw)
+            kw = json_object_new_object();
+        json_object_object_add(kw, "reasoning_effort", json_object_new_string(effort));
     }
     if (!seed_given)
         c.sp.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);

@@ -17,6 +17,7 @@
 
 #include "serve/http.h"
 #include "serve/openai.h"
+#include "serve/reasoning.h"
 #include "store_paged.h"
 
 struct srv_http {
@@ -113,7 +114,7 @@ static int chat_prompt(srv_http *h, const oai_request *r, char **text, size_t *l
     o.add_generation_prompt = 1;
     o.tools = r->tools;
     json_object *kw = NULL;
-    if (h->fmt->kwargs || r->template_kwargs) {
+    if (h->fmt->kwargs || r->template_kwargs || r->reasoning_effort) {
         kw = json_object_new_object();
         json_object *src[2] = {h->fmt->kwargs, r->template_kwargs};
         for (int i = 0; i < 2; i++) {
@@ -121,6 +122,9 @@ static int chat_prompt(srv_http *h, const oai_request *r, char **text, size_t *l
                 continue;
             json_object_object_foreach(src[i], k, v) json_object_object_add(kw, k, json_object_get(v));
         }
+        /* the request's field wins over the server's and the kwargs' */
+        if (r->reasoning_effort)
+            json_object_object_add(kw, "reasoning_effort", json_object_new_string(r->reasoning_effort));
         o.extra = kw;
     }
     mr_error err;
@@ -147,24 +151,51 @@ typedef struct {
     int phase;
     char *pending;
     size_t pend_n, pend_off;
+    int split;          /* the answer goes through rp */
+    rsn_parser rp;
+    oai_tool_call tc;   /* the last tool call's id */
 } stream_state;
 
+/* Append one "data: JSON" event (the parser may make several per piece). */
 static void stream_queue(stream_state *s, char *json)
 {
-    free(s->pending);
-    s->pending = NULL;
-    s->pend_n = s->pend_off = 0;
+    if (s->pend_off == s->pend_n) {
+        s->pend_n = s->pend_off = 0;
+    }
     if (!json)
         return;
     size_t n = strlen(json);
-    s->pending = malloc(n + 9);
-    if (s->pending) {
-        memcpy(s->pending, "data: ", 6);
-        memcpy(s->pending + 6, json, n);
-        memcpy(s->pending + 6 + n, "\n\n", 2);
-        s->pend_n = n + 8;
+    char *p = realloc(s->pending, s->pend_n + n + 9);
+    if (p) {
+        s->pending = p;
+        memcpy(p + s->pend_n, "data: ", 6);
+        memcpy(p + s->pend_n + 6, json, n);
+        memcpy(p + s->pend_n + 6 + n, "\n\n", 2);
+        s->pend_n += n + 8;
     }
     free(json);
+}
+
+static void tool_call_id(const char *req_id, size_t index, oai_tool_call *tc)
+{
+    const char *tail = strchr(req_id, '-');
+    snprintf(tc->id, sizeof tc->id, "call_%s_%zu", tail ? tail + 1 : req_id, index);
+}
+
+/* The parser's output as stream deltas. */
+static void stream_emit(void *ctx, rsn_kind k, const char *text, size_t n, const rsn_tool_call *t)
+{
+    stream_state *s = ctx;
+    if (k == RSN_TOOL_CALL) {
+        tool_call_id(s->id, t->index, &s->tc);
+        s->tc.name = t->name;
+        s->tc.arguments = t->arguments;
+        stream_queue(s, oai_chat_delta_json(&s->meta, OAI_DELTA_TOOL, NULL, 0, &s->tc, t->index,
+                                            s->include_usage));
+    } else
+        stream_queue(s, oai_chat_delta_json(&s->meta, k == RSN_REASONING ? OAI_DELTA_REASONING
+                                                                          : OAI_DELTA_CONTENT,
+                                            text, n, NULL, 0, s->include_usage));
 }
 
 static void fill_usage(stream_state *s)
@@ -201,12 +232,17 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             size_t n;
             int done;
             srv_wait(s->h->sched, s->job, &s->seen, &chunk, &n, &done, 200);
-            if (n)
+            if (n && s->split)
+                rsn_push(&s->rp, chunk, n);
+            else if (n)
                 stream_queue(s, oai_chunk_json(s->kind, OAI_CHUNK_DELTA, &s->meta, chunk, n, NULL,
                                                s->include_usage));
             free(chunk);
-            if (done)
+            if (done) {
+                if (s->split)
+                    rsn_finish(&s->rp);
                 s->phase = 2;
+            }
             continue;
         }
         case 2:
@@ -217,7 +253,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 stream_queue(s, oai_error_json(&e));
             } else
                 stream_queue(s, oai_chunk_json(s->kind, OAI_CHUNK_FINISH, &s->meta, NULL, 0,
-                                               s->job->finish ? s->job->finish : "stop",
+                                               s->split && s->rp.n_tools ? "tool_calls"
+                                               : s->job->finish          ? s->job->finish
+                                                                         : "stop",
                                                s->include_usage));
             continue;
         case 3:
@@ -244,8 +282,82 @@ static void stream_free(void *cls)
     stream_state *s = cls;
     srv_cancel(s->h->sched, s->job); /* no-op once done; frees the slot if the client left */
     srv_job_release(s->h->sched, s->job);
+    if (s->split)
+        rsn_free(&s->rp);
     free(s->pending);
     free(s);
+}
+
+/* A whole answer through the parser, into one message. */
+typedef struct {
+    char *text[2]; /* content, reasoning */
+    size_t n[2];
+    oai_tool_call *tools;
+    size_t n_tools;
+    const char *req_id;
+    int oom;
+} split_acc;
+
+static void split_emit(void *ctx, rsn_kind k, const char *text, size_t n, const rsn_tool_call *t)
+{
+    split_acc *a = ctx;
+    if (k == RSN_TOOL_CALL) {
+        oai_tool_call *q = realloc(a->tools, (a->n_tools + 1) * sizeof *q);
+        char *nm = strdup(t->name), *ar = strdup(t->arguments);
+        if (!q || !nm || !ar) {
+            if (q)
+                a->tools = q;
+            free(nm);
+            free(ar);
+            a->oom = 1;
+            return;
+        }
+        a->tools = q;
+        tool_call_id(a->req_id, t->index, &q[a->n_tools]);
+        q[a->n_tools].name = nm;
+        q[a->n_tools].arguments = ar;
+        a->n_tools++;
+        return;
+    }
+    int i = k == RSN_REASONING;
+    char *p = realloc(a->text[i], a->n[i] + n + 1);
+    if (!p) {
+        a->oom = 1;
+        return;
+    }
+    memcpy(p + a->n[i], text, n);
+    a->n[i] += n;
+    p[a->n[i]] = 0;
+    a->text[i] = p;
+}
+
+static char *split_response(const oai_meta *m, const rsn_config *rc, const char *all, size_t n,
+                            const char *finish)
+{
+    split_acc a = {.req_id = m->id};
+    rsn_parser p;
+    rsn_init(&p, rc, split_emit, &a);
+    int bad = rsn_push(&p, all, n) || rsn_finish(&p) || a.oom;
+    rsn_free(&p);
+    char *out = NULL;
+    if (!bad) {
+        oai_message msg = {.content = a.text[0] ? a.text[0] : "", .content_len = a.n[0],
+                           /* gpt-oss always reasons: the field is always there */
+                           .reasoning = a.text[1]                         ? a.text[1]
+                                        : rc->syntax == RSN_SYNTAX_HARMONY ? ""
+                                                                           : NULL,
+                           .reasoning_len = a.n[1],
+                           .tools = a.tools, .n_tools = a.n_tools};
+        out = oai_chat_response_json(m, &msg, a.n_tools ? "tool_calls" : finish);
+    }
+    for (size_t i = 0; i < a.n_tools; i++) {
+        free((char *)a.tools[i].name);
+        free((char *)a.tools[i].arguments);
+    }
+    free(a.tools);
+    free(a.text[0]);
+    free(a.text[1]);
+    return out;
 }
 
 static enum MHD_Result completion(srv_http *h, struct MHD_Connection *c, oai_kind kind,
@@ -259,12 +371,16 @@ static enum MHD_Result completion(srv_http *h, struct MHD_Connection *c, oai_kin
     char *text = NULL;
     size_t tlen = 0;
     int add_bos;
+    rsn_config rc;
+    rsn_config_for(&rc, NULL, NULL, 0);
     if (kind == OAI_CHAT) {
         if (chat_prompt(h, &r, &text, &tlen, &e)) {
             oai_request_free(&r);
             return send_error(h, c, &e);
         }
         add_bos = srv_format_add_bos(h->fmt, h->tok, text);
+        if (!r.reasoning_raw)
+            rsn_config_for(&rc, h->fmt->family, text, tlen);
     } else {
         text = r.prompt;
         r.prompt = NULL;
@@ -302,6 +418,12 @@ static enum MHD_Result completion(srv_http *h, struct MHD_Connection *c, oai_kin
     j->sp.frequency_penalty = r.frequency_penalty;
     j->max_tokens = r.max_tokens;
     j->ignore_eos = r.ignore_eos;
+    /* harmony's structure is in special tokens, kept even in raw text;
+     * Mistral's [TOOL_CALLS] is one, rendered only when tools are offered */
+    const char *fam = kind == OAI_CHAT ? h->fmt->family : NULL;
+    if (fam && !strcmp(fam, "mistral") && !r.tools)
+        rc.tools = RSN_TOOLS_NONE;
+    j->special = (fam && !strcmp(fam, "gpt-oss")) || rc.tools == RSN_TOOLS_MISTRAL;
     int ns = 0;
     for (int i = 0; r.stop[i] && ns < SRV_MAX_STOPS; i++) {
         j->own[ns] = r.stop[i]; /* the job keeps the request's stop strings */
@@ -337,6 +459,10 @@ static enum MHD_Result completion(srv_http *h, struct MHD_Connection *c, oai_kin
         s->meta = meta;
         s->meta.id = s->id;
         s->include_usage = r.include_usage;
+        if (rc.syntax != RSN_SYNTAX_NONE) {
+            s->split = 1;
+            rsn_init(&s->rp, &rc, stream_emit, s);
+        }
         struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
                                                                       stream_read, s, stream_free);
         if (!resp) {
@@ -387,8 +513,11 @@ static enum MHD_Result completion(srv_http *h, struct MHD_Connection *c, oai_kin
         meta.id = id;
         meta.completion_tokens = j->n_gen;
         meta.cached_tokens = j->reused;
-        ret = send_json(c, 200, oai_response_json(kind, &meta, all ? all : "", n_all,
-                                                  j->finish ? j->finish : "stop"));
+        const char *finish = j->finish ? j->finish : "stop";
+        if (rc.syntax != RSN_SYNTAX_NONE)
+            ret = send_json(c, 200, split_response(&meta, &rc, all ? all : "", n_all, finish));
+        else
+            ret = send_json(c, 200, oai_response_json(kind, &meta, all ? all : "", n_all, finish));
     }
     free(all);
     srv_job_release(h->sched, j);

@@ -140,6 +140,48 @@ static int check_content(json_object *m, size_t i, oai_error *e)
     return 0;
 }
 
+/* Earlier turns of a reasoning model, as the templates read them:
+ * reasoning_content (OpenAI-style clients, Qwen3's template) and thinking
+ * (gpt-oss's) both present; tool-call arguments sent as JSON text become
+ * the object the templates print with tojson (as llama.cpp does); an
+ * assistant turn of only tool calls gets content "" (gpt-oss's template
+ * tests `in message.content`). */
+static int normalize_turn(json_object *m, const char *param, oai_error *e)
+{
+    json_object *v, *tc;
+    int has_r = json_object_object_get_ex(m, "reasoning_content", &v) &&
+                json_object_is_type(v, json_type_string);
+    json_object *th;
+    int has_t = json_object_object_get_ex(m, "thinking", &th) &&
+                json_object_is_type(th, json_type_string);
+    if (has_r && !has_t)
+        json_object_object_add(m, "thinking", json_object_get(v));
+    else if (has_t && !has_r)
+        json_object_object_add(m, "reasoning_content", json_object_get(th));
+    if (!json_object_object_get_ex(m, "tool_calls", &tc) || json_object_is_type(tc, json_type_null))
+        return 0;
+    if (!json_object_is_type(tc, json_type_array))
+        return bad(e, param, "'%s.tool_calls' must be an array", param);
+    size_t n = json_object_array_length(tc);
+    for (size_t i = 0; i < n; i++) {
+        json_object *c = json_object_array_get_idx(tc, i), *f, *a;
+        if (!json_object_is_type(c, json_type_object))
+            return bad(e, param, "'%s.tool_calls' must hold objects", param);
+        if (!json_object_object_get_ex(c, "function", &f) || !json_object_is_type(f, json_type_object))
+            continue;
+        if (json_object_object_get_ex(f, "arguments", &a) && json_object_is_type(a, json_type_string)) {
+            json_object *o = json_tokener_parse(json_object_get_string(a));
+            if (o && json_object_is_type(o, json_type_object))
+                json_object_object_add(f, "arguments", o);
+            else if (o)
+                json_object_put(o);
+        }
+    }
+    if (!json_object_object_get_ex(m, "content", &v) || json_object_is_type(v, json_type_null))
+        json_object_object_add(m, "content", json_object_new_string(""));
+    return 0;
+}
+
 static int parse_messages(json_object *root, oai_request *r, oai_error *e)
 {
     json_object *msgs;
@@ -166,6 +208,8 @@ static int parse_messages(json_object *root, oai_request *r, oai_error *e)
         json_object *c;
         if (!json_object_object_get_ex(m, "content", &c))
             json_object_object_add(m, "content", NULL);
+        if (!strcmp(rs, "assistant") && normalize_turn(m, param, e))
+            return -1;
         /* developer is OpenAI's newer name for system */
         if (!strcmp(rs, "developer"))
             json_object_object_add(m, "role", json_object_new_string("system"));
@@ -322,6 +366,24 @@ int oai_parse_request(const char *body, size_t len, oai_kind kind, const oai_lim
         if (get_bool(v, "include_usage", &r->include_usage, e))
             goto out;
     }
+    if (json_object_object_get_ex(root, "reasoning_effort", &v) &&
+        !json_object_is_type(v, json_type_null)) {
+        const char *x = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+        if (strcmp(x, "low") && strcmp(x, "medium") && strcmp(x, "high") && strcmp(x, "minimal")) {
+            bad(e, "reasoning_effort", "'reasoning_effort' must be \"low\", \"medium\" or \"high\"");
+            goto out;
+        }
+        r->reasoning_effort = strdup(x);
+    }
+    if (json_object_object_get_ex(root, "reasoning_format", &v) &&
+        !json_object_is_type(v, json_type_null)) {
+        const char *x = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+        if (strcmp(x, "none") && strcmp(x, "auto") && strcmp(x, "deepseek")) {
+            bad(e, "reasoning_format", "'reasoning_format' must be \"none\", \"auto\" or \"deepseek\"");
+            goto out;
+        }
+        r->reasoning_raw = !strcmp(x, "none");
+    }
     if (json_object_object_get_ex(root, "logprobs", &v) && json_object_is_type(v, json_type_boolean) &&
         json_object_get_boolean(v)) {
         bad(e, "logprobs", "logprobs are not supported");
@@ -345,6 +407,7 @@ void oai_request_free(oai_request *r)
         json_object_put(r->template_kwargs);
     free(r->prompt);
     free(r->model);
+    free(r->reasoning_effort);
     for (int i = 0; i < OAI_MAX_STOP; i++)
         free(r->stop[i]);
     memset(r, 0, sizeof *r);
@@ -444,6 +507,71 @@ char *oai_chunk_json(oai_kind kind, oai_chunk what, const oai_meta *m, const cha
     if (what == OAI_CHUNK_USAGE)
         json_object_object_add(o, "usage", usage(m));
     else if (with_usage_null)
+        json_object_object_add(o, "usage", NULL);
+    return dump(o);
+}
+
+static json_object *tool_call_obj(const oai_tool_call *tc, size_t index, int with_index)
+{
+    json_object *c = json_object_new_object(), *f = json_object_new_object();
+    if (with_index)
+        json_object_object_add(c, "index", json_object_new_int64((int64_t)index));
+    json_object_object_add(c, "id", json_object_new_string(tc->id));
+    json_object_object_add(c, "type", json_object_new_string("function"));
+    json_object_object_add(f, "name", json_object_new_string(tc->name));
+    json_object_object_add(f, "arguments", json_object_new_string(tc->arguments));
+    json_object_object_add(c, "function", f);
+    return c;
+}
+
+char *oai_chat_response_json(const oai_meta *m, const oai_message *msg, const char *finish_reason)
+{
+    json_object *o = head(OAI_CHAT, m, 0), *choices = json_object_new_array(),
+                *c = json_object_new_object(), *jm = json_object_new_object();
+    json_object_object_add(c, "index", json_object_new_int(0));
+    json_object_object_add(jm, "role", json_object_new_string("assistant"));
+    if (msg->n_tools && !msg->content_len)
+        json_object_object_add(jm, "content", NULL);
+    else
+        json_object_object_add(jm, "content", json_object_new_string_len(msg->content ? msg->content : "",
+                                                                       (int)msg->content_len));
+    if (msg->reasoning)
+        json_object_object_add(jm, "reasoning_content",
+                               json_object_new_string_len(msg->reasoning, (int)msg->reasoning_len));
+    if (msg->n_tools) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < msg->n_tools; i++)
+            json_object_array_add(a, tool_call_obj(&msg->tools[i], i, 0));
+        json_object_object_add(jm, "tool_calls", a);
+    }
+    json_object_object_add(c, "message", jm);
+    json_object_object_add(c, "logprobs", NULL);
+    json_object_object_add(c, "finish_reason", json_object_new_string(finish_reason));
+    json_object_array_add(choices, c);
+    json_object_object_add(o, "choices", choices);
+    json_object_object_add(o, "usage", usage(m));
+    return dump(o);
+}
+
+char *oai_chat_delta_json(const oai_meta *m, oai_delta what, const char *text, size_t len,
+                          const oai_tool_call *tc, size_t index, int with_usage_null)
+{
+    json_object *o = head(OAI_CHAT, m, 1), *choices = json_object_new_array(),
+                *c = json_object_new_object(), *d = json_object_new_object();
+    json_object_object_add(c, "index", json_object_new_int(0));
+    if (what == OAI_DELTA_TOOL) {
+        json_object *a = json_object_new_array();
+        json_object_array_add(a, tool_call_obj(tc, index, 1));
+        json_object_object_add(d, "tool_calls", a);
+    } else
+        json_object_object_add(d, what == OAI_DELTA_REASONING ? "reasoning_content" : "content",
+                               json_object_new_string_len(text, (int)len));
+    json_object_object_add(c, "delta", d);
+    json_object_object_add(c, "logprobs", NULL);
+    json_object_object_add(c, "finish_reason", NULL);
+    json_object_array_add(choices, c);
+    json_object_object_add(o, "choices", choices);
+    if (with_usage_null)
         json_object_object_add(o, "usage", NULL);
     return dump(o);
 }

@@ -32,6 +32,8 @@ typedef struct {
     char *stop[OAI_MAX_STOP + 1]; /* NULL-terminated */
     int stream, include_usage;
     int ignore_eos;               /* llama-server extension */
+    char *reasoning_effort;       /* "low", "medium", "high" or NULL (to the template) */
+    int reasoning_raw;            /* reasoning_format "none": the answer's text as is */
 } oai_request;
 
 /* An OpenAI error: HTTP status, message, type, param (may be NULL). */
@@ -72,5 +74,26 @@ char *oai_response_json(oai_kind kind, const oai_meta *m, const char *text, size
 typedef enum { OAI_CHUNK_ROLE, OAI_CHUNK_DELTA, OAI_CHUNK_FINISH, OAI_CHUNK_USAGE } oai_chunk;
 char *oai_chunk_json(oai_kind kind, oai_chunk what, const oai_meta *m, const char *text,
                      size_t len, const char *finish_reason, int with_usage_null);
+
+/* A chat answer split by serve/reasoning.h.  content NULL with tool calls
+ * is sent as null; reasoning NULL leaves reasoning_content out. */
+typedef struct {
+    char id[96];
+    const char *name, *arguments;
+} oai_tool_call;
+
+typedef struct {
+    const char *content, *reasoning;
+    size_t content_len, reasoning_len;
+    const oai_tool_call *tools;
+    size_t n_tools;
+} oai_message;
+
+char *oai_chat_response_json(const oai_meta *m, const oai_message *msg, const char *finish_reason);
+/* A streamed chat delta of one kind: reasoning (reasoning_content), or
+ * one tool call (tool_calls[index], whole), else content. */
+typedef enum { OAI_DELTA_CONTENT, OAI_DELTA_REASONING, OAI_DELTA_TOOL } oai_delta;
+char *oai_chat_delta_json(const oai_meta *m, oai_delta what, const char *text, size_t len,
+                          const oai_tool_call *tc, size_t index, int with_usage_null);
 
 #endif

@@ -197,6 +197,7 @@ static void step(srv_sched *s, slot *sl)
             eng_sampler_accept(&sl->smp, j->prompt[i], 0);
         eng_stop_init(&sl->stop, j->stops);
         mr_detok_init(&sl->dt, s->tok, 0); /* the answer continues the prompt: keep its space */
+        sl->dt.special = j->special;       /* for serve/reasoning.c's markers */
         sl->prefilled = 1;
         return;
     }

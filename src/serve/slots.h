@@ -25,6 +25,7 @@ struct srv_job {
     eng_sample_params sp;
     long max_tokens;               /* -1: until the end of turn or the context */
     int ignore_eos;                /* keep going past end-of-turn tokens */
+    int special;                   /* the text shows special tokens (<|channel|>) */
     const char *stops[SRV_MAX_STOPS + 1]; /* text that ends the answer */
     char *own[SRV_MAX_STOPS];      /* stops the job owns (freed with it) */
     /* output, under the scheduler's lock */
