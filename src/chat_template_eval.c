@@ -657,6 +657,29 @@ int ct_eval_args(ct_ev *ev, const ct_node *n, ct_value **args, size_t *nargs, ct
     return 0;
 }
 
+/* Render n's body into a string ({% filter %}, {% set x %}...{% endset %});
+ * 1 with *out set, 0 when evaluation failed. */
+static int render_body(ct_ev *ev, const ct_node *n, ct_value *out)
+{
+    ct_buf *saved = ev->out;
+    ct_buf b = {.limit = ev->limit};
+    ev->out = &b;
+    ct_exec_body(ev, n->body, n->nbody);
+    ev->out = saved;
+    int ok = 0;
+    if (!ev->failed) {
+        char *s = ct_strdup(ev->a, b.p ? b.p : "", b.n);
+        if (!s) {
+            ct_oom(ev, n);
+        } else {
+            *out = ct_strv(s, b.n);
+            ok = 1;
+        }
+    }
+    free(b.p);
+    return ok;
+}
+
 static ct_value eval_call(ct_ev *ev, const ct_node *n)
 {
     ct_value f = ct_eval(ev, n->a);
@@ -774,19 +797,9 @@ ct_value ct_eval(ct_ev *ev, const ct_node *n)
     case E_CALL: r = eval_call(ev, n); break;
     case E_FILTER: r = ct_apply_filter(ev, n); break;
     case E_BLOCK: {
-        ct_buf *saved = ev->out;
-        ct_buf b = {.limit = ev->limit};
-        ev->out = &b;
-        ct_exec_body(ev, n->body, n->nbody);
-        ev->out = saved;
-        if (!ev->failed) {
-            char *s = ct_strdup(ev->a, b.p ? b.p : "", b.n);
-            if (!s)
-                ct_oom(ev, n);
-            else
-                r = ct_strv(s, b.n);
-        }
-        free(b.p);
+        ct_value v;
+        if (render_body(ev, n, &v))
+            r = v;
         break;
     }
     case E_TEST: {
@@ -1052,19 +1065,9 @@ static void exec_node(ct_ev *ev, const ct_node *n)
         break;
     }
     case N_SET_BLOCK: {
-        ct_buf *saved = ev->out;
-        ct_buf b = {.limit = ev->limit};
-        ev->out = &b;
-        ct_exec_body(ev, n->body, n->nbody);
-        ev->out = saved;
-        if (!ev->failed) {
-            char *s = ct_strdup(ev->a, b.p ? b.p : "", b.n);
-            if (!s)
-                ct_oom(ev, n);
-            else
-                assign(ev, ev->scope, n->names[0], ct_strv(s, b.n), n);
-        }
-        free(b.p);
+        ct_value v;
+        if (render_body(ev, n, &v))
+            assign(ev, ev->scope, n->names[0], v, n);
         break;
     }
     case N_MACRO: {

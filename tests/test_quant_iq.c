@@ -60,6 +60,18 @@ static float unit(void)
     return (float)((double)(iq_case_rng(&rng) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
+/* sum of w x in float64, and of |w x| in *mag */
+static double dot64(const float *w, const float *x, int n, double *mag)
+{
+    double s = 0;
+    *mag = 0;
+    for (int j = 0; j < n; j++) {
+        s += (double)w[j] * x[j];
+        *mag += fabs((double)w[j] * x[j]);
+    }
+    return s;
+}
+
 /* The dots against float64 sums over the dequantized weights: f32
  * activations (the --exact path), and Q8_K activations (the default path,
  * against the dequantized Q8_K values: the same numbers the integer dot
@@ -85,11 +97,8 @@ START_TEST(dots_match_float64)
             x[j] = unit();
         const uint8_t *w = blocks + (size_t)r * NB * iq_cases[c].bytes;
         const float *wf = y + (size_t)r * NB * 256;
-        double want = 0, mag = 0;
-        for (int j = 0; j < NB * 256; j++) {
-            want += (double)wf[j] * x[j];
-            mag += fabs((double)wf[j] * x[j]);
-        }
+        double mag;
+        double want = dot64(wf, x, NB * 256, &mag);
         const float got = kx.dot_f32[t](w, x, NB * 256);
         ck_assert_msg(fabs(got - want) <= 1e-5 * mag + 1e-7, "%s row %d: f32 dot %.9g, float64 %.9g",
                       tt->name, r, got, want);
@@ -97,11 +106,7 @@ START_TEST(dots_match_float64)
         for (int b = 0; b < NB; b++)
             for (int j = 0; j < 256; j++)
                 xd[b * 256 + j] = q8[b].d * (float)q8[b].qs[j];
-        want = mag = 0;
-        for (int j = 0; j < NB * 256; j++) {
-            want += (double)wf[j] * xd[j];
-            mag += fabs((double)wf[j] * xd[j]);
-        }
+        want = dot64(wf, xd, NB * 256, &mag);
         const float gq = ks.vec_dot[t](w, q8, NB * 256);
         ck_assert_msg(fabs(gq - want) <= 1e-5 * mag + 1e-7, "%s row %d: Q8_K dot %.9g, float64 %.9g",
                       tt->name, r, gq, want);
