@@ -58,7 +58,9 @@ fi
 # A memory cgroup of our own, as a child of the one we are in.
 cg_dir=
 cg_limit_file=
-if [ "$(id -u)" -eq 0 ]; then
+# Under an emulator (MOERUN_RUNNER, e.g. qemu-user for the arm64 build) the
+# emulator's own memory would be charged to the cgroup: peak RSS only.
+if [ "$(id -u)" -eq 0 ] && [ -z "$RUNNER" ]; then
     v1=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}:\(.*\)$/\3/p' /proc/self/cgroup | head -1)
     v2=$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup | head -1)
     if [ -n "$v1" ] && [ -w "/sys/fs/cgroup/memory$v1" ]; then
@@ -74,7 +76,7 @@ if [ "$(id -u)" -eq 0 ]; then
     fi
 fi
 if [ -n "$CG" ]; then echo "#    cgroup: $CG ($cg_limit_file)"; else
-    echo "#    no memory cgroup of our own here (not root, or none writable): peak RSS only"; fi
+    echo "#    no memory cgroup of our own here (not root, none writable, or emulated): peak RSS only"; fi
 
 # in_cg LIMIT_BYTES CMD...: run CMD inside the cgroup limited to LIMIT
 in_cg() {
