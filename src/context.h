@@ -25,19 +25,28 @@ struct mr_context {
     const mr_kernels *k; /* &kt[0] (fast) or &kt[1] (exact) */
     mr_kernels kt[2];    /* this context's tables, by default the chosen ISA's */
     mr_pool *pool;
-    uint32_t n_ctx, n_batch, n_past;
+    uint32_t n_ctx, n_batch; /* n_ctx: positions of each sequence */
+    uint32_t n_seq;          /* sequences (mr_context_new_seqs), each its own KV region */
+    uint32_t *seq_past;      /* (n_seq) positions filled in each sequence */
+    /* the current batch: token t belongs to sequence tok_seq[t] at position
+     * tok_pos[t]; a sequence's tokens are one contiguous run, run r being
+     * tokens run_t0[r].. run_t0[r] + run_n[r] - 1 of sequence run_seq[r] */
+    uint32_t *tok_seq, *tok_pos;  /* (n_batch) */
+    uint32_t n_runs;
+    uint32_t *run_seq, *run_t0, *run_n; /* (n_batch) */
     uint32_t q_dim, k_dim, v_dim, o_dim; /* n_head*head_dim, n_head_kv*head_dim, ... */
     uint32_t ff_max;     /* widest FFN hidden size of any layer */
     void *act;       /* prepared (quantized) activations of one matmul input */
     uint32_t k_type, v_type;       /* cache element types (F32, F16, Q8_0) */
     size_t k_row_bytes, v_row_bytes; /* one position of k_dim / v_dim elements */
-    uint8_t *k_cache; /* layer il: kv_rows[il] rows of k_row_bytes from row kv_row0[il] */
+    uint8_t *k_cache; /* layer il, sequence q: kv_rows[il] rows of k_row_bytes from row
+                       * kv_row0[il] + q * kv_rows[il] (ctx_kv_row) */
     uint8_t *v_cache; /* the same rows of v_row_bytes; NULL when hp.v_in_k (values are the
                        * first head_dim_v elements of the key rows) */
     uint32_t *kv_rows; /* (n_layer) n_ctx, or for a sliding-window layer a ring of
                         * window + n_batch - 1 rows rounded up to MR_ATTN_BLOCK:
                         * position p in row p % kv_rows */
-    uint64_t *kv_row0; /* (n_layer) first row of each layer */
+    uint64_t *kv_row0; /* (n_layer) first row of each layer (its sequence 0) */
     int mla_naive;    /* MLA: expand keys and values per head instead of absorbing kv_b */
     /* scratch for a batch of up to n_batch tokens */
     float *x;        /* (n_batch, n_embd) residual stream */
@@ -60,5 +69,11 @@ struct mr_context {
     uint64_t *route_counts; /* (n_layer, n_expert) tokens routed, for stats */
     float *scratch;  /* (n_batch, hp.scratch_floats) for the family's blocks, or NULL */
 };
+
+/* First cache row of layer il's region of sequence seq. */
+static inline uint64_t ctx_kv_row(const struct mr_context *c, uint32_t il, uint32_t seq)
+{
+    return c->kv_row0[il] + (uint64_t)seq * c->kv_rows[il];
+}
 
 #endif

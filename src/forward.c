@@ -104,12 +104,22 @@ mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t 
                             uint32_t n_batch, uint32_t k_type, uint32_t v_type,
                             mr_context **out, mr_error *err)
 {
+    return mr_context_new_seqs(m, store, n_ctx, n_batch, k_type, v_type, 1, out, err);
+}
+
+mr_status mr_context_new_seqs(const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
+                              uint32_t n_batch, uint32_t k_type, uint32_t v_type, uint32_t n_seq,
+                              mr_context **out, mr_error *err)
+{
     const mr_hparams *hp = &m->hp;
     mr_status st;
     *out = NULL;
     if (n_ctx < 1 || n_ctx > (1u << 20) || n_batch < 1)
         return mr_fail(err, MR_EINVAL, NULL, "context", MR_NO_OFFSET,
                        "context length %u or batch %u is out of range", n_ctx, n_batch);
+    if (n_seq < 1 || n_seq > 1024)
+        return mr_fail(err, MR_EINVAL, NULL, "context", MR_NO_OFFSET,
+                       "%u sequences is out of range (1..1024)", n_seq);
     if ((st = check_kv_type(m, k_type, hp->head_dim, "-ctk", err)) ||
         (st = check_kv_type(m, v_type, hp->head_dim_v, "-ctv", err)))
         return st;
@@ -128,6 +138,7 @@ mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t 
     c->k = &c->kt[0];
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
+    c->n_seq = n_seq;
     c->q_dim = (uint32_t)d.q_dim;
     c->k_dim = (uint32_t)d.k_dim;
     c->v_dim = (uint32_t)d.v_dim;
@@ -143,7 +154,7 @@ mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t 
     for (uint32_t il = 0; !fail && il < hp->n_layer; il++) {
         c->kv_rows[il] = kv_rows_of(m, il, n_ctx, n_batch);
         c->kv_row0[il] = kv_total;
-        kv_total += c->kv_rows[il];
+        kv_total += (uint64_t)c->kv_rows[il] * n_seq;
     }
     c->k_cache = xcalloc((size_t)kv_total, c->k_row_bytes, &fail);
     if (d.v_cache)
@@ -169,6 +180,12 @@ mr_status mr_context_new_kv(const mr_model *m, mr_expert_store *store, uint32_t 
     c->rope_inv = xcalloc(hp->rope.n_rot / 2, sizeof(double), &fail);
     c->rope_cs = xcalloc(nb * hp->rope.n_rot, sizeof(float), &fail);
     c->route_counts = xcalloc((size_t)hp->n_layer * hp->n_expert, sizeof(uint64_t), &fail);
+    c->seq_past = xcalloc(n_seq, sizeof(uint32_t), &fail);
+    c->tok_seq = xcalloc(nb, sizeof(uint32_t), &fail);
+    c->tok_pos = xcalloc(nb, sizeof(uint32_t), &fail);
+    c->run_seq = xcalloc(nb, sizeof(uint32_t), &fail);
+    c->run_t0 = xcalloc(nb, sizeof(uint32_t), &fail);
+    c->run_n = xcalloc(nb, sizeof(uint32_t), &fail);
     if (!fail && mr_pool_new(1, &c->pool, err) != MR_OK) {
         mr_context_free(c);
         return err ? err->code : MR_ENOMEM;
@@ -197,11 +214,17 @@ void mr_context_kv_types(const mr_context *c, uint32_t *k_type, uint32_t *v_type
 uint64_t mr_context_bytes_kv(const mr_model *m, uint32_t n_ctx, uint32_t n_batch,
                              uint32_t k_type, uint32_t v_type)
 {
+    return mr_context_bytes_seqs(m, n_ctx, n_batch, k_type, v_type, 1);
+}
+
+uint64_t mr_context_bytes_seqs(const mr_model *m, uint32_t n_ctx, uint32_t n_batch,
+                               uint32_t k_type, uint32_t v_type, uint32_t n_seq)
+{
     const mr_hparams *hp = &m->hp;
     const ctx_dims d = dims_of(m, n_ctx, n_batch);
     uint64_t b = 0;
     for (uint32_t il = 0; il < hp->n_layer; il++) /* KV cache */
-        b += (uint64_t)kv_rows_of(m, il, n_ctx, n_batch) *
+        b += (uint64_t)kv_rows_of(m, il, n_ctx, n_batch) * n_seq *
              (mr_type_row_bytes(k_type, (int64_t)d.k_dim) +
               (d.v_cache ? mr_type_row_bytes(v_type, (int64_t)d.v_dim) : 0));
     b += d.nb * hp->scratch_floats * 4;
@@ -217,7 +240,8 @@ void mr_context_free(mr_context *c)
         return;
     void *bufs[] = {c->k_cache, c->v_cache, c->kv_rows, c->kv_row0, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
                     c->rl, c->selw, c->xg, c->g, c->u, c->y, c->w_of, c->rope_inv,
-                    c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts, c->scratch};
+                    c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts, c->scratch,
+                    c->seq_past, c->tok_seq, c->tok_pos, c->run_seq, c->run_t0, c->run_n};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     mr_pool_free(c->pool);
@@ -283,12 +307,12 @@ int mr_context_threads(const mr_context *c)
 
 void mr_context_reset(mr_context *c)
 {
-    c->n_past = 0;
+    memset(c->seq_past, 0, c->n_seq * sizeof *c->seq_past);
 }
 
 uint32_t mr_context_n_past(const mr_context *c)
 {
-    return c->n_past;
+    return c->seq_past[0];
 }
 
 uint32_t mr_context_n_ctx(const mr_context *c)
@@ -306,32 +330,132 @@ const uint32_t *mr_context_last_routing(const mr_context *c, uint32_t layer)
     return c->sel + (size_t)layer * c->n_batch * c->m->hp.n_expert_used;
 }
 
-static mr_status check_tokens(const mr_context *c, const int32_t *tokens, uint32_t n,
-                              mr_error *err)
+uint32_t mr_context_n_seq(const mr_context *c)
+{
+    return c->n_seq;
+}
+
+uint32_t mr_seq_n_past(const mr_context *c, uint32_t seq)
+{
+    return seq < c->n_seq ? c->seq_past[seq] : 0;
+}
+
+void mr_seq_reset(mr_context *c, uint32_t seq)
+{
+    if (seq < c->n_seq)
+        c->seq_past[seq] = 0;
+}
+
+/* Whether every sliding-window ring of a sequence that holds `past`
+ * positions still holds the keys the next batch after position n_keep
+ * reads: the ring row of the oldest one, max(0, n_keep - window + 1), must
+ * not have been written again by a later position. */
+static int rings_keep(const mr_context *c, uint32_t past, uint32_t n_keep)
+{
+    for (uint32_t il = 0; il < c->m->hp.n_layer; il++) {
+        const uint32_t w = c->m->layers[il].window, rows = c->kv_rows[il];
+        if (!w || rows >= c->n_ctx)
+            continue; /* every position has its own row */
+        const uint64_t oldest = n_keep + 1 > w ? (uint64_t)n_keep + 1 - w : 0;
+        if (oldest + rows < past)
+            return 0;
+    }
+    return 1;
+}
+
+uint32_t mr_seq_trim(mr_context *c, uint32_t seq, uint32_t n_keep)
+{
+    if (seq >= c->n_seq)
+        return 0;
+    const uint32_t past = c->seq_past[seq];
+    if (n_keep >= past)
+        return past;
+    if (n_keep > 0 && !rings_keep(c, past, n_keep))
+        n_keep = 0;
+    c->seq_past[seq] = n_keep;
+    return n_keep;
+}
+
+uint32_t mr_seq_copy(mr_context *c, uint32_t dst, uint32_t src, uint32_t n)
+{
+    if (dst >= c->n_seq || src >= c->n_seq)
+        return 0;
+    if (dst == src)
+        return mr_seq_trim(c, dst, n);
+    const uint32_t past = c->seq_past[src];
+    if (n > past)
+        n = past;
+    if (n > 0 && !rings_keep(c, past, n))
+        n = 0;
+    for (uint32_t il = 0; n && il < c->m->hp.n_layer; il++) {
+        /* a ring is copied whole (its rows are not in position order) */
+        const uint32_t rows = c->kv_rows[il];
+        const size_t k = rows < c->n_ctx ? rows : n;
+        memcpy(c->k_cache + ctx_kv_row(c, il, dst) * c->k_row_bytes,
+               c->k_cache + ctx_kv_row(c, il, src) * c->k_row_bytes, k * c->k_row_bytes);
+        if (c->v_cache)
+            memcpy(c->v_cache + ctx_kv_row(c, il, dst) * c->v_row_bytes,
+                   c->v_cache + ctx_kv_row(c, il, src) * c->v_row_bytes, k * c->v_row_bytes);
+    }
+    c->seq_past[dst] = n;
+    return n;
+}
+
+/* Check a batch and lay out its runs (c->tok_seq, tok_pos, run_*);
+ * seq_ids NULL: every token is sequence 0's. */
+static mr_status plan_batch(mr_context *c, const int32_t *tokens, const uint32_t *seq_ids,
+                            uint32_t n, mr_error *err)
 {
     if (n == 0 || n > c->n_batch)
         return mr_fail(err, MR_EINVAL, NULL, "decode", MR_NO_OFFSET,
                        "batch of %u tokens (1..%u allowed)", n, c->n_batch);
-    if (c->n_past + n > c->n_ctx)
-        return mr_fail(err, MR_ERANGE, NULL, "decode", MR_NO_OFFSET,
-                       "context is full: %u cached + %u new > %u positions (raise -c)",
-                       c->n_past, n, c->n_ctx);
-    for (uint32_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= c->m->hp.n_vocab)
+    c->n_runs = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        const uint32_t q = seq_ids ? seq_ids[t] : 0;
+        if (tokens[t] < 0 || (uint32_t)tokens[t] >= c->m->hp.n_vocab)
             return mr_fail(err, MR_EINVAL, NULL, "decode", MR_NO_OFFSET,
                            "token id %d at batch index %u is outside the vocabulary (%u)",
-                           tokens[i], i, c->m->hp.n_vocab);
+                           tokens[t], t, c->m->hp.n_vocab);
+        if (q >= c->n_seq)
+            return mr_fail(err, MR_EINVAL, NULL, "decode", MR_NO_OFFSET,
+                           "sequence %u at batch index %u (the context has %u)", q, t,
+                           c->n_seq);
+        if (t == 0 || q != c->tok_seq[t - 1]) {
+            for (uint32_t r = 0; r < c->n_runs; r++)
+                if (c->run_seq[r] == q)
+                    return mr_fail(err, MR_EINVAL, NULL, "decode", MR_NO_OFFSET,
+                                   "sequence %u's tokens are not contiguous in the batch "
+                                   "(again at index %u)",
+                                   q, t);
+            c->run_seq[c->n_runs] = q;
+            c->run_t0[c->n_runs] = t;
+            c->run_n[c->n_runs] = 0;
+            c->n_runs++;
+        }
+        c->tok_seq[t] = q;
+        c->tok_pos[t] = c->seq_past[q] + c->run_n[c->n_runs - 1]++;
+    }
+    for (uint32_t r = 0; r < c->n_runs; r++) {
+        const uint32_t q = c->run_seq[r];
+        if (c->seq_past[q] + c->run_n[r] <= c->n_ctx)
+            continue;
+        if (c->n_seq == 1)
+            return mr_fail(err, MR_ERANGE, NULL, "decode", MR_NO_OFFSET,
+                           "context is full: %u cached + %u new > %u positions (raise -c)",
+                           c->seq_past[q], c->run_n[r], c->n_ctx);
+        return mr_fail(err, MR_ERANGE, NULL, "decode", MR_NO_OFFSET,
+                       "sequence %u is full: %u cached + %u new > %u positions (raise -c)", q,
+                       c->seq_past[q], c->run_n[r], c->n_ctx);
+    }
     return MR_OK;
 }
 
-mr_status mr_decode(mr_context *c, const int32_t *tokens, uint32_t n, float *logits,
-                    int all_logits, mr_error *err)
+static mr_status decode_planned(mr_context *c, const int32_t *tokens, uint32_t n, float *logits,
+                                int all_logits, mr_error *err)
 {
     const mr_model *m = c->m;
     const mr_hparams *hp = &m->hp;
     mr_status s;
-    if ((s = check_tokens(c, tokens, n, err)))
-        return s;
 
     const mr_type_traits *et = mr_type_get(m->tok_embd.type);
     for (uint32_t t = 0; t < n; t++)
@@ -349,20 +473,46 @@ mr_status mr_decode(mr_context *c, const int32_t *tokens, uint32_t n, float *log
     c->store->stats.tokens += n;
 
     if (logits) {
-        const uint32_t first = all_logits ? 0 : n - 1, rows = n - first;
-        nn_rmsnorm_rows(c->h, c->x + (size_t)first * hp->n_embd, m->output_norm, rows,
-                        hp->n_embd, hp->norm_eps);
+        /* all rows, or the last token of each run */
+        uint32_t rows = n;
+        if (all_logits)
+            nn_rmsnorm_rows(c->h, c->x, m->output_norm, n, hp->n_embd, hp->norm_eps);
+        else {
+            rows = c->n_runs;
+            for (uint32_t r = 0; r < rows; r++)
+                nn_rmsnorm_rows(c->h + (size_t)r * hp->n_embd,
+                                c->x + (size_t)(c->run_t0[r] + c->run_n[r] - 1) * hp->n_embd,
+                                m->output_norm, 1, hp->n_embd, hp->norm_eps);
+        }
         nn_matmul(c, &m->output, c->h, rows, logits);
         /* NaN or Inf here means the weights or the activations overflowed:
          * say so rather than sample garbage (every caller relies on this) */
         const size_t all = (size_t)rows * hp->n_vocab, i = mr_first_nonfinite(logits, all);
-        if (i < all)
+        if (i < all) {
+            const size_t row = i / hp->n_vocab;
             return mr_fail(err, MR_EFORMAT, m->gguf->path, "logits", MR_NO_OFFSET,
                            "logit %zu of token %zu is %s: the model's weights or its "
                            "activations are not finite",
-                           i % hp->n_vocab, first + i / hp->n_vocab,
+                           i % hp->n_vocab,
+                           all_logits ? row : (size_t)c->run_t0[row] + c->run_n[row] - 1,
                            isnan(logits[i]) ? "NaN" : "infinite");
+        }
     }
-    c->n_past += n;
+    for (uint32_t r = 0; r < c->n_runs; r++)
+        c->seq_past[c->run_seq[r]] += c->run_n[r];
     return MR_OK;
+}
+
+mr_status mr_decode(mr_context *c, const int32_t *tokens, uint32_t n, float *logits,
+                    int all_logits, mr_error *err)
+{
+    mr_status s = plan_batch(c, tokens, NULL, n, err);
+    return s ? s : decode_planned(c, tokens, n, logits, all_logits, err);
+}
+
+mr_status mr_decode_batch(mr_context *c, const int32_t *tokens, const uint32_t *seq_ids,
+                          uint32_t n, float *logits, int all_logits, mr_error *err)
+{
+    mr_status s = plan_batch(c, tokens, seq_ids, n, err);
+    return s ? s : decode_planned(c, tokens, n, logits, all_logits, err);
 }

@@ -35,6 +35,44 @@ uint64_t mr_context_bytes_kv(const mr_model *m, uint32_t n_ctx, uint32_t n_batch
 /* The cache's element types. */
 void mr_context_kv_types(const mr_context *c, uint32_t *k_type, uint32_t *v_type);
 
+/* Several sequences in one context (the server's slots): n_seq KV regions
+ * of n_ctx positions each, sharing the scratch of one n_batch-token batch,
+ * so that the tokens of all of them run through one forward
+ * (mr_decode_batch): every matmul, the router and each routed expert once
+ * over the whole batch (an expert two sequences use is read once); only
+ * rope positions and attention are per sequence.  mr_decode works on
+ * sequence 0; mr_context_n_past and mr_context_reset too (reset: every
+ * sequence). */
+mr_status mr_context_new_seqs(const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
+                              uint32_t n_batch, uint32_t k_type, uint32_t v_type, uint32_t n_seq,
+                              mr_context **out, mr_error *err);
+uint64_t mr_context_bytes_seqs(const mr_model *m, uint32_t n_ctx, uint32_t n_batch,
+                               uint32_t k_type, uint32_t v_type, uint32_t n_seq);
+uint32_t mr_context_n_seq(const mr_context *c);
+
+/* Run a batch of n tokens of several sequences: token i goes to sequence
+ * seq_ids[i] at its next position.  Each sequence's tokens must be one
+ * contiguous run of the batch, in order (MR_EINVAL otherwise); MR_ERANGE if
+ * a run does not fit its sequence.  logits: if all_logits, n x n_vocab
+ * (row i after token i); else one row per run, in batch order, after the
+ * run's last token.  A token's logits are those it gets decoded alone in
+ * its sequence (the same bits on x86: no result depends on the batch). */
+mr_status mr_decode_batch(mr_context *c, const int32_t *tokens, const uint32_t *seq_ids,
+                          uint32_t n, float *logits, int all_logits, mr_error *err);
+
+/* Positions filled in sequence seq. */
+uint32_t mr_seq_n_past(const mr_context *c, uint32_t seq);
+/* Forget sequence seq. */
+void mr_seq_reset(mr_context *c, uint32_t seq);
+/* Keep only the first n_keep positions of sequence seq (decoding goes on
+ * from there, as if the rest had never been).  Returns the positions kept:
+ * n_keep, its n_past if smaller, or 0 when a sliding-window layer's ring
+ * has already overwritten keys the next token after n_keep would see. */
+uint32_t mr_seq_trim(mr_context *c, uint32_t seq, uint32_t n_keep);
+/* Make sequence dst hold the first n positions of src (a shared prefix,
+ * copied: no recompute); returns the positions dst holds, as mr_seq_trim. */
+uint32_t mr_seq_copy(mr_context *c, uint32_t dst, uint32_t src, uint32_t n);
+
 /* Use n_threads threads (a persistent pool; 1 = the caller's only). */
 mr_status mr_context_set_threads(mr_context *c, int n_threads, mr_error *err);
 int mr_context_threads(const mr_context *c);

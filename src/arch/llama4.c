@@ -162,7 +162,7 @@ static mr_status llama4_layer(mr_context *c, uint32_t il, uint32_t n, mr_error *
             return mr_fail(err, MR_ENOMEM, NULL, "llama4", MR_NO_OFFSET,
                            "no memory for %u attention temperatures", n);
         for (uint32_t t = 0; t < n; t++) {
-            const double pos = (double)(c->n_past + t);
+            const double pos = (double)c->tok_pos[t];
             temp[t] = (float)(log(floor((pos + 1.0) / hp->attn_temp_length) + 1.0) *
                                   hp->attn_temp_scale +
                               1.0);

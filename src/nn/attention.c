@@ -170,8 +170,6 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
     const mr_layer *L = &c->m->layers[il];
     const uint32_t hd = hp->head_dim, hv = hp->head_dim_v;
     const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
-    uint8_t *kc = c->k_cache + (size_t)c->kv_row0[il] * c->k_row_bytes;
-    uint8_t *vc = c->v_cache + (size_t)c->kv_row0[il] * c->v_row_bytes;
     const uint32_t rows = c->kv_rows[il];
     const mr_from_f32_fn k_put = mr_type_get(c->k_type)->from_f32;
     const mr_from_f32_fn v_put = mr_type_get(c->v_type)->from_f32;
@@ -199,19 +197,27 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
         if (q_scale)
             for (uint32_t i = 0; i < q_dim; i++)
                 qt[i] *= q_scale[t];
-        const uint32_t row = (c->n_past + t) % rows;
-        k_put(kt, kc + (size_t)row * c->k_row_bytes, k_dim);
-        v_put(c->kv_v + (size_t)t * v_dim, vc + (size_t)row * c->v_row_bytes, v_dim);
+        /* the token's sequence's region, its position's row */
+        const uint64_t row = ctx_kv_row(c, il, c->tok_seq[t]) + c->tok_pos[t] % rows;
+        k_put(kt, c->k_cache + (size_t)row * c->k_row_bytes, k_dim);
+        v_put(c->kv_v + (size_t)t * v_dim, c->v_cache + (size_t)row * c->v_row_bytes, v_dim);
     }
-    nn_attn a = {
-        .q = c->q, .q_stride = q_dim, .k = kc, .k_stride = k_dim, .v = vc, .v_stride = v_dim,
-        .k_type = c->k_type, .v_type = c->v_type,
-        .out = c->att, .out_stride = c->o_dim, .k_head = hd, .v_head = hv,
-        .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hv,
-        .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
-        .window = L->window, .chunk = L->chunk, .rows = rows,
-    };
-    nn_attention(c, &a);
+    /* each run of one sequence attends over that sequence's cache */
+    for (uint32_t r = 0; r < c->n_runs; r++) {
+        const uint32_t t0 = c->run_t0[r];
+        const uint64_t row0 = ctx_kv_row(c, il, c->run_seq[r]);
+        nn_attn a = {
+            .q = c->q + (size_t)t0 * q_dim, .q_stride = q_dim,
+            .k = c->k_cache + (size_t)row0 * c->k_row_bytes, .k_stride = k_dim,
+            .v = c->v_cache + (size_t)row0 * c->v_row_bytes, .v_stride = v_dim,
+            .k_type = c->k_type, .v_type = c->v_type,
+            .out = c->att + (size_t)t0 * c->o_dim, .out_stride = c->o_dim, .k_head = hd,
+            .v_head = hv, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hv,
+            .n_tok = c->run_n[r], .pos0 = c->tok_pos[t0], .scale = hp->attn_scale,
+            .sinks = L->sinks, .window = L->window, .chunk = L->chunk, .rows = rows,
+        };
+        nn_attention(c, &a);
+    }
     /* project into h (free now) and add to the residual stream */
     nn_matmul(c, &L->wo, c->att, n, c->h);
     nn_add_bias(c->h, L->bo, n, hp->n_embd);

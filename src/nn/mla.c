@@ -54,8 +54,8 @@ static const uint8_t *head_slice(const mr_tensor *w, uint32_t h)
 
 /* The absorbed form: queries in latent space, MQA over the latent cache,
  * values expanded per head after the softmax. */
-static void attend_absorbed(mr_context *c, const mr_layer *L, uint32_t n, const float *qf,
-                            const uint8_t *kc, float *gin, float *gout, float *vo)
+static void attend_absorbed(mr_context *c, uint32_t il, const mr_layer *L, uint32_t n,
+                            const float *qf, float *gin, float *gout, float *vo)
 {
     const mr_hparams *hp = &c->m->hp;
     const uint32_t H = hp->n_head, rot = hp->rope.n_rot, lkv = hp->n_lora_kv;
@@ -73,14 +73,19 @@ static void attend_absorbed(mr_context *c, const mr_layer *L, uint32_t n, const 
             memcpy(q + lkv, qf + (size_t)t * H * dk + (size_t)h * dk + nope, rot * sizeof(float));
         }
     }
-    nn_attn a = {
-        .q = c->q, .q_stride = c->q_dim, .k = kc, .k_stride = row, .v = kc, .v_stride = row,
-        .k_type = c->k_type, .v_type = c->k_type, .out = c->att, .out_stride = c->o_dim, .k_head = row, .v_head = 0,
-        .n_head = H, .n_head_kv = 1, .dk = row, .dv = lkv,
-        .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
-        .window = L->window, .chunk = L->chunk,
-    };
-    nn_attention(c, &a);
+    for (uint32_t r = 0; r < c->n_runs; r++) { /* each sequence over its own cache */
+        const uint32_t t0 = c->run_t0[r];
+        const uint8_t *kc = c->k_cache + ctx_kv_row(c, il, c->run_seq[r]) * c->k_row_bytes;
+        nn_attn a = {
+            .q = c->q + (size_t)t0 * c->q_dim, .q_stride = c->q_dim, .k = kc, .k_stride = row,
+            .v = kc, .v_stride = row, .k_type = c->k_type, .v_type = c->k_type,
+            .out = c->att + (size_t)t0 * c->o_dim, .out_stride = c->o_dim, .k_head = row,
+            .v_head = 0, .n_head = H, .n_head_kv = 1, .dk = row, .dv = lkv,
+            .n_tok = c->run_n[r], .pos0 = c->tok_pos[t0], .scale = hp->attn_scale,
+            .sinks = L->sinks, .window = L->window, .chunk = L->chunk,
+        };
+        nn_attention(c, &a);
+    }
     for (uint32_t h = 0; h < H; h++) {
         for (uint32_t t = 0; t < n; t++)
             memcpy(gin + (size_t)t * lkv, c->att + (size_t)t * c->o_dim + (size_t)h * lkv,
@@ -108,13 +113,13 @@ static float *dequant_heads(const mr_tensor *w)
 
 /* The expanded form over the same cache: every cached latent becomes
  * n_head keys [Wkb_h^T c | k_pe] and values Wvb_h c (f32 weights). */
-static mr_status attend_naive(mr_context *c, const mr_layer *L, uint32_t n, const float *qf,
-                              const uint8_t *kc, float *vo, mr_error *err)
+static mr_status attend_naive(mr_context *c, const mr_layer *L, uint32_t n, uint32_t pos0,
+                              const float *qf, const uint8_t *kc, float *vo, mr_error *err)
 {
     const mr_hparams *hp = &c->m->hp;
     const uint32_t H = hp->n_head, rot = hp->rope.n_rot, lkv = hp->n_lora_kv;
     const uint32_t dk = hp->head_dim_mla_k, nope = dk - rot, dv = hp->head_dim_mla_v;
-    const uint32_t row = hp->head_dim, T = c->n_past + n;
+    const uint32_t row = hp->head_dim, T = pos0 + n;
     float *kb = dequant_heads(&L->wk_b), *vb = dequant_heads(&L->wv_b);
     float *K = malloc(sizeof(float) * T * H * dk), *V = malloc(sizeof(float) * T * H * dv);
     float *lat = malloc(sizeof(float) * row);
@@ -148,7 +153,7 @@ static mr_status attend_naive(mr_context *c, const mr_layer *L, uint32_t n, cons
         .q = qf, .q_stride = H * dk, .k = K, .k_stride = H * dk, .v = V, .v_stride = H * dv,
         .k_type = MR_TYPE_F32, .v_type = MR_TYPE_F32, .out = vo, .out_stride = H * dv, .k_head = dk, .v_head = dv,
         .n_head = H, .n_head_kv = H, .dk = dk, .dv = dv,
-        .n_tok = n, .pos0 = c->n_past, .scale = hp->attn_scale, .sinks = L->sinks,
+        .n_tok = n, .pos0 = pos0, .scale = hp->attn_scale, .sinks = L->sinks,
         .window = L->window, .chunk = L->chunk,
     };
     nn_attention(c, &a);
@@ -171,7 +176,7 @@ mr_status nn_mla_attention(mr_context *c, uint32_t il, uint32_t n, mr_error *err
     const size_t nb = c->n_batch;
     float *qa = c->scratch, *qf = qa + nb * sz.qa, *gin = qf + nb * sz.qf;
     float *gout = gin + nb * sz.gin, *vo = gout + nb * sz.gout;
-    uint8_t *kc = c->k_cache + c->kv_row0[il] * c->k_row_bytes; /* never a ring: MLA does not slide */
+    /* never a ring: MLA does not slide */
     const mr_from_f32_fn k_put = mr_type_get(c->k_type)->from_f32;
     float *kv = c->kv_k; /* (n, lkv + rot) */
     mr_status s;
@@ -189,13 +194,20 @@ mr_status nn_mla_attention(mr_context *c, uint32_t il, uint32_t n, mr_error *err
         nn_rmsnorm(kt, kt, L->kv_a_norm, lkv, hp->norm_eps); /* k_pe is not normed */
         nn_rope_apply(c, qf + (size_t)t * H * dk + nope, t, H, dk);
         nn_rope_apply(c, kt + lkv, t, 1, row);
-        k_put(kt, kc + (size_t)(c->n_past + t) * c->k_row_bytes, row);
+        k_put(kt, c->k_cache + (ctx_kv_row(c, il, c->tok_seq[t]) + c->tok_pos[t]) * c->k_row_bytes,
+              row);
     }
     if (c->mla_naive) {
-        if ((s = attend_naive(c, L, n, qf, kc, vo, err)))
-            return s;
+        for (uint32_t r = 0; r < c->n_runs; r++) {
+            const uint32_t t0 = c->run_t0[r];
+            const uint8_t *kc = c->k_cache + ctx_kv_row(c, il, c->run_seq[r]) * c->k_row_bytes;
+            if ((s = attend_naive(c, L, c->run_n[r], c->tok_pos[t0],
+                                  qf + (size_t)t0 * H * dk, kc,
+                                  vo + (size_t)t0 * H * hp->head_dim_mla_v, err)))
+                return s;
+        }
     } else {
-        attend_absorbed(c, L, n, qf, kc, gin, gout, vo);
+        attend_absorbed(c, il, L, n, qf, gin, gout, vo);
     }
     nn_matmul(c, &L->wo, vo, n, c->h);
     nn_add(c->x, c->h, (size_t)n * hp->n_embd);

@@ -38,7 +38,8 @@ void nn_rmsnorm_heads(float *x, const float *w, uint32_t n_rows, uint32_t stride
  * frequency factors applied; done once per context. */
 void nn_rope_init(const mr_hparams *hp, const float *freq_factors, double *inv);
 /* cos/sin (times the YaRN magnitude) of the batch's n positions
- * n_past.., into c->rope_cs; once per decode call. */
+ * (c->tok_pos: each token's in its sequence), into c->rope_cs; once per
+ * decode call. */
 void nn_rope_prepare(mr_context *c, uint32_t n);
 /* Rotate the first n_rot dimensions of n_heads heads (head stride
  * head_stride floats) of batch token t, in the model's pair layout. */

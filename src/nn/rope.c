@@ -85,7 +85,7 @@ void nn_rope_prepare(mr_context *c, uint32_t n)
     const uint32_t half = r->n_rot / 2;
     const double ms = r->scaling == MR_ROPE_SCALE_YARN ? r->mscale : 1.0;
     for (uint32_t t = 0; t < n; t++) {
-        const double pos = (double)(c->n_past + t);
+        const double pos = (double)c->tok_pos[t];
         float *cs = c->rope_cs + (size_t)t * half * 2;
         for (uint32_t i = 0; i < half; i++) {
             const double a = pos * c->rope_inv[i];
