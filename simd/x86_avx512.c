@@ -73,22 +73,18 @@ void mr_quantize_row_q8_0_avx512(const float *x, void *dst, int64_t n)
 
 /* ------------------------------------------------------------ f32 dots */
 
-/* Weights are read with unaligned loads: rows need not be aligned. */
+/* Weights are read with unaligned loads: rows need not be aligned, and
+ * the result depends on the values only, never on the alignment. */
 
 float mr_dot_f32_f32_avx512(const void *w, const float *x, int64_t n)
 {
     const float *a = w;
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
-    /* a 64-byte load that straddles two lines costs both: first the
-     * elements up to the weights' next 64-byte boundary, masked */
-    const uintptr_t mis = (uintptr_t)a & 63;
-    if (mis && (mis & 3) == 0 && n >= 16) {
-        i = (int64_t)(64 - mis) / 4; /* 1..15 */
-        const __mmask16 k = (__mmask16)((1u << i) - 1);
-        s1 = _mm512_maskz_loadu_ps(k, a);
-        s1 = _mm512_mul_ps(s1, _mm512_maskz_loadu_ps(k, x));
-    }
+    /* No peel to the weights' next 64-byte boundary: it made the order of
+     * the sums, and so the result, depend on the pointer's alignment mod
+     * 64.  The order is fixed by n alone (tests/test_kernels_k.c checks
+     * every alignment 0..63). */
     for (; i + 64 <= n; i += 64) {
         /* 256 bytes of weights a step: four lines, 8 KB ahead (rows are
          * contiguous, so this runs on into the next row) */

@@ -11,7 +11,8 @@
  *   order differs: |simd - ref| <= 1e-5 * B + 1e-6, B = sum over weights
  *   of |a| (|d sc q| + |dmin m|) (Q6_K: |d sc (q - 32)|);
  * - x86: gemm over any rows and tokens, and vec_dot, agree to the bit;
- * - dot_f32: |simd - ref| <= 1e-5 * sum |w x| + 1e-6.
+ * - dot_f32: |simd - ref| <= 1e-5 * sum |w x| + 1e-6;
+ * - the f32 dot: bit-identical at every weight alignment 0..63.
  * Rows and activations end at a guard page.  Seeds are printed.
  */
 #include <check.h>
@@ -296,6 +297,62 @@ START_TEST(f32_dots_match_scalar)
 }
 END_TEST
 
+/* The f32 dot of every ISA at every weight alignment 0..63 bytes: the
+ * result depends on the values only (a kernel that peels to the weights'
+ * next 64-byte boundary changes the order of its sums with the pointer),
+ * so every alignment must give the first one's bits, and that must agree
+ * with the scalar dot within 1e-5 * sum |w x| + 1e-6.  Odd offsets are
+ * given to SIMD kernels only (they load unaligned; the scalar reference
+ * reads floats). */
+START_TEST(f32_dot_independent_of_alignment)
+{
+    static const int64_t lens[] = {1, 15, 16, 17, 63, 64, 65, 127, 1000, 4103};
+    mr_kernels k;
+    ck_assert(get_table(_i, 1, &k));
+    const mr_dot_f32_fn dot = k.dot_f32[MR_TYPE_F32];
+    if (!dot || dot == ref_exact.dot_f32[MR_TYPE_F32])
+        return;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t n = lens[li];
+        const size_t len = sizeof(float) * (size_t)n;
+        rng = 9001u * (uint64_t)k.isa + (uint64_t)n;
+        float *wv = malloc(len);
+        guarded xg = guarded_alloc(len);
+        float *x = (float *)xg.p;
+        for (int64_t i = 0; i < n; i++) {
+            wv[i] = rndf() * (i % 7 == 0 ? 1000.0f : 1.0f);
+            x[i] = rndf();
+        }
+        double bound = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            bound += fabs((double)wv[i] * x[i]);
+        const float want = ref_exact.dot_f32[MR_TYPE_F32](wv, x, n);
+        float at0 = 0.0f;
+        for (int off = 0; off < 64; off++) {
+            /* the row ends off bytes before the guard page, so over the
+             * 64 offsets its start takes every alignment mod 64 once */
+            guarded w = guarded_alloc(len + 64);
+            uint8_t *row = w.p + 64 - off;
+            memcpy(row, wv, len);
+            const unsigned mis = (unsigned)((uintptr_t)row & 63);
+            GUARD_KERNEL("%s dot_f32 f32 n %lld at alignment %u", table_name(_i), (long long)n, mis);
+            const float got = dot(row, x, n);
+            if (off == 0) {
+                at0 = got;
+                ck_assert_msg(fabs((double)got - want) <= 1e-5 * bound + 1e-6, "%s: %.9g vs scalar %.9g",
+                              current, got, want);
+            } else {
+                ck_assert_msg(memcmp(&got, &at0, sizeof got) == 0, "%s: %.9g, at offset 0 %.9g", current, got,
+                              at0);
+            }
+            guarded_free(&w);
+        }
+        guarded_free(&xg);
+        free(wv);
+    }
+}
+END_TEST
+
 /* Wide batches: register tiles with every row and token remainder, and
  * gemm of the whole batch equal to vec_dot bit for bit on x86. */
 START_TEST(gemm_tiles_match_vec_dot)
@@ -405,6 +462,7 @@ int main(void)
         tcase_add_loop_test(tc, integer_dots_match_scalar, 0, (n_isas + 1) * N_COUNTS);
         tcase_add_loop_test(tc, f32_dots_match_scalar, 0, (n_isas + 1) * N_COUNTS);
         tcase_add_loop_test(tc, gemm_tiles_match_vec_dot, 0, n_isas + 1);
+        tcase_add_loop_test(tc, f32_dot_independent_of_alignment, 0, n_isas + 1);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
