@@ -89,6 +89,13 @@ contains "$T/err" "<think>" "--chat-template-kwargs reaches the template"
 moerun chat -m "$MODEL" --chat-template-kwargs '[1]' </dev/null >"$T/out" 2>"$T/err"
 [ $? -eq 1 ] && ok "bad --chat-template-kwargs is a usage error" || bad "bad kwargs accepted"
 
+# --- the KV cache types, as llama.cpp names them
+printf 'Hello there\n' | chat -n 6 -ctk q8_0 -ctv q8_0 >"$T/out" 2>"$T/err"
+[ $? -eq 0 ] && [ -s "$T/out" ] && ok "chat -ctk q8_0 -ctv q8_0 answers" || bad "chat -ctk q8_0: $(tail -2 "$T/err")"
+printf 'Hello there\n' | chat -n 6 -ctk q4_0 >"$T/out" 2>"$T/err"
+[ $? -eq 1 ] && ok "chat -ctk q4_0 is a usage error" || bad "chat -ctk q4_0 accepted"
+contains "$T/err" "-ctk wants f16, q8_0 or f32" "chat names the KV cache types it takes"
+
 # --- a byte-level BPE model with the Qwen3 template (shared fixture): the
 # template drops the thinking block of answered turns, yet the cache is kept
 QWEN=${MOERUN_TESTDATA:-$SRC/../shared}/models/tinyqwen3moe/gguf/tinyqwen3moe-q8_0.gguf

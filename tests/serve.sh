@@ -278,6 +278,12 @@ for c in $(seq 0 15); do for r in 0 1 2; do
 done; done
 [ $bad_conc -eq 0 ] && ok "16 clients x 3 requests at once: every answer equals the request alone" ||
     bad "$bad_conc of 48 concurrent answers differ from the request alone"
+s=$(req GET /metrics)
+nb=$(sed -n 's/^moerun_decode_batches_total //p' "$T/body")
+ns=$(sed -n 's/^moerun_decode_batch_sequences_total //p' "$T/body")
+[ -n "$nb" ] && [ -n "$ns" ] && [ "$ns" -gt $((nb + nb / 4)) ] &&
+    ok "the slots' tokens shared forwards ($ns sequences in $nb batches)" ||
+    bad "no shared batches: '$ns' sequences in '$nb' batches"
 
 # --- the official openai npm client
 # installed by .ci/run into the source tree; else fetched here (into the
@@ -342,6 +348,11 @@ fi
 
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
 grep -q "stopping" "$T/server.err" && ok "SIGTERM stops the server" || bad "no clean stop: $(tail -2 "$T/server.err")"
+grep -q "KV cache F16/F16" "$T/server.err" && ok "the KV cache is f16 by default, as llama-server" ||
+    bad "KV cache type not f16: $(grep ready "$T/server.err")"
+$RUNNER "$BIN" serve -m "$MODEL" --port 0 -ctk q4_0 >/dev/null 2>"$T/ctk.err"
+[ $? -eq 1 ] && grep -q -- "-ctk wants f16, q8_0 or f32" "$T/ctk.err" && ok "serve -ctk q4_0 is a usage error" ||
+    bad "serve -ctk q4_0: $(tail -1 "$T/ctk.err")"
 
 # --- gpt-oss (harmony): reasoning_effort reaches the template, earlier
 # turns' reasoning and tool calls go back in as the template expects, and

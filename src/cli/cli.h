@@ -60,6 +60,7 @@ typedef struct {
     int no_direct;     /* --no-direct */
     int measure;       /* measure memory bandwidth (for --stats) */
     uint32_t kv_k, kv_v; /* the KV cache types, for the budget (set with the compute ones) */
+    uint32_t n_seq;      /* sequences of the context, for the budget (default 1) */
 } cli_store_opts;
 
 enum { OPT_STORE_MEM = 400, OPT_STORE_PREFETCH, OPT_STORE_NO_DIRECT };
@@ -84,24 +85,40 @@ typedef struct {
     int exact;    /* --exact */
     int yarn_trunc; /* --yarn-trunc */
     uint32_t kv_k, kv_v; /* -ctk / -ctv: KV cache types (F16, or F32 with --exact) */
+    int kv_k_given, kv_v_given;
 } cli_compute_opts;
 
-enum { OPT_COMPUTE_EXACT = 420, OPT_COMPUTE_YARN_TRUNC };
+enum { OPT_COMPUTE_EXACT = 420, OPT_COMPUTE_YARN_TRUNC, OPT_COMPUTE_CTK, OPT_COMPUTE_CTV };
 #define CLI_COMPUTE_LONG_OPTIONS                                               \
     {"threads", required_argument, 0, 't'},                                    \
     {"exact", no_argument, 0, OPT_COMPUTE_EXACT},                              \
-    {"yarn-trunc", no_argument, 0, OPT_COMPUTE_YARN_TRUNC}
+    {"yarn-trunc", no_argument, 0, OPT_COMPUTE_YARN_TRUNC},                    \
+    {"cache-type-k", required_argument, 0, OPT_COMPUTE_CTK},                   \
+    {"cache-type-v", required_argument, 0, OPT_COMPUTE_CTV}
 #define CLI_COMPUTE_HELP                                                                   \
     "  -t, --threads N          threads (default: physical cores)\n"                      \
     "      --exact              f32 activations, weights dequantised exactly (slower)\n"     \
     "      --yarn-trunc         YaRN correction range rounded to whole dimensions, as\n"    \
-    "                           llama.cpp does (gpt-oss default: fractional, as released)\n"
+    "                           llama.cpp does (gpt-oss default: fractional, as released)\n" \
+    "  -ctk, --cache-type-k T   KV cache keys: f16 (default), q8_0 or f32 (the default\n"   \
+    "                           with --exact)\n"                                          \
+    "  -ctv, --cache-type-v T   KV cache values: f16 (default), q8_0 or f32 (the default\n" \
+    "                           with --exact)\n"
 
 void cli_compute_opts_default(cli_compute_opts *o);
+/* Rewrite llama.cpp's multi-letter short options (-ctk, -ctv, -np, -sys)
+ * as their long names, for getopt_long. */
+void cli_long_aliases(int argc, char **argv);
+/* After the options: the KV cache types not given follow --exact, and the
+ * store's budget counts the chosen ones. */
+void cli_compute_opts_finish(cli_compute_opts *co, cli_store_opts *so);
 /* Handle a compute or store option (-t, --exact, --mem, ...): -1 not one of
  * them, 0 taken, else an exit code. */
 int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts *co,
                       cli_store_opts *so);
+/* The same for n_seq sequences sharing one context (serve's slots). */
+mr_status cli_context_new_seqs(const cli_session *s, const cli_compute_opts *o, uint32_t n_ctx,
+                               uint32_t n_batch, uint32_t n_seq, mr_context **out, mr_error *err);
 /* Give a context its threads and numeric path. */
 mr_status cli_context_apply(mr_context *c, const cli_compute_opts *o, mr_error *err);
 /* A context on the session's store with the KV cache types of o, its

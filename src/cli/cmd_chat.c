@@ -566,10 +566,7 @@ int cmd_chat(int argc, char **argv)
         CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
-    /* llama.cpp spells the system prompt "-sys" */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-sys"))
-            argv[i] = (char *)"--system-prompt";
+    cli_long_aliases(argc, argv); /* llama.cpp's -sys, -ctk, -ctv */
     const char *model = NULL, *tpl = NULL, *kwargs = NULL, *effort = NULL;
     long n_ctx = 0, n_batch = 512, v;
     int seed_given = 0;
@@ -655,6 +652,7 @@ int cmd_chat(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("chat", "unexpected argument '%s'", argv[optind]);
+    cli_compute_opts_finish(&co, &so);
     if (!model)
         return cli_usage_error("chat", "a model is required (-m FILE)");
     json_object *kw = NULL;
@@ -697,9 +695,14 @@ int cmd_chat(int argc, char **argv)
         fprintf(stderr, "moerun chat: warning: %s has no chat template (tokenizer.chat_template); "
                         "using the default, %s\n", model, MR_CHAT_TEMPLATE_DEFAULT);
     eng_eog_init(&c.eog, S.tok, c.fmt.stops);
+    mr_context *ctx = NULL;
     if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, 1, &err) ||
-        eng_seq_init(&c.seq, S.model, S.store, (uint32_t)n_ctx, (uint32_t)n_batch, 0, &err) ||
-        cli_context_apply(c.seq.ctx, &co, &err)) {
+        cli_context_new(&S, &co, (uint32_t)n_ctx, (uint32_t)n_batch, &ctx, &err)) {
+        rc = cli_report(&err);
+        goto out;
+    }
+    if (eng_seq_init(&c.seq, S.model, ctx, 0, 1, (uint32_t)n_batch, &err)) {
+        mr_context_free(ctx);
         rc = cli_report(&err);
         goto out;
     }

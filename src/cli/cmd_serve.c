@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "types.h"
 #include "serve/http.h"
 #include "serve/slots.h"
 #include "serve/template_select.h"
@@ -28,9 +29,10 @@ static void serve_help(FILE *out)
             "      --host ADDR          address to listen on (default 127.0.0.1: this machine only)\n"
             "      --port N             port (default 8080; 0 = any free port, printed)\n"
             "      --api-key KEY        require 'Authorization: Bearer KEY' (all but /health)\n"
-            "  -np, --parallel N        slots: requests decoded at once, round-robin (default 1)\n"
+            "  -np, --parallel N        slots: requests decoded at once, their tokens in one\n"
+            "                           batch (default 1)\n"
             "  -c, --ctx-size N         context of each slot (default: the model's, at most 4096)\n"
-            "  -b, --batch-size N       prompt tokens per batch (default 512)\n"
+            "  -b, --batch-size N       tokens per batch, all slots' (default 512)\n"
             CLI_COMPUTE_HELP
             "      --alias NAME         model name in responses (default: the file's name)\n"
             "      --chat-template NAME|FILE  override the model's template (built-in: chatml,\n"
@@ -67,9 +69,7 @@ int cmd_serve(int argc, char **argv)
         CLI_STORE_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
-    for (int i = 1; i < argc; i++) /* llama.cpp spells it -np */
-        if (!strcmp(argv[i], "-np"))
-            argv[i] = (char *)"--parallel";
+    cli_long_aliases(argc, argv); /* llama.cpp's -np, -ctk, -ctv */
     const char *model = NULL, *tpl = NULL, *kwargs = NULL, *alias = NULL;
     long n_ctx = 0, n_batch = 512, n_par = 1, port = 8080, max_tokens = 0, max_body = 1 << 20,
          max_conn = 64, max_queue = 64;
@@ -142,6 +142,10 @@ int cmd_serve(int argc, char **argv)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!model)
         return cli_usage_error("serve", "a model is required (-m FILE)");
+    if (n_batch < n_par)
+        n_batch = n_par; /* a token of every slot fits one batch */
+    cli_compute_opts_finish(&co, &so);
+    so.n_seq = (uint32_t)n_par;
     json_object *kw = NULL;
     if (kwargs) {
         kw = json_tokener_parse(kwargs);
@@ -176,6 +180,7 @@ int cmd_serve(int argc, char **argv)
     srv_chat_format fmt;
     memset(&fmt, 0, sizeof fmt);
     srv_sched *sched = NULL;
+    mr_context *ctx = NULL;
     srv_http *http = NULL;
     /* the context is only known after loading; the limit is set then */
     cfg.max_tokens_limit = max_tokens ? max_tokens : (1 << 20);
@@ -203,14 +208,16 @@ int cmd_serve(int argc, char **argv)
     if (cli_session_store(&S, &so, (uint32_t)n_ctx, (uint32_t)n_batch, (uint32_t)n_par, &err))
         goto fail;
     int threads = (int)co.threads;
-    if (srv_sched_new(&sched, S.model, S.tok, S.store, (int)n_par, (uint32_t)n_ctx,
-                      (uint32_t)n_batch, threads, co.exact, &eog, &err))
+    if (cli_context_new_seqs(&S, &co, (uint32_t)n_ctx, (uint32_t)n_batch, (uint32_t)n_par, &ctx,
+                             &err) ||
+        srv_sched_new(&sched, S.model, S.tok, ctx, (uint32_t)n_batch, &eog, &err))
         goto fail;
     srv_http_ready(http, S.tok, &fmt, sched, S.store);
-    fprintf(stderr, "moerun serve: ready: %s as '%s', template %s%s%s%s, %ld slot%s of %ld tokens, "
-                    "%d threads\n", model, alias, fmt.origin, fmt.family ? " (" : "",
-            fmt.family ? fmt.family : "", fmt.family ? ")" : "", n_par, n_par > 1 ? "s" : "", n_ctx,
-            threads);
+    fprintf(stderr, "moerun serve: ready: %s as '%s', template %s%s%s%s, %ld slot%s of %ld tokens "
+                    "(KV cache %s/%s), batches of %ld, %d threads\n", model, alias, fmt.origin,
+            fmt.family ? " (" : "", fmt.family ? fmt.family : "", fmt.family ? ")" : "", n_par,
+            n_par > 1 ? "s" : "", n_ctx, mr_type_get(co.kv_k)->name, mr_type_get(co.kv_v)->name,
+            n_batch, threads);
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "moerun serve: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");
@@ -224,6 +231,7 @@ out:
         http = NULL;
     }
     srv_sched_free(sched);
+    mr_context_free(ctx);
     srv_http_stop(http);
     if (kw)
         json_object_put(kw);

@@ -121,6 +121,7 @@ void cli_store_opts_default(cli_store_opts *o)
     memset(o, 0, sizeof *o);
     o->prefetch = 1;
     o->kv_k = o->kv_v = MR_TYPE_F16;
+    o->n_seq = 1;
 }
 
 int cli_parse_size(const char *s, uint64_t *out)
@@ -184,6 +185,30 @@ void cli_compute_opts_default(cli_compute_opts *o)
     o->exact = 0;
     o->yarn_trunc = 0;
     o->kv_k = o->kv_v = MR_TYPE_F16;
+    o->kv_k_given = o->kv_v_given = 0;
+}
+
+void cli_long_aliases(int argc, char **argv)
+{
+    static const char *const map[][2] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"},
+                                         {"-np", "--parallel"}, {"-sys", "--system-prompt"}};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+            if (!strcmp(argv[i], map[k][0]))
+                argv[i] = (char *)map[k][1];
+    }
+}
+
+void cli_compute_opts_finish(cli_compute_opts *co, cli_store_opts *so)
+{
+    if (!co->kv_k_given)
+        co->kv_k = co->exact ? MR_TYPE_F32 : MR_TYPE_F16;
+    if (!co->kv_v_given)
+        co->kv_v = co->exact ? MR_TYPE_F32 : MR_TYPE_F16;
+    so->kv_k = co->kv_k;
+    so->kv_v = co->kv_v;
 }
 
 int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts *co,
@@ -200,6 +225,18 @@ int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts
     case OPT_COMPUTE_YARN_TRUNC:
         co->yarn_trunc = 1;
         return 0;
+    case OPT_COMPUTE_CTK:
+    case OPT_COMPUTE_CTV: {
+        uint32_t t = mr_type_from_name(arg);
+        if (t != MR_TYPE_F32 && t != MR_TYPE_F16 && t != MR_TYPE_Q8_0)
+            return cli_usage_error(cmd, "%s wants f16, q8_0 or f32, got '%s'",
+                                   ch == OPT_COMPUTE_CTK ? "-ctk" : "-ctv", arg);
+        if (ch == OPT_COMPUTE_CTK)
+            co->kv_k = t, co->kv_k_given = 1;
+        else
+            co->kv_v = t, co->kv_v_given = 1;
+        return 0;
+    }
     default:
         return cli_store_option(cmd, ch, arg, so);
     }
@@ -220,6 +257,18 @@ mr_status cli_context_new(const cli_session *s, const cli_compute_opts *o, uint3
 {
     mr_status st = mr_context_new_kv(s->model, s->store, n_ctx, n_batch, o->kv_k, o->kv_v, out,
                                      err);
+    if (!st && (st = cli_context_apply(*out, o, err))) {
+        mr_context_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+mr_status cli_context_new_seqs(const cli_session *s, const cli_compute_opts *o, uint32_t n_ctx,
+                               uint32_t n_batch, uint32_t n_seq, mr_context **out, mr_error *err)
+{
+    mr_status st = mr_context_new_seqs(s->model, s->store, n_ctx, n_batch, o->kv_k, o->kv_v, n_seq,
+                                       out, err);
     if (!st && (st = cli_context_apply(*out, o, err))) {
         mr_context_free(*out);
         *out = NULL;
@@ -294,7 +343,8 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
         mr_paged_config cfg;
         mr_paged_config_default(&cfg);
         cfg.budget_bytes = o->mem;
-        cfg.reserve_bytes = mr_context_bytes_kv(s->model, n_ctx, n_batch, o->kv_k, o->kv_v) +
+        cfg.reserve_bytes = mr_context_bytes_seqs(s->model, n_ctx, n_batch, o->kv_k, o->kv_v,
+                                                  o->n_seq ? o->n_seq : 1) +
                             (uint64_t)logit_rows * s->model->hp.n_vocab * sizeof(float);
         cfg.prefetch_depth = (uint32_t)o->prefetch;
         cfg.no_direct = o->no_direct;

@@ -53,66 +53,137 @@ int eng_is_eog(const eng_eog *e, int32_t id)
 }
 
 /* ---------------------------------------------------------------- sequence */
-mr_status eng_seq_init(eng_seq *s, const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
-                       uint32_t n_batch, int threads, mr_error *err)
+mr_status eng_seq_init(eng_seq *s, const mr_model *m, mr_context *ctx, uint32_t seq, int own_ctx,
+                       uint32_t n_batch, mr_error *err)
 {
     memset(s, 0, sizeof *s);
     s->model = m;
+    s->ctx = ctx;
+    s->seq = seq;
+    s->own_ctx = own_ctx;
     s->n_batch = n_batch;
-    mr_status st = mr_context_new(m, store, n_ctx, n_batch, &s->ctx, err);
-    if (st)
-        return st;
-    if (threads > 0 && (st = mr_context_set_threads(s->ctx, threads, err))) {
-        eng_seq_free(s);
-        return st;
-    }
     s->logits = malloc(sizeof(float) * m->hp.n_vocab);
     s->work = malloc(sizeof(float) * m->hp.n_vocab);
-    if (!s->logits || !s->work) {
+    s->seq_ids = malloc(sizeof(uint32_t) * n_batch);
+    if (!s->logits || !s->work || !s->seq_ids) {
+        s->own_ctx = 0; /* on failure the caller keeps ctx */
         eng_seq_free(s);
         return mr_fail(err, MR_ENOMEM, NULL, "logits", MR_NO_OFFSET, "out of memory");
     }
+    for (uint32_t i = 0; i < n_batch; i++)
+        s->seq_ids[i] = seq;
+    mr_seq_reset(ctx, seq);
     return MR_OK;
 }
 
 void eng_seq_free(eng_seq *s)
 {
-    mr_context_free(s->ctx);
+    if (s->own_ctx)
+        mr_context_free(s->ctx);
     free(s->cached);
     free(s->logits);
     free(s->work);
+    free(s->seq_ids);
     memset(s, 0, sizeof *s);
 }
 
 void eng_seq_reset(eng_seq *s)
 {
-    mr_context_reset(s->ctx);
+    mr_seq_reset(s->ctx, s->seq);
     s->n_cached = 0;
     s->have_logits = 0;
 }
 
+size_t eng_seq_common(const eng_seq *s, const int32_t *ids, size_t n)
+{
+    size_t k = 0, m = s->n_cached < n ? s->n_cached : n;
+    while (k < m && s->cached[k] == ids[k])
+        k++;
+    return k;
+}
+
+size_t eng_seq_keep(eng_seq *s, size_t n)
+{
+    if (n >= s->n_cached)
+        return s->n_cached;
+    s->n_cached = mr_seq_trim(s->ctx, s->seq, (uint32_t)n);
+    s->have_logits = 0; /* they were those after the last token dropped */
+    return s->n_cached;
+}
+
+size_t eng_seq_copy(eng_seq *dst, const eng_seq *src, size_t n)
+{
+    if (n > src->n_cached)
+        n = src->n_cached;
+    eng_seq_reset(dst);
+    size_t k = mr_seq_copy(dst->ctx, dst->seq, src->seq, (uint32_t)n);
+    if (k && append_ids(&dst->cached, &dst->n_cached, &dst->cap, src->cached, k)) {
+        eng_seq_reset(dst);
+        return 0;
+    }
+    return dst->n_cached;
+}
+
 static mr_status decode(eng_seq *s, const int32_t *ids, size_t n, mr_error *err)
 {
-    if (s->n_cached + n > mr_context_n_ctx(s->ctx))
-        return mr_fail(err, MR_ERANGE, NULL, "context", MR_NO_OFFSET,
-                       "%zu tokens do not fit the context of %u", s->n_cached + n,
-                       mr_context_n_ctx(s->ctx));
-    if (append_ids(&s->cached, &s->n_cached, &s->cap, ids, n)) {
-        return mr_fail(err, MR_ENOMEM, NULL, "cache", MR_NO_OFFSET, "out of memory");
-    }
-    s->n_cached -= n; /* counted again as they are decoded */
     for (size_t i = 0; i < n; i += s->n_batch) {
         size_t k = n - i < s->n_batch ? n - i : s->n_batch;
-        mr_status st = mr_decode(s->ctx, ids + i, (uint32_t)k, s->logits, 0, err);
-        if (st) {
-            /* the cache's content is unknown now: start again next time */
-            eng_seq_reset(s);
+        eng_seq *q = s;
+        const int32_t *p = ids + i;
+        mr_status st = eng_decode_runs(&q, &p, &k, 1, NULL, NULL, s->logits, err);
+        if (st)
             return st;
-        }
-        s->n_cached += k;
     }
-    s->have_logits = n > 0 || s->have_logits;
     return MR_OK;
+}
+
+mr_status eng_decode_runs(eng_seq *const *seqs, const int32_t *const *ids, const size_t *n,
+                          int n_runs, int32_t *tok, uint32_t *sid, float *lbuf, mr_error *err)
+{
+    mr_context *ctx = seqs[0]->ctx;
+    size_t total = 0;
+    mr_status st = MR_OK;
+    for (int r = 0; r < n_runs && !st; r++) {
+        eng_seq *s = seqs[r];
+        if (s->n_cached + n[r] > mr_context_n_ctx(ctx))
+            st = mr_fail(err, MR_ERANGE, NULL, "context", MR_NO_OFFSET,
+                         "%zu tokens do not fit the context of %u", s->n_cached + n[r],
+                         mr_context_n_ctx(ctx));
+        else if (append_ids(&s->cached, &s->n_cached, &s->cap, ids[r], n[r]))
+            st = mr_fail(err, MR_ENOMEM, NULL, "cache", MR_NO_OFFSET, "out of memory");
+        else
+            s->n_cached -= n[r]; /* counted once decoded */
+        total += n[r];
+    }
+    if (st)
+        return st;
+    const int32_t *t = ids[0];
+    const uint32_t *si = seqs[0]->seq_ids;
+    if (n_runs > 1) { /* gather the batch */
+        size_t o = 0;
+        for (int r = 0; r < n_runs; r++) {
+            memcpy(tok + o, ids[r], n[r] * sizeof *tok);
+            for (size_t i = 0; i < n[r]; i++)
+                sid[o + i] = seqs[r]->seq;
+            o += n[r];
+        }
+        t = tok;
+        si = sid;
+    }
+    st = mr_decode_batch(ctx, t, si, (uint32_t)total, lbuf, 0, err);
+    const size_t nv = seqs[0]->model->hp.n_vocab;
+    for (int r = 0; r < n_runs; r++) {
+        eng_seq *s = seqs[r];
+        if (st) {
+            eng_seq_reset(s); /* its cache's content is unknown now */
+            continue;
+        }
+        s->n_cached += n[r];
+        if (lbuf != s->logits)
+            memcpy(s->logits, lbuf + (size_t)r * nv, nv * sizeof(float));
+        s->have_logits = 1;
+    }
+    return st;
 }
 
 mr_status eng_seq_begin(eng_seq *s, const int32_t *ids, size_t n, size_t *reused, mr_error *err)
@@ -124,14 +195,12 @@ mr_status eng_seq_begin(eng_seq *s, const int32_t *ids, size_t n, size_t *reused
         return mr_fail(err, MR_ERANGE, NULL, "prompt", MR_NO_OFFSET,
                        "the prompt has %zu tokens, more than the context (%u)", n,
                        mr_context_n_ctx(s->ctx));
-    /* the cache is kept when it is a prefix of ids and leaves at least one
-     * token to decode (the logits must be those of the prompt's end) */
-    int keep = s->n_cached < n && s->have_logits;
-    for (size_t i = 0; keep && i < s->n_cached; i++)
-        keep = s->cached[i] == ids[i];
-    if (!keep)
-        eng_seq_reset(s);
-    *reused = s->n_cached;
+    /* the longest common prefix is kept, leaving at least one token to
+     * decode (the logits must be those of the prompt's end) */
+    size_t k = eng_seq_common(s, ids, n);
+    if (k == n)
+        k = n - 1;
+    *reused = eng_seq_keep(s, k);
     return MR_OK;
 }
 

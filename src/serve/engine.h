@@ -31,10 +31,14 @@ typedef struct {
 void eng_eog_init(eng_eog *e, const mr_tokenizer *t, const char *const *stops);
 int eng_is_eog(const eng_eog *e, int32_t id);
 
-/* One sequence: a context and the tokens its cache holds. */
+/* One sequence: a context (or one sequence of a context several share:
+ * the server's slots) and the tokens its cache holds. */
 typedef struct {
     const mr_model *model;
     mr_context *ctx;
+    uint32_t seq;      /* its sequence in ctx */
+    int own_ctx;       /* ctx is freed with it */
+    uint32_t *seq_ids; /* n_batch copies of seq, for mr_decode_batch */
     int32_t *cached;   /* tokens at positions 0..n_cached-1 */
     size_t n_cached, cap;
     float *logits;     /* after the last decoded token */
@@ -43,12 +47,16 @@ typedef struct {
     uint32_t n_batch;
 } eng_seq;
 
-mr_status eng_seq_init(eng_seq *s, const mr_model *m, mr_expert_store *store, uint32_t n_ctx,
-                       uint32_t n_batch, int threads, mr_error *err);
+/* Sequence seq of ctx (made with at most n_batch tokens a batch); own_ctx:
+ * eng_seq_free frees ctx too (not when this fails). */
+mr_status eng_seq_init(eng_seq *s, const mr_model *m, mr_context *ctx, uint32_t seq, int own_ctx,
+                       uint32_t n_batch, mr_error *err);
 void eng_seq_free(eng_seq *s);
-/* Make the cache hold ids[0..n): the cached tokens are kept when they are a
- * prefix of ids (only the rest is decoded), else the cache restarts.
- * *reused: tokens not decoded again.  MR_ERANGE if n exceeds the context. */
+/* Make the cache hold ids[0..n): the longest common prefix of the cached
+ * tokens and ids is kept (mr_seq_trim; at least one token is left to
+ * decode, for the logits of the prompt's end) and only the rest is
+ * decoded.  *reused: tokens not decoded again.  MR_ERANGE if n exceeds the
+ * context. */
 mr_status eng_seq_prefill(eng_seq *s, const int32_t *ids, size_t n, size_t *reused,
                           mr_error *err);
 /* The same in steps (so one long prompt does not stall other slots):
@@ -61,6 +69,23 @@ mr_status eng_seq_continue(eng_seq *s, const int32_t *ids, size_t n, size_t max,
 mr_status eng_seq_push(eng_seq *s, int32_t id, mr_error *err);
 /* Forget the cache. */
 void eng_seq_reset(eng_seq *s);
+/* Tokens ids[0..n) and the cache share this many leading tokens. */
+size_t eng_seq_common(const eng_seq *s, const int32_t *ids, size_t n);
+/* Keep the first n cached tokens; returns how many are kept (fewer when a
+ * sliding-window ring has moved on: mr_seq_trim). */
+size_t eng_seq_keep(eng_seq *s, size_t n);
+/* Make dst (a sequence of the same context as src) hold src's first n
+ * tokens, copied, not decoded again (mr_seq_copy); returns how many. */
+size_t eng_seq_copy(eng_seq *dst, const eng_seq *src, size_t n);
+
+/* One forward over runs of tokens of several sequences of one context
+ * (each sequence at most once): run i decodes ids[i][0..n[i]) into seqs[i],
+ * whose logits are then those after its last token.  tok and sid hold
+ * the batch (sum of n[i] <= the context's n_batch; unused, may be NULL,
+ * for one run), lbuf n_runs x n_vocab floats.  On failure every sequence of the batch is reset (what its cache
+ * holds is unknown). */
+mr_status eng_decode_runs(eng_seq *const *seqs, const int32_t *const *ids, const size_t *n,
+                          int n_runs, int32_t *tok, uint32_t *sid, float *lbuf, mr_error *err);
 
 /* Sampling for one request. */
 typedef struct {

@@ -711,13 +711,20 @@ static enum MHD_Result metrics(srv_http *h, struct MHD_Connection *c)
         "# HELP moerun_expert_cache_hit_ratio Expert acquires served from memory (1 when all resident).\n"
         "# TYPE moerun_expert_cache_hit_ratio gauge\nmoerun_expert_cache_hit_ratio %.6f\n"
         "# HELP moerun_http_errors_total Requests answered with an error status.\n"
-        "# TYPE moerun_http_errors_total counter\nmoerun_http_errors_total %lu\n",
+        "# TYPE moerun_http_errors_total counter\nmoerun_http_errors_total %lu\n"
+        "# HELP moerun_decode_batches_total Forward passes (each one batch of all slots' tokens).\n"
+        "# TYPE moerun_decode_batches_total counter\nmoerun_decode_batches_total %llu\n"
+        "# HELP moerun_decode_batch_tokens_total Tokens of those batches.\n"
+        "# TYPE moerun_decode_batch_tokens_total counter\nmoerun_decode_batch_tokens_total %llu\n"
+        "# HELP moerun_decode_batch_sequences_total Sequences of those batches (their sum over batches).\n"
+        "# TYPE moerun_decode_batch_sequences_total counter\nmoerun_decode_batch_sequences_total %llu\n",
         (unsigned long long)m.prompt_tokens, (unsigned long long)m.prompt_reused,
         (unsigned long long)m.gen_tokens,
         m.prompt_seconds > 0 ? (double)(m.prompt_tokens - m.prompt_reused) / m.prompt_seconds : 0.0,
         m.gen_seconds > 0 ? (double)m.gen_tokens / m.gen_seconds : 0.0, m.busy_slots, m.queued,
         (unsigned long long)m.requests, (unsigned long long)m.cancelled, srv_n_slots(h->sched), hit,
-        (unsigned long)atomic_load(&h->http_errors));
+        (unsigned long)atomic_load(&h->http_errors), (unsigned long long)m.batches,
+        (unsigned long long)m.batch_tokens, (unsigned long long)m.batch_seqs);
     return send_text(c, 200, "text/plain; version=0.0.4", buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 

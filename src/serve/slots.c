@@ -13,7 +13,8 @@ typedef struct {
     eng_stop stop;
     mr_detok dt;
     int prefilled, begun;
-    uint64_t last_used;
+    uint64_t last_used, started;
+    int32_t next;     /* the token it adds to the batch being built */
 } slot;
 
 struct srv_sched {
@@ -22,7 +23,17 @@ struct srv_sched {
     eng_eog eog;
     slot *slots;
     int n_slots;
-    uint32_t n_ctx;
+    uint32_t n_ctx, n_batch;
+    mr_context *ctx;  /* the slots' sequences (not owned) */
+    /* the batch being built: one run per slot at most */
+    eng_seq **r_seq;
+    const int32_t **r_ids;
+    size_t *r_n;
+    slot **r_slot;
+    int32_t *btok;
+    uint32_t *sid;
+    float *lbuf;
+    int rot;          /* first slot asked for a token, rotated for fairness */
     pthread_mutex_t mu;
     pthread_cond_t work;   /* queue or slots changed */
     pthread_cond_t output; /* some job has new output */
@@ -132,12 +143,7 @@ static slot *pick_slot(srv_sched *s, const srv_job *j)
         slot *sl = &s->slots[i];
         if (sl->job)
             continue;
-        size_t k = 0, n = sl->seq.n_cached < j->n_prompt ? sl->seq.n_cached : 0;
-        if (n == sl->seq.n_cached) /* reusable only when all of it is a prefix */
-            while (k < n && sl->seq.cached[k] == j->prompt[k])
-                k++;
-        if (k < n)
-            k = 0;
+        size_t k = eng_seq_common(&sl->seq, j->prompt, j->n_prompt);
         if (!best || k > best_len || (k == best_len && sl->last_used < best->last_used)) {
             best = sl;
             best_len = k;
@@ -146,61 +152,75 @@ static slot *pick_slot(srv_sched *s, const srv_job *j)
     return best;
 }
 
-/* One step of a busy slot: the prompt, or one token.  Called without the
- * lock (only this thread touches the slot's sequence). */
-static void step(srv_sched *s, slot *sl)
+static void fail_slot(srv_sched *s, slot *sl, const char *msg)
+{
+    pthread_mutex_lock(&s->mu);
+    finish_locked(s, sl, "stop", msg);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Start the slot's prompt: keep the longest common prefix of its own cache
+ * (mr_seq_trim), or copy a longer one from another slot's (mr_seq_copy):
+ * a shared system prompt is computed once.  0, or -1 when failed. */
+static int begin_prompt(srv_sched *s, slot *sl)
 {
     srv_job *j = sl->job;
     mr_error err;
+    size_t reused;
+    j->t_started = now_s();
+    if (eng_seq_begin(&sl->seq, j->prompt, j->n_prompt, &reused, &err)) {
+        fail_slot(s, sl, err.msg);
+        return -1;
+    }
+    const slot *from = NULL;
+    size_t best = reused;
+    for (int i = 0; i < s->n_slots; i++) {
+        const slot *o = &s->slots[i];
+        if (o == sl)
+            continue;
+        size_t k = eng_seq_common(&o->seq, j->prompt, j->n_prompt);
+        if (k >= j->n_prompt)
+            k = j->n_prompt - 1; /* one token is left to decode */
+        if (k > best) {
+            best = k;
+            from = o;
+        }
+    }
+    if (from)
+        reused = eng_seq_copy(&sl->seq, &from->seq, best);
+    sl->begun = 1;
     pthread_mutex_lock(&s->mu);
-    int cancelled = j->cancelled;
+    j->reused = reused;
+    s->m.prompt_tokens += j->n_prompt;
+    s->m.prompt_reused += reused;
     pthread_mutex_unlock(&s->mu);
-    if (cancelled) {
-        pthread_mutex_lock(&s->mu);
-        finish_locked(s, sl, "stop", NULL);
-        pthread_mutex_unlock(&s->mu);
-        return;
+    return 0;
+}
+
+/* The prompt is in the cache: get ready to generate.  0, or -1. */
+static int end_prompt(srv_sched *s, slot *sl)
+{
+    srv_job *j = sl->job;
+    mr_error err;
+    if (eng_sampler_init(&sl->smp, &j->sp, (int32_t)s->model->hp.n_vocab, &err)) {
+        fail_slot(s, sl, err.msg);
+        return -1;
     }
-    if (!sl->prefilled) {
-        /* the prompt, n_batch tokens per step */
-        double t0 = now_s();
-        int done = 0;
-        if (!sl->begun) {
-            size_t reused;
-            j->t_started = t0;
-            if (eng_seq_begin(&sl->seq, j->prompt, j->n_prompt, &reused, &err)) {
-                pthread_mutex_lock(&s->mu);
-                finish_locked(s, sl, "stop", err.msg);
-                pthread_mutex_unlock(&s->mu);
-                return;
-            }
-            sl->begun = 1;
-            pthread_mutex_lock(&s->mu);
-            j->reused = reused;
-            s->m.prompt_tokens += j->n_prompt;
-            s->m.prompt_reused += reused;
-            pthread_mutex_unlock(&s->mu);
-        }
-        if (eng_seq_continue(&sl->seq, j->prompt, j->n_prompt, sl->seq.n_batch, &done, &err) ||
-            (done && eng_sampler_init(&sl->smp, &j->sp, (int32_t)s->model->hp.n_vocab, &err))) {
-            pthread_mutex_lock(&s->mu);
-            finish_locked(s, sl, "stop", err.msg);
-            pthread_mutex_unlock(&s->mu);
-            return;
-        }
-        pthread_mutex_lock(&s->mu);
-        s->m.prompt_seconds += now_s() - t0;
-        pthread_mutex_unlock(&s->mu);
-        if (!done)
-            return;
-        for (size_t i = 0; i < j->n_prompt; i++)
-            eng_sampler_accept(&sl->smp, j->prompt[i], 0);
-        eng_stop_init(&sl->stop, j->stops);
-        mr_detok_init(&sl->dt, s->tok, 0); /* the answer continues the prompt: keep its space */
-        sl->dt.special = j->special;       /* for serve/reasoning.c's markers */
-        sl->prefilled = 1;
-        return;
-    }
+    for (size_t i = 0; i < j->n_prompt; i++)
+        eng_sampler_accept(&sl->smp, j->prompt[i], 0);
+    eng_stop_init(&sl->stop, j->stops);
+    mr_detok_init(&sl->dt, s->tok, 0); /* the answer continues the prompt: keep its space */
+    sl->dt.special = j->special;       /* for serve/reasoning.c's markers */
+    sl->prefilled = 1;
+    return 0;
+}
+
+/* A generating slot's next token: sample it from the logits of the last
+ * batch and hand its text out; 1 when it goes on (sl->next is to be
+ * decoded), 0 when the job ended. */
+static int next_token(srv_sched *s, slot *sl)
+{
+    srv_job *j = sl->job;
     int32_t id = eng_sample(&sl->smp, &sl->seq);
     pthread_mutex_lock(&s->mu);
     if (j->t_first == 0)
@@ -208,7 +228,7 @@ static void step(srv_sched *s, slot *sl)
     if (eng_is_eog(&s->eog, id) && !j->ignore_eos) {
         finish_locked(s, sl, "stop", NULL);
         pthread_mutex_unlock(&s->mu);
-        return;
+        return 0;
     }
     j->n_gen++;
     s->m.gen_tokens++;
@@ -219,27 +239,92 @@ static void step(srv_sched *s, slot *sl)
     int r = eng_stop_push(&sl->stop, piece, w, &out, &n);
     job_append_locked(j, out, n);
     pthread_cond_broadcast(&s->output);
-    if (r) {
-        finish_locked(s, sl, "stop", NULL);
+    const char *end = r ? "stop"
+                      : j->max_tokens > 0 && (long)j->n_gen >= j->max_tokens ? "length"
+                      : sl->seq.n_cached + 1 >= s->n_ctx ? "length"
+                      : NULL;
+    if (end) {
+        finish_locked(s, sl, end, NULL);
         pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    if (j->max_tokens > 0 && (long)j->n_gen >= j->max_tokens) {
-        finish_locked(s, sl, "length", NULL);
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    if (sl->seq.n_cached + 1 >= s->n_ctx) {
-        finish_locked(s, sl, "length", NULL);
-        pthread_mutex_unlock(&s->mu);
-        return;
+        return 0;
     }
     pthread_mutex_unlock(&s->mu);
     eng_sampler_accept(&sl->smp, id, 1);
-    if (eng_seq_push(&sl->seq, id, &err)) {
+    sl->next = id;
+    return 1;
+}
+
+/* One forward for all busy slots: a token of each generating one, then as
+ * much of the waiting prompts (oldest first) as the batch holds.  Called
+ * without the lock (only this thread touches the slots' sequences). */
+static void run_batch(srv_sched *s)
+{
+    int nr = 0;
+    size_t room = s->n_batch, n_prompt_tok = 0;
+    for (int k = 0; k < s->n_slots; k++) {
+        slot *sl = &s->slots[(s->rot + k) % s->n_slots];
+        if (!sl->job)
+            continue;
         pthread_mutex_lock(&s->mu);
-        finish_locked(s, sl, "stop", err.msg);
+        int cancelled = sl->job->cancelled;
         pthread_mutex_unlock(&s->mu);
+        if (cancelled) {
+            fail_slot(s, sl, NULL);
+            continue;
+        }
+        if (!sl->prefilled || !room || !next_token(s, sl))
+            continue;
+        s->r_seq[nr] = &sl->seq;
+        s->r_ids[nr] = &sl->next;
+        s->r_n[nr] = 1;
+        s->r_slot[nr++] = sl;
+        room--;
+    }
+    s->rot = (s->rot + 1) % s->n_slots;
+    while (room) {
+        slot *sl = NULL; /* the oldest prompt not in this batch yet */
+        for (int i = 0; i < s->n_slots; i++) {
+            slot *c = &s->slots[i];
+            int queued = 0;
+            for (int r = 0; r < nr; r++)
+                queued |= s->r_slot[r] == c;
+            if (c->job && !c->prefilled && !queued && (!sl || c->started < sl->started))
+                sl = c;
+        }
+        if (!sl)
+            break;
+        if (!sl->begun && begin_prompt(s, sl))
+            continue;
+        const srv_job *j = sl->job;
+        size_t k = j->n_prompt - sl->seq.n_cached;
+        if (k > room)
+            k = room;
+        s->r_seq[nr] = &sl->seq;
+        s->r_ids[nr] = j->prompt + sl->seq.n_cached;
+        s->r_n[nr] = k;
+        s->r_slot[nr++] = sl;
+        room -= k;
+        n_prompt_tok += k;
+    }
+    if (!nr)
+        return;
+    mr_error err;
+    double t0 = now_s();
+    mr_status st = eng_decode_runs(s->r_seq, s->r_ids, s->r_n, nr, s->btok, s->sid, s->lbuf, &err);
+    double dt = now_s() - t0;
+    const size_t n_tok = s->n_batch - room;
+    pthread_mutex_lock(&s->mu);
+    s->m.batches++;
+    s->m.batch_tokens += n_tok;
+    s->m.batch_seqs += (uint64_t)nr;
+    s->m.prompt_seconds += dt * (double)n_prompt_tok / (double)n_tok;
+    pthread_mutex_unlock(&s->mu);
+    for (int r = 0; r < nr; r++) {
+        slot *sl = s->r_slot[r];
+        if (st)
+            fail_slot(s, sl, err.msg);
+        else if (!sl->prefilled && sl->seq.n_cached == sl->job->n_prompt)
+            end_prompt(s, sl);
     }
 }
 
@@ -262,6 +347,7 @@ static void *run(void *arg)
             sl->job = j;
             sl->prefilled = 0;
             sl->begun = 0;
+            sl->started = ++s->clock;
             s->m.busy_slots++;
             s->m.requests++;
         }
@@ -275,9 +361,7 @@ static void *run(void *arg)
             continue;
         }
         pthread_mutex_unlock(&s->mu);
-        for (int i = 0; i < s->n_slots; i++)
-            if (s->slots[i].job)
-                step(s, &s->slots[i]);
+        run_batch(s);
         pthread_mutex_lock(&s->mu);
         if (s->stopping)
             for (int i = 0; i < s->n_slots; i++)
@@ -290,30 +374,39 @@ static void *run(void *arg)
     return NULL;
 }
 
-int srv_sched_new(srv_sched **out, const mr_model *m, const mr_tokenizer *tok,
-                  mr_expert_store *store, int n_slots, uint32_t n_ctx, uint32_t n_batch,
-                  int threads, int exact, const eng_eog *eog, mr_error *err)
+int srv_sched_new(srv_sched **out, const mr_model *m, const mr_tokenizer *tok, mr_context *ctx,
+                  uint32_t n_batch, const eng_eog *eog, mr_error *err)
 {
     srv_sched *s = calloc(1, sizeof *s);
     if (!s)
         return mr_fail(err, MR_ENOMEM, NULL, "slots", MR_NO_OFFSET, "out of memory");
+    const int n_slots = (int)mr_context_n_seq(ctx);
     s->model = m;
     s->tok = tok;
     s->eog = *eog;
-    s->n_ctx = n_ctx;
+    s->ctx = ctx;
+    s->n_ctx = mr_context_n_ctx(ctx);
+    s->n_batch = n_batch;
     s->slots = calloc((size_t)n_slots, sizeof *s->slots);
-    if (!s->slots) {
-        free(s);
+    s->r_seq = calloc((size_t)n_slots, sizeof *s->r_seq);
+    s->r_ids = calloc((size_t)n_slots, sizeof *s->r_ids);
+    s->r_n = calloc((size_t)n_slots, sizeof *s->r_n);
+    s->r_slot = calloc((size_t)n_slots, sizeof *s->r_slot);
+    s->btok = calloc(n_batch, sizeof *s->btok);
+    s->sid = calloc(n_batch, sizeof *s->sid);
+    s->lbuf = calloc((size_t)n_slots * m->hp.n_vocab, sizeof *s->lbuf);
+    if (!s->slots || !s->r_seq || !s->r_ids || !s->r_n || !s->r_slot || !s->btok || !s->sid ||
+        !s->lbuf) {
+        srv_sched_free(s);
         return mr_fail(err, MR_ENOMEM, NULL, "slots", MR_NO_OFFSET, "out of memory");
     }
     for (int i = 0; i < n_slots; i++) {
-        mr_status st = eng_seq_init(&s->slots[i].seq, m, store, n_ctx, n_batch, threads, err);
+        mr_status st = eng_seq_init(&s->slots[i].seq, m, ctx, (uint32_t)i, 0, n_batch, err);
         if (st) {
             s->n_slots = i;
             srv_sched_free(s);
             return st;
         }
-        mr_context_set_exact(s->slots[i].seq.ctx, exact);
     }
     s->n_slots = n_slots;
     pthread_mutex_init(&s->mu, NULL);
@@ -351,6 +444,13 @@ void srv_sched_free(srv_sched *s)
     for (int i = 0; i < s->n_slots; i++)
         eng_seq_free(&s->slots[i].seq);
     free(s->slots);
+    free(s->r_seq);
+    free(s->r_ids);
+    free(s->r_n);
+    free(s->r_slot);
+    free(s->btok);
+    free(s->sid);
+    free(s->lbuf);
     if (s->thread) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->work);

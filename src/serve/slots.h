@@ -1,11 +1,14 @@
 /* slots.h - the server's scheduler: a queue of generation jobs served by a
- * fixed number of slots, each a sequence (context + KV cache) of its own.
- * One thread runs every decode: it gives each busy slot one step in turn
- * (a prompt, or one generated token), so streams interleave token by
- * token.  (Batching the slots' tokens into one forward needs a
- * multi-sequence KV cache the forward does not have yet.)  A new job goes
- * to the free slot whose cache shares the longest prefix with its prompt
- * (the prompt cache); a cancelled job frees its slot at the next step. */
+ * fixed number of slots, each a sequence of one shared context
+ * (mr_context_new_seqs).  One thread runs every decode: each step is one
+ * batched forward (mr_decode_batch) of a token of every generating slot
+ * plus as much of the waiting prompts, oldest first, as the batch holds,
+ * so streams share each expert's read.  A new job goes to the free slot
+ * whose cache shares the longest prefix with its prompt; that prefix is
+ * kept (mr_seq_trim), or a longer one copied from another slot
+ * (mr_seq_copy): the prompt cache.  A cancelled job frees its slot at the
+ * next step.  On x86 a batch gives each token the bits it gets alone, so
+ * an answer does not depend on the other requests. */
 #ifndef MOERUN_SERVE_SLOTS_H
 #define MOERUN_SERVE_SLOTS_H
 
@@ -42,17 +45,17 @@ struct srv_job {
 
 typedef struct {
     uint64_t requests, prompt_tokens, prompt_reused, gen_tokens, cancelled;
+    uint64_t batches, batch_tokens, batch_seqs; /* forwards, their tokens and sequences */
     double gen_seconds, prompt_seconds;
     int busy_slots, queued;
 } srv_metrics;
 
 typedef struct srv_sched srv_sched;
 
-/* n_slots sequences of n_ctx positions over one model and store; exact:
- * mr_context_set_exact for each. */
-int srv_sched_new(srv_sched **out, const mr_model *m, const mr_tokenizer *tok,
-                  mr_expert_store *store, int n_slots, uint32_t n_ctx, uint32_t n_batch,
-                  int threads, int exact, const eng_eog *eog, mr_error *err);
+/* A slot for each sequence of ctx (made by mr_context_new_seqs with
+ * n_batch tokens a batch; the caller frees it after srv_sched_free). */
+int srv_sched_new(srv_sched **out, const mr_model *m, const mr_tokenizer *tok, mr_context *ctx,
+                  uint32_t n_batch, const eng_eog *eog, mr_error *err);
 void srv_sched_free(srv_sched *s);
 
 srv_job *srv_job_new(void);
