@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$model" ] && [ -r "$model" ] || { echo "serve_concurrency.sh: give MODEL.gguf" >&2; usage 1 >&2; }
 [ -x "$bin" ] || { echo "serve_concurrency.sh: no moerun at $bin (set MOERUN_BIN)" >&2; exit 1; }
-command -v curl >/dev/null || { echo "serve_concurrency.sh: needs curl" >&2; exit 1; }
+command -v curl >/dev/null && command -v python3 >/dev/null ||
+    { echo "serve_concurrency.sh: needs curl and python3" >&2; exit 1; }
 if [ -n "${LLAMA_BIN:-}" ] && [ ! -x "$LLAMA_BIN/llama-server" ]; then
     echo "serve_concurrency.sh: LLAMA_BIN=$LLAMA_BIN has no llama-server" >&2; exit 1
 fi
@@ -60,39 +61,45 @@ if [ -n "${LLAMA_BIN:-}" ]; then
     wait_up "$LURL" 600 || { tail -5 "$tmp/llama.err" >&2; exit 1; }
 fi
 
-# burst URL N -> "tokens seconds": N requests at once, each ntok tokens
-burst() {
-    rm -f "$tmp"/r.*
-    t0=$(date +%s.%N)
-    k=0 pids=
-    while [ $k -lt "$2" ]; do
-        curl -s -H 'Content-Type: application/json' --data-binary \
-            "{\"prompt\":\"Story number $k: once upon a time\",\"max_tokens\":$ntok,\"temperature\":0,\"ignore_eos\":true}" \
-            "$1/v1/completions" >"$tmp/r.$k" &
-        pids="$pids $!"
-        k=$((k + 1))
-    done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
-    t1=$(date +%s.%N)
-    toks=$(cat "$tmp"/r.* | python3 -c '
-import json, sys
-n = 0
-for line in sys.stdin.read().replace("}{", "}\n{").splitlines():
-    try: n += json.loads(line)["usage"]["completion_tokens"]
-    except Exception: pass
-print(n)')
-    echo "$toks $(awk "BEGIN { print $t1 - $t0 }")"
-}
+# burst URL N -> "tokens seconds": N requests at once (one thread each),
+# each ntok tokens; the time from the first sent to the last answered
+cat >"$tmp/burst.py" <<'EOF_PY'
+import json, sys, threading, time, urllib.request
+url, n, ntok, peer = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "l"
+got = [0] * n
+def one(k):
+    b = {"prompt": "Story number %d: once upon a time" % k, "temperature": 0, "ignore_eos": True}
+    if peer:
+        # llama-server's /completion: its OpenAI endpoint fails ("does not
+        # match the expected Content-only format") on a random model's
+        # byte tokens, so those (SentencePiece <0x00>..<0xFF>) are banned
+        b.update(n_predict=ntok, logit_bias=[[i, False] for i in range(3, 259)] if sys.argv[5] == "1" else [])
+    else:
+        b["max_tokens"] = ntok
+    req = urllib.request.Request(url + ("/completion" if peer else "/v1/completions"),
+                                 json.dumps(b).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=3600) as r:
+        j = json.load(r)
+        got[k] = j["tokens_predicted"] if peer else j["usage"]["completion_tokens"]
+ts = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+t0 = time.monotonic()
+for t in ts: t.start()
+for t in ts: t.join()
+print(sum(got), time.monotonic() - t0)
+EOF_PY
+spm=0
+"$bin" info "$model" 2>/dev/null | grep -q 'tokenizer.ggml.model *"llama"' && spm=1
+burst() { python3 "$tmp/burst.py" "$1" "$2" "$ntok" "$3" $spm; }
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ') model $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')"
 echo "model $(basename "$model"); CPU: $cpu; $threads threads; $ntok tokens a request; best of $reps, interleaved"
 echo
-burst "$MURL" 1 >/dev/null # warm up both
-[ -n "$LURL" ] && burst "$LURL" 1 >/dev/null
+burst "$MURL" 1 m >/dev/null # warm up both
+[ -n "$LURL" ] && burst "$LURL" 1 l >/dev/null
 for r in $(seq 1 "$reps"); do
     for n in $streams; do
-        echo "m $n $(burst "$MURL" "$n")" >>"$tmp/res"
-        [ -n "$LURL" ] && echo "l $n $(burst "$LURL" "$n")" >>"$tmp/res"
+        echo "m $n $(burst "$MURL" "$n" m)" >>"$tmp/res"
+        [ -n "$LURL" ] && echo "l $n $(burst "$LURL" "$n" l)" >>"$tmp/res"
     done
 done
 python3 - "$tmp/res" "$streams" "$([ -n "$LURL" ] && echo 1 || echo 0)" <<'EOF'
