@@ -194,8 +194,10 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
         mr_kernels_init_avx512_more(out);
 #endif
 #ifdef MR_HAVE_NEON
-    if (isa == MR_ISA_NEON)
+    if (isa == MR_ISA_NEON) {
         mr_kernels_init_neon_more(out);
+        mr_kernels_init_neon_iq(out);
+    }
 #endif
     out->isa = isa;
     out->exact = exact;

@@ -128,6 +128,7 @@ START_TEST(every_isa_computes_them)
     enum { NB = 4 };
     static _Alignas(64) uint8_t wbuf[NB * 128 + 64], abuf[NB * sizeof(block_q8_K) + 64];
     float x[NB * 256];
+    int compared[MR_ISA_COUNT] = {0};
     for (int isa = 0; isa < MR_ISA_COUNT; isa++) {
         mr_kernels k;
         if (!mr_kernels_for_isa((mr_isa)isa, 0, &k))
@@ -137,8 +138,13 @@ START_TEST(every_isa_computes_them)
             ck_assert_msg(k.vec_dot[t] != NULL, "%s: no %s dot", mr_isa_name((mr_isa)isa),
                           iq_cases[c].name);
             ck_assert_uint_eq(k.act_type[t], MR_TYPE_Q8_K);
+            /* every SIMD table has its own kernel for each of them */
+            ck_assert_msg(isa == MR_ISA_SCALAR || k.vec_dot[t] != ref.vec_dot[t],
+                          "%s: the %s dot is the scalar reference", mr_isa_name((mr_isa)isa),
+                          iq_cases[c].name);
             if (k.vec_dot[t] == ref.vec_dot[t])
                 continue;
+            compared[isa]++;
             iq_case_blocks(c, blocks);
             rng = 0x5eed + c;
             for (int r = 0; r < IQ_CASE_BLOCKS / NB; r++) {
@@ -157,6 +163,12 @@ START_TEST(every_isa_computes_them)
             }
         }
     }
+    /* what was compared, for the log (.ci/cross-arm64 shows it) */
+    printf("i-quant dots vs scalar, bit for bit:");
+    for (int isa = 1; isa < MR_ISA_COUNT; isa++)
+        if (compared[isa])
+            printf(" %s (%d types)", mr_isa_name((mr_isa)isa), compared[isa]);
+    printf("\n");
     ck_assert(mr_type_computable(MR_TYPE_IQ1_S));
     ck_assert_ptr_null(mr_type_get(MR_TYPE_IQ1_S)->from_f32); /* read, never written */
 }
