@@ -8,9 +8,9 @@
  * (vpinsrq of the table rows), the sign bytes a ymm of +-1 that moves onto
  * the activations (vpsignb), and vpmaddubsw + vpmaddwd give 8 int32 lanes,
  * each the exact dot of 4 weights; lanes 0-3 are the first 16, 4-7 the
- * second.  IQ1's entries are -1/0/1: one is added (vpaddb, 0..2 unsigned)
- * and the sum of the activations taken off again, which also gives the
- * sums the delta multiplies.  The integer sums equal the reference's, and
+ * second.  IQ1 (entries -1/0/1, a delta of +-1/8 per 8) dots the weights
+ * 8c + 8e in integers and divides by 8 exactly (see below).  The integer
+ * sums equal the reference's, and
  * the float part (scales, delta, accumulation) is the reference's in its
  * order, so results are bit-identical to quant/ref_iq.c (test_quant_iq). */
 #include "kernels.h"
@@ -169,99 +169,136 @@ IQ_SIGNED_DOT(iq2_s, f16_to_f32(x[i].d))
 IQ_SIGNED_DOT(iq3_xxs, f16_to_f32(x[i].d))
 IQ_SIGNED_DOT(iq3_s, f16_to_f32(x[i].d))
 
-/* one 32-weight sub-block of an IQ1 block: entries, scales per 16, deltas per 8 */
-typedef struct {
-    __m256i g;
-    float s[2], e[4];
-} sub32_iq1;
+/* IQ1: weight = s (c + e), c in {-1, 0, 1}, e = +-1/8 per 8 weights.  The
+ * reference's float part per 16, (float)sum(c q) + (e0 (float)a0 +
+ * e1 (float)a1) with a the activation sums per 8, is exact (multiples of
+ * 1/8 far below 2^24), so it equals (float)sum((8c + 8e) q) * 0.125f: one
+ * signed integer dot of the weights 8c + 8e in [-9, 9], no activation sums.
+ * Four 32-weight sub-blocks' lanes of 4 fold (vphaddd) into one vector of
+ * the 16-sums; the scales of 16 are built as vectors, and only the
+ * reference's running sum over the 16 products stays scalar, in order. */
 
-AI void sub_iq1_s(const block_iq1_s *b, float d, int ib, sub32_iq1 *o)
+/* the 8 int32 lanes (4 weights each) of 8 c + e with the activations q:
+ * g the entries' bytes (-1, 0, 1), e the bytes +-1 */
+AI __m256i iq1_dot32(__m256i g, __m256i e, const int8_t *q)
+{
+    const __m256i c8 = _mm256_and_si256(_mm256_slli_epi16(g, 3), _mm256_set1_epi8((char)0xf8));
+    const __m256i w = _mm256_add_epi8(c8, e);
+    const __m256i qv = _mm256_loadu_si256((const __m256i *)q);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(qv, w)),
+                             _mm256_set1_epi16(1));
+}
+
+/* the sums of 16 in order (g = 0..7) from four sub-blocks' lanes of 4 */
+AI __m256 sums16(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+/* bs += v[0]; ... bs += v[7], in that order (the reference's) */
+AI float add8(float bs, __m256 v)
+{
+    const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    bs += _mm_cvtss_f32(lo);
+    bs += _mm_cvtss_f32(_mm_movehdup_ps(lo));
+    bs += _mm_cvtss_f32(_mm_movehl_ps(lo, lo));
+    bs += _mm_cvtss_f32(_mm_shuffle_ps(lo, lo, 3));
+    bs += _mm_cvtss_f32(hi);
+    bs += _mm_cvtss_f32(_mm_movehdup_ps(hi));
+    bs += _mm_cvtss_f32(_mm_movehl_ps(hi, hi));
+    bs += _mm_cvtss_f32(_mm_shuffle_ps(hi, hi, 3));
+    return bs;
+}
+
+/* one block's bs from its 16 integer sums (t0: g 0..7, t1: 8..15) and the
+ * integer scales 2k + 1 (k0, k1), as the reference: s = d (float)(2k + 1),
+ * v = sum / 8, bs += s v */
+AI float iq1_block(float d, __m256 t0, __m256 t1, __m256i k0, __m256i k1)
+{
+    const __m256 vd = _mm256_set1_ps(d), e = _mm256_set1_ps(0.125f);
+    const __m256 w0 = _mm256_mul_ps(_mm256_mul_ps(vd, _mm256_cvtepi32_ps(k0)), _mm256_mul_ps(t0, e));
+    const __m256 w1 = _mm256_mul_ps(_mm256_mul_ps(vd, _mm256_cvtepi32_ps(k1)), _mm256_mul_ps(t1, e));
+    return add8(add8(0.0f, w0), w1);
+}
+
+/* IQ1_S sub-block ib: entries, and the delta's sign as bytes +-1 */
+AI __m256i iq1s_sub(const block_iq1_s *b, int ib, const int8_t *q)
 {
     const uint32_t qh = b->qh[ib];
-    o->s[0] = o->s[1] = d * (float)(2 * ((qh >> 12) & 7) + 1);
-    const float e = qh & 0x8000 ? -MR_IQ1_DELTA : MR_IQ1_DELTA;
-    o->e[0] = o->e[1] = o->e[2] = o->e[3] = e;
     const uint8_t *qs = b->qs + 4 * ib;
-    o->g = G4(mr_iq1s_grid, qs[0] | ((qh & 7) << 8), qs[1] | (((qh >> 3) & 7) << 8),
-              qs[2] | (((qh >> 6) & 7) << 8), qs[3] | (((qh >> 9) & 7) << 8));
-}
-
-AI void sub_iq1_m(const block_iq1_m *b, const uint16_t sc[4], float d, int ib, sub32_iq1 *o)
-{
-    o->s[0] = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1);
-    o->s[1] = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
-    const uint8_t *qs = b->qs + 4 * ib;
-    const uint32_t h0 = b->qh[2 * ib], h1 = b->qh[2 * ib + 1];
-    o->g = G4(mr_iq1s_grid, qs[0] | ((h0 << 8) & 0x700), qs[1] | ((h0 << 4) & 0x700),
-              qs[2] | ((h1 << 8) & 0x700), qs[3] | ((h1 << 4) & 0x700));
-    o->e[0] = h0 & 0x08 ? -MR_IQ1_DELTA : MR_IQ1_DELTA;
-    o->e[1] = h0 & 0x80 ? -MR_IQ1_DELTA : MR_IQ1_DELTA;
-    o->e[2] = h1 & 0x08 ? -MR_IQ1_DELTA : MR_IQ1_DELTA;
-    o->e[3] = h1 & 0x80 ? -MR_IQ1_DELTA : MR_IQ1_DELTA;
-}
-
-/* the reference's float part of one IQ1 sub-block from its integer sums:
- * c8[k] = sum of code x activation over weights 8k.., a8[k] the sum of the
- * activations there */
-AI void iq1_sub(const sub32_iq1 *o, __m256i g, __m256i q, float *bs)
-{
-    const __m256i ones16 = _mm256_set1_epi16(1);
-    const __m256i gu = _mm256_add_epi8(g, _mm256_set1_epi8(1)); /* -1, 0, 1 -> 0, 1, 2 */
-    const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(gu, q), ones16);
-    const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), ones16);
-    int32_t l1[8], l0[8];
-    _mm256_storeu_si256((__m256i *)l1, p1);
-    _mm256_storeu_si256((__m256i *)l0, p0);
-    for (int h = 0; h < 2; h++) {
-        int32_t a[2], s = 0;
-        for (int k = 0; k < 2; k++) {
-            const int j = 4 * h + 2 * k;
-            a[k] = l0[j] + l0[j + 1];
-            s += (l1[j] + l1[j + 1]) - a[k];
-        }
-        float v = (float)s;
-        v += o->e[2 * h] * (float)a[0] + o->e[2 * h + 1] * (float)a[1];
-        *bs += o->s[h] * v;
-    }
+    const __m256i g = G4(mr_iq1s_grid, qs[0] | ((qh & 7) << 8), qs[1] | (((qh >> 3) & 7) << 8),
+                         qs[2] | (((qh >> 6) & 7) << 8), qs[3] | (((qh >> 9) & 7) << 8));
+    const __m256i e = _mm256_or_si256(_mm256_srai_epi16(_mm256_set1_epi16((short)qh), 15),
+                                      _mm256_set1_epi8(1));
+    return iq1_dot32(g, e, q);
 }
 
 static float dot_iq1_s(const void *w, const void *xq, int64_t n)
 {
     const block_iq1_s *x = w;
     const block_q8_K *y = xq;
+    const __m256i one = _mm256_set1_epi32(1), seven = _mm256_set1_epi32(7);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = f16_to_f32(x[i].d);
-        float bs = 0.0f;
-        for (int ib = 0; ib < 8; ib++) {
-            sub32_iq1 o;
-            sub_iq1_s(&x[i], d, ib, &o);
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib));
-            iq1_sub(&o, o.g, q, &bs);
-        }
+        const int8_t *q = y[i].qs;
+        __m256i p[8];
+        for (int ib = 0; ib < 8; ib++)
+            p[ib] = iq1s_sub(&x[i], ib, q + 32 * ib);
+        /* 2 k + 1 per sub-block, each for both its 16s */
+        const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x[i].qh));
+        const __m256i k = _mm256_add_epi32(
+            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 12), seven), 1), one);
+        const __m256i k0 = _mm256_permutevar8x32_epi32(k, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+        const __m256i k1 = _mm256_permutevar8x32_epi32(k, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+        const float bs = iq1_block(f16_to_f32(x[i].d), sums16(p[0], p[1], p[2], p[3]),
+                                   sums16(p[4], p[5], p[6], p[7]), k0, k1);
         sum += y[i].d * bs;
     }
     return sum;
+}
+
+/* IQ1_M sub-block ib: entries, and the four deltas' signs (bits 3, 7 of
+ * qh[2 ib] and qh[2 ib + 1]) as bytes +-1 per 8 */
+AI __m256i iq1m_sub(const block_iq1_m *b, int ib, const int8_t *q)
+{
+    const uint32_t h0 = b->qh[2 * ib], h1 = b->qh[2 * ib + 1];
+    const uint8_t *qs = b->qs + 4 * ib;
+    const __m256i g = G4(mr_iq1s_grid, qs[0] | ((h0 << 8) & 0x700), qs[1] | ((h0 << 4) & 0x700),
+                         qs[2] | ((h1 << 8) & 0x700), qs[3] | ((h1 << 4) & 0x700));
+    const __m256i bits = _mm256_set_epi64x((int64_t)0x8000800080008000ll, 0x0800080008000800ll,
+                                           0x0080008000800080ll, 0x0008000800080008ll);
+    const __m256i hv = _mm256_and_si256(_mm256_set1_epi16((short)(h0 | h1 << 8)), bits);
+    const __m256i e = _mm256_or_si256(_mm256_cmpeq_epi16(hv, bits), _mm256_set1_epi8(1));
+    return iq1_dot32(g, e, q);
 }
 
 static float dot_iq1_m(const void *w, const void *xq, int64_t n)
 {
     const block_iq1_m *x = w;
     const block_q8_K *y = xq;
+    const __m256i one = _mm256_set1_epi32(1), seven = _mm256_set1_epi32(7);
+    const __m256i sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
         uint16_t sc[4];
         memcpy(sc, x[i].scales, 8);
-        const uint16_t h = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) |
-                                      ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
-        const float d = f16_to_f32(h);
-        float bs = 0.0f;
-        for (int ib = 0; ib < 8; ib++) {
-            sub32_iq1 o;
-            sub_iq1_m(&x[i], sc, d, ib, &o);
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib));
-            iq1_sub(&o, o.g, q, &bs);
-        }
+        const uint16_t hd = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) |
+                                       ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+        const int8_t *q = y[i].qs;
+        __m256i p[8];
+        for (int ib = 0; ib < 8; ib++)
+            p[ib] = iq1m_sub(&x[i], ib, q + 32 * ib);
+        /* scale g of 16 is bits 3 (g % 4) of sc[g / 4] */
+        const __m256i s = _mm256_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)x[i].scales));
+        const __m256i s0 = _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+        const __m256i s1 = _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
+        const __m256i k0 = _mm256_add_epi32(
+            _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(s0, sh), seven), 1), one);
+        const __m256i k1 = _mm256_add_epi32(
+            _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(s1, sh), seven), 1), one);
+        const float bs = iq1_block(f16_to_f32(hd), sums16(p[0], p[1], p[2], p[3]),
+                                   sums16(p[4], p[5], p[6], p[7]), k0, k1);
         sum += y[i].d * bs;
     }
     return sum;
