@@ -29,6 +29,7 @@
  * never read past.
  */
 #include "x86_avx2.h"
+#include "x86_k_scales.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -124,12 +125,7 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
             s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0f)));
             p->cv = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
         } else {
-            _Alignas(32) int16_t sc[16]; /* sc - 32 in [-32, 31] */
-            for (int j = 0; j < 16; j++) {
-                const int lo = j < 8 ? b3->scales[j] & 0x0f : b3->scales[j - 8] >> 4;
-                sc[j] = (int16_t)((lo | ((b3->scales[8 + j % 4] >> 2 * (j / 4)) & 3) << 4) - 32);
-            }
-            s16 = _mm256_load_si256((const __m256i *)sc);
+            s16 = mr_q3_K_scales16(b3->scales); /* sc - 32 in [-32, 31] */
             /* sum (u - 4) sc a = sum u sc a - sum_g 4 sc[g] bsums[g] */
             p->cv = _mm256_slli_epi16(s16, 2);
             hm = _mm256_loadu_si256((const __m256i *)b3->hmask);

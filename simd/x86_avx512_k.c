@@ -24,6 +24,7 @@
  * agree to the bit.  Loads stay inside each block.
  */
 #include "x86_avx512.h"
+#include "x86_k_scales.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -141,12 +142,7 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
             p->cv = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
             p->dd = f16x2((const uint8_t *)&b2->d); /* d, dmin */
         } else {
-            _Alignas(32) int16_t sc[16]; /* sc - 32 in [-32, 31] */
-            for (int j = 0; j < 16; j++) {
-                const int lo = j < 8 ? b3->scales[j] & 0x0f : b3->scales[j - 8] >> 4;
-                sc[j] = (int16_t)((lo | ((b3->scales[8 + j % 4] >> 2 * (j / 4)) & 3) << 4) - 32);
-            }
-            s16 = _mm256_load_si256((const __m256i *)sc);
+            s16 = mr_q3_K_scales16(b3->scales); /* sc - 32 in [-32, 31] */
             /* sum (u - 4) sc a = sum u sc a - sum_g 4 sc[g] bsums[g] */
             p->cv = _mm256_slli_epi16(s16, 2);
             /* hmask, and hmask >> 1 in the high half (bit k + 1 as bit k) */
@@ -180,10 +176,7 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
         const block_iq4_xs *b = (const block_iq4_xs *)blk;
         const __m512i tbl = _mm512_broadcast_i32x4(
             _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113));
-        _Alignas(32) int16_t ls[16] = {0};
-        for (int ib = 0; ib < 8; ib++)
-            ls[ib] = (int16_t)((((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0f) | ((b->scales_h >> 2 * ib) & 3) << 4) - 32);
-        const __m256i s16 = _mm256_load_si256((const __m256i *)ls);
+        const __m256i s16 = _mm256_zextsi128_si256(mr_iq4_xs_scales16(b->scales_l, b->scales_h));
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++) {
             /* 128-bit lanes: qs of sub-block 2v, again, of 2v + 1, again;
