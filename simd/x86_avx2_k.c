@@ -29,13 +29,18 @@
  * never read past.
  */
 #include "x86_avx2.h"
+#include "x86_k_scales.h"
 
 #include <immintrin.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
-enum { K4 = 0, K5 = 1, K6 = 2 };
+/* K2 = Q2_K, K3 = Q3_K, KX = IQ4_XS (the further Q8_K formats) */
+enum { K4 = 0, K5 = 1, K6 = 2, K2 = 3, K3 = 4, KX = 5 };
+/* offset kinds: sumi - madd(cv, bsums); min kinds: a dmin term */
+#define K_OFFSET(kind) ((kind) == K6 || (kind) == K3)
+#define K_MIN(kind) ((kind) == K4 || (kind) == K5 || (kind) == K2)
 
 /* gemm tile: TR rows x TT tokens of int32 block sums (8 ymm; the float
  * accumulators and prepared rows live on the stack, in L1) */
@@ -44,7 +49,8 @@ enum { K4 = 0, K5 = 1, K6 = 2 };
 /* one token: rows in order, prefetched 8 KB ahead (as x86_avx2_q.c) */
 #define PREFETCH_BYTES 8192
 
-static const size_t block_bytes[3] = {sizeof(block_q4_K), sizeof(block_q5_K), sizeof(block_q6_K)};
+static const size_t block_bytes[6] = {sizeof(block_q4_K), sizeof(block_q5_K), sizeof(block_q6_K),
+                                     sizeof(block_q2_K), sizeof(block_q3_K), sizeof(block_iq4_xs)};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -79,7 +85,8 @@ AI __m128i k4_scales(const uint8_t *blk)
 }
 
 typedef struct {
-    __m256i wv[8]; /* weights 32v..32v+31, unsigned bytes */
+    __m256i wv[8]; /* weights 32v..32v+31, unsigned bytes (IQ4_XS: |w|) */
+    __m256i sg[8]; /* IQ4_XS only: the signed weights, whose signs move to a */
     __m256i sv[8]; /* int16 scale of each pair */
     __m256i cv;    /* int16 lane g: factor of bsums[g] */
     float d, dmin; /* f16 scales as f32 (dmin: Q4_K/Q5_K only) */
@@ -104,6 +111,68 @@ AI __m256i bcast16(__m256i v, int lo, int hi)
 AI void prepare(const int kind, const uint8_t *blk, prepared *p)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
+    if (kind == K2 || kind == K3) {
+        /* weight 128h + 32k + l: bits 2k, 2k + 1 of qs[32h + l] (Q3_K:
+         * | bit 4h + k of hmask[l] << 2, u = q + 4 in [0, 7]); sub-blocks
+         * of 16 as Q6_K's, so vector 4h + k holds 8h + 2k and 8h + 2k + 1 */
+        const block_q2_K *b2 = (const block_q2_K *)blk;
+        const block_q3_K *b3 = (const block_q3_K *)blk;
+        const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+        __m256i s16, hm = _mm256_setzero_si256();
+        if (kind == K2) {
+            const __m128i sc8 = _mm_loadu_si128((const __m128i *)b2->scales);
+            /* scales[g] & 15 (4-bit scale), scales[g] >> 4 (min) */
+            s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0f)));
+            p->cv = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
+        } else {
+            s16 = mr_q3_K_scales16(b3->scales); /* sc - 32 in [-32, 31] */
+            /* sum (u - 4) sc a = sum u sc a - sum_g 4 sc[g] bsums[g] */
+            p->cv = _mm256_slli_epi16(s16, 2);
+            hm = _mm256_loadu_si256((const __m256i *)b3->hmask);
+        }
+        const __m256i lo8 = _mm256_permute2x128_si256(s16, s16, 0x00);
+        const __m256i hi8 = _mm256_permute2x128_si256(s16, s16, 0x11);
+        const uint8_t *qs = kind == K2 ? b2->qs : b3->qs;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                /* 16-bit shifts: bits from the next byte are masked off */
+                __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
+                if (kind == K3)
+                    u = _mm256_or_si256(u, _mm256_slli_epi16(
+                                               _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + k), one), 2));
+                p->wv[4 * h + k] = u;
+                p->sv[4 * h + k] = bcast16(h ? hi8 : lo8, 2 * k, 2 * k + 1);
+            }
+        }
+        p->d = f16_to_f32(kind == K2 ? b2->d : b3->d);
+        p->dmin = kind == K2 ? f16_to_f32(b2->dmin) : 0.0f;
+        return;
+    }
+    if (kind == KX) {
+        /* sub-block v: codebook weights in [-127, 113] (vpshufb of its 16
+         * nibble bytes in element order), scale ls - 32 in [-32, 31] */
+        const block_iq4_xs *b = (const block_iq4_xs *)blk;
+        const __m256i tbl = _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25,
+                                             38, 53, 69, 89, 113, -127, -104, -83, -65, -49, -35,
+                                             -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + 16 * v));
+            const __m256i z = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+            const __m256i wq = _mm256_shuffle_epi8(tbl, z);
+            const int ls = ((b->scales_l[v / 2] >> 4 * (v % 2)) & 0x0f) | ((b->scales_h >> 2 * v) & 3) << 4;
+            p->sg[v] = wq;
+            p->wv[v] = _mm256_abs_epi8(wq);
+            p->sv[v] = _mm256_set1_epi16((short)(ls - 32));
+        }
+        p->cv = _mm256_setzero_si256();
+        p->d = f16_to_f32(b->d);
+        p->dmin = 0.0f;
+        return;
+    }
     if (kind == K6) {
         const block_q6_K *b = (const block_q6_K *)blk;
         const __m256i m2 = _mm256_set1_epi8(0x30);
@@ -199,8 +268,10 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
             const __m256i av = _mm256_loadu_si256((const __m256i *)(at->qs + 32 * v));
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                /* pairs w a + w a (exact), then times the sub-block scale */
-                const __m256i pr = _mm256_maddubs_epi16(p[r].wv[v], av);
+                /* pairs w a + w a (exact), then times the sub-block scale;
+                 * IQ4_XS: |w| * (a signed like w) = w a */
+                const __m256i pr = kind == KX ? _mm256_maddubs_epi16(p[r].wv[v], _mm256_sign_epi8(av, p[r].sg[v]))
+                                              : _mm256_maddubs_epi16(p[r].wv[v], av);
                 sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(pr, p[r].sv[v]));
             }
         }
@@ -213,7 +284,9 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
             /* c[j] = cv[2j] bsums[2j] + cv[2j+1] bsums[2j+1] */
             const __m256i c = _mm256_madd_epi16(p[r].cv, bs);
             const __m256 d = _mm256_set1_ps(p[r].d * at->d);
-            if (kind == K6) {
+            if (kind == KX) {
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][t]), d, acc[r][t]);
+            } else if (K_OFFSET(kind)) {
                 const __m256i s = _mm256_sub_epi32(sumi[r][t], c);
                 acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r][t]);
             } else {
@@ -317,6 +390,42 @@ float mr_dot_q6_K_q8_K_avx2(const void *w, const void *act, int64_t n)
     return dot_k(K6, w, act, n);
 }
 
+static float mr_dot_q2_K_q8_K_avx2(const void *w, const void *act, int64_t n)
+{
+    return dot_k(K2, w, act, n);
+}
+
+static float mr_dot_q3_K_q8_K_avx2(const void *w, const void *act, int64_t n)
+{
+    return dot_k(K3, w, act, n);
+}
+
+static float mr_dot_iq4_xs_q8_K_avx2(const void *w, const void *act, int64_t n)
+{
+    return dot_k(KX, w, act, n);
+}
+
+static void mr_gemm_q2_K_q8_K_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                   int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                                   int64_t r1)
+{
+    gemm_k(K2, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+static void mr_gemm_q3_K_q8_K_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                   int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                                   int64_t r1)
+{
+    gemm_k(K3, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+static void mr_gemm_iq4_xs_q8_K_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                     int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                                     int64_t r1)
+{
+    gemm_k(KX, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
 void mr_gemm_q4_K_q8_K_avx2(const void *w, size_t w_stride, const void *act, size_t a_stride,
                             int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
                             int64_t r1)
@@ -405,4 +514,10 @@ void mr_kernels_init_avx2_k(mr_kernels *k)
     k->gemm[MR_TYPE_Q4_K] = mr_gemm_q4_K_q8_K_avx2;
     k->gemm[MR_TYPE_Q5_K] = mr_gemm_q5_K_q8_K_avx2;
     k->gemm[MR_TYPE_Q6_K] = mr_gemm_q6_K_q8_K_avx2;
+    k->vec_dot[MR_TYPE_Q2_K] = mr_dot_q2_K_q8_K_avx2;
+    k->vec_dot[MR_TYPE_Q3_K] = mr_dot_q3_K_q8_K_avx2;
+    k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K_avx2;
+    k->gemm[MR_TYPE_Q2_K] = mr_gemm_q2_K_q8_K_avx2;
+    k->gemm[MR_TYPE_Q3_K] = mr_gemm_q3_K_q8_K_avx2;
+    k->gemm[MR_TYPE_IQ4_XS] = mr_gemm_iq4_xs_q8_K_avx2;
 }

@@ -1,6 +1,7 @@
 /* x86_avx2_more.c - MXFP4, IQ4_NL and Q5_0 weights dotted with Q8_0
- * activations, Q4_1/Q5_1 with Q8_1 and IQ4_XS/Q2_K/Q3_K with Q8_K, in
- * integers, AVX2 (vec_dot; the driver loops rows x tokens).
+ * activations and Q4_1/Q5_1 with Q8_1, in integers, AVX2 (vec_dot; the
+ * driver loops rows x tokens).  IQ4_XS, Q2_K and Q3_K with Q8_K are in
+ * x86_avx2_k.c, whose prepared-block scheme gives them a gemm.
  *
  * One block at a time: its 16 nibble bytes become one ymm of 32 codes in
  * element order (low nibbles are elements 0..15, high nibbles 16..31),
@@ -140,127 +141,6 @@ AI float dot_min_q8_1(const int q5, const void *w, const void *act, int64_t n)
     return hsum256(acc) + msum;
 }
 
-/* IQ4_XS with Q8_K: per 32 weights, the codebook weights (sign moved to
- * the activations as in dot_q) times the sub-block scale d * d8 * (ls - 32),
- * formed as ggml forms it. */
-static float mr_dot_iq4_xs_q8_K_avx2(const void *w, const void *act, int64_t n)
-{
-    const block_iq4_xs *x = w;
-    const block_q8_K *a = act;
-    const int64_t nb = n / QK_K;
-    const __m256i ones16 = _mm256_set1_epi16(1);
-    const __m256i tbl = _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38,
-                                         53, 69, 89, 113, -127, -104, -83, -65, -49, -35, -22, -10,
-                                         1, 13, 25, 38, 53, 69, 89, 113);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const float d4d8 = f16_to_f32(x[i].d) * a[i].d;
-        for (int ib = 0; ib < 8; ib++) {
-            const int ls = ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0f) |
-                           ((x[i].scales_h >> 2 * ib) & 3) << 4;
-            const __m256i wq = _mm256_shuffle_epi8(tbl, nibbles32(x[i].qs + 16 * ib));
-            const __m256i aq = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * ib));
-            const __m256i p = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq)), ones16);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d4d8 * (float)(ls - 32)), acc);
-        }
-    }
-    return hsum256(acc);
-}
-
-/* sum of 8 int32 lanes (exact) */
-AI int32_t hsum_i32(__m256i v)
-{
-    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
-    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(q);
-}
-
-/* int16 lanes 0..7 = a, 8..15 = b */
-AI __m256i two_scales16(int a, int b)
-{
-    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
-}
-
-/* Q2_K with Q8_K.  For each 32 weights 128 h + 32 k + l (one shift of 32
- * qs bytes), the 2-bit codes are the unsigned operand of vpmaddubsw
- * (pairs within 2 * 3 * 127), vpmaddwd multiplies each 16-weight half by
- * its 4-bit scale, and the block's integer sum is exact; the mins' term
- * goes through the activations' 16-sums.  The two integers meet the
- * scales in ggml's float operations. */
-static float mr_dot_q2_K_q8_K_avx2(const void *w, const void *act, int64_t n)
-{
-    const block_q2_K *x = w;
-    const block_q8_K *a = act;
-    const int64_t nb = n / QK_K;
-    const __m256i m3 = _mm256_set1_epi8(3);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        /* summs = sum_j bsums[j] * (scales[j] >> 4) */
-        const __m256i mins = _mm256_srli_epi16(
-            _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)), 4);
-        const int32_t summs = hsum_i32(
-            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums), mins));
-        __m256i isum = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
-            for (int k = 0; k < 4; k++) {
-                const __m256i codes = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k)), m3);
-                const __m256i aq = _mm256_loadu_si256((const __m256i *)(a[i].qs + 128 * h + 32 * k));
-                const int j = 8 * h + 2 * k;
-                const __m256i sc = two_scales16(x[i].scales[j] & 0x0f, x[i].scales[j + 1] & 0x0f);
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(codes, aq), sc));
-            }
-        }
-        const float dall = a[i].d * f16_to_f32(x[i].d);
-        const float dmin = a[i].d * f16_to_f32(x[i].dmin);
-        sum += dall * (float)hsum_i32(isum) - dmin * (float)summs;
-    }
-    return sum;
-}
-
-/* Q3_K with Q8_K.  The unsigned operand is u = q + 4 in [0, 7] (2 low
- * bits | the hmask bit << 2); sum (u - 4) a = sum u a - 4 sum a, the
- * second term through bsums.  Each 16-weight half is multiplied by its
- * sc - 32 in vpmaddwd; the block's integer sum is exact. */
-static float mr_dot_q3_K_q8_K_avx2(const void *w, const void *act, int64_t n)
-{
-    const block_q3_K *x = w;
-    const block_q8_K *a = act;
-    const int64_t nb = n / QK_K;
-    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        int16_t sc[16]; /* sc - 32 in [-32, 31] */
-        for (int j = 0; j < 16; j++) {
-            const int lo = j < 8 ? x[i].scales[j] & 0x0f : x[i].scales[j - 8] >> 4;
-            sc[j] = (int16_t)((lo | ((x[i].scales[8 + j % 4] >> 2 * (j / 4)) & 3) << 4) - 32);
-        }
-        /* corr = sum_j (sc_j - 32) bsums_j */
-        const int32_t corr = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums),
-                                                        _mm256_loadu_si256((const __m256i *)sc)));
-        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
-        __m256i isum = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
-            for (int k = 0; k < 4; k++) {
-                const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k)), m3);
-                /* bit 4h + k of hmask[l] */
-                const __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + k)), one);
-                const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
-                const __m256i aq = _mm256_loadu_si256((const __m256i *)(a[i].qs + 128 * h + 32 * k));
-                const int j = 8 * h + 2 * k;
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, aq),
-                                                                two_scales16(sc[j], sc[j + 1])));
-            }
-        }
-        const float d = f16_to_f32(x[i].d) * a[i].d;
-        sum += d * (float)(hsum_i32(isum) - 4 * corr);
-    }
-    return sum;
-}
-
 static float mr_dot_q4_1_q8_1_avx2(const void *w, const void *act, int64_t n)
 {
     return dot_min_q8_1(0, w, act, n);
@@ -293,7 +173,4 @@ void mr_kernels_init_avx2_more(mr_kernels *k)
     k->vec_dot[MR_TYPE_Q5_0] = mr_dot_q5_0_q8_0_avx2;
     k->vec_dot[MR_TYPE_Q4_1] = mr_dot_q4_1_q8_1_avx2;
     k->vec_dot[MR_TYPE_Q5_1] = mr_dot_q5_1_q8_1_avx2;
-    k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K_avx2;
-    k->vec_dot[MR_TYPE_Q2_K] = mr_dot_q2_K_q8_K_avx2;
-    k->vec_dot[MR_TYPE_Q3_K] = mr_dot_q3_K_q8_K_avx2;
 }

@@ -24,20 +24,26 @@
  * agree to the bit.  Loads stay inside each block.
  */
 #include "x86_avx512.h"
+#include "x86_k_scales.h"
 
 #include <immintrin.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
-enum { K4 = 0, K5 = 1, K6 = 2 };
+/* K2 = Q2_K, K3 = Q3_K, KX = IQ4_XS (the further Q8_K formats) */
+enum { K4 = 0, K5 = 1, K6 = 2, K2 = 3, K3 = 4, KX = 5 };
+/* offset kinds start sumi at -madd(cv, bsums); min kinds add a dmin term */
+#define K_OFFSET(kind) ((kind) == K6 || (kind) == K3)
+#define K_MIN(kind) ((kind) == K4 || (kind) == K5 || (kind) == K2)
 
 /* gemm tile: TR rows x TT tokens of int32 block sums */
 #define TR 4
 #define TT 4
 #define PREFETCH_BYTES 8192
 
-static const size_t block_bytes[3] = {sizeof(block_q4_K), sizeof(block_q5_K), sizeof(block_q6_K)};
+static const size_t block_bytes[6] = {sizeof(block_q4_K), sizeof(block_q5_K), sizeof(block_q6_K),
+                                     sizeof(block_q2_K), sizeof(block_q3_K), sizeof(block_iq4_xs)};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -81,8 +87,9 @@ AI __m128 f16x2(const uint8_t *p)
 }
 
 typedef struct {
-    __m512i wv[4];
+    __m512i wv[4];   /* IQ4_XS: |w| */
     __m512i sv[4];
+    __mmask64 neg[4]; /* IQ4_XS only: the weights < 0, whose signs move to a */
     __m256i cv;
     __m128 dd; /* lane 0 d, lane 1 dmin (Q4_K/Q5_K), as f32 */
 } prepared;
@@ -104,7 +111,7 @@ static const int16_t spread_k6[4][32] __attribute__((aligned(64))) = {
 /* sv[v] from the scales as int16 in the low 16 lanes of s */
 AI __m512i spread16(__m256i s, const int kind, int v)
 {
-    const int16_t *idx = kind == K6 ? spread_k6[v] : spread_k4[v];
+    const int16_t *idx = (kind == K6 || kind == K2 || kind == K3) ? spread_k6[v] : spread_k4[v];
     return _mm512_permutexvar_epi16(_mm512_load_si512(idx), _mm512_castsi256_si512(s));
 }
 
@@ -118,6 +125,74 @@ AI __m256i bit_to_4(__m256i qh, int s)
 AI void prepare(const int kind, const uint8_t *blk, prepared *p)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
+    if (kind == K2 || kind == K3) {
+        /* weight 128h + 32k + l: bits 2k, 2k + 1 of qs[32h + l] (Q3_K:
+         * | bit 4h + k of hmask[l] << 2, u = q + 4 in [0, 7]).  Vector
+         * 2h + j holds k = 2j (low 256 bits) and 2j + 1 (high), so its
+         * sub-blocks of 16 are 4v .. 4v + 3, Q6_K's spread. */
+        const block_q2_K *b2 = (const block_q2_K *)blk;
+        const block_q3_K *b3 = (const block_q3_K *)blk;
+        const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+        __m256i s16;
+        __m512i zh = _mm512_setzero_si512();
+        if (kind == K2) {
+            const __m128i sc8 = _mm_loadu_si128((const __m128i *)b2->scales);
+            /* scales[g] & 15 (4-bit scale), scales[g] >> 4 (min) */
+            s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0f)));
+            p->cv = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
+            p->dd = f16x2((const uint8_t *)&b2->d); /* d, dmin */
+        } else {
+            s16 = mr_q3_K_scales16(b3->scales); /* sc - 32 in [-32, 31] */
+            /* sum (u - 4) sc a = sum u sc a - sum_g 4 sc[g] bsums[g] */
+            p->cv = _mm256_slli_epi16(s16, 2);
+            /* hmask, and hmask >> 1 in the high half (bit k + 1 as bit k) */
+            const __m256i hm = _mm256_loadu_si256((const __m256i *)b3->hmask);
+            zh = _mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 1), 1);
+            p->dd = _mm_cvtph_ps(_mm_cvtsi32_si128(b3->d));
+        }
+        const uint8_t *qs = kind == K2 ? b2->qs : b3->qs;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            /* q, and q >> 2 in the high half; 16-bit shifts' carries masked */
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            const __m512i zq = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1);
+#pragma GCC unroll 2
+            for (int j = 0; j < 2; j++) {
+                __m512i u = _mm512_and_si512(_mm512_srli_epi16(zq, 4 * j), m3);
+                if (kind == K3)
+                    u = _mm512_or_si512(u, _mm512_slli_epi16(
+                                               _mm512_and_si512(_mm512_srli_epi16(zh, 4 * h + 2 * j), one), 2));
+                p->wv[2 * h + j] = u;
+            }
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++)
+            p->sv[v] = spread16(s16, kind, v);
+        return;
+    }
+    if (kind == KX) {
+        /* sub-blocks 2v (low 256 bits), 2v + 1: codebook weights in
+         * [-127, 113], scales ls - 32 in [-32, 31] */
+        const block_iq4_xs *b = (const block_iq4_xs *)blk;
+        const __m512i tbl = _mm512_broadcast_i32x4(
+            _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113));
+        const __m256i s16 = _mm256_zextsi128_si256(mr_iq4_xs_scales16(b->scales_l, b->scales_h));
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            /* 128-bit lanes: qs of sub-block 2v, again, of 2v + 1, again;
+             * lanes 1 and 3 take the high nibbles (elements 16..31) */
+            const __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b->qs + 32 * v)));
+            __m512i z = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(1, 1, 0, 0));
+            z = _mm512_and_si512(_mm512_mask_blend_epi64(0xcc, z, _mm512_srli_epi16(z, 4)), m4);
+            const __m512i wq = _mm512_shuffle_epi8(tbl, z);
+            p->neg[v] = _mm512_movepi8_mask(wq);
+            p->wv[v] = _mm512_abs_epi8(wq);
+            p->sv[v] = spread16(s16, K4, v);
+        }
+        p->cv = _mm256_setzero_si256();
+        p->dd = _mm_cvtph_ps(_mm_cvtsi32_si128(b->d));
+        return;
+    }
     if (kind == K6) {
         const block_q6_K *b = (const block_q6_K *)blk;
         const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8(0x03);
@@ -205,7 +280,7 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
             /* c[j] = cv[2j] bsums[2j] + cv[2j + 1] bsums[2j + 1] */
             c[r][t] = _mm256_madd_epi16(p[r].cv, bs);
             /* Q6_K: start from -32 sum sc bsums (lanes 0-7; 8-15 zero) */
-            sumi[r][t] = kind == K6 ? _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), c[r][t]))
+            sumi[r][t] = K_OFFSET(kind) ? _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), c[r][t]))
                                     : _mm512_setzero_si512();
         }
     }
@@ -216,9 +291,12 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
             const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
             const __m512i av = _mm512_loadu_si512(at->qs + 64 * v);
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++)
-                /* sumi += pairs of (w a + w a) times their scale */
-                sumi[r][t] = _mm512_dpwssd_epi32(sumi[r][t], _mm512_maddubs_epi16(p[r].wv[v], av), p[r].sv[v]);
+            for (int r = 0; r < R; r++) {
+                /* sumi += pairs of (w a + w a) times their scale; IQ4_XS:
+                 * |w| * (a negated where w < 0) = w a */
+                const __m512i ar = kind == KX ? _mm512_mask_sub_epi8(av, p[r].neg[v], _mm512_setzero_si512(), av) : av;
+                sumi[r][t] = _mm512_dpwssd_epi32(sumi[r][t], _mm512_maddubs_epi16(p[r].wv[v], ar), p[r].sv[v]);
+            }
         }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
@@ -229,7 +307,7 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
             const __m512 dd = _mm512_castps128_ps512(_mm_mul_ps(p[r].dd, _mm_set1_ps(at->d)));
             acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][t]),
                                         _mm512_broadcastss_ps(_mm512_castps512_ps128(dd)), acc[r][t]);
-            if (kind != K6) {
+            if (K_MIN(kind)) {
                 const __m512 cf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(c[r][t]));
                 const __m512 dmin = _mm512_permutexvar_ps(_mm512_set1_epi32(1), dd);
                 acc[r][t] = _mm512_fnmadd_ps(cf, dmin, acc[r][t]);
@@ -330,6 +408,42 @@ float mr_dot_q6_K_q8_K_avx512(const void *w, const void *act, int64_t n)
     return dot_k(K6, w, act, n);
 }
 
+static float mr_dot_q2_K_q8_K_avx512(const void *w, const void *act, int64_t n)
+{
+    return dot_k(K2, w, act, n);
+}
+
+static float mr_dot_q3_K_q8_K_avx512(const void *w, const void *act, int64_t n)
+{
+    return dot_k(K3, w, act, n);
+}
+
+static float mr_dot_iq4_xs_q8_K_avx512(const void *w, const void *act, int64_t n)
+{
+    return dot_k(KX, w, act, n);
+}
+
+static void mr_gemm_q2_K_q8_K_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                     int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                                     int64_t r1)
+{
+    gemm_k(K2, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+static void mr_gemm_q3_K_q8_K_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                     int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                                     int64_t r1)
+{
+    gemm_k(K3, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+static void mr_gemm_iq4_xs_q8_K_avx512(const void *w, size_t w_stride, const void *act,
+                                       size_t a_stride, int64_t n, int64_t n_tok, float *y,
+                                       int64_t ldy, int64_t r0, int64_t r1)
+{
+    gemm_k(KX, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
 void mr_gemm_q4_K_q8_K_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
                               int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
                               int64_t r1)
@@ -416,4 +530,10 @@ void mr_kernels_init_avx512_k(mr_kernels *k)
     k->gemm[MR_TYPE_Q4_K] = mr_gemm_q4_K_q8_K_avx512;
     k->gemm[MR_TYPE_Q5_K] = mr_gemm_q5_K_q8_K_avx512;
     k->gemm[MR_TYPE_Q6_K] = mr_gemm_q6_K_q8_K_avx512;
+    k->vec_dot[MR_TYPE_Q2_K] = mr_dot_q2_K_q8_K_avx512;
+    k->vec_dot[MR_TYPE_Q3_K] = mr_dot_q3_K_q8_K_avx512;
+    k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K_avx512;
+    k->gemm[MR_TYPE_Q2_K] = mr_gemm_q2_K_q8_K_avx512;
+    k->gemm[MR_TYPE_Q3_K] = mr_gemm_q3_K_q8_K_avx512;
+    k->gemm[MR_TYPE_IQ4_XS] = mr_gemm_iq4_xs_q8_K_avx512;
 }

@@ -1,6 +1,6 @@
 /* x86_avx512_more.c - MXFP4, IQ4_NL and Q5_0 weights dotted with Q8_0
  * activations, Q4_1 and Q5_1 with Q8_1, in integers, AVX-512 VNNI: vec_dot
- * and gemm; IQ4_XS with Q8_K: vec_dot (at the end of the file).
+ * and gemm (IQ4_XS with Q8_K is in x86_avx512_k.c).
  *
  * The scheme is x86_avx512_q.c's (read its header first): 4 blocks make a
  * group, each token's activations are repacked once per call into lo/hi
@@ -440,44 +440,6 @@ ENTRY_POINTS(q5_0, q8_0, K_Q5_0)
 ENTRY_POINTS(q4_1, q8_1, K_Q4_1)
 ENTRY_POINTS(q5_1, q8_1, K_Q5_1)
 
-/* IQ4_XS with Q8_K, one row and one token: two sub-blocks of 32 per zmm.
- * Codebook weights w (vpshufb) become unsigned u = w + 128 for vpdpbusd,
- * and 128 sum a (vpdpbusd of 128s) comes back out: lane l is the exact dot
- * of 4 elements of sub-block 2j + l / 8.  Each sub-block's scale
- * d * d8 * (ls - 32) is formed as ggml forms it. */
-static float mr_dot_iq4_xs_q8_K_avx512(const void *w, const void *act, int64_t n)
-{
-    const block_iq4_xs *x = w;
-    const block_q8_K *a = act;
-    const int64_t nb = n / QK_K;
-    const __m512i tbl = _mm512_broadcast_i32x4(_mm_setr_epi8(
-        1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181,
-        (char)197, (char)217, (char)241));
-    const __m512i m4 = _mm512_set1_epi8(0x0f), off = _mm512_set1_epi8((char)0x80);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const float d4d8 = mr_f16_to_f32(x[i].d) * a[i].d;
-        for (int j = 0; j < 4; j++) {
-            /* 128-bit lanes: qs of sub-block 2j, again, of 2j + 1, again */
-            const __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
-            __m512i z = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(1, 1, 0, 0));
-            /* lanes 1 and 3: the high nibbles (elements 16..31) */
-            z = _mm512_and_si512(_mm512_mask_blend_epi64(0xcc, z, _mm512_srli_epi16(z, 4)), m4);
-            const __m512i u = _mm512_shuffle_epi8(tbl, z);
-            const __m512i aq = _mm512_loadu_si512(a[i].qs + 64 * j);
-            const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, aq),
-                                               _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, aq));
-            const int ib = 2 * j;
-            const int ls0 = ((x[i].scales_l[ib / 2]) & 0x0f) | ((x[i].scales_h >> 2 * ib) & 3) << 4;
-            const int ls1 = ((x[i].scales_l[ib / 2] >> 4) & 0x0f) | ((x[i].scales_h >> (2 * ib + 2)) & 3) << 4;
-            const __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(d4d8 * (float)(ls0 - 32)),
-                                                   _mm512_set1_ps(d4d8 * (float)(ls1 - 32)));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc);
-        }
-    }
-    return hsum512(acc);
-}
-
 /* MXFP4 x f32 (the exact path): per block, the 32 codes become their
  * doubled e2m1 values as floats through a 16-float table (vpermps), meet x
  * in two 16-lane products, and the block's 16-lane sum is scaled by
@@ -504,7 +466,6 @@ static float mr_dot_mxfp4_f32_avx512(const void *w, const float *x, int64_t n)
 void mr_kernels_init_avx512_more(mr_kernels *k)
 {
     k->dot_f32[MR_TYPE_MXFP4] = mr_dot_mxfp4_f32_avx512;
-    k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K_avx512;
     k->vec_dot[MR_TYPE_MXFP4] = mr_dot_mxfp4_q8_0_avx512;
     k->gemm[MR_TYPE_MXFP4] = mr_gemm_mxfp4_q8_0_avx512;
     k->vec_dot[MR_TYPE_IQ4_NL] = mr_dot_iq4_nl_q8_0_avx512;

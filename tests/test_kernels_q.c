@@ -5,7 +5,11 @@
  * follows for the formats it does not cover):
  * - vec_dot / gemm / dot_f32: |simd - ref| <= 1e-5 * sum of |terms| + 1e-6
  *   (the Q8_1 activations have no SIMD quantizer yet: nothing to compare);
- * - the AVX-512 gemm gives vec_dot's bits for every (row, token).
+ * - every ISA's gemm gives its vec_dot's bits for every (row, token);
+ * - Q2_K, Q3_K and IQ4_XS on edge blocks (all-zero, every scale at its
+ *   extreme, codes at top or bottom, negative minima, a zero sub-block
+ *   scale) against saturating activations (every q = +-127), through
+ *   vec_dot and gemm.
  * Seeds are printed in every failure; a SIGILL or SIGSEGV in a kernel is
  * reported with the ISA, type and size. */
 #include <check.h>
@@ -278,6 +282,191 @@ START_TEST(gemm_is_vec_dot_bit_for_bit)
 }
 END_TEST
 
+/* ------------------------------------------------------------ edge blocks */
+
+static void put_f16(uint8_t *p, float f)
+{
+    const uint16_t h = mr_f32_to_f16(f);
+    memcpy(p, &h, 2);
+}
+
+/* A random f16 scale of either sign, magnitude 2^-12 .. 2^0 */
+static float rnd_scale(void)
+{
+    const float m = ldexpf(1.0f + 0.5f * rndf(), -(int)(rnd() % 13));
+    return rnd() & 1 ? m : -m;
+}
+
+/* One block of Q2_K, Q3_K or IQ4_XS by kind (layouts: quant/types_more.h):
+ *   0 random bytes, d (and Q2_K's dmin) of random sign: negative minima;
+ *   1 all zero;
+ *   2 maximal: every scale at its top (Q2_K scale and min 15; Q3_K
+ *     sc - 32 = 31; IQ4_XS ls - 32 = 31), every code at its top, d = dmin = 1;
+ *   3 codes at the bottom, scales at their most negative (Q3_K, IQ4_XS:
+ *     -32; Q2_K: 15), d > 0 and Q2_K's dmin < 0;
+ *   4 random bytes with one sub-block's scale 0. */
+static void edge_block(uint32_t t, uint8_t *b, int kind)
+{
+    const size_t bs = mr_type_get(t)->type_size;
+    for (size_t i = 0; i < bs; i++)
+        b[i] = (uint8_t)rnd();
+    if (kind == 1) {
+        memset(b, 0, bs);
+        return;
+    }
+    const int hi = kind == 2;
+    if (t == MR_TYPE_Q2_K) {
+        block_q2_K *q = (block_q2_K *)b;
+        if (kind == 2 || kind == 3) {
+            memset(q->scales, 0xff, sizeof q->scales);
+            memset(q->qs, hi ? 0xff : 0x00, sizeof q->qs);
+        }
+        if (kind == 4)
+            q->scales[rnd() % 16] &= 0xf0;
+        put_f16((uint8_t *)&q->d, kind == 2 ? 1.0f : kind == 3 ? 0.5f : rnd_scale());
+        put_f16((uint8_t *)&q->dmin, kind == 2 ? 1.0f : kind == 3 ? -0.25f : rnd_scale());
+    } else if (t == MR_TYPE_Q3_K) {
+        block_q3_K *q = (block_q3_K *)b;
+        if (kind == 2 || kind == 3) {
+            /* 6-bit sc: 63 (sc - 32 = 31) or 0 (-32); q: 7 or 0 (q - 4 = 3, -4) */
+            memset(q->scales, hi ? 0xff : 0x00, sizeof q->scales);
+            memset(q->qs, hi ? 0xff : 0x00, sizeof q->qs);
+            memset(q->hmask, hi ? 0xff : 0x00, sizeof q->hmask);
+        }
+        if (kind == 4) { /* sub-block j: sc = 32, so sc - 32 = 0 */
+            const int j = (int)(rnd() % 16);
+            if (j < 8)
+                q->scales[j] &= 0xf0;
+            else
+                q->scales[j - 8] &= 0x0f;
+            q->scales[8 + j % 4] = (uint8_t)((q->scales[8 + j % 4] & ~(3 << 2 * (j / 4))) | 2 << 2 * (j / 4));
+        }
+        put_f16((uint8_t *)&q->d, kind == 2 ? 1.0f : kind == 3 ? 0.5f : rnd_scale());
+    } else {
+        block_iq4_xs *q = (block_iq4_xs *)b;
+        if (kind == 2 || kind == 3) {
+            /* ls 63 (31) or 0 (-32); codes 15 (113) or 0 (-127) */
+            memset(q->scales_l, hi ? 0xff : 0x00, sizeof q->scales_l);
+            q->scales_h = hi ? 0xffff : 0;
+            memset(q->qs, hi ? 0xff : 0x00, sizeof q->qs);
+        }
+        if (kind == 4) { /* sub-block j: ls = 32 */
+            const int j = (int)(rnd() % 8);
+            q->scales_l[j / 2] &= (uint8_t)(j % 2 ? 0x0f : 0xf0);
+            q->scales_h = (uint16_t)((q->scales_h & ~(3u << 2 * j)) | 2u << 2 * j);
+        }
+        put_f16((uint8_t *)&q->d, kind == 2 ? 1.0f : kind == 3 ? 0.5f : rnd_scale());
+    }
+}
+
+/* Q8_K activations by kind: 0 quantized random floats, 1 all zero, 2
+ * every q = +-127 (random signs), 3 q = -127 everywhere; bsums match qs. */
+static void edge_act(uint8_t *a, int64_t n, int kind)
+{
+    if (kind == 0) {
+        float *x = malloc(sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++)
+            x[i] = rndf() * (i % 512 < 256 ? 1.0f : 40.0f);
+        mr_quantize_row_q8_K(x, a, n);
+        free(x);
+        return;
+    }
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        block_q8_K blk;
+        memset(&blk, 0, sizeof blk);
+        if (kind != 1) {
+            blk.d = 0.001f * (1.0f + rndf() * 0.5f);
+            for (int j = 0; j < QK_K; j++)
+                blk.qs[j] = (int8_t)(kind == 3 ? -127 : rnd() & 1 ? 127 : -127);
+            for (int g = 0; g < QK_K / 16; g++) {
+                int sum = 0;
+                for (int j = 0; j < 16; j++)
+                    sum += blk.qs[16 * g + j];
+                blk.bsums[g] = (int16_t)sum;
+            }
+        }
+        memcpy(a + (size_t)b * sizeof blk, &blk, sizeof blk);
+    }
+}
+
+/* sum |terms| of one row: |w| |a|, Q2_K also |dmin m| |a| (the minimum's
+ * term, which may cancel in the dequantised weight) */
+static double edge_bound(uint32_t t, const uint8_t *w, const uint8_t *act, int64_t n)
+{
+    float *wd = malloc(sizeof(float) * (size_t)n), *xd = malloc(sizeof(float) * (size_t)n);
+    mr_type_get(t)->to_f32(w, wd, n);
+    mr_dequantize_row_q8_K(act, xd, n);
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double mag = fabs((double)wd[i]);
+        if (t == MR_TYPE_Q2_K) {
+            const block_q2_K *b = (const block_q2_K *)w + i / QK_K;
+            const double m = mr_f16_to_f32(b->dmin) * (double)(b->scales[i % QK_K / 16] >> 4);
+            mag += 2.0 * fabs(m);
+        }
+        s += mag * fabs((double)xd[i]);
+    }
+    free(wd);
+    free(xd);
+    return s;
+}
+
+/* Every ISA's vec_dot and gemm of Q2_K, Q3_K and IQ4_XS against the
+ * scalar reference on edge blocks x edge activations, and gemm == vec_dot
+ * bit for bit. */
+START_TEST(k_edge_blocks_match_scalar)
+{
+    static const uint32_t types[] = {MR_TYPE_Q2_K, MR_TYPE_Q3_K, MR_TYPE_IQ4_XS};
+    const mr_isa isa = isas[_i];
+    mr_kernels k;
+    ck_assert(mr_kernels_for_isa(isa, 0, &k));
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        if (k.vec_dot[t] == ref_fast.vec_dot[t])
+            continue;
+        ck_assert(k.act_type[t] == MR_TYPE_Q8_K);
+        enum { NB = 3, ROWS = 5, TOKS = 4 };
+        const int64_t n = NB * QK_K;
+        const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = NB * sizeof(block_q8_K);
+        for (int bk = 0; bk < 5; bk++) {
+            const uint64_t seed = 6007u * (uint64_t)isa + 101u * t + (uint64_t)bk;
+            rng = seed;
+            guarded w = guarded_alloc(rb * ROWS), a = guarded_alloc(ab * TOKS);
+            for (int r = 0; r < ROWS; r++)
+                for (int b = 0; b < NB; b++) /* mix the kinds along a row */
+                    edge_block(t, w.p + rb * r + (size_t)b * mr_type_get(t)->type_size,
+                               b == 1 ? (bk + r) % 5 : bk);
+            for (int tk = 0; tk < TOKS; tk++)
+                edge_act(a.p + ab * tk, n, tk);
+            float all[ROWS * TOKS];
+            GUARD_KERNEL("%s edge %s block kind %d seed %llu", mr_isa_name(isa), mr_type_get(t)->name,
+                         bk, (unsigned long long)seed);
+            if (k.gemm[t])
+                k.gemm[t](w.p, rb, a.p, ab, n, TOKS, all, ROWS, 0, ROWS);
+            for (int r = 0; r < ROWS; r++)
+                for (int tk = 0; tk < TOKS; tk++) {
+                    const uint8_t *wr = w.p + rb * r, *ar = a.p + ab * tk;
+                    const float ys = k.vec_dot[t](wr, ar, n), yr = ref_fast.vec_dot[t](wr, ar, n);
+                    const double bound = edge_bound(t, wr, ar, n);
+                    ck_assert_msg(isfinite(ys), "%s row %d token %d: %g", current, r, tk, ys);
+                    ck_assert_msg(fabs((double)ys - yr) <= 1e-5 * bound + 1e-6,
+                                  "%s row %d token %d: %.9g vs scalar %.9g (bound %g)", current,
+                                  r, tk, ys, yr, bound);
+                    if ((bk == 1 && r == 0) || tk == 1) /* every block zero, or every q */
+                        ck_assert_msg(ys == 0.0f, "%s: zero block or zero activations give %g",
+                                      current, ys);
+                    if (k.gemm[t])
+                        ck_assert_msg(memcmp(&ys, &all[tk * ROWS + r], 4) == 0,
+                                      "%s row %d token %d: gemm %.9g, vec_dot %.9g", current, r, tk,
+                                      all[tk * ROWS + r], ys);
+                }
+            guarded_free(&w);
+            guarded_free(&a);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     guard_signals();
@@ -300,6 +489,7 @@ int main(void)
         tcase_add_loop_test(tc, dots_match_scalar, 0, n_isas * N_COUNTS);
         tcase_add_loop_test(tc, gemm_shapes_match_scalar, 0, n_isas);
         tcase_add_loop_test(tc, gemm_is_vec_dot_bit_for_bit, 0, n_isas);
+        tcase_add_loop_test(tc, k_edge_blocks_match_scalar, 0, n_isas);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
