@@ -164,3 +164,21 @@ void mr_kernels_init_neon_more(mr_kernels *k)
     k->vec_dot[MR_TYPE_Q5_1] = mr_dot_q5_1_q8_1_neon;
     k->vec_dot[MR_TYPE_IQ4_XS] = mr_dot_iq4_xs_q8_K_neon;
 }
+
+/* F16 KV cache rows widened to f32 for attention, 8 at a time with FCVTL
+ * (exact), the tail one lane at a time through the same conversion. */
+void mr_f16_kv_to_f32_neon(const void *src, float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float16x8_t h = vreinterpretq_f16_u8(vld1q_u8(p + 2 * i));
+        vst1q_f32(dst + i, vcvt_f32_f16(vget_low_f16(h)));
+        vst1q_f32(dst + i + 4, vcvt_high_f32_f16(h));
+    }
+    for (; i < n; i++) {
+        uint16_t u;
+        memcpy(&u, p + 2 * i, 2);
+        dst[i] = vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(u))), 0);
+    }
+}

@@ -146,6 +146,7 @@ static void fill_scalar(mr_kernels *k, int exact)
     for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
         k->act_type[t] = MR_TYPE_F32;
         k->dot_f32[t] = mr_type_get(t)->dot_f32;
+        k->kv_to_f32[t] = mr_type_get(t)->to_f32;
     }
     k->quantize_act[MR_TYPE_Q8_0] = mr_quantize_row_q8_0;
     k->vec_dot[MR_TYPE_Q8_0] = mr_dot_q8_0_q8_0;
@@ -181,6 +182,23 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
 #ifdef MR_HAVE_NEON
     if (isa == MR_ISA_NEON)
         mr_kernels_init_neon(out);
+#endif
+    /* the KV cache's widening for attention */
+#ifdef MR_HAVE_AVX2
+    if (isa == MR_ISA_AVX2) {
+        out->kv_to_f32[MR_TYPE_F16] = mr_f16_kv_to_f32_avx2;
+        out->kv_to_f32[MR_TYPE_Q8_0] = mr_q8_0_kv_to_f32_avx2;
+    }
+#endif
+#ifdef MR_HAVE_AVX512
+    if (isa == MR_ISA_AVX512) {
+        out->kv_to_f32[MR_TYPE_F16] = mr_f16_kv_to_f32_avx512;
+        out->kv_to_f32[MR_TYPE_Q8_0] = mr_q8_0_kv_to_f32_avx512;
+    }
+#endif
+#ifdef MR_HAVE_NEON
+    if (isa == MR_ISA_NEON)
+        out->kv_to_f32[MR_TYPE_F16] = mr_f16_kv_to_f32_neon;
 #endif
     /* the further formats (MXFP4, Q4_1, ...), the same ladder */
 #ifdef MR_HAVE_AVX2

@@ -69,6 +69,9 @@ typedef struct {
     mr_gemm_fn gemm[MR_TYPE_COUNT];       /* NULL: rows x tokens of single dots */
     /* per activation type: f32 row -> that format */
     mr_from_f32_fn quantize_act[MR_TYPE_COUNT];
+    /* per KV cache type: rows widened to f32 for attention, the same bits
+     * as the type's to_f32 (widening F16 and Q8_0 is exact) */
+    mr_to_f32_fn kv_to_f32[MR_TYPE_COUNT];
 } mr_kernels;
 
 /* What start-up measured (simd/autotune.c): unless MOERUN_ISA forces a
@@ -120,6 +123,12 @@ void mr_kernels_init_avx512_more(mr_kernels *k);
 void mr_kernels_init_neon_more(mr_kernels *k);
 void mr_kernels_init_neon_iq(mr_kernels *k); /* the i-quants */
 void mr_kernels_init_neon_k(mr_kernels *k); /* K-quants, called by mr_kernels_init_neon */
+/* KV cache rows to f32 (x86_*_attn.c, arm_neon_more.c) */
+void mr_f16_kv_to_f32_avx2(const void *src, float *dst, int64_t n);
+void mr_q8_0_kv_to_f32_avx2(const void *src, float *dst, int64_t n);
+void mr_f16_kv_to_f32_avx512(const void *src, float *dst, int64_t n);
+void mr_q8_0_kv_to_f32_avx512(const void *src, float *dst, int64_t n);
+void mr_f16_kv_to_f32_neon(const void *src, float *dst, int64_t n);
 
 /* Best of 5 streaming reads of a `bytes` buffer split over `threads`
  * threads, in GB/s, with the widest loads this CPU runs (simd/membw.c). */

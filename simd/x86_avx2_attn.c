@@ -1,4 +1,5 @@
-/* x86_avx2_attn.c - the attention block kernel (kernels.h) with AVX2+FMA:
+/* x86_avx2_attn.c - the attention block kernel (kernels.h) with AVX2+FMA,
+ * and the KV cache's rows widened to f32 for it (kv_to_f32).  The block:
  * q.k per key in 8-lane FMAs reduced in a fixed order, e^x over 8 keys at a
  * time, acc += e_j v_j over 32 value lanes per pass.  Tails are handled by
  * copying into zero-padded registers, never by reading past an end. */
@@ -123,4 +124,34 @@ void mr_attn_block_avx2(const float *q, const float *k, size_t k_stride, const f
     }
     *l = *l * corr + hsum8(vsum);
     *m = mx;
+}
+
+/* ------------------------------------------------ the KV cache as f32 */
+
+/* F16 rows widened 8 at a time (vcvtph2ps is exact); the tail one lane at
+ * a time through the same instruction. */
+void mr_f16_kv_to_f32_avx2(const void *src, float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+    }
+}
+
+/* Q8_0 rows: d * q, one product per element as the reference forms it. */
+void mr_q8_0_kv_to_f32_avx2(const void *src, float *dst, int64_t n)
+{
+    const block_q8_0 *x = src;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)x[b].d));
+        for (int j = 0; j < QK8_0; j += 8) {
+            const __m128i q = _mm_loadl_epi64((const __m128i *)(x[b].qs + j));
+            _mm256_storeu_ps(dst + b * QK8_0 + j, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+        }
+    }
 }

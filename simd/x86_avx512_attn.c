@@ -1,4 +1,5 @@
-/* x86_avx512_attn.c - the attention block kernel (kernels.h) with AVX-512:
+/* x86_avx512_attn.c - the attention block kernel (kernels.h) with AVX-512,
+ * and the KV cache's rows widened to f32 for it (kv_to_f32).  The block:
  * q.k per key in 16-lane FMAs reduced in a fixed order, e^x over 16 keys at
  * a time, and acc += e_j v_j over 64 value lanes per pass.  Loads are
  * unaligned and the order of every sum is fixed by n, dk and dv alone. */
@@ -103,4 +104,34 @@ void mr_attn_block_avx512(const float *q, const float *k, size_t k_stride, const
     }
     *l = *l * corr + hsum16(vsum);
     *m = mx;
+}
+
+/* ------------------------------------------------ the KV cache as f32 */
+
+/* F16 rows widened 16 at a time (vcvtph2ps is exact), the tail under a
+ * mask: no read past the row. */
+void mr_f16_kv_to_f32_avx512(const void *src, float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 2 * i))));
+    if (i < n) {
+        const __mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
+        const __m256i h = _mm256_maskz_loadu_epi16(mk, p + 2 * i);
+        _mm512_mask_storeu_ps(dst + i, mk, _mm512_cvtph_ps(h));
+    }
+}
+
+/* Q8_0 rows: d * q, one product per element as the reference forms it. */
+void mr_q8_0_kv_to_f32_avx512(const void *src, float *dst, int64_t n)
+{
+    const block_q8_0 *x = src;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)x[b].d));
+        for (int j = 0; j < QK8_0; j += 16) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(x[b].qs + j));
+            _mm512_storeu_ps(dst + b * QK8_0 + j, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))));
+        }
+    }
 }

@@ -11,6 +11,8 @@
  *   inputs end at a guard page, so a read past a row faults.
  * - Alignment: the same values at every float offset 0..15 give the same
  *   bits (the result may not depend on where the cache was allocated).
+ * - The KV cache's widening (kv_to_f32) of F16 and Q8_0: the reference's
+ *   bits, NaNs aside, with rows ending at a guard page.
  * - nn_attention with windows, chunks and sinks, against softmax in float64
  *   over exactly the positions each query may see, <= 1e-5.
  */
@@ -180,6 +182,75 @@ START_TEST(masks_and_sinks_match_float64)
 }
 END_TEST
 
+/* Bits equal, or both NaN (a signalling NaN's quiet bit may differ) */
+static int same_f32(float a, float b)
+{
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* Every kernel set's KV widening (kv_to_f32) gives the type's to_f32 bits:
+ * F16 on all 65536 halves and on rows of 1..40 elements that end at a
+ * guard page; Q8_0 on random blocks whose scales include 0, -0, a
+ * subnormal, the largest half and infinity. */
+START_TEST(kv_widening_is_the_reference)
+{
+    const mr_isa isa = (mr_isa)_i;
+    mr_kernels kt;
+    if (!mr_kernels_for_isa(isa, 0, &kt)) {
+        printf("%s: not on this CPU or build, skipped\n", mr_isa_name(isa));
+        return;
+    }
+    const uint32_t types[] = {MR_TYPE_F16, MR_TYPE_Q8_0};
+    for (size_t ti = 0; ti < 2; ti++) {
+        const uint32_t t = types[ti];
+        const mr_to_f32_fn ref = mr_type_get(t)->to_f32, fn = kt.kv_to_f32[t];
+        ck_assert_ptr_nonnull(fn);
+        printf("%s %s: %s\n", mr_isa_name(isa), mr_type_get(t)->name,
+               fn == ref ? "the reference itself" : "its own kernel, compared");
+        if (t == MR_TYPE_F16) {
+            enum { N = 65536 };
+            guarded g = guarded_alloc(2 * N);
+            for (uint32_t h = 0; h < N; h++)
+                memcpy(g.p + 2 * h, &(uint16_t){(uint16_t)h}, 2);
+            float *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+            fn(g.p, a, N);
+            ref(g.p, b, N);
+            for (uint32_t h = 0; h < N; h++)
+                ck_assert_msg(same_f32(a[h], b[h]), "%s: half 0x%04x gives %a, reference %a",
+                              mr_isa_name(isa), h, (double)a[h], (double)b[h]);
+            for (int64_t n = 1; n <= 40; n++) { /* the row ends at the guard page */
+                fn(g.p + 2 * (N - n), a, n);
+                ref(g.p + 2 * (N - n), b, n);
+                for (int64_t i = 0; i < n; i++)
+                    ck_assert_msg(same_f32(a[i], b[i]), "%s: row of %lld, element %lld",
+                                  mr_isa_name(isa), (long long)n, (long long)i);
+            }
+            free(a);
+            free(b);
+            guarded_free(&g);
+        } else {
+            static const uint16_t scales[] = {0x0000, 0x8000, 0x0001, 0x7bff, 0x7c00, 0x3c00, 0xb555};
+            for (int64_t nb = 1; nb <= 8; nb++) {
+                const int64_t n = 32 * nb;
+                guarded g = guarded_alloc((size_t)(34 * nb));
+                for (int64_t i = 0; i < 34 * nb; i++)
+                    g.p[i] = (uint8_t)rnd();
+                for (int64_t bk = 0; bk < nb; bk++)
+                    memcpy(g.p + 34 * bk, &scales[(size_t)(bk + nb) % 7], 2);
+                float a[256], b[256];
+                fn(g.p, a, n);
+                ref(g.p, b, n);
+                for (int64_t i = 0; i < n; i++)
+                    ck_assert_msg(same_f32(a[i], b[i]), "%s: Q8_0 %lld blocks, element %lld: %a vs %a",
+                                  mr_isa_name(isa), (long long)nb, (long long)i, (double)a[i],
+                                  (double)b[i]);
+                guarded_free(&g);
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     rng = 0x9E3779B97F4A7C15ull;
@@ -187,6 +258,7 @@ int main(void)
     TCase *tc = tcase_create("attention");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, kernels_match_the_reference, 0, MR_ISA_COUNT);
+    tcase_add_loop_test(tc, kv_widening_is_the_reference, 0, MR_ISA_COUNT);
     tcase_add_test(tc, masks_and_sinks_match_float64);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

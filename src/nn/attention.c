@@ -55,15 +55,15 @@ static const uint8_t *cache_at(const void *base, uint32_t t, uint32_t stride, ui
 
 /* Keys or values [p0, p1) of one kv head as f32 rows of d, n_f32 apart:
  * the cache itself when it is f32, else widened into buf. */
-static const float *block_rows(const void *base, uint32_t t, uint32_t stride, uint32_t e,
-                               uint32_t p0, uint32_t p1, uint32_t d, float *buf,
-                               uint32_t *row_stride)
+static const float *block_rows(const mr_kernels *k, const void *base, uint32_t t,
+                               uint32_t stride, uint32_t e, uint32_t p0, uint32_t p1, uint32_t d,
+                               float *buf, uint32_t *row_stride)
 {
     if (t == MR_TYPE_F32) {
         *row_stride = stride;
         return (const float *)base + (size_t)p0 * stride + e;
     }
-    const mr_to_f32_fn to_f32 = mr_type_get(t)->to_f32;
+    const mr_to_f32_fn to_f32 = k->kv_to_f32[t];
     for (uint32_t p = p0; p < p1; p++)
         to_f32(cache_at(base, t, stride, p, e), buf + (size_t)(p - p0) * d, d);
     *row_stride = d;
@@ -97,9 +97,9 @@ static void attend_tile(const att_job *j, uint32_t h, uint32_t t0, uint32_t t1, 
         const uint32_t r0 = first > b0 ? first : b0, r1 = last < b0 + ATT_KB ? last : b0 + ATT_KB;
         const uint32_t c0 = r0 % rows, c1 = c0 + (r1 - r0);
         uint32_t ks, vs;
-        const float *kb = block_rows(a->k, a->k_type, a->k_stride, kvh * a->k_head, c0, c1,
+        const float *kb = block_rows(j->c->k, a->k, a->k_type, a->k_stride, kvh * a->k_head, c0, c1,
                                      a->dk, kbuf, &ks);
-        const float *vb = block_rows(a->v, a->v_type, a->v_stride, kvh * a->v_head, c0, c1, dv,
+        const float *vb = block_rows(j->c->k, a->v, a->v_type, a->v_stride, kvh * a->v_head, c0, c1, dv,
                                      vbuf, &vs);
         for (uint32_t i = 0; i < nq; i++) {
             const uint32_t p0 = lo[i] > r0 ? lo[i] : r0;
