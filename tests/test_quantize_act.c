@@ -51,8 +51,11 @@ static const char *table_name(int idx)
  *   4 ties: k + 0.5 with one +-127 per 32 (amax 127: Q8_0/Q8_1 d = 1,
  *   Q8_K iscale = +-1, so x * id or iscale * x is exactly k + 0.5);
  *   5 the largest |x| (2.5) at several places per block, both signs;
- *   6 tiny: |x| ~ 1e-38 (d underflows f16, the integers still form);
- *   7 magnitudes 2^-60 .. 2^60 mixed. */
+ *   6 tiny: |x| ~ 1e-38 (d underflows f16, id overflows);
+ *   7 magnitudes 2^-60 .. 2^60 mixed.
+ * Mode 6 makes id = 1 / d overflow to inf: q = (int8_t) of an infinite or
+ * NaN float, which C leaves undefined; the SIMD code copies what the
+ * reference compiles to (gcc: the low byte of cvttss2si / fcvtzs). */
 static void fill_row(float *x, int64_t n, int64_t bs, int mode)
 {
     for (int64_t i = 0; i < n; i++)
