@@ -1,7 +1,7 @@
 /* bench_kernels.c - how fast each ISA's kernels are, beside the scalar path
  * and the machine's memory read bandwidth measured in the same run.
  *
- *   bench/bench_kernels [--quick] [--isa NAME] [--type NAME]
+ *   bench/bench_kernels [--quick] [--isa NAME] [--type NAME] [--quantize-only]
  *
  * - memory: mr_read_bandwidth over a 1 GB buffer (the widest vector loop the
  *   CPU runs; best of 3 passes);
@@ -13,6 +13,10 @@
  * - gemm (matrix x matrix): tokens/s for 1, 4, 16 and 64 tokens through a
  *   4096 x 14336 matrix (a Mixtral-sized expert's up projection), one
  *   thread.
+ * - activation quantizers: f32 -> Q8_0 / Q8_1 / Q8_K (quantize_act, which
+ *   every fast matmul runs first), millions of floats/s over 16 rows of
+ *   4096 (256 KB, cache-resident), each ISA beside scalar (--type: only
+ *   the format that type's activations take; --quantize-only: just this);
  * Each figure is the best of a few repetitions, timed in this thread's CPU
  * time (the machine may be shared: compare columns of one run, not runs).  Tables are markdown.  It
  * asserts nothing.
@@ -25,7 +29,7 @@
 #include "kernels.h"
 #include "../quant/types_iq.h"
 
-static int quick;
+static int quick, quantize_only;
 
 /* This thread's CPU time: the machine is shared, and time spent
  * descheduled says nothing about a kernel. */
@@ -180,6 +184,22 @@ static double time_matmul(const mr_kernels *k, uint32_t t, const uint8_t *w, int
     return best;
 }
 
+/* Best seconds of one pass of quantize_act[at] over rows x n floats. */
+static double time_quantize(mr_from_f32_fn q, const float *x, int64_t n, int64_t rows, void *out,
+                            size_t out_stride)
+{
+    double best = 1e30, spent = 0.0;
+    for (int rep = 0; rep < 200 && (rep < 3 || spent < 0.05); rep++) {
+        const double t0 = now();
+        for (int64_t r = 0; r < rows; r++)
+            q(x + r * n, (uint8_t *)out + (size_t)r * out_stride, n);
+        const double dt = now() - t0;
+        spent += dt;
+        best = dt < best ? dt : best;
+    }
+    return best;
+}
+
 static int want_isa[MR_ISA_COUNT];
 static const char *want_type;
 
@@ -194,6 +214,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--quantize-only") == 0)
+            quantize_only = 1;
         else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
             mr_isa isa = mr_isa_parse(argv[++i]);
             if (isa == MR_ISA_COUNT) {
@@ -204,7 +226,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
             want_type = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|Q4_K|Q5_K|Q6_K|MXFP4|Q5_0|IQ4_NL|Q4_1|Q5_1|IQ4_XS|Q2_K|Q3_K|F16|BF16|F32]\n",
+            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|Q4_K|Q5_K|Q6_K|MXFP4|Q5_0|IQ4_NL|Q4_1|Q5_1|IQ4_XS|Q2_K|Q3_K|F16|BF16|F32] [--quantize-only]\n",
                     argv[0]);
             return 2;
         }
@@ -222,10 +244,10 @@ int main(int argc, char **argv)
 
     /* ---- memory */
     /* simd/membw.c: the widest loads this CPU runs, as bench and --stats use */
-    const double bw_wide = mr_read_bandwidth(1, (size_t)1 << 30);
-    printf("Memory read bandwidth, one thread, 1 GB streaming sum (best of 5): **%.1f GB/s**",
-           bw_wide);
-    printf("\n\n");
+    const double bw_wide = quantize_only ? 0.0 : mr_read_bandwidth(1, (size_t)1 << 30);
+    if (!quantize_only)
+        printf("Memory read bandwidth, one thread, 1 GB streaming sum (best of 5): **%.1f GB/s**\n\n",
+               bw_wide);
     /* what start-up measured over 3 MB (simd/autotune.c): the per-type
      * choice of the table in use, against this run's figures below */
     const mr_autotune_report *tr = mr_kernels_autotune_report();
@@ -236,6 +258,53 @@ int main(int argc, char **argv)
                 printf("%s -> %s (%.1f GB/s)  ", mr_type_get(t)->name, mr_isa_name(tr->chosen[t]),
                        tr->gbs[t][tr->chosen[t]]);
         printf("\n\n");
+    }
+
+    /* ---- activation quantizers */
+    {
+        const int64_t qn = 4096, qrows = 16;
+        float *qx = malloc(sizeof(float) * (size_t)(qn * qrows));
+        const size_t qstride = (size_t)qn / 32 * 36 + 64; /* the largest: Q8_1's 36 bytes per 32 */
+        void *qout = malloc(qstride * (size_t)qrows);
+        mr_kernels ref;
+        mr_kernels_for_isa(MR_ISA_SCALAR, 0, &ref);
+        uint32_t only = MR_TYPE_COUNT;
+        for (uint32_t t = 0; want_type && t < MR_TYPE_COUNT; t++)
+            if (mr_type_get(t)->name && strcmp(want_type, mr_type_get(t)->name) == 0)
+                only = ref.act_type[t];
+        if (qx && qout) {
+            for (int64_t i = 0; i < qn * qrows; i++)
+                qx[i] = rndf();
+            printf("## Activation quantizers: f32 -> format, Mfloat/s (%lld rows of %lld, 1 thread)\n\n",
+                   (long long)qrows, (long long)qn);
+            printf("| format |");
+            for (int i = 0; i < n_isa; i++)
+                printf(" %s |", mr_isa_name(isas[i]));
+            printf(" best / scalar |\n|---|");
+            for (int i = 0; i < n_isa; i++)
+                printf("---:|");
+            printf("---:|\n");
+            for (uint32_t at = 0; at < MR_TYPE_COUNT; at++) {
+                if (!ref.quantize_act[at] || (want_type && at != only))
+                    continue;
+                double r[MR_ISA_COUNT] = {0}, best = 0.0;
+                for (int i = 0; i < n_isa; i++) {
+                    mr_kernels k;
+                    mr_kernels_for_isa(isas[i], 0, &k);
+                    r[i] = (double)(qn * qrows) / time_quantize(k.quantize_act[at], qx, qn, qrows, qout, qstride) / 1e6;
+                    best = r[i] > best ? r[i] : best;
+                }
+                printf("| %s |", mr_type_get(at)->name);
+                for (int i = 0; i < n_isa; i++)
+                    printf(" %.0f |", r[i]);
+                printf(" %.1fx |\n", best / r[0]);
+            }
+            printf("\n");
+        }
+        free(qx);
+        free(qout);
+        if (quantize_only)
+            return 0;
     }
 
     /* ---- decode: matrix x vector over ~256 MB of weights */

@@ -5,7 +5,8 @@
  * SDOT (a Cortex-A53, say, keeps the scalar table).
  *
  * What each kernel promises (tests/test_kernels.c holds them to it):
- * - quantize_row_q8_0_neon: bit-identical to mr_quantize_row_q8_0.
+ * - quantize_row_q8_{0,1,K}_neon: bit-identical to mr_quantize_row_q8_0,
+ *   _q8_1 and _q8_K (tests/test_quantize_act.c).
  *   vcvtaq_s32_f32 rounds to nearest with ties away from zero, which is
  *   roundf; vmaxnmq_f32 is fmaxf; the scale goes through the FCVT
  *   instruction, which rounds to nearest even like mr_f32_to_f16.
@@ -25,6 +26,7 @@
 #include "kernels.h"
 
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 #if !defined(__aarch64__) || !defined(__ARM_FEATURE_DOTPROD)
@@ -57,37 +59,130 @@ ALWAYS_INLINE void f16_store(void *p, float f)
 
 /* ------------------------------------------------------------ Q8_0 activations */
 
+/* One block of 32 floats quantized as ggml's Q8_0/Q8_1 references do:
+ * amax = max |x_j|, d = amax / 127, id = 1 / d (0 for a zero block),
+ * q_j = roundf(x_j * id) in [-127, 127].  Returns d (f32, unrounded);
+ * lo/hi are q_0..15 and q_16..31. */
+ALWAYS_INLINE float quantize_block32(const float *x, int8x16_t *lo, int8x16_t *hi)
+{
+    float32x4_t v[8];
+    UNROLL
+    for (int i = 0; i < 8; i++)
+        v[i] = vld1q_f32(x + 4 * i);
+    /* amax = max |x_j|: FMAXNM, the IEEE maxNum of fmaxf */
+    float32x4_t m0 = vmaxnmq_f32(vabsq_f32(v[0]), vabsq_f32(v[1]));
+    float32x4_t m1 = vmaxnmq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]));
+    float32x4_t m2 = vmaxnmq_f32(vabsq_f32(v[4]), vabsq_f32(v[5]));
+    float32x4_t m3 = vmaxnmq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]));
+    /* with 0: an all-NaN block gives amax 0, as fmaxf(0, NaN) does */
+    const float32x4_t mm = vmaxnmq_f32(vmaxnmq_f32(m0, m1), vmaxnmq_f32(m2, m3));
+    const float amax = vmaxnmvq_f32(vmaxnmq_f32(mm, vdupq_n_f32(0.0f)));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f; /* zero block: q = 0 */
+    /* q_j = roundf(x_j * id), in [-127, 127]: FCVTAS rounds half away
+     * from zero; two narrowing moves take int32 -> int16 -> int8 */
+    int16x8_t h[4];
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        const int32x4_t a = vcvtaq_s32_f32(vmulq_n_f32(v[2 * i], id));
+        const int32x4_t b = vcvtaq_s32_f32(vmulq_n_f32(v[2 * i + 1], id));
+        h[i] = vcombine_s16(vmovn_s32(a), vmovn_s32(b));
+    }
+    *lo = vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1]));
+    *hi = vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3]));
+    return d;
+}
+
 /* One row of n floats (n a multiple of 32) -> Q8_0 blocks. */
 static void quantize_row_q8_0_neon(const float *src, void *dst, int64_t n)
 {
     block_q8_0 *y = dst;
     const int64_t nb = n / QK8_0;
     for (int64_t b = 0; b < nb; b++) {
-        const float *x = src + b * QK8_0;
-        float32x4_t v[8];
-        UNROLL
-        for (int i = 0; i < 8; i++)
-            v[i] = vld1q_f32(x + 4 * i);
-        /* amax = max |x_j|: FMAXNM, the IEEE maxNum of fmaxf */
-        float32x4_t m0 = vmaxnmq_f32(vabsq_f32(v[0]), vabsq_f32(v[1]));
-        float32x4_t m1 = vmaxnmq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]));
-        float32x4_t m2 = vmaxnmq_f32(vabsq_f32(v[4]), vabsq_f32(v[5]));
-        float32x4_t m3 = vmaxnmq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]));
-        const float amax = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(m0, m1), vmaxnmq_f32(m2, m3)));
-        const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f; /* zero block: q = 0 */
+        int8x16_t lo, hi;
+        f16_store(&y[b].d, quantize_block32(src + b * QK8_0, &lo, &hi));
+        vst1q_s8(y[b].qs, lo);
+        vst1q_s8(y[b].qs + 16, hi);
+    }
+}
+
+/* One row -> Q8_1 blocks: Q8_0's d and qs, and s = f16(float(sum q) * d)
+ * with the unrounded d, as mr_quantize_row_q8_1 (|sum| <= 32 * 127). */
+static void quantize_row_q8_1_neon(const float *src, void *dst, int64_t n)
+{
+    block_q8_1 *y = dst;
+    const int64_t nb = n / QK8_1;
+    for (int64_t b = 0; b < nb; b++) {
+        int8x16_t lo, hi;
+        const float d = quantize_block32(src + b * QK8_1, &lo, &hi);
         f16_store(&y[b].d, d);
-        /* q_j = roundf(x_j * id), in [-127, 127]: FCVTAS rounds half away
-         * from zero; two narrowing moves take int32 -> int16 -> int8 */
-        int16x8_t h[4];
-        UNROLL
-        for (int i = 0; i < 4; i++) {
-            int32x4_t lo = vcvtaq_s32_f32(vmulq_n_f32(v[2 * i], id));
-            int32x4_t hi = vcvtaq_s32_f32(vmulq_n_f32(v[2 * i + 1], id));
-            h[i] = vcombine_s16(vmovn_s32(lo), vmovn_s32(hi));
+        /* the stored int8 values summed, as the reference sums qs[j] */
+        f16_store(&y[b].s, (float)(vaddlvq_s8(lo) + vaddlvq_s8(hi)) * d);
+        vst1q_s8(y[b].qs, lo);
+        vst1q_s8(y[b].qs + 16, hi);
+    }
+}
+
+/* One row -> Q8_K blocks (256 floats), bit for bit mr_quantize_row_q8_K:
+ * max = the x of largest |x|, the first one on ties (a NaN never wins, as
+ * the reference's '>' skips it); iscale = -127 / max; q = nearest_int(
+ * iscale x) by ggml's trick (add 1.5 * 2^23, keep the low 23 bits of the
+ * float's pattern minus 2^22: the same float add and the same bits, so
+ * even a NaN gives the reference's integer), capped at 127; bsums are the
+ * 16-sums of q; d = 1 / iscale.  An all-zero block is all zero bytes. */
+static void quantize_row_q8_K_neon(const float *src, void *dst, int64_t n)
+{
+    block_q8_K *y = dst;
+    const int64_t nb = n / QK_K;
+    for (int64_t b = 0; b < nb; b++) {
+        const float *x = src + b * QK_K;
+        float32x4_t m[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+        for (int i = 0; i < QK_K; i += 16)
+            UNROLL
+            for (int j = 0; j < 4; j++) /* FMAXNM against the zeros: NaN lanes drop out */
+                m[j] = vmaxnmq_f32(m[j], vabsq_f32(vld1q_f32(x + i + 4 * j)));
+        const float amax = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(m[0], m[1]), vmaxnmq_f32(m[2], m[3])));
+        if (amax == 0.0f) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
         }
-        vst1q_s8(y[b].qs, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
-        vst1q_s8(y[b].qs + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+        /* the first j with |x_j| == amax, 16 at a time: a NaN compares unequal */
+        const float32x4_t va = vdupq_n_f32(amax);
+        int first = 0;
+        for (int i = 0; i < QK_K; i += 16) {
+            uint32x4_t e[4];
+            UNROLL
+            for (int j = 0; j < 4; j++)
+                e[j] = vceqq_f32(vabsq_f32(vld1q_f32(x + i + 4 * j)), va);
+            if (vmaxvq_u32(vorrq_u32(vorrq_u32(e[0], e[1]), vorrq_u32(e[2], e[3])))) {
+                first = i;
+                while (fabsf(x[first]) != amax)
+                    first++;
+                break;
+            }
+        }
+        const float iscale = -127.0f / x[first];
+        const float32x4_t magic = vdupq_n_f32(12582912.0f);
+        const int32x4_t low23 = vdupq_n_s32(0x007fffff), half = vdupq_n_s32(0x00400000);
+        const int32x4_t top = vdupq_n_s32(127);
+        for (int g = 0; g < QK_K / 16; g++) {
+            int16x8_t h[2];
+            UNROLL
+            for (int j = 0; j < 2; j++) {
+                int32x4_t q[2];
+                UNROLL
+                for (int k = 0; k < 2; k++) {
+                    const float32x4_t f = vaddq_f32(vmulq_n_f32(vld1q_f32(x + 16 * g + 8 * j + 4 * k), iscale), magic);
+                    q[k] = vminq_s32(vsubq_s32(vandq_s32(vreinterpretq_s32_f32(f), low23), half), top);
+                }
+                /* (int8_t) of the int: the low bytes (in [-127, 127] anyway) */
+                h[j] = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+            }
+            const int8x16_t q8 = vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1]));
+            vst1q_s8(y[b].qs + 16 * g, q8);
+            y[b].bsums[g] = vaddlvq_s8(q8); /* |sum| <= 16 * 127 */
+        }
+        y[b].d = 1.0f / iscale;
     }
 }
 
@@ -413,6 +508,8 @@ static float dot_q4_0_f32_neon(const void *w, const float *x, int64_t n)
 void mr_kernels_init_neon(mr_kernels *k)
 {
     k->quantize_act[MR_TYPE_Q8_0] = quantize_row_q8_0_neon;
+    k->quantize_act[MR_TYPE_Q8_1] = quantize_row_q8_1_neon;
+    k->quantize_act[MR_TYPE_Q8_K] = quantize_row_q8_K_neon;
     k->vec_dot[MR_TYPE_Q8_0] = vec_dot_q8_0_q8_0_neon;
     k->vec_dot[MR_TYPE_Q4_0] = vec_dot_q4_0_q8_0_neon;
     k->gemm[MR_TYPE_Q8_0] = gemm_q8_0_q8_0_neon;

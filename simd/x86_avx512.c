@@ -45,29 +45,63 @@ AI __m512i round_away_epi32(__m512 p)
     return _mm512_cvttps_epi32(r);
 }
 
-/* Bit-identical to mr_quantize_row_q8_0: d = amax / 127, q = roundf(x / d)
- * computed as x * (1 / d), in [-127, 127]. */
+/* One block of 32 floats as the Q8_0/Q8_1 references quantize it:
+ * d = amax / 127, q = roundf(x / d) computed as x * (1 / d), in
+ * [-127, 127].  Returns d (f32, unrounded); *q8 = the 32 int8 in order. */
+AI float quantize_block32(const float *x, __m256i *q8)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    /* m = max(|v0|, |v1|, 0) per lane; maxps returns its second operand
+     * when either is NaN, so a NaN x is skipped as fmaxf skips it */
+    __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), zero);
+    m = _mm512_max_ps(_mm512_abs_ps(v1), m);
+    const float amax = _mm512_reduce_max_ps(m); /* no NaN left: order is irrelevant */
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    /* q = roundf(x * id), in [-127, 127] but for id = inf (a block of
+     * amax < ~1.2e-38); to int8 as the reference's (int8_t) cast of
+     * cvttss2si: the low byte (vpmovdb truncates; saturating would turn
+     * the 0x80000000 of +-inf into -128, not 0) */
+    const __m128i lo = _mm512_cvtepi32_epi8(round_away_epi32(_mm512_mul_ps(v0, vid)));
+    const __m128i hi = _mm512_cvtepi32_epi8(round_away_epi32(_mm512_mul_ps(v1, vid)));
+    *q8 = _mm256_set_m128i(hi, lo);
+    return d;
+}
+
+/* f32 -> f16 bits, round to nearest even (imm 0), as mr_f32_to_f16 */
+AI uint16_t f32_to_f16(float f)
+{
+    return (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), 0), 0);
+}
+
+/* Bit-identical to mr_quantize_row_q8_0. */
 void mr_quantize_row_q8_0_avx512(const float *x, void *dst, int64_t n)
 {
     block_q8_0 *y = dst;
     const int64_t nb = n / QK8_0;
-    const __m512 zero = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, x += QK8_0) {
-        const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-        /* m = max(|v0|, |v1|, 0) per lane; maxps returns its second operand
-         * when either is NaN, so a NaN x is skipped as fmaxf skips it */
-        __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), zero);
-        m = _mm512_max_ps(_mm512_abs_ps(v1), m);
-        const float amax = _mm512_reduce_max_ps(m); /* no NaN left: order is irrelevant */
-        const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        /* f32 -> f16, round to nearest even (imm 0), as mr_f32_to_f16 */
-        y[b].d = (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(d), 0), 0);
-        const __m512 vid = _mm512_set1_ps(id);
-        /* q = roundf(x * id), saturated to int8 (never reached: |q| <= 127) */
-        _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtsepi32_epi8(round_away_epi32(_mm512_mul_ps(v0, vid))));
-        _mm_storeu_si128((__m128i *)(y[b].qs + 16),
-                         _mm512_cvtsepi32_epi8(round_away_epi32(_mm512_mul_ps(v1, vid))));
+        __m256i q8;
+        y[b].d = f32_to_f16(quantize_block32(x, &q8));
+        _mm256_storeu_si256((__m256i *)y[b].qs, q8);
+    }
+}
+
+/* Bit-identical to mr_quantize_row_q8_1: Q8_0's d and qs, and
+ * s = f16(float(sum of the stored q) * d) with the unrounded d; the sum
+ * (exact) widens the 32 int8 to int16 and adds them with one reduction. */
+static void mr_quantize_row_q8_1_avx512(const float *x, void *dst, int64_t n)
+{
+    block_q8_1 *y = dst;
+    const int64_t nb = n / QK8_1;
+    for (int64_t b = 0; b < nb; b++, x += QK8_1) {
+        __m256i q8;
+        const float d = quantize_block32(x, &q8);
+        const __m512i w32 = _mm512_madd_epi16(_mm512_cvtepi8_epi16(q8), _mm512_set1_epi16(1));
+        y[b].d = f32_to_f16(d);
+        y[b].s = f32_to_f16((float)_mm512_reduce_add_epi32(w32) * d);
+        _mm256_storeu_si256((__m256i *)y[b].qs, q8);
     }
 }
 
@@ -205,6 +239,7 @@ void mr_kernels_init_avx512(mr_kernels *k)
     k->attn_block = mr_attn_block_avx512;
     /* the table already holds the AVX2 overrides; these replace them */
     k->quantize_act[MR_TYPE_Q8_0] = mr_quantize_row_q8_0_avx512;
+    k->quantize_act[MR_TYPE_Q8_1] = mr_quantize_row_q8_1_avx512;
     k->dot_f32[MR_TYPE_F32] = mr_dot_f32_f32_avx512;
     k->dot_f32[MR_TYPE_F16] = mr_dot_f16_f32_avx512;
     k->dot_f32[MR_TYPE_BF16] = mr_dot_bf16_f32_avx512;

@@ -1,4 +1,4 @@
-/* test_kernels_k.c - the K-quant kernels (Q4_K, Q5_K, Q6_K against Q8_K
+/* test_kernels_k.c - the K-quant kernels (Q2_K..Q6_K against Q8_K
  * activations, and their exact f32 dots) of every ISA this machine runs,
  * against the scalar reference, on blocks built byte by byte: random
  * bytes, all-zero blocks, maximal scales and quants, negative minima and
@@ -9,7 +9,7 @@
  * Contract checked:
  * - vec_dot and gemm: the integer block sums are exact, only the float
  *   order differs: |simd - ref| <= 1e-5 * B + 1e-6, B = sum over weights
- *   of |a| (|d sc q| + |dmin m|) (Q6_K: |d sc (q - 32)|);
+ *   of |a| (|d sc q| + |dmin m|) (Q3_K, Q6_K: the weight's |value|);
  * - x86: gemm over any rows and tokens, and vec_dot, agree to the bit;
  * - dot_f32: |simd - ref| <= 1e-5 * sum |w x| + 1e-6;
  * - the f32 dot: bit-identical at every weight alignment 0..63.
@@ -28,8 +28,9 @@ static const int block_counts[] = {1,  2,  3,  5,  7,  8,  15,  16,  17,
                                    31, 32, 33, 63, 64, 65, 255, 256, 257};
 #define N_COUNTS (int)(sizeof block_counts / sizeof block_counts[0])
 
-static const uint32_t ktypes[] = {MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K};
-#define N_KTYPES 3
+static const uint32_t ktypes[] = {MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K, MR_TYPE_Q2_K,
+                                  MR_TYPE_Q3_K};
+#define N_KTYPES (int)(sizeof ktypes / sizeof ktypes[0])
 
 static mr_kernels ref_fast, ref_exact;
 static mr_isa isas[MR_ISA_COUNT];
@@ -73,7 +74,11 @@ static float rnd_scale(void)
  *     alternating), every quant at its top, d = dmin = 1 (Q6_K d = -1);
  *   3 quants at the bottom (0; Q6_K: q - 32 = -32), maximal scales,
  *     d > 0, dmin < 0;
- *   4 random bytes with one sub-block's scale 0. */
+ *   4 random bytes with one sub-block's scale 0.
+ * Q2_K: maximal = scales 15, mins 15, q = 3; bottom q = 0.  Q3_K: maximal
+ * = scales sc - 32 of -32 and 31 alternating with q - 4 = 3 and d = -1;
+ * bottom = q - 4 = -4 with sc - 32 = -32 and d = 1; kind 4 has one
+ * sub-block of sc - 32 = 0. */
 static void fill_block(uint32_t t, uint8_t *b, int kind)
 {
     const size_t bs = mr_type_get(t)->type_size;
@@ -81,6 +86,41 @@ static void fill_block(uint32_t t, uint8_t *b, int kind)
         b[i] = (uint8_t)rnd();
     if (kind == 1) {
         memset(b, 0, bs);
+        return;
+    }
+    if (t == MR_TYPE_Q2_K) {
+        block_q2_K *q = (block_q2_K *)b;
+        if (kind == 2 || kind == 3) {
+            memset(q->scales, 0xff, sizeof q->scales);
+            memset(q->qs, kind == 2 ? 0xff : 0x00, sizeof q->qs);
+        }
+        if (kind == 4)
+            q->scales[rnd() % 16] &= 0xf0;
+        put_f16((uint8_t *)&q->d, kind == 2 ? 1.0f : kind == 3 ? 0.5f : rnd_scale());
+        put_f16((uint8_t *)&q->dmin, kind == 2 ? 1.0f : kind == 3 ? -0.25f : rnd_scale());
+        return;
+    }
+    if (t == MR_TYPE_Q3_K) {
+        block_q3_K *q = (block_q3_K *)b;
+        if (kind == 2 || kind == 3 || kind == 4) {
+            /* 6-bit scale l of sub-block j: a nibble of byte j % 8 (high
+             * for j >= 8), bits 2 (j / 4) of byte 8 + j % 4 */
+            uint8_t l[16];
+            for (int j = 0; j < 16; j++)
+                l[j] = kind == 2 ? (j & 1 ? 63 : 0) : kind == 3 ? 0 : (uint8_t)(rnd() % 64);
+            if (kind == 4)
+                l[rnd() % 16] = 32;
+            memset(q->scales, 0, sizeof q->scales);
+            for (int j = 0; j < 16; j++) {
+                q->scales[j % 8] |= (uint8_t)((l[j] & 15) << (j < 8 ? 0 : 4));
+                q->scales[8 + j % 4] |= (uint8_t)((l[j] >> 4) << 2 * (j / 4));
+            }
+        }
+        if (kind == 2 || kind == 3) {
+            memset(q->qs, kind == 2 ? 0xff : 0x00, sizeof q->qs);
+            memset(q->hmask, kind == 2 ? 0xff : 0x00, sizeof q->hmask);
+        }
+        put_f16((uint8_t *)&q->d, kind == 2 ? -1.0f : kind == 3 ? 1.0f : rnd_scale());
         return;
     }
     if (t == MR_TYPE_Q6_K) {
@@ -168,7 +208,11 @@ static double term_bound(uint32_t t, const uint8_t *w, const float *xd, int64_t 
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double mag = fabs((double)wd[i]);
-        if (t != MR_TYPE_Q6_K) { /* |d sc q| + |dmin m| >= |d sc q - dmin m| */
+        if (t == MR_TYPE_Q2_K) { /* m = the high nibble of sub-block i / 16's scale */
+            const block_q2_K *q = (const block_q2_K *)(w + (size_t)(i / QK_K) * bs);
+            const double dm = (double)mr_f16_to_f32(q->dmin) * (q->scales[i % QK_K / 16] >> 4);
+            mag = fabs((double)wd[i] + dm) + fabs(dm);
+        } else if (t == MR_TYPE_Q4_K || t == MR_TYPE_Q5_K) { /* |d sc q| + |dmin m| >= |d sc q - dmin m| */
             const uint8_t *b = w + (size_t)(i / QK_K) * bs;
             int sc, m;
             scale_min(b + 4, (int)(i % QK_K) / 32, &sc, &m);
