@@ -13,9 +13,15 @@
  * the kernels' contract (tests/test_kernels_k.c runs the chosen table
  * through the same tests).  The exact (f32) table keeps the best ISA.
  *
- * Cost: a 3 MB buffer of random bytes, 2 timed passes per (type, ISA),
- * ~3 ms of CPU in all, stopped early past 20 ms (a slow or emulated CPU keeps
- * the best ISA for the types left); times are this thread's CPU time.
+ * Cost: a 3 MB buffer of random bytes, 5 alternating timed passes per
+ * (type, ISA), best kept, ~8 ms of CPU in all, stopped early past 40 ms (a
+ * slow or emulated CPU keeps the best ISA for the types left); times are
+ * this thread's CPU time.  A lower ISA replaces the highest only when it
+ * is faster by TUNE_MARGIN: one pass takes ~0.1 ms, so an interrupt can
+ * make a kernel look slower than it is, and on a loaded machine a 2-pass
+ * measurement once chose Q6_K's AVX2 kernel on Zen 5, where AVX-512
+ * streams it 1.4x faster; the real differences (Zen 4's Q4_0: 1.44x) are
+ * far above the margin.
  * Compiled for the baseline CPU: it
  * only calls kernels through tables. */
 #include "config.h"
@@ -27,7 +33,9 @@
 
 #define TUNE_BYTES ((size_t)3 << 20) /* above the 1-2 MB L2 of Zen 4/5 and recent Xeons */
 #define TUNE_N 4096 /* elements per row */
-#define TUNE_BUDGET_S 0.020
+#define TUNE_BUDGET_S 0.040
+#define TUNE_ROUNDS 5
+#define TUNE_MARGIN 1.10
 
 static const uint32_t tune_types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K,
                                       MR_TYPE_Q6_K};
@@ -115,8 +123,8 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         /* every candidate prepares activations alike (bit-identical) */
         const void *a = mr_act_prepare(&tab[cand[0]], t, x, TUNE_N, 1, act);
         double best[MR_ISA_COUNT] = {0};
-        /* 2 alternating rounds (set_scales has just walked the buffer) */
-        for (int round = 0; round < 2; round++)
+        /* alternating rounds (set_scales has just walked the buffer) */
+        for (int round = 0; round < TUNE_ROUNDS; round++)
             for (int c = 0; c < n_cand; c++) {
                 const double s0 = now();
                 mr_matmul_rows(&tab[cand[c]], t, w, rb, a, TUNE_N, 1, y, rows, 0, rows);
@@ -125,10 +133,11 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
                 if (gbs > best[cand[c]])
                     best[cand[c]] = gbs;
             }
+        /* the highest ISA unless another beats it by the margin */
         mr_isa win = fast->isa;
         for (int c = 0; c < n_cand; c++) {
             rep->gbs[t][cand[c]] = best[cand[c]];
-            if (best[cand[c]] > best[win])
+            if (best[cand[c]] > best[win] * (win == fast->isa ? TUNE_MARGIN : 1.0))
                 win = cand[c];
         }
         rep->chosen[t] = win;
