@@ -37,6 +37,7 @@ struct mr_context {
     uint32_t q_dim, k_dim, v_dim, o_dim; /* n_head*head_dim, n_head_kv*head_dim, ... */
     uint32_t ff_max;     /* widest FFN hidden size of any layer */
     void *act;       /* prepared (quantized) activations of one matmul input */
+    size_t act_row_cap; /* bytes of act per batch row (any format, the widest input) */
     uint32_t k_type, v_type;       /* cache element types (F32, F16, Q8_0) */
     size_t k_row_bytes, v_row_bytes; /* one position of k_dim / v_dim elements */
     uint8_t *k_cache; /* layer il, sequence q: kv_rows[il] rows of k_row_bytes from row

@@ -43,6 +43,10 @@ typedef struct {
     void (*release)(mr_expert_store *s, uint32_t layer, uint32_t expert);
     void (*hint)(mr_expert_store *s, uint32_t layer, const uint32_t *experts, uint32_t n);
     void (*destroy)(mr_expert_store *s);
+    /* 1: every expert can be held at once and acquire/release may be
+     * called for a layer's experts up front (the forward then runs them on
+     * all threads); 0: acquire one at a time, in the plan's order */
+    int holds_all;
 } mr_expert_store_ops;
 
 struct mr_expert_store {

@@ -167,7 +167,8 @@ mr_status mr_context_new_seqs(const mr_model *m, mr_expert_store *store, uint32_
     c->kv_k = xcalloc(nb * d.k_dim, sizeof(float), &fail);
     c->kv_v = xcalloc(nb * d.v_dim, sizeof(float), &fail);
     c->att = xcalloc(nb * d.att, sizeof(float), &fail);
-    c->act = xcalloc(nb, (d.widest / 32 + 1) * 36 + d.widest * sizeof(float), &fail);
+    c->act_row_cap = (d.widest / 32 + 1) * 36 + d.widest * sizeof(float);
+    c->act = xcalloc(nb, c->act_row_cap, &fail);
     c->rl = xcalloc(nb * hp->n_expert, sizeof(float), &fail);
     c->sel = xcalloc((size_t)hp->n_layer * nb * hp->n_expert_used, sizeof(uint32_t), &fail);
     c->selw = xcalloc(nb * hp->n_expert_used, sizeof(float), &fail);

@@ -30,6 +30,7 @@ static const mr_expert_store_ops resident_ops = {
     .name = "resident (mmap)",
     .acquire = resident_acquire,
     .destroy = resident_destroy,
+    .holds_all = 1,
 };
 
 mr_status mr_store_resident_new(const mr_model *m, mr_expert_store **out, mr_error *err)

@@ -50,14 +50,7 @@ struct mr_pool {
     pthread_cond_t cv_done;  /* caller: the last chunk finished */
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
+#define cpu_relax mr_cpu_relax
 
 /* Claim and run chunks of the current job until none is left; returns the
  * ticket last seen. */

@@ -26,6 +26,16 @@ int mr_pool_threads(const mr_pool *p);
  * returns when every range is done.  Not re-entrant. */
 void mr_pool_run(mr_pool *p, int64_t n, int64_t grain, mr_range_fn fn, void *arg);
 
+/* One pause of a spin-wait. */
+static inline void mr_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 /* Physical cores of this machine that this process may use (at least 1,
  * at most mr_available_cpus()), for the default -t. */
 int mr_physical_cores(void);

@@ -222,6 +222,21 @@ START_TEST(family_matches_reference)
             free(lg2);
             free(got2);
         }
+        /* 2 threads (whole experts on each thread where the layer allows,
+         * prompt and decode): bit-identical */
+        {
+            run_t q;
+            mr_error err;
+            int32_t *got2 = malloc(sizeof(int32_t) * ng);
+            open_run(&q, path, fc, (uint32_t)(n + ng), 0, 0);
+            ck_assert(mr_context_set_threads(q.c, 2, &err) == 0);
+            float *lg2 = prompt_and_greedy(&q, ids, n, ng, forced, got2);
+            ck_assert_msg(memcmp(lg, lg2, sizeof(float) * (n + ng) * nv) == 0,
+                          "%s %s: logits with 2 threads differ from 1 thread", fc->gguf, name);
+            close_run(&q);
+            free(lg2);
+            free(got2);
+        }
         free(lg);
         free(got);
         free(ids);

@@ -18,6 +18,7 @@
  * store backend yields the same sums in the same order.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "nn.h"
@@ -233,67 +234,204 @@ static void ffn_resident(mr_context *c, const mr_tensor *gate, const mr_tensor *
     nn_matmul(c, down, c->g, m, y);
 }
 
+/* One expert's share of the batch: its gathered input rows, the buffers it
+ * computes in, and what it adds to the accumulator.  The sequential path
+ * uses the context's buffers whole; each slot of the parallel path its own
+ * band of them. */
+typedef struct {
+    float *xg, *g, *u, *y; /* (rows, n_embd), (rows, n_ff) x 2, (rows, n_embd) */
+    uint32_t *tok_of;
+    float *w_of;
+    void *act; /* prepared activations of up to rows rows */
+} expert_bufs;
+
+/* Gather the rows of the batch routed to expert e into b; returns their count. */
+static uint32_t expert_gather(const mr_context *c, uint32_t il, uint32_t n, uint32_t e,
+                              const expert_bufs *b)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const uint32_t nu = hp->n_expert_used, E = hp->n_embd;
+    const uint32_t *sel = c->sel + (size_t)il * c->n_batch * nu;
+    const int scale_input = hp->router.mode == MR_ROUTE_SIGMOID_INPUT;
+    uint32_t m = 0;
+    for (uint32_t t = 0; t < n; t++)
+        for (uint32_t k = 0; k < nu; k++)
+            if (sel[(size_t)t * nu + k] == e) {
+                const float w = c->selw[(size_t)t * nu + k];
+                const float *src = c->h + (size_t)t * E;
+                float *dst = b->xg + (size_t)m * E;
+                b->tok_of[m] = t;
+                b->w_of[m] = scale_input ? 1.0f : w;
+                if (scale_input)
+                    for (uint32_t i = 0; i < E; i++)
+                        dst[i] = src[i] * w;
+                else
+                    memcpy(dst, src, E * sizeof(float));
+                m++;
+            }
+    return m;
+}
+
+/* y = W x for m rows, on this thread alone (no pool). */
+static void matmul_here(const mr_kernels *k, uint32_t type, const void *w, size_t row_bytes,
+                        int64_t n_in, int64_t n_out, const float *x, int64_t m, float *y,
+                        void *act)
+{
+    const void *a = mr_act_prepare(k, type, x, n_in, m, act);
+    mr_matmul_rows(k, type, w, row_bytes, a, n_in, m, y, n_out, 0, n_out);
+}
+
+/* b->y (m x n_embd) = down(act(gate x) * up x) of expert e; here: on this
+ * thread only, else rows split across the pool. */
+static void expert_compute(mr_context *c, uint32_t il, uint32_t e, uint32_t m,
+                           const mr_expert_slices *sl, const expert_bufs *b, int here)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const mr_layer *L = &c->m->layers[il];
+    const uint32_t E = hp->n_embd, F = hp->n_ff;
+    if (here) {
+        matmul_here(c->k, L->gate.type, sl->gate, L->gate.row_bytes, E, F, b->xg, m, b->g, b->act);
+        matmul_here(c->k, L->up.type, sl->up, L->up.row_bytes, E, F, b->xg, m, b->u, b->act);
+    } else {
+        nn_matmul_raw(c, L->gate.type, sl->gate, L->gate.row_bytes, E, F, b->xg, m, b->g);
+        nn_matmul_raw(c, L->up.type, sl->up, L->up.row_bytes, E, F, b->xg, m, b->u);
+    }
+    if (L->gate_bias) {
+        nn_add_bias(b->g, L->gate_bias + (size_t)e * F, m, F);
+        nn_add_bias(b->u, L->up_bias + (size_t)e * F, m, F);
+    }
+    glu(hp, b->g, b->u, (size_t)m * F);
+    if (here)
+        matmul_here(c->k, L->down.type, sl->down, L->down.row_bytes, F, E, b->g, m, b->y, b->act);
+    else
+        nn_matmul_raw(c, L->down.type, sl->down, L->down.row_bytes, F, E, b->g, m, b->y);
+    if (L->down_bias)
+        nn_add_bias(b->y, L->down_bias + (size_t)e * E, m, E);
+}
+
+/* acc[token] += weight * y for the m rows of one expert. */
+static void expert_commit(const mr_context *c, float *acc, const expert_bufs *b, uint32_t m)
+{
+    const uint32_t E = c->m->hp.n_embd;
+    for (uint32_t r = 0; r < m; r++) {
+        float *dst = acc + (size_t)b->tok_of[r] * E;
+        const float *src = b->y + (size_t)r * E;
+        for (uint32_t i = 0; i < E; i++)
+            dst[i] += b->w_of[r] * src[i];
+    }
+}
+
+/* Band `slot` of `slots` of the context's expert buffers, rows rows each. */
+static expert_bufs expert_band(const mr_context *c, uint32_t slot, uint32_t rows)
+{
+    const size_t r0 = (size_t)slot * rows, E = c->m->hp.n_embd, F = c->ff_max;
+    expert_bufs b = {c->xg + r0 * E, c->g + r0 * F, c->u + r0 * F, c->y + r0 * E,
+                     c->tok_of + r0, c->w_of + r0, (uint8_t *)c->act + r0 * c->act_row_cap};
+    return b;
+}
+
+/* The parallel path: whole experts on each thread, claimed in ascending
+ * order, each added to acc in its turn (ascending expert id: the
+ * sequential path's order, so the sums are the same bits). */
+typedef struct {
+    mr_context *c;
+    uint32_t il, n, n_used, rows;
+    const uint32_t *used;
+    const mr_expert_slices *sl;
+    float *acc;
+    atomic_uint next, turn;
+} par_job;
+
+static void par_slot(void *arg, int64_t s0, int64_t s1)
+{
+    par_job *j = arg;
+    for (int64_t s = s0; s < s1; s++) {
+        const expert_bufs b = expert_band(j->c, (uint32_t)s, j->rows);
+        for (;;) {
+            const uint32_t ui = atomic_fetch_add(&j->next, 1);
+            if (ui >= j->n_used)
+                break;
+            const uint32_t e = j->used[ui];
+            const uint32_t m = expert_gather(j->c, j->il, j->n, e, &b);
+            expert_compute(j->c, j->il, e, m, &j->sl[ui], &b, 1);
+            /* every expert before ui is claimed by a running slot, which
+             * commits it before taking another: the wait ends */
+            while (atomic_load_explicit(&j->turn, memory_order_acquire) != ui)
+                mr_cpu_relax();
+            expert_commit(j->c, j->acc, &b, m);
+            atomic_store_explicit(&j->turn, ui + 1, memory_order_release);
+        }
+    }
+}
+
+/* Whether the parallel path serves this layer: a store whose experts can
+ * all be held at once, a pool with work for every thread, and no expert
+ * with more rows than a slot's band. */
+static int par_rows(const mr_context *c, uint32_t n, uint32_t n_used, const uint32_t *count)
+{
+    const uint32_t th = (uint32_t)mr_pool_threads(c->pool);
+    if (th < 2 || !c->store->ops->holds_all || n_used < 2 * th)
+        return 0;
+    const uint32_t rows = c->n_batch / th;
+    for (uint32_t ui = 0; ui < n_used; ui++)
+        if (count[ui] > rows)
+            return 0;
+    (void)n;
+    return (int)rows;
+}
+
 /* The routed experts of the batch, accumulated into acc (n x n_embd). */
 static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *acc,
                                 mr_error *err)
 {
     const mr_hparams *hp = &c->m->hp;
-    const mr_layer *L = &c->m->layers[il];
-    const uint32_t nu = hp->n_expert_used, ne = hp->n_expert, E = hp->n_embd, F = hp->n_ff;
+    const uint32_t nu = hp->n_expert_used, ne = hp->n_expert;
     const uint32_t *sel = c->sel + (size_t)il * c->n_batch * nu;
-    const int scale_input = hp->router.mode == MR_ROUTE_SIGMOID_INPUT;
-    uint32_t used[MR_MAX_EXPERTS], n_used = 0;
-    uint8_t any[MR_MAX_EXPERTS] = {0};
+    uint32_t used[MR_MAX_EXPERTS], n_used = 0, count[MR_MAX_EXPERTS];
+    uint32_t per[MR_MAX_EXPERTS] = {0};
     mr_status s;
 
     nn_route(c, il, n);
     for (size_t i = 0; i < (size_t)n * nu; i++)
-        any[sel[i]] = 1;
+        per[sel[i]]++;
     for (uint32_t e = 0; e < ne; e++)
-        if (any[e])
+        if (per[e]) {
+            count[n_used] = per[e];
             used[n_used++] = e;
+        }
     if ((s = mr_expert_store_plan(c->store, il, used, n_used, err)))
         return s;
     guess_ahead(c, il, n);
 
+    const uint32_t rows = (uint32_t)par_rows(c, n, n_used, count);
+    if (rows) {
+        mr_expert_slices sl[MR_MAX_EXPERTS];
+        uint32_t got = 0;
+        for (; got < n_used; got++)
+            if ((s = mr_expert_store_acquire(c->store, il, used[got], &sl[got], err)))
+                break;
+        if (!s) {
+            par_job j = {.c = c, .il = il, .n = n, .n_used = n_used, .rows = rows,
+                         .used = used, .sl = sl, .acc = acc};
+            atomic_init(&j.next, 0);
+            atomic_init(&j.turn, 0);
+            mr_pool_run(c->pool, mr_pool_threads(c->pool), 1, par_slot, &j);
+        }
+        for (uint32_t ui = 0; ui < got; ui++)
+            mr_expert_store_release(c->store, il, used[ui]);
+        return s;
+    }
+
+    const expert_bufs b = expert_band(c, 0, c->n_batch);
     for (uint32_t ui = 0; ui < n_used; ui++) {
         const uint32_t e = used[ui];
-        uint32_t m = 0;
-        for (uint32_t t = 0; t < n; t++)
-            for (uint32_t k = 0; k < nu; k++)
-                if (sel[(size_t)t * nu + k] == e) {
-                    const float w = c->selw[(size_t)t * nu + k];
-                    const float *src = c->h + (size_t)t * E;
-                    float *dst = c->xg + (size_t)m * E;
-                    c->tok_of[m] = t;
-                    c->w_of[m] = scale_input ? 1.0f : w;
-                    if (scale_input)
-                        for (uint32_t i = 0; i < E; i++)
-                            dst[i] = src[i] * w;
-                    else
-                        memcpy(dst, src, E * sizeof(float));
-                    m++;
-                }
+        const uint32_t m = expert_gather(c, il, n, e, &b);
         mr_expert_slices sl;
         if ((s = mr_expert_store_acquire(c->store, il, e, &sl, err)))
             return s;
-        nn_matmul_raw(c, L->gate.type, sl.gate, L->gate.row_bytes, E, F, c->xg, m, c->g);
-        nn_matmul_raw(c, L->up.type, sl.up, L->up.row_bytes, E, F, c->xg, m, c->u);
-        if (L->gate_bias) {
-            nn_add_bias(c->g, L->gate_bias + (size_t)e * F, m, F);
-            nn_add_bias(c->u, L->up_bias + (size_t)e * F, m, F);
-        }
-        glu(hp, c->g, c->u, (size_t)m * F);
-        nn_matmul_raw(c, L->down.type, sl.down, L->down.row_bytes, F, E, c->g, m, c->y);
+        expert_compute(c, il, e, m, &sl, &b, 0);
         mr_expert_store_release(c->store, il, e);
-        if (L->down_bias)
-            nn_add_bias(c->y, L->down_bias + (size_t)e * E, m, E);
-        for (uint32_t r = 0; r < m; r++) {
-            float *dst = acc + (size_t)c->tok_of[r] * E;
-            const float *src = c->y + (size_t)r * E;
-            for (uint32_t i = 0; i < E; i++)
-                dst[i] += c->w_of[r] * src[i];
-        }
+        expert_commit(c, acc, &b, m);
     }
     return MR_OK;
 }
