@@ -23,6 +23,21 @@ mr_status mr_pread_full(int fd, const char *path, uint64_t offset, void *buf, si
 mr_status mr_pwrite_full(int fd, const char *path, uint64_t offset, const void *buf,
                          size_t len, mr_error *err);
 
+/* One piece of a file to read into memory: len bytes at offset into dst;
+ * name (may be NULL) is what an error names as the field. */
+typedef struct {
+    void *dst;
+    uint64_t offset, len;
+    const char *name;
+} mr_read_piece;
+
+/* Read every piece of the file at path, with `threads` readers at once
+ * (src/fileio_par.c: a cold disk needs several requests in flight).  A
+ * short file or a read error is MR_EIO naming the piece and the offset;
+ * what was read of the other pieces is then undefined. */
+mr_status mr_read_pieces(const char *path, const mr_read_piece *pieces, size_t n, int threads,
+                         mr_error *err);
+
 /* "dir/name" in a malloc'd string, or NULL when out of memory. */
 char *mr_path_join(const char *dir, const char *name);
 

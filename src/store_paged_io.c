@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fileio.h"
 #include "moerun_keys.h"
 
 static const char *const part_names[3] = {"gate", "up", "down"};
@@ -123,7 +124,10 @@ static size_t layer_tensors(mr_layer *L, mr_tensor **out)
 }
 
 /* Copy every non-expert tensor into one buffer and point the model at it,
- * so the mapping is never touched for weights again. */
+ * so the mapping is never touched for weights again.  COPY_READERS reads
+ * at once: one buffered stream read a cold NVMe disk at 0.6-0.8 GB/s
+ * (950 MB of Qwen3-30B's in 1.2-1.6 s), a few keep its queue full. */
+#define COPY_READERS 4
 mr_status pg_copy_resident(paged *p, mr_error *err)
 {
     mr_model *m = p->m;
@@ -147,39 +151,32 @@ mr_status pg_copy_resident(paged *p, mr_error *err)
         return mr_fail(err, MR_ENOMEM, p->path, NULL, MR_NO_OFFSET,
                        "no memory for %llu bytes of non-expert weights", (unsigned long long)total);
     }
-    /* a buffered descriptor: these tensors need not be aligned */
-    int fd = open(p->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    /* buffered reads (these tensors need not be aligned), several at once */
+    mr_read_piece *pieces = calloc(n ? n : 1, sizeof *pieces);
+    if (!pieces) {
         free(list);
-        return mr_fail(err, MR_EIO, p->path, NULL, MR_NO_OFFSET, "cannot open: %s", strerror(errno));
+        return mr_fail(err, MR_ENOMEM, p->path, NULL, MR_NO_OFFSET, "no memory");
     }
     uint64_t at = 0;
     for (size_t i = 0; i < n; i++) {
         mr_tensor *t = list[i];
-        uint64_t done = 0;
         at += t->file_offset % 64;
-        while (done < t->nbytes) {
-            ssize_t r = pread(fd, p->resident + at + done, t->nbytes - done,
-                              (off_t)(t->file_offset + done));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                int e = errno;
-                close(fd);
-                free(list);
-                return mr_fail(err, MR_EIO, p->path, t->name, t->file_offset + done,
-                               "reading non-expert weights: %s",
-                               r < 0 ? strerror(e) : "the file ends early");
-            }
-            done += (uint64_t)r;
-        }
-        t->data = p->resident + at;
+        pieces[i] = (mr_read_piece){p->resident + at, t->file_offset, t->nbytes, t->name};
         at = (at + t->nbytes + 63) / 64 * 64;
     }
-    /* the copy is what stays: let the page cache forget the file */
-    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    close(fd);
+    mr_status st = mr_read_pieces(p->path, pieces, n, COPY_READERS, err);
+    for (size_t i = 0; !st && i < n; i++)
+        list[i]->data = pieces[i].dst;
+    free(pieces);
     free(list);
+    if (st)
+        return st;
+    /* the copy is what stays: let the page cache forget the file */
+    int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
     if (m->tied_output)
         m->output = m->tok_embd;
     p->st.resident_bytes = total;

@@ -328,6 +328,50 @@ START_TEST(mem_auto_reads_cgroups_and_meminfo)
 }
 END_TEST
 
+/* mr_read_pieces (the non-expert copy): pieces at odd offsets and lengths,
+ * one longer than a reader's 4 MiB chunk, each byte where it belongs,
+ * with 1 and 3 readers; a piece past the file's end is an error naming
+ * it.  The file is in the build tree, so O_DIRECT is used where the file
+ * system has it (and buffered reads where not). */
+START_TEST(read_pieces_puts_every_byte_in_place)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/pieces.bin", tmpdir);
+    const size_t size = (9u << 20) + 12345;
+    uint8_t *data = malloc(size);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (uint8_t)(i * 2654435761u >> 13);
+    FILE *f = fopen(path, "wb");
+    ck_assert(f && fwrite(data, 1, size, f) == size && fclose(f) == 0);
+    const uint64_t off[4] = {0, 4097, (5u << 20) + 3, size - 100};
+    const uint64_t len[4] = {10, (4u << 20) + 8191, 777777, 100};
+    for (int threads = 1; threads <= 3; threads += 2) {
+        mr_read_piece pc[4];
+        uint8_t *dst[4];
+        for (int i = 0; i < 4; i++) {
+            dst[i] = malloc(len[i] + 1);
+            pc[i] = (mr_read_piece){dst[i] + (i & 1), off[i], len[i] - (i & 1), "piece"};
+        }
+        mr_error err;
+        ck_assert_msg(mr_read_pieces(path, pc, 4, threads, &err) == MR_OK, "%s", err.msg);
+        for (int i = 0; i < 4; i++) {
+            ck_assert_msg(memcmp(pc[i].dst, data + off[i], len[i] - (i & 1)) == 0,
+                          "piece %d differs (%d readers)", i, threads);
+            free(dst[i]);
+        }
+    }
+    uint8_t small[200];
+    mr_read_piece past = {small, size - 100, 200, "blk.7.attn_q.weight"};
+    mr_error err;
+    ck_assert_int_eq(mr_read_pieces(path, &past, 1, 2, &err), MR_EIO);
+    ck_assert_msg(strstr(err.msg, "blk.7.attn_q.weight") && strstr(err.msg, "ends early"), "%s",
+                  err.msg);
+    ck_assert_int_eq(mr_read_pieces("/nonexistent/x.gguf", &past, 1, 2, &err), MR_EIO);
+    unlink(path);
+    free(data);
+}
+END_TEST
+
 START_TEST(too_small_budget_is_refused)
 {
     mr_model *m;
@@ -476,6 +520,7 @@ int main(void)
     tcase_add_test(tc, unique_bytes_are_what_one_read_each_costs);
     tcase_add_test(tc, mem_auto_reads_cgroups_and_meminfo);
     tcase_add_test(tc, too_small_budget_is_refused);
+    tcase_add_test(tc, read_pieces_puts_every_byte_in_place);
     tcase_add_loop_test(tc, faults_give_errors_or_correct_retries, 0,
                         (int)(sizeof faults / sizeof faults[0]));
     tcase_add_loop_test(tc, store_recovers_after_a_transient_error, 0, 2);
