@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../quant/types.h"
 #include "arch/arch.h"
@@ -336,6 +338,27 @@ mr_status mr_bind_ffn_moe(mr_model *m, uint32_t il, mr_error *err)
 }
 #undef NAME
 
+/* Ask the kernel to read, all at once, the small float tensors that
+ * binding copies out of the mapping (norms, biases, sinks): they sit
+ * between the large matrices, one or two pages each, so copying them one
+ * by one is a chain of random reads at queue depth 1 (0.5-0.7 s for the
+ * ~200 of a 48-layer model on a cold NVMe disk).  A hint only. */
+static void prefetch_small_tensors(const mr_gguf *g)
+{
+    if (!g->mapped)
+        return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const mr_gguf_tensor *t = &g->tensors[i];
+        if (t->nbytes == 0 || t->nbytes > (1u << 20) ||
+            (t->type != MR_TYPE_F32 && t->type != MR_TYPE_F16 && t->type != MR_TYPE_BF16))
+            continue;
+        const uintptr_t lo = (uintptr_t)t->data & ~(page - 1);
+        const uintptr_t hi = ((uintptr_t)t->data + t->nbytes + page - 1) & ~(page - 1);
+        madvise((void *)lo, hi - lo, MADV_WILLNEED);
+    }
+}
+
 mr_status mr_model_from_gguf(mr_gguf *g, mr_model **out, mr_error *err)
 {
     mr_status s;
@@ -390,6 +413,7 @@ mr_status mr_model_from_gguf(mr_gguf *g, mr_model **out, mr_error *err)
         goto fail;
     }
     const mr_hparams *hp = &m->hp;
+    prefetch_small_tensors(g);
     if ((s = mr_bind_tensor(g, "token_embd.weight", hp->n_embd, hp->n_vocab, 0, 1, &m->tok_embd,
                             err)) ||
         (s = mr_bind_f32(g, "output_norm.weight", hp->n_embd, 1, &m->output_norm, err)) ||
