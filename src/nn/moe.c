@@ -18,6 +18,7 @@
  * store backend yields the same sums in the same order.
  */
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -365,8 +366,14 @@ static void par_slot(void *arg, int64_t s0, int64_t s1)
             expert_compute(j->c, j->il, e, m, &j->sl[ui], &b, 1);
             /* every expert before ui is claimed by a running slot, which
              * commits it before taking another: the wait ends */
-            while (atomic_load_explicit(&j->turn, memory_order_acquire) != ui)
-                mr_cpu_relax();
+            for (unsigned spin = 0; atomic_load_explicit(&j->turn, memory_order_acquire) != ui; spin++) {
+                /* a moment's spin, then give the CPU away: on a loaded
+                 * machine the thread we wait for may need this very core */
+                if (spin < 256)
+                    mr_cpu_relax();
+                else
+                    sched_yield();
+            }
             expert_commit(j->c, j->acc, &b, m);
             atomic_store_explicit(&j->turn, ui + 1, memory_order_release);
         }
