@@ -92,7 +92,12 @@ double mr_read_bandwidth(int threads, size_t bytes)
     part parts[64];
     volatile uint64_t sink = 0;
     double best = 0.0;
-    for (int rep = 0; rep < 5; rep++) {
+    /* Best of at least 5 passes and at least 30 ms: on a shared machine one
+     * pass of a small buffer can lose a whole time slice to another process
+     * or to the kernel's readahead, and a low figure here makes every bound
+     * computed from it too low. */
+    const double start = now();
+    for (int rep = 0; rep < 64 && (rep < 5 || now() - start < 0.03); rep++) {
         double t0 = now();
         for (int i = 0; i < threads; i++) {
             parts[i] = (part){buf + per * (size_t)i, per, wide, 0};

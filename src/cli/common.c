@@ -503,15 +503,20 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
             gacq ? 100.0 * (double)q.hits / (double)gacq : 0.0,
             (double)q.bytes_read / (double)g.tokens / 1048576.0,
             1e3 * q.stall_s / (double)g.tokens);
-    if (ss->mem_bw > 0 && gdisk > 0) {
+    double mem_bw = ss->mem_bw;
+    if (mem_bw > 0) { /* again now the run is quiet: the better of the two */
+        double again = mr_read_bandwidth(2, 48u << 20);
+        mem_bw = again > mem_bw ? again : mem_bw;
+    }
+    if (mem_bw > 0 && gdisk > 0) {
         /* per token: bytes from memory (non-expert weights read per token +
          * expert bytes served from the pool) and bytes from disk */
         double from_disk = (double)q.bytes_read / (double)g.tokens;
         double touched = (double)g.bytes_touched / (double)g.tokens;
         double resident = (double)(m->resident_bytes - m->tok_embd.nbytes) + touched;
-        double bound = 1.0 / (resident / (ss->mem_bw * 1e9) + from_disk / (gdisk * 1e9));
-        fprintf(stderr, "  bound: %.2f tokens/s for this hit rate (memory %.1f GB/s, disk %.2f "
-                "GB/s measured)", bound, ss->mem_bw, gdisk);
+        double bound = 1.0 / (resident / (mem_bw * 1e9) + from_disk / (gdisk * 1e9));
+        fprintf(stderr, "  bound: %.2f tokens/s for this hit rate (memory %.1f GB/s, best of "
+                "start and end, disk %.2f GB/s measured)", bound, mem_bw, gdisk);
         if (gen_tps > 0)
             fprintf(stderr, "; reached %.1f%%", 100.0 * gen_tps / bound);
         fprintf(stderr, "\n");
