@@ -14,7 +14,8 @@
  * through the same tests).  The exact (f32) table keeps the best ISA.
  *
  * Cost: a 3 MB buffer of random bytes, 5 alternating timed passes per
- * (type, ISA), best kept, ~8 ms of CPU in all, stopped early past 40 ms (a
+ * (type, ISA), best kept (a candidate 1.5x behind after two is dropped),
+ * ~25 ms of CPU for the 13 types on Zen 4, stopped early past 40 ms (a
  * slow or emulated CPU keeps the best ISA for the types left); times are
  * this thread's CPU time.  A lower ISA replaces the highest only when it
  * is faster by TUNE_MARGIN: one pass takes ~0.1 ms, so an interrupt can
@@ -36,9 +37,14 @@
 #define TUNE_BUDGET_S 0.040
 #define TUNE_ROUNDS 5
 #define TUNE_MARGIN 1.10
+#define TUNE_DROP 1.5 /* a candidate this far behind after two rounds is dropped */
 
-static const uint32_t tune_types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K,
-                                      MR_TYPE_Q6_K};
+/* Most downloaded first, as the budget may stop the list early; a type
+ * whose candidates share their kernels (the i-quants) is not timed. */
+static const uint32_t tune_types[] = {
+    MR_TYPE_Q4_K, MR_TYPE_Q6_K, MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q5_K, MR_TYPE_Q3_K,
+    MR_TYPE_Q2_K, MR_TYPE_IQ4_XS, MR_TYPE_MXFP4, MR_TYPE_Q5_0, MR_TYPE_Q5_1, MR_TYPE_Q4_1,
+    MR_TYPE_IQ4_NL};
 
 /* This thread's CPU time: on a shared machine a run that was descheduled
  * would otherwise lose to one that was not. */
@@ -62,19 +68,51 @@ static void fill_random(uint8_t *w, size_t bytes)
     }
 }
 
+static void put_f16(uint8_t *b, size_t off, uint16_t d)
+{
+    memcpy(b + off, &d, 2);
+}
+
 static void set_scales(uint32_t t, uint8_t *w, size_t bytes)
 {
     const size_t bs = mr_type_get(t)->type_size;
     const uint16_t d = mr_f32_to_f16(0.01f);
     for (size_t b = 0; b + bs <= bytes; b += bs) {
-        if (t == MR_TYPE_Q6_K) {
-            memcpy(w + b + offsetof(block_q6_K, d), &d, 2);
-        } else {
-            memcpy(w + b, &d, 2);
-            if (t == MR_TYPE_Q4_K || t == MR_TYPE_Q5_K)
-                memcpy(w + b + 2, &d, 2); /* dmin */
+        uint8_t *p = w + b;
+        switch (t) {
+        case MR_TYPE_Q6_K:
+            put_f16(p, offsetof(block_q6_K, d), d);
+            break;
+        case MR_TYPE_Q3_K:
+            put_f16(p, offsetof(block_q3_K, d), d);
+            break;
+        case MR_TYPE_Q2_K:
+            put_f16(p, offsetof(block_q2_K, d), d);
+            put_f16(p, offsetof(block_q2_K, dmin), d);
+            break;
+        case MR_TYPE_MXFP4:
+            p[0] = 120; /* 2^-7 */
+            break;
+        case MR_TYPE_Q4_K:
+        case MR_TYPE_Q5_K:
+        case MR_TYPE_Q4_1:
+        case MR_TYPE_Q5_1: /* d, then dmin or m */
+            put_f16(p, 0, d);
+            put_f16(p, 2, d);
+            break;
+        default: /* Q4_0, Q8_0, Q5_0, IQ4_NL, IQ4_XS: d first */
+            put_f16(p, 0, d);
+            break;
         }
     }
+}
+
+static double best_of(const double *best, const mr_isa *cand, int n_cand)
+{
+    double m = 0.0;
+    for (int c = 0; c < n_cand; c++)
+        m = best[cand[c]] > m ? best[cand[c]] : m;
+    return m;
 }
 
 void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
@@ -117,6 +155,12 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
             continue;
         if (now() - t0 > TUNE_BUDGET_S)
             break;
+        int differ = 0;
+        for (int c = 1; c < n_cand; c++)
+            differ |= tab[cand[c]].vec_dot[t] != tab[cand[0]].vec_dot[t] ||
+                      tab[cand[c]].gemm[t] != tab[cand[0]].gemm[t];
+        if (!differ)
+            continue;
         const size_t rb = (size_t)mr_type_row_bytes(t, TUNE_N);
         const int64_t rows = (int64_t)(TUNE_BYTES / rb);
         set_scales(t, w, (size_t)rows * rb);
@@ -126,6 +170,8 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         /* alternating rounds (set_scales has just walked the buffer) */
         for (int round = 0; round < TUNE_ROUNDS; round++)
             for (int c = 0; c < n_cand; c++) {
+                if (round >= 2 && best[cand[c]] * TUNE_DROP < best_of(best, cand, n_cand))
+                    continue; /* far behind after two rounds: no noise makes it win */
                 const double s0 = now();
                 mr_matmul_rows(&tab[cand[c]], t, w, rb, a, TUNE_N, 1, y, rows, 0, rows);
                 const double dt = now() - s0;
