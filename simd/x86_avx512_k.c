@@ -14,12 +14,13 @@
  * A (row, token) block is then, in int32 lanes (exact),
  *   sumi = dpwssd(... dpwssd(-[Q6_K] madd(cv, bsums), maddubs(wv[0], a[0..63]), sv[0]) ...)
  * vpmaddubsw pairs within 2 * 63 * 127 (no saturation), each lane of
- * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Floats, per
- * block, in this order:
- *   acc = fma(float(sumi), d_w * d_a, acc)
+ * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Its two
+ * 256-bit halves are added (exact; twice that bound still fits), and the
+ * floats are 8 lanes wide (on Zen 4 a 512-bit float op costs two 256-bit
+ * ones: 4-6 % of the gemm's time), per block, in this order:
+ *   acc = fma(float(sumi lo + sumi hi), d_w * d_a, acc)
  *   acc = fnmadd(float(madd(cv, bsums)), dmin_w * d_a, acc)   [Q4_K/Q5_K]
- * (the min terms occupy lanes 0-7; lanes 8-15 add -0 * dmin), then the
- * same fixed tree over acc's 16 lanes.  Every (row, token) pair runs these
+ * then the same fixed tree over acc's 8 lanes.  Every (row, token) pair runs these
  * operations whatever the tile, row range or batch, so vec_dot and gemm
  * agree to the bit.  Loads stay inside each block.
  */
@@ -53,6 +54,15 @@ AI float hsum512(__m512 v)
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
                                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+/* Fixed-order sum of 8 lanes */
+AI float hsum256(__m256 v)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));
     q = _mm_add_ss(q, _mm_movehdup_ps(q));
     return _mm_cvtss_f32(q);
@@ -263,14 +273,18 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
 /* ------------------------------------------------------------ tiles */
 
 AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, size_t ws,
-                   const uint8_t *a, size_t as, __m512 acc[TR][TT])
+                   const uint8_t *a, size_t as, __m256 acc[TR][TT])
 {
     prepared p[TR];
     __m512i sumi[TR][TT];
     __m256i c[TR][TT];
+    __m256 dw[TR], dm[TR]; /* d_w and dmin_w in every lane */
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
         prepare(kind, w + (size_t)r * ws, &p[r]);
+        dw[r] = _mm256_broadcastss_ps(p[r].dd);
+        dm[r] = _mm256_broadcastss_ps(_mm_movehdup_ps(p[r].dd));
+    }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
@@ -301,17 +315,17 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
+        const __m256 da = _mm256_set1_ps(at->d);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            /* (d_w d_a, dmin_w d_a) */
-            const __m512 dd = _mm512_castps128_ps512(_mm_mul_ps(p[r].dd, _mm_set1_ps(at->d)));
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][t]),
-                                        _mm512_broadcastss_ps(_mm512_castps512_ps128(dd)), acc[r][t]);
-            if (K_MIN(kind)) {
-                const __m512 cf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(c[r][t]));
-                const __m512 dmin = _mm512_permutexvar_ps(_mm512_set1_epi32(1), dd);
-                acc[r][t] = _mm512_fnmadd_ps(cf, dmin, acc[r][t]);
-            }
+            /* 16 int32 lanes to 8 (exact), then 256-bit float work: on
+             * Zen 4 a 512-bit op costs two 256-bit ones */
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r][t]),
+                                                _mm512_extracti64x4_epi64(sumi[r][t], 1));
+            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_mul_ps(dw[r], da), acc[r][t]);
+            if (K_MIN(kind))
+                acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(c[r][t]), _mm256_mul_ps(dm[r], da),
+                                             acc[r][t]);
         }
     }
 }
@@ -320,12 +334,12 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
              const uint8_t *a, size_t as, float *y, int64_t ldy)
 {
     const size_t bb = block_bytes[kind];
-    __m512 acc[TR][TT];
+    __m256 acc[TR][TT];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            acc[r][t] = _mm512_setzero_ps();
+            acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         if (R == 1 && T == 1) {
             const char *pf = (const char *)w + (size_t)b * bb + PREFETCH_BYTES;
@@ -346,7 +360,7 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            y[t * ldy + r] = hsum512(acc[r][t]);
+            y[t * ldy + r] = hsum256(acc[r][t]);
 }
 
 AI void row_tile(const int kind, const int R, const uint8_t *w, size_t ws, int64_t nb,
