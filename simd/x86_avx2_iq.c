@@ -404,6 +404,13 @@ AI __m256 iq_term(const int kind, float s, __m256i sum)
     return _mm256_mul_ps(_mm256_set1_ps(s), f);
 }
 
+/* per 128-bit half: token a's sums of 8 pairs' halves, then token b's,
+ * in int32 ([a 0..3, a 4..7, b 0..3, b 4..7] of the 8 int16 pairs) */
+AI __m256i iq_sum8(__m256i a, __m256i b)
+{
+    return _mm256_madd_epi16(_mm256_hadd_epi16(a, b), _mm256_set1_epi16(1));
+}
+
 /* acc lane t += d_a bs of the prepared block p and token t < nt (nt <= 8)
  * of the activation blocks a + t as; lanes t >= nt are left meaningless */
 AI void iq_group(const int kind, const iq_prep *p, const uint8_t *a, size_t as, const int nt, __m256 *acc)
@@ -418,15 +425,17 @@ AI void iq_group(const int kind, const iq_prep *p, const uint8_t *a, size_t as, 
     __m256 bs = _mm256_setzero_ps();
 #pragma GCC unroll 8
     for (int ib = 0; ib < 8; ib++) {
-        __m256i pt[8];
+        /* int16 pairs of weights times activations, |.| <= 2 * 62 * 128 */
+        __m256i m[8];
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
-            pt[t] = t < nt ? dot32(p->g[ib], _mm256_loadu_si256((const __m256i *)(at[t]->qs + 32 * ib)), p->sg[ib])
-                           : _mm256_setzero_si256();
-        /* [t0 first 16, t1, t2, t3 | t0 second 16, t1, t2, t3], then t4..7 */
-        const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(pt[0], pt[1]), _mm256_hadd_epi32(pt[2], pt[3]));
-        const __m256i h1 = nt > 4 ? _mm256_hadd_epi32(_mm256_hadd_epi32(pt[4], pt[5]),
-                                                      _mm256_hadd_epi32(pt[6], pt[7]))
+            m[t] = t < nt ? _mm256_maddubs_epi16(p->g[ib], _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(at[t]->qs + 32 * ib)), p->sg[ib]))
+                          : _mm256_setzero_si256();
+        /* two tokens' sums of 4 (within int16: 4 * 62 * 128 < 2^15), of 8
+         * in int32, then four tokens' sums of 16:
+         * [t0 first 16, t1, t2, t3 | t0 second 16, t1, t2, t3]; then t4..7 */
+        const __m256i h0 = _mm256_hadd_epi32(iq_sum8(m[0], m[1]), iq_sum8(m[2], m[3]));
+        const __m256i h1 = nt > 4 ? _mm256_hadd_epi32(iq_sum8(m[4], m[5]), iq_sum8(m[6], m[7]))
                                   : _mm256_setzero_si256();
         const __m256i lo = _mm256_permute2x128_si256(h0, h1, 0x20);
         const __m256i hi = _mm256_permute2x128_si256(h0, h1, 0x31);
