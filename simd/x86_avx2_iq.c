@@ -1,6 +1,7 @@
 /* x86_avx2_iq.c - the i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S,
- * IQ1_S, IQ1_M) dotted with Q8_K activations, AVX2 (vec_dot; the AVX-512
- * table inherits them).
+ * IQ1_S, IQ1_M) dotted with Q8_K activations, AVX2: vec_dot (one row, one
+ * token) and gemm (rows x tokens, at the end; the AVX-512 table inherits
+ * both).
  *
  * Per 32 weights the block gives four codebook entries (8 unsigned bytes
  * each: IQ2 entries, or two IQ3 entries of 4), four sign bytes and two
@@ -316,9 +317,10 @@ static float dot_iq1_m(const void *w, const void *xq, int64_t n)
 /* Rows x tokens (prompts, expert groups).  Each weight block is decoded
  * once per row and up to IQ_CHUNK tokens (the codebook lookups and the
  * signs, the costly part) into the vectors the dots above use, and dotted
- * with the tokens 8 at a time.  Per sub-block the 8 tokens' int32 lanes
- * fold (vphaddd) into one vector of their sums of the first 16 weights and
- * one of the second 16, lane t = token t; the floats then run as vectors
+ * with the tokens 8 at a time.  Per sub-block the 8 tokens' products fold
+ * (vphaddw, vpmaddwd, vphaddd: exact integers) into one vector of their
+ * sums of the first 16 weights and one of the second 16, lane t = token t,
+ * the dot's integers; the floats then run as vectors
  * over tokens, lane t doing exactly the scalar operations of the dot above
  * for token t, in its order:
  *   IQ2/IQ3: bs += s0 (float)lo;  bs += s1 (float)hi
@@ -338,8 +340,10 @@ static const size_t iq_block_bytes[7] = {sizeof(block_iq2_xxs), sizeof(block_iq2
 /* tokens per decoded block (groups of 8; the float sums stay on the stack) */
 #define IQ_CHUNK 64
 
-/* one block decoded: sub-block ib dots as dot32(g[ib], a, sg[ib]); s[2 ib]
- * and s[2 ib + 1] are the float scales of its two halves */
+/* one block decoded: sub-block ib's 32 weights are the unsigned bytes
+ * g[ib] with the signs of sg[ib] (vpsignb moves them onto the
+ * activations, as in dot32); s[2 ib] and s[2 ib + 1] are the float scales
+ * of its two halves */
 typedef struct {
     __m256i g[8], sg[8];
     float s[16];
@@ -378,7 +382,9 @@ AI void iq_prepare(const int kind, const uint8_t *blk, iq_prep *p)
         }
         return;
     }
-    const float d = f16_to_f32(*(const uint16_t *)blk); /* every IQ2/IQ3 block starts with d */
+    uint16_t h; /* every IQ2/IQ3 block starts with its f16 d */
+    memcpy(&h, blk, 2);
+    const float d = f16_to_f32(h);
     for (int ib = 0; ib < 8; ib++) {
         sub32 o;
         switch (kind) {
@@ -429,7 +435,9 @@ AI void iq_group(const int kind, const iq_prep *p, const uint8_t *a, size_t as, 
         __m256i m[8];
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
-            m[t] = t < nt ? _mm256_maddubs_epi16(p->g[ib], _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(at[t]->qs + 32 * ib)), p->sg[ib]))
+            m[t] = t < nt ? _mm256_maddubs_epi16(p->g[ib], _mm256_sign_epi8(_mm256_loadu_si256(
+                                                                  (const __m256i *)(at[t]->qs + 32 * ib)),
+                                                              p->sg[ib]))
                           : _mm256_setzero_si256();
         /* two tokens' sums of 4 (within int16: 4 * 62 * 128 < 2^15), of 8
          * in int32, then four tokens' sums of 16:
