@@ -12,7 +12,8 @@
  *   the driver calls vec_dot row by row;
  * - gemm (matrix x matrix): tokens/s for 1, 4, 16 and 64 tokens through a
  *   4096 x 14336 matrix (a Mixtral-sized expert's up projection), one
- *   thread.
+ *   thread; the i-quants (IQ1/IQ2/IQ3) in a table of their own, each
+ *   ISA's gemm beside its vec_dot loop (the driver without the gemm).
  * - activation quantizers: f32 -> Q8_0 / Q8_1 / Q8_K (quantize_act, which
  *   every fast matmul runs first), millions of floats/s over 16 rows of
  *   4096 (256 KB, cache-resident), each ISA beside scalar (--type: only
@@ -397,6 +398,47 @@ int main(int argc, char **argv)
             for (int ti = 0; ti < 4; ti++)
                 printf(" %.0f |", tps[ti]);
             printf(" %.1fx | %.1fx |\n", tps[3] / scalar64, tps[3] / tps[0]);
+            fflush(stdout);
+        }
+    }
+
+    /* ---- the i-quants: gemm beside the vec_dot loop it replaced, per ISA
+     * (scalar left out: minutes at 64 tokens) */
+    printf("\n## I-quants: gemm against the vec_dot loop, tokens/s through a %lld x %lld matrix (1 thread)\n\n",
+           (long long)n, (long long)g_rows);
+    printf("| weights x activations | ISA | path |");
+    for (int i = 0; i < 4; i++)
+        printf(" %lld tok |", (long long)toks[i]);
+    printf(" 16 tok gemm / loop | 64 tok gemm / loop |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const bench_case *c = &cases[ci];
+        const uint32_t t = c->type;
+        if (!case_wanted(c) || !(t == MR_TYPE_IQ2_XXS || t == MR_TYPE_IQ2_XS || t == MR_TYPE_IQ2_S ||
+                                 t == MR_TYPE_IQ3_XXS || t == MR_TYPE_IQ3_S || t == MR_TYPE_IQ1_S ||
+                                 t == MR_TYPE_IQ1_M))
+            continue;
+        fill_weights(t, w, n, g_rows);
+        for (int i = 0; i < n_isa; i++) {
+            if (isas[i] == MR_ISA_SCALAR)
+                continue;
+            double tps[2][4];
+            for (int via_dot = 0; via_dot < 2; via_dot++) {
+                mr_kernels k;
+                mr_kernels_for_isa(isas[i], 0, &k);
+                if (via_dot)
+                    k.gemm[t] = NULL;
+                for (int ti = 0; ti < 4; ti++)
+                    tps[via_dot][ti] = (double)toks[ti] / time_matmul(&k, t, w, n, g_rows, x, toks[ti], abuf, y, 0.3);
+            }
+            for (int via_dot = 0; via_dot < 2; via_dot++) {
+                printf("| %s | %s | %s |", c->label, mr_isa_name(isas[i]), via_dot ? "vec_dot loop" : "gemm");
+                for (int ti = 0; ti < 4; ti++)
+                    printf(" %.1f |", tps[via_dot][ti]);
+                if (via_dot)
+                    printf(" | |\n");
+                else
+                    printf(" %.2fx | %.2fx |\n", tps[0][2] / tps[1][2], tps[0][3] / tps[1][3]);
+            }
             fflush(stdout);
         }
     }
