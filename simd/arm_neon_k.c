@@ -71,4 +71,5 @@ void mr_kernels_init_neon_k(mr_kernels *k)
     k->vec_dot[MR_TYPE_Q4_K] = vec_dot_q4_K_q8_K_neon;
     k->vec_dot[MR_TYPE_Q5_K] = vec_dot_q5_K_q8_K_neon;
     k->vec_dot[MR_TYPE_Q6_K] = vec_dot_q6_K_q8_K_neon;
+    mr_kernels_init_neon_kgemm(k);
 }
