@@ -5,115 +5,87 @@
  * with the vec_dot (arm_neon_k.c) after the dispatcher has seen
  * HWCAP_ASIMDDP.
  *
- * Register tiles of TR = 2 rows x TT = 4 tokens (the last rows one at a
- * time, the last 1..3 tokens a narrower tile of their own).  Per block:
- * each row's scales are decoded once (k_scales); per chunk of 64 weights,
- * each row's weights are unpacked once (k_chunk) and reused for the TT
- * tokens, and each token's 64 activations are loaded once and reused for
- * the TR rows.  Every (row, token) then runs the vec_dot's own integer
- * lanes and float steps (arm_neon_k.h) in the same block order, so gemm
- * and vec_dot agree to the bit whatever the tile, row range, batch or
- * thread split (tests/test_kernels_k.c: gemm_tiles_match_vec_dot).
- * One token (decode) takes the rows in order, one stream, as vec_dot.
- * Stack use: the float accumulators and scales of one tile (< 1 KiB).
+ * Each row is taken against TT = 4 tokens at a time (the last 1..3 tokens
+ * a narrower tile of their own).  Per block, the row's scales are decoded
+ * once (k_scales) and, per chunk of 64 weights, its weights unpacked once
+ * (k_chunk), both reused for the TT tokens.  Every (row, token) then runs
+ * the vec_dot's own integer lanes and float steps (arm_neon_k.h) in the
+ * same block order, so gemm and vec_dot agree to the bit whatever the
+ * tile, row range, batch or thread split (tests/test_kernels_k.c).
+ * One token (decode) is the vec_dot, row after row.
+ *
+ * Why 1 row x 4 tokens: counted under qemu (instructions per row, token
+ * and block, 16 blocks, default CPU), 1 x 4 ran 86-104 per block against
+ * the vec_dot's 131-189; 2 rows x 4 tokens (sharing each activation load)
+ * ran 106-148 and 1 x 8 87-127, both spilling their registers to the stack.
  */
 #include "arm_neon_k.h"
 
-#define TR 2
 #define TT 4
 
-/* y[t * ldy + r] for the R x T tile of rows w + r ws and activation rows
- * a + t as (R <= TR, T <= TT: constants after inlining). */
-ALWAYS_INLINE void tile(const int kind, const int R, const int T, const uint8_t *w, size_t ws,
-                        const uint8_t *a, size_t as, int64_t nb, float *y, int64_t ldy)
+/* y[t * ldy] for T <= TT tokens (a + t as, a constant after inlining)
+ * against the weight row w. */
+ALWAYS_INLINE void tile(const int kind, const int T, const uint8_t *w, const uint8_t *a, size_t as,
+                        int64_t nb, float *y, int64_t ldy)
 {
     const size_t bb = k_block_bytes(kind);
-    float32x4_t acc[TR][TT];
-    float accm[TR][TT];
+    float32x4_t acc[TT];
+    float accm[TT];
     UNROLL
-    for (int r = 0; r < R; r++)
-        UNROLL
-        for (int t = 0; t < T; t++) {
-            acc[r][t] = vdupq_n_f32(0.0f);
-            accm[r][t] = 0.0f;
-        }
+    for (int t = 0; t < T; t++) {
+        acc[t] = vdupq_n_f32(0.0f);
+        accm[t] = 0.0f;
+    }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk[TR];
-        kscales s[TR];
-        int32x4_t sumi[TR][TT];
+        const uint8_t *blk = w + (size_t)b * bb;
+        kscales s;
+        k_scales(kind, blk, &s);
+        int32x4_t sumi[TT];
         UNROLL
-        for (int r = 0; r < R; r++) {
-            blk[r] = w + (size_t)r * ws + (size_t)b * bb;
-            k_scales(kind, blk[r], &s[r]);
-            UNROLL
-            for (int t = 0; t < T; t++)
-                sumi[r][t] = vdupq_n_s32(0);
-        }
+        for (int t = 0; t < T; t++)
+            sumi[t] = vdupq_n_s32(0);
         UNROLL
         for (int G = 0; G < 4; G++) {
-            int8x16_t wv[TR][4];
-            UNROLL
-            for (int r = 0; r < R; r++)
-                k_chunk(kind, blk[r], G, wv[r]);
+            int8x16_t wv[4];
+            k_chunk(kind, blk, G, wv);
             UNROLL
             for (int t = 0; t < T; t++) {
                 const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as) + b;
                 int8x16_t av[4];
                 k_act(at->qs, G, av);
-                UNROLL
-                for (int r = 0; r < R; r++)
-                    sumi[r][t] = k_chunk_sumi(kind, sumi[r][t], wv[r], av, &s[r], G);
+                sumi[t] = k_chunk_sumi(kind, sumi[t], wv, av, &s, G);
             }
         }
         UNROLL
         for (int t = 0; t < T; t++) {
             const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as) + b;
-            UNROLL
-            for (int r = 0; r < R; r++)
-                k_accumulate(kind, &s[r], at, sumi[r][t], &acc[r][t], &accm[r][t]);
+            k_accumulate(kind, &s, at, sumi[t], &acc[t], &accm[t]);
         }
     }
     UNROLL
-    for (int r = 0; r < R; r++)
-        UNROLL
-        for (int t = 0; t < T; t++)
-            y[t * ldy + r] = k_result(kind, acc[r][t], accm[r][t]);
+    for (int t = 0; t < T; t++)
+        y[t * ldy] = k_result(kind, acc[t], accm[t]);
 }
 
-/* R rows x n_tok tokens: tiles of TT tokens, then a tile of the 1..3 left */
-ALWAYS_INLINE void row_tile(const int kind, const int R, const uint8_t *w, size_t ws,
-                            const uint8_t *a, size_t as, int64_t nb, int64_t n_tok, float *y,
-                            int64_t ldy)
-{
-    int64_t t = 0;
-    for (; t + TT <= n_tok; t += TT)
-        tile(kind, R, TT, w, ws, a + (size_t)t * as, as, nb, y + t * ldy, ldy);
-    switch (n_tok - t) {
-    case 3: tile(kind, R, 3, w, ws, a + (size_t)t * as, as, nb, y + t * ldy, ldy); break;
-    case 2: tile(kind, R, 2, w, ws, a + (size_t)t * as, as, nb, y + t * ldy, ldy); break;
-    case 1: tile(kind, R, 1, w, ws, a + (size_t)t * as, as, nb, y + t * ldy, ldy); break;
-    default: break;
-    }
-}
-
-/* y[t * ldy + r] = dot(row r, token t) for r in [r0, r1), t < n_tok */
+/* y[t * ldy + r] = dot(row r, token t) for r in [r0, r1), t < n_tok: per
+ * row, tiles of TT tokens, then one of the 1..3 left */
 ALWAYS_INLINE void gemm_k(const int kind, const void *w, size_t ws, const void *act, size_t as,
                           int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
 {
     const int64_t nb = n / QK_K;
-    const uint8_t *wb = (const uint8_t *)w, *ab = (const uint8_t *)act;
-    int64_t r = r0;
-    if (n_tok <= 0)
-        return;
-    if (n_tok == 1) { /* decode: the rows in order, one sequential stream */
-        for (; r < r1; r++)
-            tile(kind, 1, 1, wb + (size_t)r * ws, ws, ab, as, nb, y + r, ldy);
-        return;
+    const uint8_t *ab = (const uint8_t *)act;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
+        int64_t t = 0;
+        for (; t + TT <= n_tok; t += TT)
+            tile(kind, TT, wr, ab + (size_t)t * as, as, nb, y + t * ldy + r, ldy);
+        switch (n_tok - t) {
+        case 3: tile(kind, 3, wr, ab + (size_t)t * as, as, nb, y + t * ldy + r, ldy); break;
+        case 2: tile(kind, 2, wr, ab + (size_t)t * as, as, nb, y + t * ldy + r, ldy); break;
+        case 1: tile(kind, 1, wr, ab + (size_t)t * as, as, nb, y + t * ldy + r, ldy); break;
+        default: break;
+        }
     }
-    for (; r + TR <= r1; r += TR)
-        row_tile(kind, TR, wb + (size_t)r * ws, ws, ab, as, nb, n_tok, y + r, ldy);
-    for (; r < r1; r++)
-        row_tile(kind, 1, wb + (size_t)r * ws, ws, ab, as, nb, n_tok, y + r, ldy);
 }
 
 static void gemm_q2_K_q8_K_neon(const void *w, size_t w_stride, const void *act, size_t a_stride,
