@@ -10,7 +10,8 @@
  * - vec_dot and gemm: the integer block sums are exact, only the float
  *   order differs: |simd - ref| <= 1e-5 * B + 1e-6, B = sum over weights
  *   of |a| (|d sc q| + |dmin m|) (Q3_K, Q6_K: the weight's |value|);
- * - x86: gemm over any rows and tokens, and vec_dot, agree to the bit;
+ * - every ISA (x86 and NEON): gemm over any rows, row range and tokens,
+ *   and vec_dot, agree to the bit;
  * - dot_f32: |simd - ref| <= 1e-5 * sum |w x| + 1e-6;
  * - the f32 dot: bit-identical at every weight alignment 0..63.
  * Rows and activations end at a guard page.  Seeds are printed.
@@ -228,7 +229,7 @@ static double term_bound(uint32_t t, const uint8_t *w, const float *xd, int64_t 
 /* ------------------------------------------------------------ tests */
 
 /* vec_dot and gemm of each ISA against scalar, every block kind, every
- * size; gemm and vec_dot agree to the bit on x86. */
+ * size; gemm and vec_dot agree to the bit. */
 START_TEST(integer_dots_match_scalar)
 {
     const int ti_ = _i / N_COUNTS;
@@ -274,25 +275,19 @@ START_TEST(integer_dots_match_scalar)
                 GUARD_KERNEL("%s %s vec_dot blocks %d row %d token %d seed %llu", table_name(ti_),
                              mr_type_get(t)->name, nb, r, tk, (unsigned long long)seed);
                 const float v = k.vec_dot[t](w.p + rb * (size_t)r, a.p + ab * (size_t)tk, n);
-                if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512)
-                    ck_assert_msg(memcmp(&v, &got, 4) == 0, "%s: vec_dot %.9g, gemm %.9g", current, v, got);
-                else
-                    ck_assert_msg(fabs((double)v - want) <= 1e-5 * bound + 1e-6, "%s: %.9g vs %.9g",
-                                  current, v, want);
+                ck_assert_msg(memcmp(&v, &got, 4) == 0, "%s: vec_dot %.9g, gemm %.9g", current, v, got);
             }
         }
-        if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512) {
-            /* decode = prefill: one token at a time over row ranges [1, 4), [0, 1), [4, rows) */
-            for (int tk = 0; tk < toks; tk++) {
-                mr_matmul_rows(&k, t, w.p, rb, a.p + ab * (size_t)tk, n, 1, part + tk * rows, rows, 1, rows < 4 ? rows : 4);
-                mr_matmul_rows(&k, t, w.p, rb, a.p + ab * (size_t)tk, n, 1, part + tk * rows, rows, 0, 1);
-                if (rows > 4)
-                    mr_matmul_rows(&k, t, w.p, rb, a.p + ab * (size_t)tk, n, 1, part + tk * rows, rows, 4, rows);
-            }
-            ck_assert_msg(memcmp(part, ys, sizeof(float) * (size_t)(rows * toks)) == 0,
-                          "%s %s blocks %d: one token at a time differs from the batch",
-                          table_name(ti_), mr_type_get(t)->name, nb);
+        /* decode = prefill: one token at a time over row ranges [1, 4), [0, 1), [4, rows) */
+        for (int tk = 0; tk < toks; tk++) {
+            mr_matmul_rows(&k, t, w.p, rb, a.p + ab * (size_t)tk, n, 1, part + tk * rows, rows, 1, rows < 4 ? rows : 4);
+            mr_matmul_rows(&k, t, w.p, rb, a.p + ab * (size_t)tk, n, 1, part + tk * rows, rows, 0, 1);
+            if (rows > 4)
+                mr_matmul_rows(&k, t, w.p, rb, a.p + ab * (size_t)tk, n, 1, part + tk * rows, rows, 4, rows);
         }
+        ck_assert_msg(memcmp(part, ys, sizeof(float) * (size_t)(rows * toks)) == 0,
+                      "%s %s blocks %d: one token at a time differs from the batch",
+                      table_name(ti_), mr_type_get(t)->name, nb);
         free(xd);
         guarded_free(&w);
         guarded_free(&a);
@@ -397,14 +392,16 @@ START_TEST(f32_dot_independent_of_alignment)
 }
 END_TEST
 
-/* Wide batches: register tiles with every row and token remainder, and
- * gemm of the whole batch equal to vec_dot bit for bit on x86. */
+/* Wide batches: register tiles with every row and token remainder, gemm
+ * of the whole batch equal to vec_dot bit for bit, and equal to itself
+ * when the rows and tokens are split into two calls at odd places (row
+ * ranges r0..r1 as threads take them). */
 START_TEST(gemm_tiles_match_vec_dot)
 {
     const int ti_ = _i;
     static const int shapes[][3] = {/* rows, tokens, blocks */
                                     {1, 2, 1}, {2, 3, 2}, {5, 7, 3}, {9, 5, 1}, {13, 9, 2},
-                                    {4, 16, 4}, {7, 33, 1}};
+                                    {4, 16, 4}, {7, 33, 1}, {3, 4, 2}, {6, 1, 2}, {2, 8, 5}};
     mr_kernels k;
     ck_assert(get_table(ti_, 0, &k));
     const mr_isa isa = k.isa;
@@ -437,14 +434,28 @@ START_TEST(gemm_tiles_match_vec_dot)
                     const float want = ref_fast.vec_dot[t](w.p + rb * (size_t)r, a.p + ab * (size_t)tk, n);
                     const float got = y[tk * rows + r];
                     const double bound = term_bound(t, w.p + rb * (size_t)r, xd, n);
-                    if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512)
-                        ck_assert_msg(memcmp(&v, &got, 4) == 0, "%s row %d token %d: vec_dot %.9g gemm %.9g",
-                                      current, r, tk, v, got);
+                    ck_assert_msg(memcmp(&v, &got, 4) == 0, "%s row %d token %d: vec_dot %.9g gemm %.9g",
+                                  current, r, tk, v, got);
                     ck_assert_msg(fabs((double)got - want) <= 1e-5 * bound + 1e-6,
                                   "%s row %d token %d: %.9g vs scalar %.9g (B %g)", current, r, tk, got,
                                   want, bound);
                 }
             }
+            /* rows [0, rm) and [rm, rows), tokens [0, ts) and [ts, toks) */
+            const int rm = rows / 2 | 1, ts = toks / 2 | 1;
+            float *part = malloc(sizeof(float) * (size_t)(rows * toks));
+            for (int h = 0; h < 2; h++) {
+                const int t0 = h ? ts : 0, nt = h ? toks - ts : (ts < toks ? ts : toks);
+                if (nt <= 0)
+                    continue;
+                const uint8_t *ah = a.p + ab * (size_t)t0;
+                k.gemm[t](w.p, rb, ah, ab, n, nt, part + t0 * rows, rows, 0, rm < rows ? rm : rows);
+                if (rm < rows)
+                    k.gemm[t](w.p, rb, ah, ab, n, nt, part + t0 * rows, rows, rm, rows);
+            }
+            ck_assert_msg(memcmp(part, y, sizeof(float) * (size_t)(rows * toks)) == 0,
+                          "%s: rows split at %d and tokens at %d differ from one call", current, rm, ts);
+            free(part);
             free(xd);
             free(y);
             guarded_free(&w);
