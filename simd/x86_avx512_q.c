@@ -194,10 +194,11 @@ AI void tile_group(const int q8, const int R, const int T, const uint8_t *wg, si
         __m512i wlo, whi;
         __m512 dw;
         if (m == 4) {
-            if (R == 1) { /* 72 or 136 bytes a group: one or two lines */
+            if (R == 1) { /* 72 or 136 bytes a group span two or three lines */
                 _mm_prefetch((const char *)wb + PREFETCH_BYTES, _MM_HINT_T0);
+                _mm_prefetch((const char *)wb + PREFETCH_BYTES + 64, _MM_HINT_T0);
                 if (q8)
-                    _mm_prefetch((const char *)wb + PREFETCH_BYTES + 64, _MM_HINT_T0);
+                    _mm_prefetch((const char *)wb + PREFETCH_BYTES + 128, _MM_HINT_T0);
             }
             weight_group4(q8, wb, &wlo, &whi, &dw);
         } else {
