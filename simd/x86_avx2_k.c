@@ -59,15 +59,6 @@ AI float f16_to_f32(uint16_t h)
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
 
-/* Fixed-order sum of 8 lanes: halves, then quarters, ... */
-AI float hsum256(__m256 v)
-{
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    return _mm_cvtss_f32(q);
-}
-
 /* The 6-bit scales and mins of a Q4_K/Q5_K block (ggml's 12-byte packing,
  * spelled out in quant/ref_q4_k.c) as bytes: sc[0..7] in bytes 0-7,
  * m[0..7] in bytes 8-15.  Decoded in general registers, which the AVX2
@@ -329,7 +320,7 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            y[t * ldy + r] = hsum256(acc[r][t]);
+            y[t * ldy + r] = mr_hsum256(acc[r][t]);
 }
 
 /* R rows x n_tok tokens: tiles of TT tokens, then the rest */
@@ -483,7 +474,7 @@ AI float dot_k_f32(const int kind, const void *w, const float *x, int64_t n)
                 s0 = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + e), s0);
         }
     }
-    return hsum256(_mm256_add_ps(s0, s1));
+    return mr_hsum256(_mm256_add_ps(s0, s1));
 }
 
 float mr_dot_q4_K_f32_avx2(const void *w, const float *x, int64_t n)

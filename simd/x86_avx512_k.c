@@ -59,15 +59,6 @@ AI float hsum512(__m512 v)
     return _mm_cvtss_f32(q);
 }
 
-/* Fixed-order sum of 8 lanes */
-AI float hsum256(__m256 v)
-{
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    return _mm_cvtss_f32(q);
-}
-
 /* The 6-bit scales and mins of a Q4_K/Q5_K block (ggml's 12-byte packing,
  * spelled out in quant/ref_q4_k.c) as bytes: sc[0..7] in bytes 0-7,
  * m[0..7] in bytes 8-15.  blk points at the block; its 16 bytes from
@@ -360,7 +351,7 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            y[t * ldy + r] = hsum256(acc[r][t]);
+            y[t * ldy + r] = mr_hsum256(acc[r][t]);
 }
 
 AI void row_tile(const int kind, const int R, const uint8_t *w, size_t ws, int64_t nb,

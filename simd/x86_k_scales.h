@@ -1,6 +1,7 @@
-/* x86_k_scales.h - the packed sub-block scales of Q3_K and IQ4_XS as
- * int16 vectors, for x86_avx2_k.c and x86_avx512_k.c (AVX2 intrinsics; both
- * units are built with at least AVX2).
+/* x86_k_scales.h - what x86_avx2_k.c and x86_avx512_k.c share (AVX2
+ * intrinsics; both units are built with at least AVX2): the packed
+ * sub-block scales of Q3_K and IQ4_XS as int16 vectors, and the fixed-order
+ * sum of 8 float lanes that ends every (row, token) dot.
  *
  * The scalar unpacking (16 or 8 byte stores, then one vector load) stalls
  * on store forwarding once per block and kept Q3_K at 14% of bandwidth;
@@ -13,6 +14,15 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Fixed-order sum of 8 lanes: halves, then quarters, ... */
+static inline __attribute__((always_inline)) float mr_hsum256(__m256 v)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
 
 /* Q3_K: int16 lane j = sc[j] - 32 in [-32, 31], j < 16, where
  * sc[j] = (j < 8 ? s[j] & 15 : s[j - 8] >> 4) | ((s[8 + j % 4] >> 2 (j / 4)) & 3) << 4 */
