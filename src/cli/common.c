@@ -300,6 +300,13 @@ mr_status cli_session_open(const char *path, cli_session *s, mr_error *err)
 /* Size --mem auto, and refuse a budget below what the model needs at this
  * context, naming the parts (the store would refuse it too, later and
  * without the context). */
+/* The read bandwidth a paged run's bound is computed against: 2 threads
+ * over 48 MB (> L3, inside the budget's overhead allowance). */
+static double cli_mem_bandwidth(void)
+{
+    return mr_read_bandwidth(2, 48u << 20);
+}
+
 static mr_status cli_mem_budget(const cli_session *s, const cli_store_opts *o,
                                 mr_paged_config *cfg, uint32_t n_ctx, mr_error *err)
 {
@@ -356,7 +363,7 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
         if ((st = cli_mem_budget(s, o, &cfg, n_ctx, err)))
             return st;
         if (o->measure) /* before the pool exists, so it fits the budget */
-            s->mem_bw = mr_read_bandwidth(2, 48u << 20); /* > L3, inside the overhead allowance */
+            s->mem_bw = cli_mem_bandwidth();
         st = mr_store_paged_new(s->model, s->path, &cfg, &s->store, err);
         const char *fault = getenv("MOERUN_FAULT");
         mr_fault f;
@@ -503,12 +510,10 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
             gacq ? 100.0 * (double)q.hits / (double)gacq : 0.0,
             (double)q.bytes_read / (double)g.tokens / 1048576.0,
             1e3 * q.stall_s / (double)g.tokens);
-    double mem_bw = ss->mem_bw;
-    if (mem_bw > 0) { /* again now the run is quiet: the better of the two */
-        double again = mr_read_bandwidth(2, 48u << 20);
-        mem_bw = again > mem_bw ? again : mem_bw;
-    }
-    if (mem_bw > 0 && gdisk > 0) {
+    if (ss->mem_bw > 0 && gdisk > 0) {
+        /* again now the run is quiet: the better of the two */
+        const double again = cli_mem_bandwidth();
+        const double mem_bw = again > ss->mem_bw ? again : ss->mem_bw;
         /* per token: bytes from memory (non-expert weights read per token +
          * expert bytes served from the pool) and bytes from disk */
         double from_disk = (double)q.bytes_read / (double)g.tokens;
