@@ -20,7 +20,11 @@
  * ones: 4-6 % of the gemm's time), per block, in this order:
  *   acc = fma(float(sumi lo + sumi hi), d_w * d_a, acc)
  *   acc = fnmadd(float(madd(cv, bsums)), dmin_w * d_a, acc)   [Q4_K/Q5_K]
- * then the same fixed tree over acc's 8 lanes.  Every (row, token) pair runs these
+ * then the same fixed tree over acc's 8 lanes.  The gemm (one token
+ * included) puts Q4_K/Q5_K's wv in a paired order that needs no 512-bit
+ * lane shuffle and reorders the activations to match, once per call: each
+ * int32 lane of sumi still sums the same weights, so the bits are the
+ * natural order's, which vec_dot keeps.  Every (row, token) pair runs these
  * operations whatever the tile, row range or batch, so vec_dot and gemm
  * agree to the bit.  Loads stay inside each block.
  */
@@ -28,6 +32,7 @@
 #include "x86_k_scales.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -41,7 +46,9 @@ enum { K4 = 0, K5 = 1, K6 = 2, K2 = 3, K3 = 4, KX = 5 };
 /* gemm tile: TR rows x TT tokens of int32 block sums */
 #define TR 4
 #define TT 4
-#define PREFETCH_BYTES 8192
+/* one-row prefetch distance, in blocks: about 3 KB (Q4_K) to 4 KB (Q6_K)
+ * ahead was best from DRAM on Zen 4; 8 KB was 5-7 % slower */
+#define PREFETCH_BLOCKS 20
 
 static const size_t block_bytes[6] = {sizeof(block_q4_K), sizeof(block_q5_K), sizeof(block_q6_K),
                                      sizeof(block_q2_K), sizeof(block_q3_K), sizeof(block_iq4_xs)};
@@ -109,10 +116,20 @@ static const int16_t spread_k6[4][32] __attribute__((aligned(64))) = {
     {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
     {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
 
+/* The same for the paired layout (Q4_K/Q5_K in a gemm, below): vector
+ * 2h holds sub-blocks 4h, 4h + 2, vector 2h + 1 sub-blocks 4h + 1, 4h + 3 */
+static const int16_t spread_k4p[4][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6},
+    {5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
+
 /* sv[v] from the scales as int16 in the low 16 lanes of s */
-AI __m512i spread16(__m256i s, const int kind, int v)
+AI __m512i spread16(__m256i s, const int kind, int v, const int paired)
 {
-    const int16_t *idx = (kind == K6 || kind == K2 || kind == K3) ? spread_k6[v] : spread_k4[v];
+    const int16_t *idx = (kind == K6 || kind == K2 || kind == K3) ? spread_k6[v]
+                         : paired                                  ? spread_k4p[v]
+                                                                   : spread_k4[v];
     return _mm512_permutexvar_epi16(_mm512_load_si512(idx), _mm512_castsi256_si512(s));
 }
 
@@ -123,7 +140,7 @@ AI __m256i bit_to_4(__m256i qh, int s)
     return s <= 4 ? _mm256_slli_epi16(qh, 4 - s) : _mm256_srli_epi16(qh, s - 4);
 }
 
-AI void prepare(const int kind, const uint8_t *blk, prepared *p)
+AI void prepare(const int kind, const uint8_t *blk, prepared *p, const int paired)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     if (kind == K2 || kind == K3) {
@@ -168,7 +185,7 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
         }
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++)
-            p->sv[v] = spread16(s16, kind, v);
+            p->sv[v] = spread16(s16, kind, v, 0);
         return;
     }
     if (kind == KX) {
@@ -188,7 +205,7 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
             const __m512i wq = _mm512_shuffle_epi8(tbl, z);
             p->neg[v] = _mm512_movepi8_mask(wq);
             p->wv[v] = _mm512_abs_epi8(wq);
-            p->sv[v] = spread16(s16, K4, v);
+            p->sv[v] = spread16(s16, K4, v, 0);
         }
         p->cv = _mm256_setzero_si256();
         p->dd = _mm_cvtph_ps(_mm_cvtsi32_si128(b->d));
@@ -216,7 +233,7 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
         }
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++)
-            p->sv[v] = spread16(s16, K6, v);
+            p->sv[v] = spread16(s16, K6, v, 0);
         p->cv = _mm256_slli_epi16(s16, 5); /* 32 * scales[g], |.| <= 4096 */
         p->dd = _mm_cvtph_ps(_mm_cvtsi32_si128(b->d));
         return;
@@ -238,16 +255,26 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
         /* chunks 2h, 2h + 1 (64 weights each: 32 bytes, low then high nibbles) */
         const __m512i z = _mm512_loadu_si512(qs + 64 * h);
         const __m512i lo = _mm512_and_si512(z, m4), hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-        /* v = 2h: lo and hi of chunk 2h; v = 2h + 1: of chunk 2h + 1 */
-        __m512i w0 = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
-        __m512i w1 = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+        __m512i w0, w1;
+        if (paired) {
+            /* lo: sub-blocks 4h, 4h + 2; hi: 4h + 1, 4h + 3 (the
+             * activations come in that order) */
+            w0 = lo;
+            w1 = hi;
+        } else {
+            /* v = 2h: lo and hi of chunk 2h; v = 2h + 1: of chunk 2h + 1 */
+            w0 = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
+            w1 = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+        }
         if (kind == K5) {
             /* weight 64c + 32s + l gets bit 2c + s of qh[l] as bit 4:
-             * vector w0 is chunk 2h (bits 4h, 4h + 1), w1 chunk 2h + 1 */
+             * natural order: w0 is chunk 2h (bits 4h, 4h + 1), w1 chunk
+             * 2h + 1; paired: w0 bits 4h, 4h + 2, w1 bits 4h + 1, 4h + 3 */
             const __m512i b16 = _mm512_set1_epi8(0x10);
+            const int s1 = paired ? 2 : 1, s2 = paired ? 1 : 2;
             const __m512i h0 = _mm512_inserti64x4(_mm512_castsi256_si512(bit_to_4(qh5, 4 * h)),
-                                                  bit_to_4(qh5, 4 * h + 1), 1);
-            const __m512i h1 = _mm512_inserti64x4(_mm512_castsi256_si512(bit_to_4(qh5, 4 * h + 2)),
+                                                  bit_to_4(qh5, 4 * h + s1), 1);
+            const __m512i h1 = _mm512_inserti64x4(_mm512_castsi256_si512(bit_to_4(qh5, 4 * h + s2)),
                                                   bit_to_4(qh5, 4 * h + 3), 1);
             w0 = _mm512_or_si512(w0, _mm512_and_si512(h0, b16));
             w1 = _mm512_or_si512(w1, _mm512_and_si512(h1, b16));
@@ -257,14 +284,15 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p)
     }
 #pragma GCC unroll 4
     for (int v = 0; v < 4; v++)
-        p->sv[v] = spread16(s16, K4, v);
+        p->sv[v] = spread16(s16, K4, v, paired);
     p->dd = f16x2(blk); /* d, dmin */
 }
 
 /* ------------------------------------------------------------ tiles */
 
 AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, size_t ws,
-                   const uint8_t *a, size_t as, __m256 acc[TR][TT])
+                   const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, const int paired,
+                   __m256 acc[TR][TT])
 {
     prepared p[TR];
     __m512i sumi[TR][TT];
@@ -272,7 +300,7 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
     __m256 dw[TR], dm[TR]; /* d_w and dmin_w in every lane */
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-        prepare(kind, w + (size_t)r * ws, &p[r]);
+        prepare(kind, w + (size_t)r * ws, &p[r], paired);
         dw[r] = _mm256_broadcastss_ps(p[r].dd);
         dm[r] = _mm256_broadcastss_ps(_mm_movehdup_ps(p[r].dd));
     }
@@ -293,8 +321,8 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
     for (int v = 0; v < 4; v++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
-            const __m512i av = _mm512_loadu_si512(at->qs + 64 * v);
+            const int8_t *q = paired ? aq + (size_t)t * aqs : ((const block_q8_K *)(a + (size_t)t * as))->qs;
+            const __m512i av = _mm512_loadu_si512(q + 64 * v);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 /* sumi += pairs of (w a + w a) times their scale; IQ4_XS:
@@ -321,8 +349,11 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
     }
 }
 
+/* aq: the activations' quants, token t's block b at aq + t * aqs + b *
+ * aqb (paired: reordered as sub-blocks 0, 2, 1, 3, 4, 6, 5, 7) */
 AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t ws, int64_t nb,
-             const uint8_t *a, size_t as, float *y, int64_t ldy)
+             const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, size_t aqb,
+             const int paired, float *y, int64_t ldy)
 {
     const size_t bb = block_bytes[kind];
     __m256 acc[TR][TT];
@@ -333,7 +364,7 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
             acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         if (R == 1 && T == 1) {
-            const char *pf = (const char *)w + (size_t)b * bb + PREFETCH_BYTES;
+            const char *pf = (const char *)w + (size_t)(b + PREFETCH_BLOCKS) * bb;
             for (size_t o = 0; o < bb; o += 64)
                 _mm_prefetch(pf + o, _MM_HINT_T0);
         } else if (R > 1) {
@@ -345,7 +376,8 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
             for (size_t o = 0; o < R * bb; o += 64)
                 _mm_prefetch(pf + o, _MM_HINT_T0);
         }
-        tile_block(kind, R, T, w + (size_t)b * bb, ws, a + (size_t)b * sizeof(block_q8_K), as, acc);
+        tile_block(kind, R, T, w + (size_t)b * bb, ws, a + (size_t)b * sizeof(block_q8_K), as,
+                   aq + (size_t)b * aqb, aqs, paired, acc);
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -355,44 +387,97 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
 }
 
 AI void row_tile(const int kind, const int R, const uint8_t *w, size_t ws, int64_t nb,
-                 const uint8_t *a, size_t as, int64_t n_tok, float *y, int64_t ldy)
+                 const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, size_t aqb,
+                 const int paired, int64_t n_tok, float *y, int64_t ldy)
 {
+#define TILE(T_) tile(kind, R, T_, w, ws, nb, a + (size_t)t * as, as, aq + (size_t)t * aqs, aqs, aqb, \
+                      paired, y + t * ldy, ldy)
     int64_t t = 0;
     for (; t + TT <= n_tok; t += TT)
-        tile(kind, R, TT, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy);
+        TILE(TT);
     switch (n_tok - t) {
-    case 3: tile(kind, R, 3, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy); break;
-    case 2: tile(kind, R, 2, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy); break;
-    case 1: tile(kind, R, 1, w, ws, nb, a + (size_t)t * as, as, y + t * ldy, ldy); break;
+    case 3: TILE(3); break;
+    case 2: TILE(2); break;
+    case 1: TILE(1); break;
     default: break;
     }
+#undef TILE
+}
+
+/* Q4_K/Q5_K activations reordered for the paired layout: in each half
+ * block of 128, sub-blocks 0, 2, 1, 3, the order of a 64-byte load's low
+ * and high nibbles, so no weight crosses a 256-bit lane.  Integer sums
+ * are exact and every int32 lane still sums the same weights, so the
+ * result is the natural order's to the bit. */
+#define PAIRED_STACK 16384
+AI void pair_acts(const uint8_t *a, size_t as, int64_t nb, int64_t n_tok, int8_t *dst)
+{
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            const int8_t *q = ((const block_q8_K *)(a + (size_t)t * as) + b)->qs;
+            int8_t *d = dst + ((size_t)t * nb + b) * QK_K;
+            for (int h = 0; h < 2; h++) {
+                const __m256i s0 = _mm256_loadu_si256((const __m256i *)(q + 128 * h));
+                const __m256i s1 = _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32));
+                const __m256i s2 = _mm256_loadu_si256((const __m256i *)(q + 128 * h + 64));
+                const __m256i s3 = _mm256_loadu_si256((const __m256i *)(q + 128 * h + 96));
+                _mm256_storeu_si256((__m256i *)(d + 128 * h), s0);
+                _mm256_storeu_si256((__m256i *)(d + 128 * h + 32), s2);
+                _mm256_storeu_si256((__m256i *)(d + 128 * h + 64), s1);
+                _mm256_storeu_si256((__m256i *)(d + 128 * h + 96), s3);
+            }
+        }
+}
+
+AI void gemm_rows(const int kind, const uint8_t *wb, size_t ws, int64_t nb, const uint8_t *act,
+                  size_t as, const int8_t *aq, size_t aqs, size_t aqb, const int paired,
+                  int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
+{
+    int64_t r = r0;
+    if (n_tok == 1) {
+        for (; r < r1; r++)
+            tile(kind, 1, 1, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, y + r, ldy);
+        return;
+    }
+    for (; r + TR <= r1; r += TR)
+        row_tile(kind, TR, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, n_tok, y + r, ldy);
+    for (; r + 2 <= r1; r += 2)
+        row_tile(kind, 2, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, n_tok, y + r, ldy);
+    if (r < r1)
+        row_tile(kind, 1, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, n_tok, y + r, ldy);
 }
 
 AI void gemm_k(const int kind, const void *w, size_t ws, const void *act, size_t as, int64_t n,
                int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
 {
     const int64_t nb = n / QK_K;
-    const uint8_t *wb = (const uint8_t *)w;
-    int64_t r = r0;
-    if (n_tok <= 0)
+    const uint8_t *wb = (const uint8_t *)w, *ab = (const uint8_t *)act;
+    if (n_tok <= 0 || r1 <= r0)
         return;
-    if (n_tok == 1) {
-        for (; r < r1; r++)
-            tile(kind, 1, 1, wb + (size_t)r * ws, ws, nb, act, as, y + r, ldy);
-        return;
+    if (kind == K4 || kind == K5) {
+        /* the paired layout: the reordering is paid once per call, the
+         * saved shuffles once per row and block */
+        const size_t bytes = (size_t)n_tok * (size_t)nb * QK_K;
+        _Alignas(64) int8_t stack[PAIRED_STACK];
+        int8_t *heap = bytes > sizeof stack ? malloc(bytes) : NULL;
+        int8_t *aq = bytes > sizeof stack ? heap : stack;
+        if (aq) {
+            pair_acts(ab, as, nb, n_tok, aq);
+            gemm_rows(kind, wb, ws, nb, ab, as, aq, (size_t)nb * QK_K, QK_K, 1, n_tok, y, ldy, r0, r1);
+            free(heap);
+            return;
+        }
     }
-    for (; r + TR <= r1; r += TR)
-        row_tile(kind, TR, wb + (size_t)r * ws, ws, nb, act, as, n_tok, y + r, ldy);
-    for (; r + 2 <= r1; r += 2)
-        row_tile(kind, 2, wb + (size_t)r * ws, ws, nb, act, as, n_tok, y + r, ldy);
-    if (r < r1)
-        row_tile(kind, 1, wb + (size_t)r * ws, ws, nb, act, as, n_tok, y + r, ldy);
+    /* without memory for it, the natural order gives the same bits */
+    gemm_rows(kind, wb, ws, nb, ab, as, ((const block_q8_K *)ab)->qs, as, sizeof(block_q8_K), 0, n_tok, y,
+              ldy, r0, r1);
 }
 
 AI float dot_k(const int kind, const void *w, const void *act, int64_t n)
 {
     float y;
-    tile(kind, 1, 1, w, 0, n / QK_K, act, 0, &y, 1);
+    tile(kind, 1, 1, w, 0, n / QK_K, act, 0, ((const block_q8_K *)act)->qs, 0, sizeof(block_q8_K), 0,
+         &y, 1);
     return y;
 }
 
@@ -482,7 +567,7 @@ AI float dot_k_f32(const int kind, const void *w, const float *x, int64_t n)
     __m512 s0 = _mm512_setzero_ps(), s1 = s0;
     for (int64_t b = 0; b < nb; b++, x += QK_K) {
         prepared p;
-        prepare(kind, wb + (size_t)b * bb, &p);
+        prepare(kind, wb + (size_t)b * bb, &p, 0);
         _Alignas(64) uint8_t q[QK_K];
         _Alignas(64) int16_t sc[QK_K / 2];
         _Alignas(32) int16_t cv[16];

@@ -401,7 +401,8 @@ START_TEST(gemm_tiles_match_vec_dot)
     const int ti_ = _i;
     static const int shapes[][3] = {/* rows, tokens, blocks */
                                     {1, 2, 1}, {2, 3, 2}, {5, 7, 3}, {9, 5, 1}, {13, 9, 2},
-                                    {4, 16, 4}, {7, 33, 1}, {3, 4, 2}, {6, 1, 2}, {2, 8, 5}};
+                                    {4, 16, 4}, {7, 33, 1}, {3, 4, 2}, {6, 1, 2}, {2, 8, 5},
+                                    {3, 17, 5} /* > 64 token-blocks: AVX-512 Q4_K/Q5_K scratch on the heap */};
     mr_kernels k;
     ck_assert(get_table(ti_, 0, &k));
     const mr_isa isa = k.isa;
