@@ -46,9 +46,14 @@ enum { K4 = 0, K5 = 1, K6 = 2, K2 = 3, K3 = 4, KX = 5 };
 /* gemm tile: TR rows x TT tokens of int32 block sums */
 #define TR 4
 #define TT 4
-/* one-row prefetch distance, in blocks: about 3 KB (Q4_K) to 4 KB (Q6_K)
- * ahead was best from DRAM on Zen 4; 8 KB was 5-7 % slower */
-#define PREFETCH_BLOCKS 20
+/* One-row prefetch: how far ahead, in bytes, and into which cache.
+ * Measured from DRAM on Zen 4 (family 25 model 17), old and new library
+ * alternating: Q4_K/Q5_K best about 20 blocks ahead into L1 (8 KB was
+ * 5-7 % slower, L2 hints 3-7 % slower); Q6_K best 40-56 blocks ahead into
+ * L2 (+12 % over 20 blocks into L1).  The other kinds keep 8 KB, untuned. */
+static const size_t pf_ahead[6] = {20 * sizeof(block_q4_K), 20 * sizeof(block_q5_K), 48 * sizeof(block_q6_K),
+                                   8192, 8192, 8192};
+#define PF_L2(kind) ((kind) == K6)
 
 static const size_t block_bytes[6] = {sizeof(block_q4_K), sizeof(block_q5_K), sizeof(block_q6_K),
                                      sizeof(block_q2_K), sizeof(block_q3_K), sizeof(block_iq4_xs)};
@@ -364,9 +369,13 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
             acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         if (R == 1 && T == 1) {
-            const char *pf = (const char *)w + (size_t)(b + PREFETCH_BLOCKS) * bb;
-            for (size_t o = 0; o < bb; o += 64)
-                _mm_prefetch(pf + o, _MM_HINT_T0);
+            const char *pf = (const char *)w + (size_t)b * bb + pf_ahead[kind];
+            for (size_t o = 0; o < bb; o += 64) {
+                if (PF_L2(kind))
+                    _mm_prefetch(pf + o, _MM_HINT_T1);
+                else
+                    _mm_prefetch(pf + o, _MM_HINT_T0);
+            }
         } else if (R > 1) {
             /* R short streams, which the hardware prefetcher follows
              * poorly: fetch the next R rows (contiguous) in address order,
