@@ -86,6 +86,8 @@ typedef struct {
     double verify_s;        /* time spent checksumming */
     double copy_s;          /* set-up: reading the non-expert weights */
     double pool_s;          /* set-up: mapping, faulting in and registering the pool */
+    double populate_s;      /* a lazy pool: the background threads' time faulting it in
+                             * (0 until they are done, or when they do not run) */
 } mr_paged_stats;
 
 /* What the budget allows for code, stacks, the ring, tables, the

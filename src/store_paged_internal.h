@@ -7,6 +7,7 @@
 
 #include <liburing.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "store_paged.h"
@@ -58,6 +59,14 @@ typedef struct {
     pthread_cond_t qcv;  /* wakes the pread thread */
     struct io_uring ring;
     pthread_t io_thread;
+    pthread_t populate_thread[4]; /* a lazy pool's pages, faulted in ahead of the reads */
+    struct pg_populate_job {
+        void *p;        /* the paged store */
+        uint32_t k, of; /* this thread takes 16 MiB steps k, k + of, ... */
+    } populate_jobs[4];
+    uint32_t n_populate;
+    int populate_ok;
+    atomic_int populate_stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     slot *slots;

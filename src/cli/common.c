@@ -460,7 +460,10 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
         return;
     uint64_t acq = p->hits + p->misses;
     fprintf(stderr, "  set-up: non-expert weights %.1f MiB read in %.2f s; pool mapped, faulted in "
-            "and registered in %.2f s\n", p->resident_bytes / 1048576.0, p->copy_s, p->pool_s);
+            "and registered in %.2f s", p->resident_bytes / 1048576.0, p->copy_s, p->pool_s);
+    if (p->populate_s > 0)
+        fprintf(stderr, "; its pages faulted in behind that by two threads in %.2f s", p->populate_s);
+    fputc('\n', stderr);
     fprintf(stderr, "  pool: %llu slots x %.1f MiB = %.1f MiB; reads: %s, %s, %s buffers; %s\n",
             (unsigned long long)p->n_slots, p->slot_bytes / 1048576.0, p->pool_bytes / 1048576.0,
             p->io_note, p->direct ? "O_DIRECT" : "buffered (O_DIRECT unavailable here)",
