@@ -354,11 +354,12 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
     }
 }
 
-/* aq: the activations' quants, token t's block b at aq + t * aqs + b *
- * aqb (paired: reordered as sub-blocks 0, 2, 1, 3, 4, 6, 5, 7) */
+/* paired: aq holds the tile's activation quants reordered (pair_acts),
+ * token t's block b at aq + t aqs + b QK_K; natural order: aq is NULL
+ * and the quants are read from a */
 AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t ws, int64_t nb,
-             const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, size_t aqb,
-             const int paired, float *y, int64_t ldy)
+             const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, const int paired, float *y,
+             int64_t ldy)
 {
     const size_t bb = block_bytes[kind];
     __m256 acc[TR][TT];
@@ -386,7 +387,7 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
                 _mm_prefetch(pf + o, _MM_HINT_T0);
         }
         tile_block(kind, R, T, w + (size_t)b * bb, ws, a + (size_t)b * sizeof(block_q8_K), as,
-                   aq + (size_t)b * aqb, aqs, paired, acc);
+                   paired ? aq + (size_t)b * QK_K : NULL, aqs, paired, acc);
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -396,11 +397,11 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
 }
 
 AI void row_tile(const int kind, const int R, const uint8_t *w, size_t ws, int64_t nb,
-                 const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, size_t aqb,
-                 const int paired, int64_t n_tok, float *y, int64_t ldy)
+                 const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, const int paired,
+                 int64_t n_tok, float *y, int64_t ldy)
 {
-#define TILE(T_) tile(kind, R, T_, w, ws, nb, a + (size_t)t * as, as, aq + (size_t)t * aqs, aqs, aqb, \
-                      paired, y + t * ldy, ldy)
+#define TILE(T_) tile(kind, R, T_, w, ws, nb, a + (size_t)t * as, as, paired ? aq + (size_t)t * aqs : NULL, \
+                      aqs, paired, y + t * ldy, ldy)
     int64_t t = 0;
     for (; t + TT <= n_tok; t += TT)
         TILE(TT);
@@ -439,21 +440,21 @@ AI void pair_acts(const uint8_t *a, size_t as, int64_t nb, int64_t n_tok, int8_t
 }
 
 AI void gemm_rows(const int kind, const uint8_t *wb, size_t ws, int64_t nb, const uint8_t *act,
-                  size_t as, const int8_t *aq, size_t aqs, size_t aqb, const int paired,
+                  size_t as, const int8_t *aq, size_t aqs, const int paired,
                   int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
 {
     int64_t r = r0;
     if (n_tok == 1) {
         for (; r < r1; r++)
-            tile(kind, 1, 1, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, y + r, ldy);
+            tile(kind, 1, 1, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, paired, y + r, ldy);
         return;
     }
     for (; r + TR <= r1; r += TR)
-        row_tile(kind, TR, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, n_tok, y + r, ldy);
+        row_tile(kind, TR, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, paired, n_tok, y + r, ldy);
     for (; r + 2 <= r1; r += 2)
-        row_tile(kind, 2, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, n_tok, y + r, ldy);
+        row_tile(kind, 2, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, paired, n_tok, y + r, ldy);
     if (r < r1)
-        row_tile(kind, 1, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, aqb, paired, n_tok, y + r, ldy);
+        row_tile(kind, 1, wb + (size_t)r * ws, ws, nb, act, as, aq, aqs, paired, n_tok, y + r, ldy);
 }
 
 AI void gemm_k(const int kind, const void *w, size_t ws, const void *act, size_t as, int64_t n,
@@ -472,21 +473,19 @@ AI void gemm_k(const int kind, const void *w, size_t ws, const void *act, size_t
         int8_t *aq = bytes > sizeof stack ? heap : stack;
         if (aq) {
             pair_acts(ab, as, nb, n_tok, aq);
-            gemm_rows(kind, wb, ws, nb, ab, as, aq, (size_t)nb * QK_K, QK_K, 1, n_tok, y, ldy, r0, r1);
+            gemm_rows(kind, wb, ws, nb, ab, as, aq, (size_t)nb * QK_K, 1, n_tok, y, ldy, r0, r1);
             free(heap);
             return;
         }
     }
     /* without memory for it, the natural order gives the same bits */
-    gemm_rows(kind, wb, ws, nb, ab, as, ((const block_q8_K *)ab)->qs, as, sizeof(block_q8_K), 0, n_tok, y,
-              ldy, r0, r1);
+    gemm_rows(kind, wb, ws, nb, ab, as, NULL, 0, 0, n_tok, y, ldy, r0, r1);
 }
 
 AI float dot_k(const int kind, const void *w, const void *act, int64_t n)
 {
     float y;
-    tile(kind, 1, 1, w, 0, n / QK_K, act, 0, ((const block_q8_K *)act)->qs, 0, sizeof(block_q8_K), 0,
-         &y, 1);
+    tile(kind, 1, 1, w, 0, n / QK_K, act, 0, NULL, 0, 0, &y, 1);
     return y;
 }
 
