@@ -425,7 +425,6 @@ static uint8_t *map_pool(size_t len, int eager)
  * Mixtral-8x7B Q4_0 synth in a 12 GiB cgroup, cold cache, 3 alternating
  * runs: first token 12.8-20.3 s without, 8.8-9.9 s with one thread,
  * 7.2-8.1 s with two; decode unchanged. */
-#define POPULATE_THREADS 2
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -436,7 +435,7 @@ static void *populate_main(void *arg)
     const size_t step = 16u << 20;
     double t0 = now_s();
     for (size_t o = (size_t)j->k * step; o < p->pool_len && !atomic_load(&p->populate_stop);
-         o += (size_t)j->of * step) {
+         o += (size_t)MR_PAGED_POPULATE_THREADS * step) {
         size_t n = p->pool_len - o < step ? p->pool_len - o : step;
         if (madvise(p->pool + o, n, MADV_POPULATE_WRITE) != 0)
             return NULL;
@@ -585,9 +584,8 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
     }
     p->thread_ok = 1;
     if (!p->cfg.eager_pool) {
-        p->n_populate = POPULATE_THREADS;
-        for (uint32_t k = 0; k < p->n_populate; k++) {
-            p->populate_jobs[k] = (struct pg_populate_job){p, k, p->n_populate};
+        for (uint32_t k = 0; k < MR_PAGED_POPULATE_THREADS; k++) {
+            p->populate_jobs[k] = (struct pg_populate_job){p, k};
             if (pthread_create(&p->populate_thread[k], NULL, populate_main, &p->populate_jobs[k]))
                 break; /* the reads fault in what no thread does */
             p->populate_ok++;

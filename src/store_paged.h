@@ -90,6 +90,10 @@ typedef struct {
                              * (0 until they are done, or when they do not run) */
 } mr_paged_stats;
 
+/* Threads that fault a lazy pool's pages in behind the set-up
+ * (store_paged.c, populate_main, says why and what it measured). */
+#define MR_PAGED_POPULATE_THREADS 2
+
 /* What the budget allows for code, stacks, the ring, tables, the
  * tokenizer and metadata pages. */
 #define MR_PAGED_OVERHEAD (64ull << 20)

@@ -59,13 +59,13 @@ typedef struct {
     pthread_cond_t qcv;  /* wakes the pread thread */
     struct io_uring ring;
     pthread_t io_thread;
-    pthread_t populate_thread[4]; /* a lazy pool's pages, faulted in ahead of the reads */
+    /* a lazy pool's pages, faulted in ahead of the reads (populate_main) */
+    pthread_t populate_thread[MR_PAGED_POPULATE_THREADS];
     struct pg_populate_job {
-        void *p;        /* the paged store */
-        uint32_t k, of; /* this thread takes 16 MiB steps k, k + of, ... */
-    } populate_jobs[4];
-    uint32_t n_populate;
-    int populate_ok;
+        void *p;    /* the paged store */
+        uint32_t k; /* this thread takes 16 MiB steps k, k + MR_PAGED_POPULATE_THREADS, ... */
+    } populate_jobs[MR_PAGED_POPULATE_THREADS];
+    int populate_ok; /* threads started */
     atomic_int populate_stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;

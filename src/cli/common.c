@@ -462,7 +462,8 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
     fprintf(stderr, "  set-up: non-expert weights %.1f MiB read in %.2f s; pool mapped, faulted in "
             "and registered in %.2f s", p->resident_bytes / 1048576.0, p->copy_s, p->pool_s);
     if (p->populate_s > 0)
-        fprintf(stderr, "; its pages faulted in behind that by two threads in %.2f s", p->populate_s);
+        fprintf(stderr, "; its pages faulted in behind that by %d threads in %.2f s",
+                MR_PAGED_POPULATE_THREADS, p->populate_s);
     fputc('\n', stderr);
     fprintf(stderr, "  pool: %llu slots x %.1f MiB = %.1f MiB; reads: %s, %s, %s buffers; %s\n",
             (unsigned long long)p->n_slots, p->slot_bytes / 1048576.0, p->pool_bytes / 1048576.0,

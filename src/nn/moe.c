@@ -171,8 +171,8 @@ void nn_route(mr_context *c, uint32_t il, uint32_t n)
  * very residual the next layer's attention will add to).  On the trained
  * demo model (real routing) the late guess raised the recall of 1-token
  * guesses from 67 % to 85 % at 66 % precision; on the Qwen3-30B-A3B synth
- * in 8 GiB it left first token and decode within run-to-run noise.  Only a guess: the store may ignore it, and
- * correctness never depends on it. */
+ * in 8 GiB it left first token and decode within run-to-run noise.  Only
+ * a guess: the store may ignore it, and correctness never depends on it. */
 #define GUESS_SOLO 2
 static void guess_ahead(mr_context *c, uint32_t il, uint32_t n, uint32_t depth)
 {
