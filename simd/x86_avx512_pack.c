@@ -54,6 +54,7 @@ static_assert(sizeof(group_q4_K) == PR * 148, "a Q4_K group is 148 bytes per row
 void mr_repack_q4_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
 {
     const int64_t nb = n / QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), hi4 = _mm256_set1_epi8((char)0xf0);
     group_q4_K *g = dst;
     for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
         for (int64_t b = 0; b < nb; b++, g++)
@@ -68,15 +69,24 @@ void mr_repack_q4_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, 
                     g->m[j / 2][r][j & 1] = m;
                 }
                 /* the file: byte 32c + l holds weight 64c + l (low nibble)
-                 * and 64c + 32 + l (high) */
-                uint8_t q[QK_K];
-                for (int k = 0; k < QK_K; k++) {
-                    const int c = k / 64, l = k % 64;
-                    q[k] = l < 32 ? x->qs[32 * c + l] & 15 : x->qs[32 * c + l - 32] >> 4;
+                 * and 64c + 32 + l (high); packed byte j < 128 of the row
+                 * is weight j | weight 128 + j << 4, so with A = chunk c's
+                 * bytes and B = chunk c + 2's, bytes 64c .. 64c + 31 are
+                 * A & 15 | B << 4 and 64c + 32 .. 64c + 63 are A >> 4 | B & 0xf0 */
+                _Alignas(32) uint8_t row[128];
+                for (int c = 0; c < 2; c++) {
+                    const __m256i A = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+                    const __m256i B = _mm256_loadu_si256((const __m256i *)(x->qs + 64 + 32 * c));
+                    const __m256i p0 = _mm256_or_si256(_mm256_and_si256(A, lo4),
+                                                       _mm256_and_si256(_mm256_slli_epi16(B, 4), hi4));
+                    const __m256i p1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), lo4),
+                                                       _mm256_and_si256(B, hi4));
+                    _mm256_store_si256((__m256i *)(row + 64 * c), p0);
+                    _mm256_store_si256((__m256i *)(row + 64 * c + 32), p1);
                 }
+                /* four bytes j = 4i .. 4i + 3 to vector i, lane r */
                 for (int i = 0; i < 32; i++)
-                    for (int k = 0; k < 4; k++)
-                        g->qs[i][r][k] = (uint8_t)(q[4 * i + k] | q[128 + 4 * i + k] << 4);
+                    memcpy(g->qs[i][r], row + 4 * i, 4);
             }
 }
 
