@@ -137,7 +137,7 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
                 dl[t] = dh[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int i = 8 * s; i < 8 * s + 8; i++) {
-                const __m512i v = _mm512_load_si512(g->qs[i]);
+                const __m512i v = _mm512_loadu_si512(g->qs[i]);
                 const __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(v, hi4);
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
@@ -145,8 +145,8 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
                     dh[t] = _mm512_dpbusd_epi32(dh[t], wh, BCAST(q[t] + 128 + 4 * i));
                 }
             }
-            const __m512i scl = _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)g->sc[s])), 4);
-            const __m512i sch = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)g->sc[4 + s]));
+            const __m512i scl = _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s])), 4);
+            const __m512i sch = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[4 + s]));
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
                 s16[t] = _mm512_add_epi32(s16[t], _mm512_add_epi32(_mm512_mullo_epi32(dl[t], scl),
@@ -155,9 +155,9 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
         __m512i mv[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
-            mv[j] = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)g->m[j]));
-        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)g->d));
-        const __m512 dm = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)g->dmin));
+            mv[j] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g->m[j]));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+        const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin));
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
             const int32_t *bt = bs + ((size_t)t * nb + b) * 4;

@@ -5,10 +5,9 @@
  * (simd/kernels.h: repack) and hands out pointers into those copies. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "expert_store.h"
+#include "pack.h"
 #include "threadpool.h"
 
 /* A layer's three expert tensors, packed copies or NULL (the file's). */
@@ -57,8 +56,7 @@ static void resident_destroy(mr_expert_store *s)
     if (rs->layers) {
         for (uint32_t l = 0; l < rs->n_layers; l++)
             for (int i = 0; i < 3; i++)
-                if (rs->layers[l].p[i])
-                    munmap(rs->layers[l].p[i], rs->layers[l].slice[i] * s->model->hp.n_expert);
+                mr_pack_free(rs->layers[l].p[i], rs->layers[l].slice[i] * s->model->hp.n_expert);
         free(rs->layers);
     }
     free(rs);
@@ -87,40 +85,6 @@ mr_status mr_store_resident_new(const mr_model *m, mr_expert_store **out, mr_err
     s->base.model = m;
     *out = &s->base;
     return MR_OK;
-}
-
-/* One tensor's experts, split across the pool by groups of rows. */
-typedef struct {
-    const mr_kernels *k;
-    const mr_tensor *t;
-    const uint8_t *src; /* the stacked tensor in the file */
-    uint8_t *dst;
-    int64_t rows, n; /* per expert */
-    size_t src_slice, dst_slice;
-} pack_job;
-
-static void pack_range(void *arg, int64_t g0, int64_t g1)
-{
-    /* [g0, g1): groups of MR_PACK_ROWS rows over all experts */
-    const pack_job *j = arg;
-    const int64_t per = j->rows / MR_PACK_ROWS;
-    const size_t src_rb = j->t->row_bytes, dst_rb = mr_pack_row_bytes(j->k, j->t->type, j->n);
-    for (int64_t g = g0; g < g1; g++) {
-        const int64_t e = g / per, r = g % per * MR_PACK_ROWS;
-        j->k->repack[j->t->type](j->src + (size_t)e * j->src_slice + (size_t)r * src_rb, src_rb,
-                                 MR_PACK_ROWS, j->n, j->dst + (size_t)e * j->dst_slice + (size_t)r * dst_rb);
-    }
-}
-
-/* Give the file's pages of [p, p + len) back (whole pages inside only). */
-static void release_pages(const mr_model *m, const uint8_t *p, size_t len)
-{
-    if (!m->gguf->mapped)
-        return;
-    const uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t a = ((uintptr_t)p + ps - 1) & ~(ps - 1), b = ((uintptr_t)p + len) & ~(ps - 1);
-    if (b > a)
-        madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 mr_status mr_store_resident_packed_new(const mr_model *m, const mr_kernels *k, unsigned threads,
@@ -152,24 +116,18 @@ mr_status mr_store_resident_packed_new(const mr_model *m, const mr_kernels *k, u
             const int64_t n = (int64_t)t[i]->ne[0], rows = (int64_t)t[i]->ne[1];
             if (!mr_can_pack(k, t[i]->type, rows, n))
                 continue;
-            const size_t dslice = (size_t)rows * mr_pack_row_bytes(k, t[i]->type, n);
-            void *dst = mmap(NULL, dslice * E, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (dst == MAP_FAILED) {
+            size_t dslice;
+            uint8_t *dst = mr_pack_slices(m, k, pool, t[i]->type, m->gguf->base + t[i]->file_offset,
+                                          mr_expert_slice_bytes(t[i]), t[i]->row_bytes, rows, n, E,
+                                          &dslice);
+            if (!dst) {
                 if (pool)
                     mr_pool_free(pool);
                 goto nomem;
             }
-            const uint8_t *src = m->gguf->base + t[i]->file_offset;
-            pack_job j = {k, t[i], src, dst, rows, n, mr_expert_slice_bytes(t[i]), dslice};
-            const int64_t groups = rows / MR_PACK_ROWS * (int64_t)E;
-            if (pool)
-                mr_pool_run(pool, groups, 1, pack_range, &j);
-            else
-                pack_range(&j, 0, groups);
             s->layers[l].p[i] = dst;
             s->layers[l].slice[i] = dslice;
             total += (uint64_t)dslice * E;
-            release_pages(m, src, mr_expert_slice_bytes(t[i]) * E);
         }
     }
     if (pool)

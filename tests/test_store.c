@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "pack.h"
 #include "forward.h"
 #include "store_paged.h"
 #include "synth.h"
@@ -500,7 +501,11 @@ START_TEST(packed_store_equals_resident_and_paged)
     const mr_kernels *k = mr_kernels_get();
     const int can = mr_can_pack(k, MR_TYPE_Q4_K, (int64_t)m->hp.n_ff, (int64_t)m->hp.n_embd);
     mr_expert_store *st;
-    uint64_t bytes = 1;
+    uint64_t bytes = 1, dense = 1;
+    /* the attention and output matrices too */
+    ck_assert_msg(mr_model_pack(m, k, 2, &dense, &err) == 0, "%s", err.msg);
+    ck_assert_msg(can ? dense > 0 && m->layers[0].wq.packed : dense == 0, "dense packing: %llu bytes",
+                  (unsigned long long)dense);
     ck_assert_msg(mr_store_resident_packed_new(m, k, 2, &bytes, &st, &err) == 0, "%s", err.msg);
     const uint64_t all = mr_expert_bytes(m, 0) * m->hp.n_layer * m->hp.n_expert; /* file bytes */
     if (can) {
@@ -516,8 +521,9 @@ START_TEST(packed_store_equals_resident_and_paged)
     const size_t nv = m->hp.n_vocab;
     ck_assert_msg(memcmp(lg, want, sizeof(float) * 15 * nv) == 0,
                   "repacked experts (%s) change the logits", mr_isa_name(k->isa));
-    printf("%-40s %s: %.1f MiB repacked from %.1f MiB of experts; logits bit-identical\n", "tinymix-q4_K",
-           mr_isa_name(k->isa), bytes / 1048576.0, all / 1048576.0);
+    printf("%-40s %s: %.1f MiB repacked from %.1f MiB of experts, %.1f MiB of other matrices; "
+           "logits bit-identical\n", "tinymix-q4_K", mr_isa_name(k->isa), bytes / 1048576.0,
+           all / 1048576.0, dense / 1048576.0);
     if (can) {
         mr_context *c;
         ck_assert(mr_context_new(m, st, 32, 16, &c, &err) == 0);

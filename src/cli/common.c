@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "pack.h"
 #include "threadpool.h"
 #include "kernels.h"
 #include "store_paged.h"
@@ -350,8 +351,12 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
         /* the kernels in use (mr_kernels_get, as the contexts) read some
          * types faster repacked */
         const long th = o->threads > 0 ? o->threads : mr_physical_cores();
-        st = mr_store_resident_packed_new(s->model, mr_kernels_get(), (unsigned)th, &s->packed_bytes,
-                                          &s->store, err);
+        uint64_t dense = 0;
+        st = mr_model_pack(s->model, mr_kernels_get(), (unsigned)th, &dense, err);
+        if (!st)
+            st = mr_store_resident_packed_new(s->model, mr_kernels_get(), (unsigned)th,
+                                              &s->packed_bytes, &s->store, err);
+        s->packed_bytes += dense;
         s->packed_seconds = cli_now() - t0;
     } else if (!o->mem) {
         st = mr_store_resident_new(s->model, &s->store, err);

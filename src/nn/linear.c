@@ -42,6 +42,12 @@ void nn_matmul_packed(mr_context *c, uint32_t type, const void *w, int64_t n_in,
 
 void nn_matmul(mr_context *c, const mr_tensor *w, const float *x, uint32_t n, float *y)
 {
+    /* the repacked copy when this context computes with its kernels (the
+     * same bits as the file's); else the file's bytes, still mapped */
+    if (w->packed && w->packed_gemm == c->k->gemm_packed[w->type]) {
+        nn_matmul_packed(c, w->type, w->packed, (int64_t)w->ne[0], (int64_t)w->ne[1], x, n, y);
+        return;
+    }
     nn_matmul_raw(c, w->type, w->data, w->row_bytes, (int64_t)w->ne[0], (int64_t)w->ne[1], x, n,
                   y);
 }
