@@ -131,9 +131,12 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
 #pragma GCC unroll 1
         for (int s = 0; s < 4; s++) {
             /* sub-blocks s (low nibbles) and 4 + s (high) */
+            /* one token: two chains each (even and odd i), so the
+             * vpdpbusd latency does not bound a memory-speed stream */
             __m512i dl[PT], dh[PT];
+            const int NC = T == 1 ? 2 : T;
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
+            for (int t = 0; t < NC; t++)
                 dl[t] = dh[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int i = 8 * s; i < 8 * s + 8; i++) {
@@ -141,9 +144,14 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
                 const __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(v, hi4);
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
-                    dl[t] = _mm512_dpbusd_epi32(dl[t], wl, BCAST(q[t] + 4 * i));
-                    dh[t] = _mm512_dpbusd_epi32(dh[t], wh, BCAST(q[t] + 128 + 4 * i));
+                    const int ch = T == 1 ? (i & 1) : t;
+                    dl[ch] = _mm512_dpbusd_epi32(dl[ch], wl, BCAST(q[t] + 4 * i));
+                    dh[ch] = _mm512_dpbusd_epi32(dh[ch], wh, BCAST(q[t] + 128 + 4 * i));
                 }
+            }
+            if (T == 1) { /* exact integer sums */
+                dl[0] = _mm512_add_epi32(dl[0], dl[1]);
+                dh[0] = _mm512_add_epi32(dh[0], dh[1]);
             }
             const __m512i scl = _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s])), 4);
             const __m512i sch = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[4 + s]));
