@@ -36,7 +36,7 @@
 #define TUNE_N 4096 /* elements per row */
 #define TUNE_BUDGET_S 0.040
 #define TUNE_ROUNDS 5
-#define TUNE_MARGIN MR_AUTOTUNE_MARGIN
+#define TUNE_MARGIN 1.10
 #define TUNE_DROP 1.5 /* a candidate this far behind after two rounds is dropped */
 
 /* Most downloaded first, as the budget may stop the list early; a type
@@ -190,10 +190,6 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         /* a type's vec_dot and gemm from one ISA: decode = prefill */
         fast->vec_dot[t] = tab[win].vec_dot[t];
         fast->gemm[t] = tab[win].gemm[t];
-        /* a packed layout gives its own ISA's gemm bits only */
-        fast->repack[t] = tab[win].repack[t];
-        fast->gemm_packed[t] = tab[win].gemm_packed[t];
-        fast->pack_block_bytes[t] = tab[win].pack_block_bytes[t];
     }
     rep->ms = (now() - t0) * 1e3;
     free(w);
