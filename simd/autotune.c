@@ -36,7 +36,7 @@
 #define TUNE_N 4096 /* elements per row */
 #define TUNE_BUDGET_S 0.040
 #define TUNE_ROUNDS 5
-#define TUNE_MARGIN 1.10
+#define TUNE_MARGIN MR_AUTOTUNE_MARGIN
 #define TUNE_DROP 1.5 /* a candidate this far behind after two rounds is dropped */
 
 /* Most downloaded first, as the budget may stop the list early; a type

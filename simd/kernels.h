@@ -85,6 +85,9 @@ typedef struct {
     size_t bytes;                            /* weights per measured matmul */
 } mr_autotune_report;
 
+/* The highest ISA keeps a type unless another streams this much faster. */
+#define MR_AUTOTUNE_MARGIN 1.10
+
 /* Time every candidate ISA's kernels and keep the fastest per type in
  * fast (filled for the best ISA); rep says what was measured. */
 void mr_autotune(mr_kernels *fast, mr_autotune_report *rep);
