@@ -190,6 +190,10 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         /* a type's vec_dot and gemm from one ISA: decode = prefill */
         fast->vec_dot[t] = tab[win].vec_dot[t];
         fast->gemm[t] = tab[win].gemm[t];
+        /* a packed layout gives its own ISA's gemm bits only */
+        fast->repack[t] = tab[win].repack[t];
+        fast->gemm_packed[t] = tab[win].gemm_packed[t];
+        fast->pack_block_bytes[t] = tab[win].pack_block_bytes[t];
     }
     rep->ms = (now() - t0) * 1e3;
     free(w);

@@ -208,8 +208,10 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
     }
 #endif
 #ifdef MR_HAVE_AVX512
-    if (isa == MR_ISA_AVX512)
+    if (isa == MR_ISA_AVX512) {
         mr_kernels_init_avx512_more(out);
+        mr_kernels_init_avx512_pack(out);
+    }
 #endif
 #ifdef MR_HAVE_NEON
     if (isa == MR_ISA_NEON) {

@@ -58,6 +58,16 @@ void mr_attn_block_ref(const float *q, const float *k, size_t k_stride, const fl
                        size_t v_stride, int64_t n, int64_t dk, int64_t dv, float scale, float *m,
                        float *l, float *acc);
 
+/* Repacked weights: an ISA whose gemm reads a copy of a type interleaved
+ * across MR_PACK_ROWS rows faster offers repack[t] and gemm_packed[t].
+ * repack copies rows (a multiple of MR_PACK_ROWS) of n elements, src rows
+ * src_row_bytes apart, into rows * mr_pack_row_bytes bytes; gemm_packed
+ * takes w_stride = mr_pack_row_bytes, any row range, and gives the bits
+ * gemm[t] gives on the file's bytes (so a store may hand out either). */
+#define MR_PACK_ROWS 16
+typedef void (*mr_repack_fn)(const void *src, size_t src_row_bytes, int64_t rows, int64_t n,
+                             void *dst);
+
 typedef struct {
     mr_isa isa;
     int exact;
@@ -67,6 +77,9 @@ typedef struct {
     mr_dot_f32_fn dot_f32[MR_TYPE_COUNT]; /* used when act_type is F32 */
     mr_vec_dot_fn vec_dot[MR_TYPE_COUNT]; /* used otherwise */
     mr_gemm_fn gemm[MR_TYPE_COUNT];       /* NULL: rows x tokens of single dots */
+    mr_repack_fn repack[MR_TYPE_COUNT];   /* NULL: no packed layout */
+    mr_gemm_fn gemm_packed[MR_TYPE_COUNT];
+    uint32_t pack_block_bytes[MR_TYPE_COUNT]; /* packed bytes per row and block */
     /* per activation type: f32 row -> that format */
     mr_from_f32_fn quantize_act[MR_TYPE_COUNT];
     /* per KV cache type: rows widened to f32 for attention, the same bits
@@ -123,6 +136,7 @@ void mr_kernels_init_scalar_more(mr_kernels *k, int exact);
 void mr_kernels_init_avx2_more(mr_kernels *k);
 void mr_kernels_init_avx2_iq(mr_kernels *k); /* the i-quants (AVX-512 inherits them) */
 void mr_kernels_init_avx512_more(mr_kernels *k);
+void mr_kernels_init_avx512_pack(mr_kernels *k); /* the repacked Q4_K */
 void mr_kernels_init_neon_more(mr_kernels *k);
 void mr_kernels_init_neon_iq(mr_kernels *k); /* the i-quants */
 void mr_kernels_init_neon_k(mr_kernels *k); /* K-quants, called by mr_kernels_init_neon */
@@ -148,6 +162,16 @@ size_t mr_act_row_bytes(const mr_kernels *k, uint32_t wtype, int64_t n);
 const void *mr_act_prepare(const mr_kernels *k, uint32_t wtype, const float *x, int64_t n,
                            int64_t n_tok, void *buf);
 
+/* 1 if k can repack rows x n of type t (then rows * mr_pack_row_bytes
+ * bytes hold the copy). */
+int mr_can_pack(const mr_kernels *k, uint32_t t, int64_t rows, int64_t n);
+size_t mr_pack_row_bytes(const mr_kernels *k, uint32_t t, int64_t n);
+
+/* Rows [r0, r1) of y (n_tok x ldy) = W x^T with prepared activations;
+ * packed: w is k's repacked copy (mr_can_pack), row_bytes ignored. */
+void mr_matmul_rows_packed(const mr_kernels *k, uint32_t wtype, const void *w, const void *act,
+                           int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                           int64_t r1);
 /* Rows [r0, r1) of y (n_tok x ldy) = W x^T with prepared activations. */
 void mr_matmul_rows(const mr_kernels *k, uint32_t wtype, const void *w, size_t row_bytes,
                     const void *act, int64_t n, int64_t n_tok, float *y, int64_t ldy,

@@ -46,3 +46,24 @@ void mr_matmul_rows(const mr_kernels *k, uint32_t wtype, const void *w, size_t r
         for (int64_t t = 0; t < n_tok; t++)
             y[t * ldy + r] = dot(wr, (const uint8_t *)act + (size_t)t * ab, n);
 }
+
+int mr_can_pack(const mr_kernels *k, uint32_t t, int64_t rows, int64_t n)
+{
+    if (t >= MR_TYPE_COUNT || !k->repack[t] || !k->gemm_packed[t] || k->act_type[t] == MR_TYPE_F32)
+        return 0;
+    const uint32_t bs = mr_type_get(t)->block_size;
+    return rows > 0 && rows % MR_PACK_ROWS == 0 && n > 0 && bs && n % bs == 0;
+}
+
+size_t mr_pack_row_bytes(const mr_kernels *k, uint32_t t, int64_t n)
+{
+    return (size_t)(n / mr_type_get(t)->block_size) * k->pack_block_bytes[t];
+}
+
+void mr_matmul_rows_packed(const mr_kernels *k, uint32_t wtype, const void *w, const void *act,
+                           int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0,
+                           int64_t r1)
+{
+    k->gemm_packed[wtype](w, mr_pack_row_bytes(k, wtype, n), act, mr_act_row_bytes(k, wtype, n), n,
+                          n_tok, y, ldy, r0, r1);
+}

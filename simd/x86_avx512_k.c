@@ -14,15 +14,22 @@
  * A (row, token) block is then, in int32 lanes (exact),
  *   sumi = dpwssd(... dpwssd(-[Q6_K] madd(cv, bsums), maddubs(wv[0], a[0..63]), sv[0]) ...)
  * vpmaddubsw pairs within 2 * 63 * 127 (no saturation), each lane of
- * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Its two
- * 256-bit halves are added (exact; twice that bound still fits), and the
- * floats are 8 lanes wide (on Zen 4 a 512-bit float op costs two 256-bit
- * ones: 4-6 % of the gemm's time), per block, in this order:
+ * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Q4_K, which
+ * has a repacked twin (x86_avx512_pack.c), sums the lanes to the block's
+ * S and M = sum_g cv[g] bsums[g] (exact; |S| < 2^25) and applies the
+ * block-exact rule both layouts share:
+ *   p = d_w * d_a;  q = dmin_w * d_a
+ *   x = fmsub(float(S), p, float(M) * q),  acc = acc + x,
+ *   blocks in order from acc = 0.
+ * The other kinds keep the lane rule, cheaper for one token: the two
+ * 256-bit halves of sumi added (exact), 8 float lanes per (row, token)
  *   acc = fma(float(sumi lo + sumi hi), d_w * d_a, acc)
- *   acc = fnmadd(float(madd(cv, bsums)), dmin_w * d_a, acc)   [Q4_K/Q5_K]
- * then the same fixed tree over acc's 8 lanes.  The gemm (one token
- * included) puts Q4_K/Q5_K's wv in a paired order that needs no 512-bit
- * lane shuffle and reorders the activations to match, once per call: each
+ *   acc = fnmadd(float(madd(cv, bsums)), dmin_w * d_a, acc)  [min kinds]
+ * then a fixed tree over acc's 8 lanes.
+ * Under the block rule a tile's accumulator holds its tokens in lanes.
+ * The gemm (one token included) puts Q4_K/Q5_K's wv in a paired order
+ * that needs no 512-bit lane shuffle and reorders the activations to
+ * match, once per call: each
  * int32 lane of sumi still sums the same weights, so the bits are the
  * natural order's, which vec_dot keeps.  Every (row, token) pair runs these
  * operations whatever the tile, row range or batch, so vec_dot and gemm
@@ -42,6 +49,9 @@ enum { K4 = 0, K5 = 1, K6 = 2, K2 = 3, K3 = 4, KX = 5 };
 /* offset kinds start sumi at -madd(cv, bsums); min kinds add a dmin term */
 #define K_OFFSET(kind) ((kind) == K6 || (kind) == K3)
 #define K_MIN(kind) ((kind) == K4 || (kind) == K5 || (kind) == K2)
+/* the block-exact float rule (the kinds with a repacked twin); the others
+ * keep the lane rule, cheaper for one token */
+#define EXACT_BLOCK(kind) ((kind) == K4)
 
 /* gemm tile: TR rows x TT tokens of int32 block sums */
 #define TR 4
@@ -295,20 +305,34 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p, const int paire
 
 /* ------------------------------------------------------------ tiles */
 
+/* Sums of the 8 int32 lanes of each of v[0..3], as lanes 0..3 (exact) */
+AI __m128i hsum4_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3)
+{
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* Sums of the 8 int32 lanes of v0 and of v1 as lanes 0 and 1 (exact),
+ * in single-cycle shuffles and adds */
+AI __m128i hsum2_epi32(__m256i v0, __m256i v1)
+{
+    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi32(v0, v1), _mm256_unpackhi_epi32(v0, v1));
+    const __m128i x = _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+    return _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+}
+
+/* One super-block of R rows x T tokens, added to acc[r] (lane t: token t)
+ * by the block-exact rule of the file comment. */
 AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, size_t ws,
                    const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, const int paired,
-                   __m256 acc[TR][TT])
+                   __m128 acc[TR], __m256 accl[TR][TT])
 {
     prepared p[TR];
     __m512i sumi[TR][TT];
     __m256i c[TR][TT];
-    __m256 dw[TR], dm[TR]; /* d_w and dmin_w in every lane */
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
+    for (int r = 0; r < R; r++)
         prepare(kind, w + (size_t)r * ws, &p[r], paired);
-        dw[r] = _mm256_broadcastss_ps(p[r].dd);
-        dm[r] = _mm256_broadcastss_ps(_mm_movehdup_ps(p[r].dd));
-    }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
@@ -336,21 +360,64 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
                 sumi[r][t] = _mm512_dpwssd_epi32(sumi[r][t], _mm512_maddubs_epi16(p[r].wv[v], ar), p[r].sv[v]);
             }
         }
+    if (!EXACT_BLOCK(kind)) {
+        /* the lane rule: 8 float lanes per (row, token), summed at the end */
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) {
-        const block_q8_K *at = (const block_q8_K *)(a + (size_t)t * as);
-        const __m256 da = _mm256_set1_ps(at->d);
+        for (int t = 0; t < T; t++) {
+            const __m256 da = _mm256_set1_ps(((const block_q8_K *)(a + (size_t)t * as))->d);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            /* 16 int32 lanes to 8 (exact), then 256-bit float work: on
-             * Zen 4 a 512-bit op costs two 256-bit ones */
-            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r][t]),
-                                                _mm512_extracti64x4_epi64(sumi[r][t], 1));
-            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_mul_ps(dw[r], da), acc[r][t]);
-            if (K_MIN(kind))
-                acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(c[r][t]), _mm256_mul_ps(dm[r], da),
-                                             acc[r][t]);
+            for (int r = 0; r < R; r++) {
+                /* 16 int32 lanes to 8 (exact), then 256-bit float work: on
+                 * Zen 4 a 512-bit op costs two 256-bit ones */
+                const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi[r][t]),
+                                                    _mm512_extracti64x4_epi64(sumi[r][t], 1));
+                const __m256 dw = _mm256_broadcastss_ps(p[r].dd);
+                accl[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_mul_ps(dw, da), accl[r][t]);
+                if (K_MIN(kind))
+                    accl[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(c[r][t]),
+                                                  _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(p[r].dd)), da),
+                                                  accl[r][t]);
+            }
         }
+        return;
+    }
+    /* d_a per token, built in registers (four scalar stores read back as
+     * one vector would stall store forwarding) */
+#define DA(t) (T > (t) ? ((const block_q8_K *)(a + (size_t)(t) * as))->d : 0.0f)
+    const __m128 da = T == 1 ? _mm_set1_ps(DA(0)) : _mm_setr_ps(DA(0), DA(1), DA(2), DA(3));
+#undef DA
+    const __m256i z = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        /* the block's S (and M) per token, exact: 16 int32 lanes to 8,
+         * then one lane per token */
+        __m256i s8[TT];
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; t++)
+            s8[t] = t < T ? _mm256_add_epi32(_mm512_castsi512_si256(sumi[r][t]),
+                                             _mm512_extracti64x4_epi64(sumi[r][t], 1))
+                          : z;
+        __m128 sf, mf = _mm_setzero_ps();
+        if (T == 1) {
+            /* lanes 0, 1: S, M of the one token */
+            const __m128 f = _mm_cvtepi32_ps(hsum2_epi32(s8[0], K_MIN(kind) ? c[r][0] : z));
+            sf = f;
+            mf = _mm_movehdup_ps(f);
+        } else {
+            sf = _mm_cvtepi32_ps(hsum4_epi32(s8[0], s8[1], s8[2], s8[3]));
+            if (K_MIN(kind))
+                mf = _mm_cvtepi32_ps(hsum4_epi32(c[r][0], T > 1 ? c[r][1] : z, T > 2 ? c[r][2] : z,
+                                                 T > 3 ? c[r][3] : z));
+        }
+        const __m128 pw = _mm_mul_ps(_mm_set1_ps(_mm_cvtss_f32(p[r].dd)), da);
+        __m128 x;
+        if (K_MIN(kind)) {
+            const __m128 qw = _mm_mul_ps(_mm_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(p[r].dd))), da);
+            x = _mm_fmsub_ps(sf, pw, _mm_mul_ps(mf, qw));
+        } else {
+            x = _mm_mul_ps(sf, pw);
+        }
+        acc[r] = _mm_add_ps(acc[r], x);
     }
 }
 
@@ -362,12 +429,15 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
              int64_t ldy)
 {
     const size_t bb = block_bytes[kind];
-    __m256 acc[TR][TT];
+    __m128 acc[TR];
+    __m256 accl[TR][TT];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm_setzero_ps();
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            acc[r][t] = _mm256_setzero_ps();
+            accl[r][t] = _mm256_setzero_ps();
+    }
     for (int64_t b = 0; b < nb; b++) {
         if (R == 1 && T == 1) {
             const char *pf = (const char *)w + (size_t)b * bb + pf_ahead[kind];
@@ -387,13 +457,16 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
                 _mm_prefetch(pf + o, _MM_HINT_T0);
         }
         tile_block(kind, R, T, w + (size_t)b * bb, ws, a + (size_t)b * sizeof(block_q8_K), as,
-                   paired ? aq + (size_t)b * QK_K : NULL, aqs, paired, acc);
+                   paired ? aq + (size_t)b * QK_K : NULL, aqs, paired, acc, accl);
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        _Alignas(16) float o[4];
+        _mm_store_ps(o, acc[r]);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            y[t * ldy + r] = mr_hsum256(acc[r][t]);
+            y[t * ldy + r] = EXACT_BLOCK(kind) ? o[t] : mr_hsum256(accl[r][t]);
+    }
 }
 
 AI void row_tile(const int kind, const int R, const uint8_t *w, size_t ws, int64_t nb,

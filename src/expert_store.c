@@ -1,5 +1,7 @@
 /* expert_store.c - the backend-independent half of the expert store:
  * argument checks and the counters every backend shares. */
+#include <string.h>
+
 #include "expert_store.h"
 
 #include <stdlib.h>
@@ -37,6 +39,7 @@ mr_status mr_expert_store_acquire(mr_expert_store *s, uint32_t layer, uint32_t e
     mr_status st = check_ids(s, layer, expert, err);
     if (st)
         return st;
+    memset(out, 0, sizeof *out); /* backends that never pack leave the flags 0 */
     if ((st = s->ops->acquire(s, layer, expert, out, err)))
         return st;
     s->stats.acquires++;

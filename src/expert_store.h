@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "../simd/kernels.h"
 #include "model.h"
 #include "status.h"
 
@@ -23,6 +24,9 @@ typedef struct {
     const void *gate; /* n_ff rows of n_embd */
     const void *up;   /* n_ff rows of n_embd */
     const void *down; /* n_embd rows of n_ff */
+    /* 1: that slice is the store's kernels' repacked copy (mr_kernels'
+     * repack, read with mr_matmul_rows_packed); 0: the file's bytes */
+    uint8_t packed_gate, packed_up, packed_down;
 } mr_expert_slices;
 
 typedef struct {
@@ -55,6 +59,7 @@ struct mr_expert_store {
     mr_store_stats stats;
     uint32_t prefetch_depth; /* layers ahead the forward should guess for hint() */
     uint32_t guess_extra;    /* hint() also the next-best experts of each token (0: top-k only) */
+    const mr_kernels *packed_with; /* the table packed slices are laid out for, or NULL */
 };
 
 /* Announce that the batch needs these n distinct experts (ascending) of
@@ -74,5 +79,14 @@ uint64_t mr_expert_bytes(const mr_model *m, uint32_t layer);
 
 /* The resident backend: pointers into the model's mapping. */
 mr_status mr_store_resident_new(const mr_model *m, mr_expert_store **out, mr_error *err);
+
+/* The resident backend with every expert tensor that kernel table k can
+ * repack (mr_can_pack) copied into its packed layout at creation, on
+ * `threads` threads, the file's pages of those tensors released; the
+ * others stay pointers into the mapping.  Contexts using the store must
+ * compute with k.  *packed_bytes (if not NULL) says how much was copied. */
+mr_status mr_store_resident_packed_new(const mr_model *m, const mr_kernels *k,
+                                       unsigned threads, uint64_t *packed_bytes,
+                                       mr_expert_store **out, mr_error *err);
 
 #endif

@@ -4,6 +4,7 @@
  * they are written with.  Every tensor's type and shape is checked against
  * the hyperparameters before anything computes with it. */
 #include "model.h"
+#include "pack.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -481,6 +482,10 @@ void mr_model_free(mr_model *m)
     if (m->layers) {
         for (uint32_t i = 0; i < m->hp.n_layer; i++) {
             mr_layer *L = &m->layers[i];
+            mr_tensor *t[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wq_a, &L->wq_b, &L->wkv_a,
+                              &L->sh_gate, &L->sh_up, &L->sh_down};
+            for (size_t j = 0; j < sizeof t / sizeof t[0]; j++)
+                mr_pack_free((uint8_t *)t[j]->packed, t[j]->packed_bytes);
             float *f[] = {L->attn_norm, L->ffn_norm, L->q_norm, L->k_norm, L->sinks,
                           L->bq, L->bk, L->bv, L->bo, L->router_bias, L->select_bias,
                           L->gate_bias, L->up_bias, L->down_bias, L->q_a_norm,
@@ -490,6 +495,8 @@ void mr_model_free(mr_model *m)
         }
         free(m->layers);
     }
+    if (m->output.data != m->tok_embd.data)
+        mr_pack_free((uint8_t *)m->output.packed, m->output.packed_bytes);
     free(m->output_norm);
     free(m->rope_freqs);
     mr_gguf_close(m->gguf);

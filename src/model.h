@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "../simd/kernels.h"
 #include "gguf.h"
 #include "status.h"
 
@@ -33,6 +34,11 @@ typedef struct {
     uint64_t row_bytes;   /* bytes of one row of ne[0] elements */
     uint64_t nbytes;
     uint64_t file_offset;
+    /* a resident matrix repacked for a kernel table (src/pack.h), or NULL;
+     * nn_matmul reads it while the context's gemm_packed is packed_gemm */
+    const uint8_t *packed;
+    uint64_t packed_bytes;
+    mr_gemm_fn packed_gemm;
 } mr_tensor;
 
 /* How rotary position embedding pairs dimensions of a head. */

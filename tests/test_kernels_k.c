@@ -466,6 +466,84 @@ START_TEST(gemm_tiles_match_vec_dot)
 }
 END_TEST
 
+/* A repacked copy (mr_kernels.repack) gives the bits of the file's gemm
+ * of the same table, for every row range (whole groups or not) and token
+ * count; the copy fills exactly its stated size (the buffer ends at a
+ * guard page) and the kernel reads no byte past it. */
+START_TEST(packed_gemm_matches_file_gemm)
+{
+    const int ti_ = _i;
+    static const int shapes[][3] = {/* rows, tokens, blocks */
+                                    {16, 1, 1}, {16, 4, 2}, {32, 3, 3}, {48, 5, 1}, {16, 9, 9},
+                                    {32, 17, 2}, {64, 2, 4}, {16, 7, 300} /* > 64 K columns */};
+    mr_kernels k;
+    ck_assert(get_table(ti_, 0, &k));
+    int tested = 0;
+    for (int ti = 0; ti < N_KTYPES; ti++) {
+        const uint32_t t = ktypes[ti];
+        if (!k.repack[t])
+            continue;
+        ck_assert_msg(k.gemm_packed[t] && k.pack_block_bytes[t] > 0, "%s: half a packed layout",
+                      mr_type_get(t)->name);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int rows = shapes[si][0], toks = shapes[si][1], nb = shapes[si][2];
+            const int64_t n = (int64_t)nb * QK_K;
+            ck_assert(mr_can_pack(&k, t, rows, n));
+            ck_assert(!mr_can_pack(&k, t, rows + 1, n));
+            const size_t rb = mr_type_row_bytes(t, (uint64_t)n), bs = mr_type_get(t)->type_size;
+            const size_t prb = mr_pack_row_bytes(&k, t, n);
+            const size_t ab = (size_t)nb * sizeof(block_q8_K);
+            const uint64_t seed = 7717u * (uint64_t)k.isa + 13u * si + t;
+            rng = seed;
+            guarded w = guarded_alloc(rb * (size_t)rows), a = guarded_alloc(ab * (size_t)toks);
+            guarded pk = guarded_alloc(prb * (size_t)rows);
+            for (int r = 0; r < rows; r++)
+                for (int b = 0; b < nb; b++)
+                    fill_block(t, w.p + rb * (size_t)r + bs * (size_t)b, (int)(rnd() % 5));
+            for (int tk = 0; tk < toks; tk++)
+                fill_act(a.p + ab * (size_t)tk, n, tk % 3 == 1 ? 0 : tk % 4);
+            GUARD_KERNEL("%s repack %s rows %d blocks %d seed %llu", table_name(ti_), mr_type_get(t)->name,
+                         rows, nb, (unsigned long long)seed);
+            k.repack[t](w.p, rb, rows, n, pk.p);
+            float *want = malloc(sizeof(float) * (size_t)(rows * toks));
+            float *got = malloc(sizeof(float) * (size_t)(rows * toks));
+            k.gemm[t](w.p, rb, a.p, ab, n, toks, want, rows, 0, rows);
+            GUARD_KERNEL("%s gemm_packed %s rows %d tokens %d blocks %d seed %llu", table_name(ti_),
+                         mr_type_get(t)->name, rows, toks, nb, (unsigned long long)seed);
+            for (int i = 0; i < rows * toks; i++)
+                got[i] = -12345.0f;
+            k.gemm_packed[t](pk.p, prb, a.p, ab, n, toks, got, rows, 0, rows);
+            for (int tk = 0; tk < toks; tk++)
+                for (int r = 0; r < rows; r++)
+                    ck_assert_msg(memcmp(&want[tk * rows + r], &got[tk * rows + r], 4) == 0,
+                                  "%s row %d token %d: packed %.9g, file gemm %.9g", current, r, tk,
+                                  got[tk * rows + r], want[tk * rows + r]);
+            /* ranges off the group boundaries: each row written once, by
+             * the call whose range holds it */
+            const int cut1 = 5, cut2 = rows - 11;
+            for (int i = 0; i < rows * toks; i++)
+                got[i] = -12345.0f;
+            k.gemm_packed[t](pk.p, prb, a.p, ab, n, toks, got, rows, 0, cut1);
+            for (int tk = 0; tk < toks; tk++)
+                for (int r = cut1; r < rows; r++)
+                    ck_assert_msg(got[tk * rows + r] == -12345.0f, "%s: range [0, %d) wrote row %d",
+                                  current, cut1, r);
+            k.gemm_packed[t](pk.p, prb, a.p, ab, n, toks, got, rows, cut1, cut2);
+            k.gemm_packed[t](pk.p, prb, a.p, ab, n, toks, got, rows, cut2, rows);
+            ck_assert_msg(memcmp(got, want, sizeof(float) * (size_t)(rows * toks)) == 0,
+                          "%s: rows split at %d and %d differ from the file gemm", current, cut1, cut2);
+            tested++;
+            free(want);
+            free(got);
+            guarded_free(&w);
+            guarded_free(&a);
+            guarded_free(&pk);
+        }
+    }
+    printf("%s: %d packed shapes\n", table_name(ti_), tested);
+}
+END_TEST
+
 /* The table in use takes each type's vec_dot and gemm from the ISA the
  * start-up measurement names, both from the same one (so decode and
  * prefill agree), and only from ISAs this CPU runs. */
@@ -522,6 +600,7 @@ int main(void)
         tcase_add_loop_test(tc, integer_dots_match_scalar, 0, (n_isas + 1) * N_COUNTS);
         tcase_add_loop_test(tc, f32_dots_match_scalar, 0, (n_isas + 1) * N_COUNTS);
         tcase_add_loop_test(tc, gemm_tiles_match_vec_dot, 0, n_isas + 1);
+        tcase_add_loop_test(tc, packed_gemm_matches_file_gemm, 0, n_isas + 1);
         tcase_add_loop_test(tc, f32_dot_independent_of_alignment, 0, n_isas + 1);
     }
     suite_add_tcase(s, tc);

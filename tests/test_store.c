@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "pack.h"
 #include "forward.h"
 #include "store_paged.h"
 #include "synth.h"
@@ -22,7 +23,7 @@
 #include "testutil.h"
 
 static char tmpdir[256];
-static char synth_path[2][300];
+static char synth_path[3][300]; /* micro, tinymix (Q8_0), tinymix Q4_K */
 
 /* Logits of a 9-token prompt (one batch) then 6 generated tokens (greedy,
  * one at a time): 15 rows.  Returns NULL and fills err on failure. */
@@ -487,14 +488,76 @@ START_TEST(store_recovers_after_a_transient_error)
 }
 END_TEST
 
+/* The resident store with the experts repacked for the kernels in use
+ * gives the file layout's logits to the bit, as paging does; a context
+ * switched to other kernels (the exact path) is refused, not miscomputed. */
+START_TEST(packed_store_equals_resident_and_paged)
+{
+    const char *path = synth_path[2]; /* tinymix shape, all Q4_K */
+    float *want = run_resident(path);
+    mr_error err;
+    mr_model *m;
+    ck_assert_msg(mr_model_load(path, &m, &err) == 0, "%s", err.msg);
+    const mr_kernels *k = mr_kernels_get();
+    const int can = mr_can_pack(k, MR_TYPE_Q4_K, (int64_t)m->hp.n_ff, (int64_t)m->hp.n_embd);
+    mr_expert_store *st;
+    uint64_t bytes = 1, dense = 1;
+    /* the attention and output matrices too */
+    ck_assert_msg(mr_model_pack(m, k, 2, &dense, &err) == 0, "%s", err.msg);
+    ck_assert_msg(can ? dense > 0 && m->layers[0].wq.packed : dense == 0, "dense packing: %llu bytes",
+                  (unsigned long long)dense);
+    ck_assert_msg(mr_store_resident_packed_new(m, k, 2, &bytes, &st, &err) == 0, "%s", err.msg);
+    const uint64_t all = mr_expert_bytes(m, 0) * m->hp.n_layer * m->hp.n_expert; /* file bytes */
+    if (can) {
+        ck_assert_msg(bytes > 0 && st->packed_with, "%s kernels can pack Q4_K, nothing was packed",
+                      mr_isa_name(k->isa));
+        ck_assert_str_eq(st->ops->name, "resident (repacked)");
+    } else {
+        ck_assert_msg(bytes == 0 && !st->packed_with, "packed without a packed layout");
+    }
+    mr_status s;
+    float *lg = run(m, st, &s, &err);
+    ck_assert_msg(lg, "%s", err.msg);
+    const size_t nv = m->hp.n_vocab;
+    ck_assert_msg(memcmp(lg, want, sizeof(float) * 15 * nv) == 0,
+                  "repacked experts (%s) change the logits", mr_isa_name(k->isa));
+    printf("%-40s %s: %.1f MiB repacked from %.1f MiB of experts, %.1f MiB of other matrices; "
+           "logits bit-identical\n", "tinymix-q4_K", mr_isa_name(k->isa), bytes / 1048576.0,
+           all / 1048576.0, dense / 1048576.0);
+    if (can) {
+        mr_context *c;
+        ck_assert(mr_context_new(m, st, 32, 16, &c, &err) == 0);
+        mr_context_set_exact(c, 1);
+        int32_t tok[3] = {1, 300, 301};
+        float *out = malloc(sizeof(float) * 3 * nv);
+        s = mr_decode(c, tok, 3, out, 1, &err);
+        ck_assert_msg(s != MR_OK && strstr(err.msg, "--no-repack"),
+                      "an exact context read repacked experts (status %d: %s)", s, err.msg);
+        free(out);
+        mr_context_free(c);
+    }
+    free(lg);
+    mr_expert_store_free(st);
+    mr_model_free(m);
+    /* and paging, at the smallest budget, reads the file's bytes alike */
+    paged_run pr = {0};
+    lg = run_paged(path, &pr);
+    ck_assert_msg(lg, "%s", pr.err.msg);
+    ck_assert_msg(memcmp(lg, want, sizeof(float) * 15 * nv) == 0, "paged Q4_K logits differ");
+    free(lg);
+    free(want);
+}
+END_TEST
+
 static void make_synth(void)
 {
     /* in the build tree, not /tmp: tmpfs has no O_DIRECT */
     snprintf(tmpdir, sizeof tmpdir, "moerun-test-store-XXXXXX");
     ck_assert(mkdtemp(tmpdir));
-    const char *names[2] = {"micro", "tinymix"};
-    for (int i = 0; i < 2; i++) {
-        mr_synth_params p = {*mr_synth_shape_find(names[i]), MR_TYPE_Q8_0, 0, 7};
+    const char *names[3] = {"micro", "tinymix", "tinymix"};
+    for (int i = 0; i < 3; i++) {
+        mr_synth_params p = {.shape = *mr_synth_shape_find(names[i]),
+                             .type = i == 2 ? MR_TYPE_Q4_K : MR_TYPE_Q8_0, .seed = 7};
         mr_error err;
         snprintf(synth_path[i], sizeof synth_path[i], "%s/synth-%s.gguf", tmpdir, names[i]);
         ck_assert_msg(mr_synth_write(&p, synth_path[i], NULL, NULL, &err) == 0, "%s", err.msg);
@@ -503,7 +566,7 @@ static void make_synth(void)
 
 static void remove_synth(void)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         unlink(synth_path[i]);
     rmdir(tmpdir);
 }
@@ -517,6 +580,7 @@ int main(void)
     tcase_add_loop_test(tc, paged_equals_resident_at_every_budget, 0, 3 * 4);
     tcase_add_loop_test(tc, policies_keep_logits_bit_identical, 0, 3 * 2 * N_POLICIES);
     tcase_add_loop_test(tc, wider_guess_raises_recall, 0, 3);
+    tcase_add_test(tc, packed_store_equals_resident_and_paged);
     tcase_add_test(tc, unique_bytes_are_what_one_read_each_costs);
     tcase_add_test(tc, mem_auto_reads_cgroups_and_meminfo);
     tcase_add_test(tc, too_small_budget_is_refused);

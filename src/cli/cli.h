@@ -38,6 +38,8 @@ typedef struct {
     mr_tokenizer *tok;
     mr_expert_store *store;
     double load_seconds;
+    uint64_t packed_bytes;  /* experts repacked at load (resident store) */
+    double packed_seconds;  /* and the time that took */
     double mem_bw; /* GB/s measured at start with --stats and --mem, else 0 */
     int marked;    /* counters below are a snapshot (cli_session_mark) */
     mr_store_stats mark_store;
@@ -61,6 +63,9 @@ typedef struct {
     int measure;       /* measure memory bandwidth (for --stats) */
     uint32_t kv_k, kv_v; /* the KV cache types, for the budget (set with the compute ones) */
     uint32_t n_seq;      /* sequences of the context, for the budget (default 1) */
+    int no_repack;       /* -nr: resident experts keep the file's layout */
+    int exact;           /* --exact: the context computes exactly (nothing to repack for) */
+    long threads;        /* threads for the repacking (0: physical cores) */
 } cli_store_opts;
 
 enum { OPT_STORE_MEM = 400, OPT_STORE_PREFETCH, OPT_STORE_NO_DIRECT };

@@ -71,7 +71,7 @@ static int run_option(void *user, int id, const char *v)
 static const int run_common[] = {
     CLI_O_MODEL, CLI_O_PROMPT, CLI_O_FILE, CLI_O_N_PREDICT, CLI_O_CTX, CLI_O_BATCH,
     CLI_O_THREADS, CLI_O_SEED, CLI_O_EXACT, CLI_O_STATS, CLI_O_MEM, CLI_O_PREFETCH,
-    CLI_O_NO_DIRECT, CLI_O_GPU_IGNORED, CLI_O_YARN_TRUNC, CLI_O_CACHE_K, CLI_O_CACHE_V, 0,
+    CLI_O_NO_DIRECT, CLI_O_NO_REPACK, CLI_O_GPU_IGNORED, CLI_O_YARN_TRUNC, CLI_O_CACHE_K, CLI_O_CACHE_V, 0,
 };
 
 static const cli_command run_cmd = {

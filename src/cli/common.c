@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "pack.h"
 #include "threadpool.h"
 #include "kernels.h"
 #include "store_paged.h"
@@ -209,6 +210,8 @@ void cli_compute_opts_finish(cli_compute_opts *co, cli_store_opts *so)
         co->kv_v = co->exact ? MR_TYPE_F32 : MR_TYPE_F16;
     so->kv_k = co->kv_k;
     so->kv_v = co->kv_v;
+    so->exact = co->exact;
+    so->threads = co->threads;
 }
 
 int cli_shared_option(const char *cmd, int ch, const char *arg, cli_compute_opts *co,
@@ -344,7 +347,18 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
 {
     double t0 = cli_now();
     mr_status st;
-    if (!o->mem) {
+    if (!o->mem && !o->no_repack && !o->exact) {
+        /* the kernels in use (mr_kernels_get, as the contexts) read some
+         * types faster repacked */
+        const long th = o->threads > 0 ? o->threads : mr_physical_cores();
+        uint64_t dense = 0;
+        st = mr_model_pack(s->model, mr_kernels_get(), (unsigned)th, &dense, err);
+        if (!st)
+            st = mr_store_resident_packed_new(s->model, mr_kernels_get(), (unsigned)th,
+                                              &s->packed_bytes, &s->store, err);
+        s->packed_bytes += dense;
+        s->packed_seconds = cli_now() - t0;
+    } else if (!o->mem) {
         st = mr_store_resident_new(s->model, &s->store, err);
     } else {
         mr_paged_config cfg;

@@ -37,6 +37,8 @@ static const cli_opt common_opts[] = {
     {NULL, "--prefetch", "N", "with --mem: guess experts N layers ahead (default 1, 0 off)",
      CLI_O_PREFETCH},
     {NULL, "--no-direct", NULL, "with --mem: buffered reads instead of O_DIRECT", CLI_O_NO_DIRECT},
+    {"-nr", "--no-repack", NULL, "keep the file's layout (default without --mem: the experts\n"
+                                "the kernels read faster are repacked at load)", CLI_O_NO_REPACK},
     {"-ctk", "--cache-type-k", "TYPE", "KV cache keys: f16 (default), q8_0 or f32 (the\n"
                                        "default with --exact)", CLI_O_CACHE_K},
     {"-ctv", "--cache-type-v", "TYPE", "KV cache values: f16 (default), q8_0 or f32 (the\n"
@@ -164,6 +166,7 @@ static int set_common(const char *cmd, const char *word, int id, const char *v, 
             return cli_usage_error(cmd, "%s wants a number of layers 0..64, got '%s'", word, v);
         return 0;
     case CLI_O_NO_DIRECT: o->store.no_direct = 1; return 0;
+    case CLI_O_NO_REPACK: o->store.no_repack = 1; return 0;
     case CLI_O_GPU_IGNORED:
         fprintf(stderr, "moerun %s: note: %s%s%s is ignored: moerun runs on the CPU\n", cmd, word,
                 v ? " " : "", v ? v : "");
@@ -231,12 +234,14 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, void *
         o->compute.kv_v = o->compute.exact ? MR_TYPE_F32 : MR_TYPE_F16;
     o->store.kv_k = o->compute.kv_k;
     o->store.kv_v = o->compute.kv_v;
+    o->store.exact = o->compute.exact;
     int avail = mr_available_cpus();
     if (accepts(cmd, CLI_O_THREADS) && o->compute.threads > avail) {
         fprintf(stderr, "moerun %s: note: -t %ld is more than the %d CPUs this process may use; "
                 "using %d threads\n", cmd->name, o->compute.threads, avail, avail);
         o->compute.threads = avail;
     }
+    o->store.threads = o->compute.threads;
     return -1;
 }
 

@@ -45,7 +45,7 @@ enum {
     CLI_O_END = 0,
     CLI_O_MODEL, CLI_O_PROMPT, CLI_O_FILE, CLI_O_OUTPUT, CLI_O_N_PREDICT, CLI_O_CTX,
     CLI_O_BATCH, CLI_O_THREADS, CLI_O_SEED, CLI_O_EXACT, CLI_O_FORCE, CLI_O_STATS,
-    CLI_O_NO_BOS, CLI_O_MEM, CLI_O_PREFETCH, CLI_O_NO_DIRECT,
+    CLI_O_NO_BOS, CLI_O_MEM, CLI_O_PREFETCH, CLI_O_NO_DIRECT, CLI_O_NO_REPACK,
     CLI_O_GPU_IGNORED, /* -ngl, -fa: accepted, noted, ignored */
     CLI_O_YARN_TRUNC,  /* --yarn-trunc: llama.cpp's whole-dimension YaRN range */
     CLI_O_CACHE_K, CLI_O_CACHE_V, /* -ctk / -ctv TYPE: the KV cache's f32, f16 or q8_0 */

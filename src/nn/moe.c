@@ -290,11 +290,43 @@ static uint32_t expert_gather(const mr_context *c, uint32_t il, uint32_t n, uint
 
 /* y = W x for m rows, on this thread alone (no pool). */
 static void matmul_here(const mr_kernels *k, uint32_t type, const void *w, size_t row_bytes,
-                        int64_t n_in, int64_t n_out, const float *x, int64_t m, float *y,
-                        void *act)
+                        int packed, int64_t n_in, int64_t n_out, const float *x, int64_t m,
+                        float *y, void *act)
 {
     const void *a = mr_act_prepare(k, type, x, n_in, m, act);
-    mr_matmul_rows(k, type, w, row_bytes, a, n_in, m, y, n_out, 0, n_out);
+    if (packed)
+        mr_matmul_rows_packed(k, type, w, a, n_in, m, y, n_out, 0, n_out);
+    else
+        mr_matmul_rows(k, type, w, row_bytes, a, n_in, m, y, n_out, 0, n_out);
+}
+
+/* y = W x for m rows across the pool, W a slice as the store gave it */
+static void matmul_pool(mr_context *c, uint32_t type, const void *w, size_t row_bytes, int packed,
+                        int64_t n_in, int64_t n_out, const float *x, int64_t m, float *y)
+{
+    if (packed)
+        nn_matmul_packed(c, type, w, n_in, n_out, x, m, y);
+    else
+        nn_matmul_raw(c, type, w, row_bytes, n_in, n_out, x, m, y);
+}
+
+/* Packed slices are read by the kernels they were packed for: a context
+ * switched to others (--exact, another ISA) cannot use them. */
+static mr_status slices_usable(const mr_context *c, uint32_t il, const mr_expert_slices *sl,
+                               mr_error *err)
+{
+    const mr_layer *L = &c->m->layers[il];
+    const mr_kernels *pw = c->store->packed_with;
+    const uint32_t t[3] = {L->gate.type, L->up.type, L->down.type};
+    const uint8_t pk[3] = {sl->packed_gate, sl->packed_up, sl->packed_down};
+    for (int i = 0; i < 3; i++)
+        if (pk[i] && (!pw || c->k->gemm_packed[t[i]] != pw->gemm_packed[t[i]] ||
+                      c->k->pack_block_bytes[t[i]] != pw->pack_block_bytes[t[i]]))
+            return mr_fail(err, MR_EINVAL, c->m->gguf->path, "expert store", MR_NO_OFFSET,
+                           "layer %u: the experts were repacked for other kernels than this "
+                           "context's (%s%s); create the store without repacking (--no-repack)",
+                           il, mr_isa_name(c->k->isa), c->k->exact ? ", exact" : "");
+    return MR_OK;
 }
 
 /* b->y (m x n_embd) = down(act(gate x) * up x) of expert e; here: on this
@@ -306,11 +338,13 @@ static void expert_compute(mr_context *c, uint32_t il, uint32_t e, uint32_t m,
     const mr_layer *L = &c->m->layers[il];
     const uint32_t E = hp->n_embd, F = hp->n_ff;
     if (here) {
-        matmul_here(c->k, L->gate.type, sl->gate, L->gate.row_bytes, E, F, b->xg, m, b->g, b->act);
-        matmul_here(c->k, L->up.type, sl->up, L->up.row_bytes, E, F, b->xg, m, b->u, b->act);
+        matmul_here(c->k, L->gate.type, sl->gate, L->gate.row_bytes, sl->packed_gate, E, F, b->xg, m,
+                    b->g, b->act);
+        matmul_here(c->k, L->up.type, sl->up, L->up.row_bytes, sl->packed_up, E, F, b->xg, m, b->u,
+                    b->act);
     } else {
-        nn_matmul_raw(c, L->gate.type, sl->gate, L->gate.row_bytes, E, F, b->xg, m, b->g);
-        nn_matmul_raw(c, L->up.type, sl->up, L->up.row_bytes, E, F, b->xg, m, b->u);
+        matmul_pool(c, L->gate.type, sl->gate, L->gate.row_bytes, sl->packed_gate, E, F, b->xg, m, b->g);
+        matmul_pool(c, L->up.type, sl->up, L->up.row_bytes, sl->packed_up, E, F, b->xg, m, b->u);
     }
     if (L->gate_bias) {
         nn_add_bias(b->g, L->gate_bias + (size_t)e * F, m, F);
@@ -318,9 +352,10 @@ static void expert_compute(mr_context *c, uint32_t il, uint32_t e, uint32_t m,
     }
     glu(hp, b->g, b->u, (size_t)m * F);
     if (here)
-        matmul_here(c->k, L->down.type, sl->down, L->down.row_bytes, F, E, b->g, m, b->y, b->act);
+        matmul_here(c->k, L->down.type, sl->down, L->down.row_bytes, sl->packed_down, F, E, b->g, m,
+                    b->y, b->act);
     else
-        nn_matmul_raw(c, L->down.type, sl->down, L->down.row_bytes, F, E, b->g, m, b->y);
+        matmul_pool(c, L->down.type, sl->down, L->down.row_bytes, sl->packed_down, F, E, b->g, m, b->y);
     if (L->down_bias)
         nn_add_bias(b->y, L->down_bias + (size_t)e * E, m, E);
 }
@@ -429,9 +464,14 @@ static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *a
     if (rows) {
         mr_expert_slices sl[MR_MAX_EXPERTS];
         uint32_t got = 0;
-        for (; got < n_used; got++)
+        for (; got < n_used; got++) {
             if ((s = mr_expert_store_acquire(c->store, il, used[got], &sl[got], err)))
                 break;
+            if ((s = slices_usable(c, il, &sl[got], err))) {
+                got++; /* acquired: released below */
+                break;
+            }
+        }
         if (!s) {
             par_job j = {.c = c, .il = il, .n = n, .n_used = n_used, .rows = rows,
                          .used = used, .sl = sl, .acc = acc};
@@ -451,6 +491,10 @@ static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *a
         mr_expert_slices sl;
         if ((s = mr_expert_store_acquire(c->store, il, e, &sl, err)))
             return s;
+        if ((s = slices_usable(c, il, &sl, err))) {
+            mr_expert_store_release(c->store, il, e);
+            return s;
+        }
         expert_compute(c, il, e, m, &sl, &b, 0);
         mr_expert_store_release(c->store, il, e);
         expert_commit(c, acc, &b, m);

@@ -53,6 +53,9 @@ void nn_matmul(mr_context *c, const mr_tensor *w, const float *x, uint32_t n, fl
 /* The same for a weight given by pointer (an expert slice). */
 void nn_matmul_raw(mr_context *c, uint32_t type, const void *w, size_t row_bytes, int64_t n_in,
                    int64_t n_out, const float *x, int64_t n, float *y);
+/* The same with w the kernels' repacked copy of a type (mr_can_pack). */
+void nn_matmul_packed(mr_context *c, uint32_t type, const void *w, int64_t n_in, int64_t n_out,
+                      const float *x, int64_t n, float *y);
 /* y[t * dim + i] += b[i] for n rows (b NULL: nothing). */
 void nn_add_bias(float *y, const float *b, uint32_t n, uint32_t dim);
 /* x += y, n floats. */

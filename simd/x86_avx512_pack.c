@@ -1,0 +1,241 @@
+/* x86_avx512_pack.c - Q4_K repacked across 16 rows, dotted with Q8_K
+ * activations by AVX-512 VNNI with the rows in the lanes.
+ *
+ * The file's Q4_K gemm (x86_avx512_k.c) unpacks every block of every row
+ * for each tile and spends two multiplies per 64 products (vpmaddubsw,
+ * then vpdpwssd with the scales).  Here a group of 16 rows is laid out
+ * once, at load, so that one vpdpbusd does 64 products: int32 lane r holds
+ * four consecutive weights of row r, multiplied by four activation bytes
+ * broadcast from the Q8_K row, and the sub-block scales are applied once
+ * per 32 weights.  Per group and super-block b (2368 bytes, 148 per row):
+ *   d[16], dmin[16]  f16, row r in element r (the blocks' own);
+ *   sc[8][16]        6-bit sub-block scales, sc[j][r] of row r;
+ *   m[4][16][2]      6-bit mins in pairs, m[j][r] = {m[2j], m[2j + 1]} of
+ *                    row r, an int16 pair per lane for vpdpwssd;
+ *   qs[32][16][4]    vector i, lane r, byte k: weight 4i + k of row r in
+ *                    the low nibble, weight 128 + 4i + k in the high one
+ *                    (sub-blocks i / 8 and 4 + i / 8).
+ * A (row, token, block) then comes to the integers of the file's kernel,
+ *   S = sum_j sc[j] D[j], D[j] = sum of q a over sub-block j,
+ *   M = sum_j m[j] (bsums[2j] + bsums[2j + 1]),
+ * with the high nibbles kept in place (16 q) and the low sub-blocks' scales
+ * taken 16 times, so 16 S is summed and shifted back (exact: every term is
+ * a multiple of 16; |16 S| <= 16 * 8 * 63 * 32 * 15 * 128 < 2^31), and
+ * the floats follow the block-exact rule of x86_avx512_k.c:
+ *   x = fmsub(float(S), d_w d_a, float(M) * (dmin_w d_a)),  acc = acc + x.
+ * Rows in lanes, tokens in registers: each lane runs the file kernel's
+ * float operations on the same values, so the bits are gemm's on the
+ * file's bytes (tested), and paging, which hands out the file's bytes,
+ * computes the same logits.  A tile is 16 rows x up to 4 tokens.
+ */
+#include "x86_avx512.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../quant/ref_k_common.h"
+
+#define AI static inline __attribute__((always_inline))
+
+#define PR MR_PACK_ROWS /* 16: the lanes of a zmm of int32 */
+#define PT 4            /* tokens per tile */
+
+typedef struct {
+    uint16_t d[PR], dmin[PR];
+    uint8_t sc[8][PR];
+    uint8_t m[4][PR][2];
+    uint8_t qs[32][PR][4];
+} group_q4_K;
+static_assert(sizeof(group_q4_K) == PR * 148, "a Q4_K group is 148 bytes per row and block");
+
+/* ------------------------------------------------------------ repack */
+
+void mr_repack_q4_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
+{
+    const int64_t nb = n / QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), hi4 = _mm256_set1_epi8((char)0xf0);
+    group_q4_K *g = dst;
+    for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < PR; r++) {
+                const block_q4_K *x = (const block_q4_K *)((const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes) + b;
+                g->d[r] = x->d;
+                g->dmin[r] = x->dmin;
+                for (int j = 0; j < 8; j++) {
+                    uint8_t sc, m;
+                    mr_k_scale_min(j, x->scales, &sc, &m);
+                    g->sc[j][r] = sc;
+                    g->m[j / 2][r][j & 1] = m;
+                }
+                /* the file: byte 32c + l holds weight 64c + l (low nibble)
+                 * and 64c + 32 + l (high); packed byte j < 128 of the row
+                 * is weight j | weight 128 + j << 4, so with A = chunk c's
+                 * bytes and B = chunk c + 2's, bytes 64c .. 64c + 31 are
+                 * A & 15 | B << 4 and 64c + 32 .. 64c + 63 are A >> 4 | B & 0xf0 */
+                _Alignas(32) uint8_t row[128];
+                for (int c = 0; c < 2; c++) {
+                    const __m256i A = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+                    const __m256i B = _mm256_loadu_si256((const __m256i *)(x->qs + 64 + 32 * c));
+                    const __m256i p0 = _mm256_or_si256(_mm256_and_si256(A, lo4),
+                                                       _mm256_and_si256(_mm256_slli_epi16(B, 4), hi4));
+                    const __m256i p1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), lo4),
+                                                       _mm256_and_si256(B, hi4));
+                    _mm256_store_si256((__m256i *)(row + 64 * c), p0);
+                    _mm256_store_si256((__m256i *)(row + 64 * c + 32), p1);
+                }
+                /* four bytes j = 4i .. 4i + 3 to vector i, lane r */
+                for (int i = 0; i < 32; i++)
+                    memcpy(g->qs[i][r], row + 4 * i, 4);
+            }
+}
+
+/* ------------------------------------------------------------ gemm */
+
+/* bs: per token and block, bsums[2j] + bsums[2j + 1] for j < 8 as int16,
+ * so that int32 j is the pair of sub-blocks 2j, 2j + 1 */
+AI void bsum_pairs(const uint8_t *a, size_t as, int64_t nb, int64_t n_tok, int32_t *bs)
+{
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            const block_q8_K *x = (const block_q8_K *)(a + (size_t)t * as) + b;
+            const __m128i lo = _mm_loadu_si128((const __m128i *)x->bsums);
+            const __m128i hi = _mm_loadu_si128((const __m128i *)(x->bsums + 8));
+            _mm_storeu_si128((__m128i *)(bs + ((size_t)t * nb + b) * 4), _mm_hadd_epi16(lo, hi));
+        }
+}
+
+#define BCAST(p) _mm512_set1_epi32(*(const int32_t *)(p))
+
+/* Rows of one group x T tokens; y rows outside keep (mask) untouched. */
+AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, size_t as,
+             const int32_t *bs, float *y, int64_t ldy, __mmask16 keep)
+{
+    __m512 acc[PT];
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8((char)0xf0);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, g++) {
+        /* the next group-block, two ahead (prefetches never fault) */
+        for (int o = 0; o < (int)sizeof *g; o += 64)
+            _mm_prefetch((const char *)(g + 2) + o, _MM_HINT_T0);
+        const int8_t *q[PT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            q[t] = ((const block_q8_K *)(a + (size_t)t * as) + b)->qs;
+        __m512i s16[PT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            s16[t] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+        for (int s = 0; s < 4; s++) {
+            /* sub-blocks s (low nibbles) and 4 + s (high) */
+            /* one token: two chains each (even and odd i), so the
+             * vpdpbusd latency does not bound a memory-speed stream */
+            __m512i dl[PT], dh[PT];
+            const int NC = T == 1 ? 2 : T;
+#pragma GCC unroll 4
+            for (int t = 0; t < NC; t++)
+                dl[t] = dh[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int i = 8 * s; i < 8 * s + 8; i++) {
+                const __m512i v = _mm512_loadu_si512(g->qs[i]);
+                const __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(v, hi4);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const int ch = T == 1 ? (i & 1) : t;
+                    dl[ch] = _mm512_dpbusd_epi32(dl[ch], wl, BCAST(q[t] + 4 * i));
+                    dh[ch] = _mm512_dpbusd_epi32(dh[ch], wh, BCAST(q[t] + 128 + 4 * i));
+                }
+            }
+            if (T == 1) { /* exact integer sums */
+                dl[0] = _mm512_add_epi32(dl[0], dl[1]);
+                dh[0] = _mm512_add_epi32(dh[0], dh[1]);
+            }
+            const __m512i scl = _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s])), 4);
+            const __m512i sch = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[4 + s]));
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                s16[t] = _mm512_add_epi32(s16[t], _mm512_add_epi32(_mm512_mullo_epi32(dl[t], scl),
+                                                                   _mm512_mullo_epi32(dh[t], sch)));
+        }
+        __m512i mv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            mv[j] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g->m[j]));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+        const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin));
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const int32_t *bt = bs + ((size_t)t * nb + b) * 4;
+            __m512i mi = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mv[0], _mm512_set1_epi32(bt[0]));
+#pragma GCC unroll 3
+            for (int j = 1; j < 4; j++)
+                mi = _mm512_dpwssd_epi32(mi, mv[j], _mm512_set1_epi32(bt[j]));
+            const __m512 da = _mm512_set1_ps(((const block_q8_K *)(a + (size_t)t * as) + b)->d);
+            const __m512 pw = _mm512_mul_ps(dw, da), qw = _mm512_mul_ps(dm, da);
+            const __m512 sf = _mm512_cvtepi32_ps(_mm512_srai_epi32(s16[t], 4));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_fmsub_ps(sf, pw, _mm512_mul_ps(_mm512_cvtepi32_ps(mi), qw)));
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
+}
+
+/* Token pairs' sums for this many token-blocks live on the stack (pool
+ * threads may have small stacks); longer batches go in chunks. */
+#define BS_STACK 256
+
+void mr_gemm_q4_K_packed_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
+{
+    const int64_t nb = n / QK_K;
+    if (n_tok <= 0 || r1 <= r0 || nb <= 0)
+        return;
+    const uint8_t *ab = act;
+    _Alignas(64) int32_t stack[BS_STACK * 4];
+    int64_t chunk = BS_STACK / nb;
+    int32_t *bs = stack, *heap = NULL;
+    if (chunk == 0) { /* rows over 64 K elements: one token at a time */
+        heap = malloc((size_t)nb * 16);
+        if (!heap)
+            return; /* unreachable in practice: 16 bytes per 256 weights */
+        bs = heap;
+        chunk = 1;
+    }
+    /* whole groups, the rows outside [r0, r1) computed but not stored */
+    const int64_t g0 = r0 / PR, g1 = (r1 + PR - 1) / PR;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
+        const int64_t nt = n_tok - t0 < chunk ? n_tok - t0 : chunk;
+        const uint8_t *at = ab + (size_t)t0 * a_stride;
+        bsum_pairs(at, a_stride, nb, nt, bs);
+        for (int64_t gi = g0; gi < g1; gi++) {
+            const group_q4_K *g = (const group_q4_K *)((const uint8_t *)w + (size_t)gi * PR * w_stride);
+            const int64_t lo = gi * PR < r0 ? r0 - gi * PR : 0;
+            const int64_t hi = (gi + 1) * PR > r1 ? r1 - gi * PR : PR;
+            const __mmask16 keep = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+            float *yg = y + t0 * ldy + gi * PR;
+            int64_t t = 0;
+            for (; t + PT <= nt; t += PT)
+                tile(PT, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep);
+            switch (nt - t) {
+            case 3: tile(3, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
+            case 2: tile(2, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
+            case 1: tile(1, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
+            default: break;
+            }
+        }
+    }
+    free(heap);
+}
+
+void mr_kernels_init_avx512_pack(mr_kernels *k)
+{
+    if (k->exact)
+        return;
+    k->repack[MR_TYPE_Q4_K] = mr_repack_q4_K_avx512;
+    k->gemm_packed[MR_TYPE_Q4_K] = mr_gemm_q4_K_packed_avx512;
+    k->pack_block_bytes[MR_TYPE_Q4_K] = sizeof(group_q4_K) / PR;
+}
