@@ -80,6 +80,33 @@ static mr_status pack_one(mr_model *m, const mr_kernels *k, mr_pool *pool, mr_te
     return MR_OK;
 }
 
+static uint64_t need_one(const mr_kernels *k, const mr_tensor *w, uint64_t slices)
+{
+    if (!mr_can_pack(k, w->type, (int64_t)w->ne[1], (int64_t)w->ne[0]))
+        return 0;
+    return slices * (uint64_t)w->ne[1] * mr_pack_row_bytes(k, w->type, (int64_t)w->ne[0]);
+}
+
+uint64_t mr_pack_bytes_needed(const mr_model *m, const mr_kernels *k)
+{
+    uint64_t b = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const mr_layer *L = &m->layers[l];
+        const mr_tensor *t[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wq_a, &L->wq_b, &L->wkv_a,
+                                &L->sh_gate, &L->sh_up, &L->sh_down};
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+            if (t[i]->data && t[i]->ne[2] <= 1 && t[i]->ne[3] <= 1)
+                b += need_one(k, t[i], 1);
+        if (L->moe) {
+            b += need_one(k, &L->gate, m->hp.n_expert) + need_one(k, &L->up, m->hp.n_expert) +
+                 need_one(k, &L->down, m->hp.n_expert);
+        }
+    }
+    if (m->output.data != m->tok_embd.data)
+        b += need_one(k, &m->output, 1);
+    return b;
+}
+
 mr_status mr_model_pack(mr_model *m, const mr_kernels *k, unsigned threads, uint64_t *bytes,
                         mr_error *err)
 {

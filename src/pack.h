@@ -19,6 +19,10 @@ uint8_t *mr_pack_slices(const mr_model *m, const mr_kernels *k, mr_pool *pool, u
                         int64_t n, uint32_t n_slices, size_t *dst_slice);
 void mr_pack_free(uint8_t *p, size_t bytes);
 
+/* Bytes the packed copies of m's matrices would take (experts and the
+ * resident ones mr_model_pack takes), for k. */
+uint64_t mr_pack_bytes_needed(const mr_model *m, const mr_kernels *k);
+
 /* Repack the model's resident matrices (attention, shared and dense FFNs,
  * the output unless tied to the embeddings) that k can pack: each such
  * tensor's packed/packed_gemm are set and nn_matmul reads the copy while

@@ -250,6 +250,9 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "load:       %8.3f s   (%s, kernels %s%s, %ld threads, seed %llu)\n",
             S.load_seconds, model, mr_isa_name(mr_kernels_get()->isa), co.exact ? " exact" : "",
             co.threads, (unsigned long long)sp.seed);
+    if (S.packed_bytes)
+        fprintf(stderr, "repack:     %8.3f s   (%.1f MiB of weights in the kernels' layout; -nr: "
+                        "the file's)\n", S.packed_seconds, S.packed_bytes / 1048576.0);
     fprintf(stderr, "prompt:     %8zu tokens in %.3f s = %.2f tokens/s\n", n_ids, t1 - t0,
             (double)n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9));
     fprintf(stderr, "generation: %8ld tokens in %.3f s = %.2f tokens/s\n", n_gen, t2 - t1,

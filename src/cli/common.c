@@ -347,7 +347,23 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
 {
     double t0 = cli_now();
     mr_status st;
-    if (!o->mem && !o->no_repack && !o->exact) {
+    int repack = !o->mem && !o->no_repack && !o->exact;
+    const uint64_t need = repack ? mr_pack_bytes_needed(s->model, mr_kernels_get()) : 0;
+    repack = repack && need > 0;
+    if (repack) {
+        /* the copies are anonymous memory, which unlike the file's pages
+         * cannot be dropped under pressure: only when they fit */
+        uint64_t budget = 0, avail = 0;
+        char why[160];
+        mr_error e2;
+        if (mr_mem_auto_budget(&budget, &avail, why, sizeof why, &e2) || need > budget) {
+            fprintf(stderr, "moerun: not repacking %.1f GiB of weights: %s; the file's layout is "
+                            "used (slower prefill; --mem pages the experts)\n",
+                    need / 1073741824.0, budget ? "more than the memory available" : e2.msg);
+            repack = 0;
+        }
+    }
+    if (repack) {
         /* the kernels in use (mr_kernels_get, as the contexts) read some
          * types faster repacked */
         const long th = o->threads > 0 ? o->threads : mr_physical_cores();
