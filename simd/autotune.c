@@ -186,6 +186,10 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
             if (best[cand[c]] > best[win] * (win == fast->isa ? TUNE_MARGIN : 1.0))
                 win = cand[c];
         }
+        /* a layout the highest ISA repacks is what resident runs read,
+         * not the file's bytes measured here: keep that ISA */
+        if (fast->repack[t])
+            win = fast->isa;
         rep->chosen[t] = win;
         /* a type's vec_dot and gemm from one ISA: decode = prefill */
         fast->vec_dot[t] = tab[win].vec_dot[t];

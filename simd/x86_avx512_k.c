@@ -51,7 +51,7 @@ enum { K4 = 0, K5 = 1, K6 = 2, K2 = 3, K3 = 4, KX = 5 };
 #define K_MIN(kind) ((kind) == K4 || (kind) == K5 || (kind) == K2)
 /* the block-exact float rule (the kinds with a repacked twin); the others
  * keep the lane rule, cheaper for one token */
-#define EXACT_BLOCK(kind) ((kind) == K4)
+#define EXACT_BLOCK(kind) ((kind) == K4 || (kind) == K6)
 
 /* gemm tile: TR rows x TT tokens of int32 block sums */
 #define TR 4

@@ -243,6 +243,169 @@ void mr_gemm_q4_K_packed_avx512(const void *w, size_t w_stride, const void *act,
     free(heap);
 }
 
+/* ------------------------------------------------------------ Q6_K */
+
+/* Q6_K per group and super-block (3360 bytes, 210 per row, the file's
+ * size): d[16] f16; sc[8][16][2], the int8 scales of sub-blocks 2j and
+ * 2j + 1 of row r as a pair (vpdpwssd's for the -32 offset, one of them
+ * per sub-block for S); ql[32][16][4] as Q4_K's qs: low 4 bits of weights
+ * 4i + k (low nibble) and 128 + 4i + k (high); qh[16][16][4]: byte k of
+ * lane r in vector h holds the top 2 bits of weights 4i + k (bits 0-1),
+ * 128 + 4i + k (2-3) for i = 2h, and of the same two for i = 2h + 1
+ * (4-5, 6-7).  Then
+ *   S = sum_g sc[g] D[g] - 32 sum_g sc[g] bsums[g]   (exact, |S| < 2^29)
+ *   x = float(S) * (d_w d_a),  acc = acc + x
+ * as x86_avx512_k.c's block rule for Q6_K. */
+typedef struct {
+    uint16_t d[PR];
+    int8_t sc[8][PR][2];
+    uint8_t ql[32][PR][4];
+    uint8_t qh[16][PR][4];
+} group_q6_K;
+static_assert(sizeof(group_q6_K) == PR * 210, "a Q6_K group is 210 bytes per row and block");
+
+/* weight e of a Q6_K block, q in [0, 63] (quant/ref_q6_k.c's layout) */
+static inline int q6_get(const block_q6_K *b, int e)
+{
+    const int h = e / 128, g = (e % 128) / 32, l = e % 32;
+    const uint8_t lo = b->ql[64 * h + 32 * (g & 1) + l];
+    return ((g & 2) ? lo >> 4 : lo & 0x0f) | ((b->qh[32 * h + l] >> (2 * g)) & 3) << 4;
+}
+
+void mr_repack_q6_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
+{
+    const int64_t nb = n / QK_K;
+    group_q6_K *g = dst;
+    for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < PR; r++) {
+                const block_q6_K *x = (const block_q6_K *)((const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes) + b;
+                g->d[r] = x->d;
+                for (int j = 0; j < 8; j++) {
+                    g->sc[j][r][0] = x->scales[2 * j];
+                    g->sc[j][r][1] = x->scales[2 * j + 1];
+                }
+                uint8_t q[QK_K];
+                for (int e = 0; e < QK_K; e++)
+                    q[e] = (uint8_t)q6_get(x, e);
+                for (int i = 0; i < 32; i++)
+                    for (int k = 0; k < 4; k++) {
+                        const int lo = q[4 * i + k], hi = q[128 + 4 * i + k];
+                        g->ql[i][r][k] = (uint8_t)((lo & 15) | (hi & 15) << 4);
+                        const int top = (lo >> 4) | (hi >> 4) << 2; /* 4 bits */
+                        uint8_t *h = &g->qh[i / 2][r][k];
+                        *h = (uint8_t)((i & 1) ? (*h & 0x0f) | top << 4 : top);
+                    }
+            }
+}
+
+AI void tile6(const int T, const group_q6_K *g, int64_t nb, const uint8_t *a, size_t as, float *y,
+              int64_t ldy, __mmask16 keep)
+{
+    __m512 acc[PT];
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int o = 0; o < PF_START * (int)sizeof *g; o += 64)
+        _mm_prefetch((const char *)g + o, _MM_HINT_T1);
+    for (int64_t b = 0; b < nb; b++, g++) {
+        for (int o = 0; o < (int)sizeof *g; o += 64) {
+            _mm_prefetch((const char *)(g + PF_L1) + o, _MM_HINT_T0);
+            _mm_prefetch((const char *)(g + PF_L2) + o, _MM_HINT_T1);
+        }
+        const block_q8_K *ab[PT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            ab[t] = (const block_q8_K *)(a + (size_t)t * as) + b;
+        __m512i s[PT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            s[t] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+        for (int sb = 0; sb < 8; sb++) {
+            /* sub-blocks sb (low nibbles, weights 16 sb ..) and 8 + sb */
+            __m512i dl[PT], dh[PT];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                dl[t] = dh[t] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int kk = 0; kk < 2; kk++) {
+                const __m512i H = _mm512_loadu_si512(g->qh[2 * sb + kk]);
+#pragma GCC unroll 2
+                for (int e = 0; e < 2; e++) {
+                    const int i = 4 * sb + 2 * kk + e;
+                    const __m512i V = _mm512_loadu_si512(g->ql[i]);
+                    /* the top bits to bits 4-5: i even from bits 0-1 / 2-3,
+                     * odd from 4-5 / 6-7 (16-bit shifts; masked) */
+                    const __m512i hl = e ? H : _mm512_slli_epi16(H, 4);
+                    const __m512i hh = e ? _mm512_srli_epi16(H, 2) : _mm512_slli_epi16(H, 2);
+                    const __m512i wl = _mm512_ternarylogic_epi32(_mm512_and_si512(V, lo4), hl, m30, 0xf8);
+                    const __m512i wh = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(V, 4), lo4), hh,
+                                                                 m30, 0xf8);
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        dl[t] = _mm512_dpbusd_epi32(dl[t], wl, BCAST(ab[t]->qs + 4 * i));
+                        dh[t] = _mm512_dpbusd_epi32(dh[t], wh, BCAST(ab[t]->qs + 128 + 4 * i));
+                    }
+                }
+            }
+            /* the pair holding sub-block sb (and 8 + sb): its int8 scale
+             * sign-extended from the pair's low or high half */
+            const __m512i pl = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[sb / 2]));
+            const __m512i ph = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[4 + sb / 2]));
+            const __m512i scl = (sb & 1) ? _mm512_srai_epi32(pl, 16) : _mm512_srai_epi32(_mm512_slli_epi32(pl, 16), 16);
+            const __m512i sch = (sb & 1) ? _mm512_srai_epi32(ph, 16) : _mm512_srai_epi32(_mm512_slli_epi32(ph, 16), 16);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                s[t] = _mm512_add_epi32(s[t], _mm512_add_epi32(_mm512_mullo_epi32(dl[t], scl),
+                                                               _mm512_mullo_epi32(dh[t], sch)));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            /* - 32 sum_g sc[g] bsums[g], pairs of sub-blocks at a time */
+            __m512i c = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                c = _mm512_dpwssd_epi32(c, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[j])),
+                                        BCAST(ab[t]->bsums + 2 * j));
+            const __m512i si = _mm512_sub_epi32(s[t], _mm512_slli_epi32(c, 5));
+            const __m512 pw = _mm512_mul_ps(dw, _mm512_set1_ps(ab[t]->d));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(si), pw));
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
+}
+
+void mr_gemm_q6_K_packed_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
+{
+    const int64_t nb = n / QK_K;
+    if (n_tok <= 0 || r1 <= r0 || nb <= 0)
+        return;
+    const uint8_t *ab = act;
+    const int64_t g0 = r0 / PR, g1 = (r1 + PR - 1) / PR;
+    for (int64_t gi = g0; gi < g1; gi++) {
+        const group_q6_K *g = (const group_q6_K *)((const uint8_t *)w + (size_t)gi * PR * w_stride);
+        const int64_t lo = gi * PR < r0 ? r0 - gi * PR : 0;
+        const int64_t hi = (gi + 1) * PR > r1 ? r1 - gi * PR : PR;
+        const __mmask16 keep = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+        float *yg = y + gi * PR;
+        int64_t t = 0;
+        for (; t + PT <= n_tok; t += PT)
+            tile6(PT, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep);
+        switch (n_tok - t) {
+        case 3: tile6(3, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep); break;
+        case 2: tile6(2, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep); break;
+        case 1: tile6(1, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep); break;
+        default: break;
+        }
+    }
+}
+
 void mr_kernels_init_avx512_pack(mr_kernels *k)
 {
     if (k->exact)
@@ -250,4 +413,7 @@ void mr_kernels_init_avx512_pack(mr_kernels *k)
     k->repack[MR_TYPE_Q4_K] = mr_repack_q4_K_avx512;
     k->gemm_packed[MR_TYPE_Q4_K] = mr_gemm_q4_K_packed_avx512;
     k->pack_block_bytes[MR_TYPE_Q4_K] = sizeof(group_q4_K) / PR;
+    k->repack[MR_TYPE_Q6_K] = mr_repack_q6_K_avx512;
+    k->gemm_packed[MR_TYPE_Q6_K] = mr_gemm_q6_K_packed_avx512;
+    k->pack_block_bytes[MR_TYPE_Q6_K] = sizeof(group_q6_K) / PR;
 }

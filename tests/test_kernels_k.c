@@ -562,7 +562,7 @@ START_TEST(chosen_table_is_what_autotune_reports)
         ck_assert_msg(k->vec_dot[t] == from.vec_dot[t] && k->gemm[t] == from.gemm[t],
                       "%s: kernels are not %s's", mr_type_get(t)->name, mr_isa_name(r->chosen[t]));
         ck_assert_uint_eq(k->act_type[t], from.act_type[t]);
-        if (r->measured && r->gbs[t][r->chosen[t]] > 0.0)
+        if (r->measured && r->gbs[t][r->chosen[t]] > 0.0 && !k->repack[t])
             for (int i = 0; i < MR_ISA_COUNT; i++) {
                 /* the highest ISA stays unless beaten by the margin */
                 const double m = r->chosen[t] == k->isa ? MR_AUTOTUNE_MARGIN : 1.0;
