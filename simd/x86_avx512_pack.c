@@ -264,12 +264,29 @@ typedef struct {
 } group_q6_K;
 static_assert(sizeof(group_q6_K) == PR * 210, "a Q6_K group is 210 bytes per row and block");
 
-/* weight e of a Q6_K block, q in [0, 63] (quant/ref_q6_k.c's layout) */
-static inline int q6_get(const block_q6_K *b, int e)
+static inline uint64_t ld64(const uint8_t *p)
 {
-    const int h = e / 128, g = (e % 128) / 32, l = e % 32;
-    const uint8_t lo = b->ql[64 * h + 32 * (g & 1) + l];
-    return ((g & 2) ? lo >> 4 : lo & 0x0f) | ((b->qh[32 * h + l] >> (2 * g)) & 3) << 4;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* A Q6_K block's 256 q in [0, 63], eight bytes at a time (the layout of
+ * quant/ref_q6_k.c: in half h, ql[64h + l] holds weights 128h + l and
+ * 128h + 64 + l, ql[64h + 32 + l] weights 128h + 32 + l and + 96, and
+ * qh[32h + l] their top bits in that order, two bits each) */
+static void q6_unpack(const block_q6_K *x, uint8_t q[QK_K])
+{
+    const uint64_t m4 = 0x0f0f0f0f0f0f0f0full, m2 = 0x0303030303030303ull;
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l += 8) {
+            const uint64_t A = ld64(x->ql + 64 * h + l), B = ld64(x->ql + 64 * h + 32 + l);
+            const uint64_t H = ld64(x->qh + 32 * h + l);
+            const uint64_t w[4] = {(A & m4) | (H & m2) << 4, (B & m4) | (H >> 2 & m2) << 4,
+                                   (A >> 4 & m4) | (H >> 4 & m2) << 4, (B >> 4 & m4) | (H >> 6 & m2) << 4};
+            for (int g = 0; g < 4; g++)
+                memcpy(q + 128 * h + 32 * g + l, &w[g], 8);
+        }
 }
 
 void mr_repack_q6_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
@@ -286,16 +303,21 @@ void mr_repack_q6_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, 
                     g->sc[j][r][1] = x->scales[2 * j + 1];
                 }
                 uint8_t q[QK_K];
-                for (int e = 0; e < QK_K; e++)
-                    q[e] = (uint8_t)q6_get(x, e);
-                for (int i = 0; i < 32; i++)
-                    for (int k = 0; k < 4; k++) {
-                        const int lo = q[4 * i + k], hi = q[128 + 4 * i + k];
-                        g->ql[i][r][k] = (uint8_t)((lo & 15) | (hi & 15) << 4);
-                        const int top = (lo >> 4) | (hi >> 4) << 2; /* 4 bits */
-                        uint8_t *h = &g->qh[i / 2][r][k];
-                        *h = (uint8_t)((i & 1) ? (*h & 0x0f) | top << 4 : top);
-                    }
+                q6_unpack(x, q);
+                /* per 8 weights j = 8v .. 8v + 7 (vectors 2v, 2v + 1): the
+                 * low nibbles of j and 128 + j, and the top bits packed
+                 * (j | 128 + j << 2) with vector 2v + 1's shifted by 4 */
+                const uint64_t m4 = 0x0f0f0f0f0f0f0f0full, m3 = 0x0303030303030303ull;
+                for (int v = 0; v < 16; v++) {
+                    const uint64_t lo = ld64(q + 8 * v), hi = ld64(q + 128 + 8 * v);
+                    const uint64_t nib = (lo & m4) | (hi & m4) << 4;
+                    const uint64_t top = (lo >> 4 & m3) | (hi >> 4 & m3) << 2;
+                    const uint32_t th = (uint32_t)((top & 0x0f0f0f0full) | (top >> 32 & 0x0f0f0f0full) << 4);
+                    memcpy(g->ql[2 * v][r], &nib, 4);
+                    const uint32_t nib_hi = (uint32_t)(nib >> 32);
+                    memcpy(g->ql[2 * v + 1][r], &nib_hi, 4);
+                    memcpy(g->qh[v][r], &th, 4);
+                }
             }
 }
 
