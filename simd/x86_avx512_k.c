@@ -14,13 +14,13 @@
  * A (row, token) block is then, in int32 lanes (exact),
  *   sumi = dpwssd(... dpwssd(-[Q6_K] madd(cv, bsums), maddubs(wv[0], a[0..63]), sv[0]) ...)
  * vpmaddubsw pairs within 2 * 63 * 127 (no saturation), each lane of
- * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Q4_K, which
- * has a repacked twin (x86_avx512_pack.c), sums the lanes to the block's
- * S and M = sum_g cv[g] bsums[g] (exact; |S| < 2^25) and applies the
- * block-exact rule both layouts share:
+ * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Q4_K, Q5_K
+ * and Q6_K, which have repacked twins (x86_avx512_pack.c), sum the lanes
+ * to the block's S and M = sum_g cv[g] bsums[g] (exact; |S| < 2^29) and
+ * apply the block-exact rule both layouts share:
  *   p = d_w * d_a;  q = dmin_w * d_a
- *   x = fmsub(float(S), p, float(M) * q),  acc = acc + x,
- *   blocks in order from acc = 0.
+ *   x = fmsub(float(S), p, float(M) * q)   [Q6_K: x = float(S) * p]
+ *   acc = acc + x,  blocks in order from acc = 0.
  * The other kinds keep the lane rule, cheaper for one token: the two
  * 256-bit halves of sumi added (exact), 8 float lanes per (row, token)
  *   acc = fma(float(sumi lo + sumi hi), d_w * d_a, acc)
@@ -49,9 +49,9 @@ enum { K4 = 0, K5 = 1, K6 = 2, K2 = 3, K3 = 4, KX = 5 };
 /* offset kinds start sumi at -madd(cv, bsums); min kinds add a dmin term */
 #define K_OFFSET(kind) ((kind) == K6 || (kind) == K3)
 #define K_MIN(kind) ((kind) == K4 || (kind) == K5 || (kind) == K2)
-/* the block-exact float rule (the kinds with a repacked twin); the others
- * keep the lane rule, cheaper for one token */
-#define EXACT_BLOCK(kind) ((kind) == K4 || (kind) == K6)
+/* the block-exact float rule (the kinds with a repacked twin: one token
+ * costs ~20% more in cache for it); the others keep the lane rule */
+#define EXACT_BLOCK(kind) ((kind) == K4 || (kind) == K5 || (kind) == K6)
 
 /* gemm tile: TR rows x TT tokens of int32 block sums */
 #define TR 4

@@ -1,5 +1,7 @@
-/* x86_avx512_pack.c - Q4_K repacked across 16 rows, dotted with Q8_K
- * activations by AVX-512 VNNI with the rows in the lanes.
+/* x86_avx512_pack.c - Q4_K, Q5_K and Q6_K repacked across 16 rows, dotted
+ * with Q8_K activations by AVX-512 VNNI with the rows in the lanes.  Q4_K
+ * is described here; Q5_K (its group plus the fifth bits as byte masks)
+ * and Q6_K (the file's 210 bytes per row rearranged) below.
  *
  * The file's Q4_K gemm (x86_avx512_k.c) unpacks every block of every row
  * for each tile and spends two multiplies per 64 products (vpmaddubsw,
@@ -56,45 +58,83 @@ typedef struct {
 } group_q4_K;
 static_assert(sizeof(group_q4_K) == PR * 148, "a Q4_K group is 148 bytes per row and block");
 
+/* Q5_K: Q4_K's group, its low 4 bits of q where Q4_K has q, then the
+ * fifth bits of vector i as two byte masks (bit 4r + k of row r, byte k):
+ * qh[i][0] for the low-nibble weights 4i + k, qh[i][1] for 128 + 4i + k.
+ * No 16 q trick (q reaches 31): S is summed as is. */
+typedef struct {
+    group_q4_K q4;
+    uint64_t qh[32][2];
+} group_q5_K;
+static_assert(sizeof(group_q5_K) == PR * 180, "a Q5_K group is 180 bytes per row and block");
+
 /* ------------------------------------------------------------ repack */
+
+/* One row's Q4_K-layout block (Q4_K, or Q5_K's low bits) into lane r of
+ * group g: the scales, and the nibbles j | 128 + j << 4 */
+static void put_row_q4(group_q4_K *g, int r, uint16_t d, uint16_t dmin, const uint8_t *scales,
+                       const uint8_t *qs)
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), hi4 = _mm256_set1_epi8((char)0xf0);
+    g->d[r] = d;
+    g->dmin[r] = dmin;
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        mr_k_scale_min(j, scales, &sc, &m);
+        g->sc[j][r] = sc;
+        g->m[j / 2][r][j & 1] = m;
+    }
+    /* the file: byte 32c + l holds weight 64c + l (low nibble) and
+     * 64c + 32 + l (high); packed byte j < 128 of the row is weight j |
+     * weight 128 + j << 4, so with A = chunk c's bytes and B = chunk
+     * c + 2's, bytes 64c .. 64c + 31 are A & 15 | B << 4 and 64c + 32 ..
+     * 64c + 63 are A >> 4 | B & 0xf0 */
+    _Alignas(32) uint8_t row[128];
+    for (int c = 0; c < 2; c++) {
+        const __m256i A = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        const __m256i B = _mm256_loadu_si256((const __m256i *)(qs + 64 + 32 * c));
+        const __m256i p0 = _mm256_or_si256(_mm256_and_si256(A, lo4), _mm256_and_si256(_mm256_slli_epi16(B, 4), hi4));
+        const __m256i p1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), lo4), _mm256_and_si256(B, hi4));
+        _mm256_store_si256((__m256i *)(row + 64 * c), p0);
+        _mm256_store_si256((__m256i *)(row + 64 * c + 32), p1);
+    }
+    /* four bytes j = 4i .. 4i + 3 to vector i, lane r */
+    for (int i = 0; i < 32; i++)
+        memcpy(g->qs[i][r], row + 4 * i, 4);
+}
 
 void mr_repack_q4_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
 {
     const int64_t nb = n / QK_K;
-    const __m256i lo4 = _mm256_set1_epi8(0x0f), hi4 = _mm256_set1_epi8((char)0xf0);
     group_q4_K *g = dst;
     for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
         for (int64_t b = 0; b < nb; b++, g++)
             for (int r = 0; r < PR; r++) {
                 const block_q4_K *x = (const block_q4_K *)((const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes) + b;
-                g->d[r] = x->d;
-                g->dmin[r] = x->dmin;
-                for (int j = 0; j < 8; j++) {
-                    uint8_t sc, m;
-                    mr_k_scale_min(j, x->scales, &sc, &m);
-                    g->sc[j][r] = sc;
-                    g->m[j / 2][r][j & 1] = m;
-                }
-                /* the file: byte 32c + l holds weight 64c + l (low nibble)
-                 * and 64c + 32 + l (high); packed byte j < 128 of the row
-                 * is weight j | weight 128 + j << 4, so with A = chunk c's
-                 * bytes and B = chunk c + 2's, bytes 64c .. 64c + 31 are
-                 * A & 15 | B << 4 and 64c + 32 .. 64c + 63 are A >> 4 | B & 0xf0 */
-                _Alignas(32) uint8_t row[128];
-                for (int c = 0; c < 2; c++) {
-                    const __m256i A = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
-                    const __m256i B = _mm256_loadu_si256((const __m256i *)(x->qs + 64 + 32 * c));
-                    const __m256i p0 = _mm256_or_si256(_mm256_and_si256(A, lo4),
-                                                       _mm256_and_si256(_mm256_slli_epi16(B, 4), hi4));
-                    const __m256i p1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), lo4),
-                                                       _mm256_and_si256(B, hi4));
-                    _mm256_store_si256((__m256i *)(row + 64 * c), p0);
-                    _mm256_store_si256((__m256i *)(row + 64 * c + 32), p1);
-                }
-                /* four bytes j = 4i .. 4i + 3 to vector i, lane r */
-                for (int i = 0; i < 32; i++)
-                    memcpy(g->qs[i][r], row + 4 * i, 4);
+                put_row_q4(g, r, x->d, x->dmin, x->scales, x->qs);
             }
+}
+
+void mr_repack_q5_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
+{
+    const int64_t nb = n / QK_K;
+    group_q5_K *g = dst;
+    for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
+        for (int64_t b = 0; b < nb; b++, g++) {
+            memset(g->qh, 0, sizeof g->qh);
+            for (int r = 0; r < PR; r++) {
+                const block_q5_K *x = (const block_q5_K *)((const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes) + b;
+                put_row_q4(&g->q4, r, x->d, x->dmin, x->scales, x->qs);
+                /* bit 4 of weight 64c + 32s + l is bit 2c + s of qh[l] */
+                for (int e = 0; e < QK_K; e++) {
+                    const int c = e / 64, s = (e % 64) / 32, l = e % 32;
+                    if ((x->qh[l] >> (2 * c + s)) & 1) {
+                        const int j = e & 127, i = j / 4, k = j % 4;
+                        g->qh[i][e >> 7] |= 1ull << (4 * r + k);
+                    }
+                }
+            }
+        }
 }
 
 /* ------------------------------------------------------------ gemm */
@@ -114,22 +154,27 @@ AI void bsum_pairs(const uint8_t *a, size_t as, int64_t nb, int64_t n_tok, int32
 
 #define BCAST(p) _mm512_set1_epi32(*(const int32_t *)(p))
 
-/* Rows of one group x T tokens; y rows outside keep (mask) untouched. */
-AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, size_t as,
+/* Rows of one group x T tokens; y rows outside keep (mask) untouched.
+ * Q5: the groups are group_q5_K (gb steps by its size). */
+AI void tile(const int Q5, const int T, const uint8_t *gb, int64_t nb, const uint8_t *a, size_t as,
              const int32_t *bs, float *y, int64_t ldy, __mmask16 keep)
 {
+    const size_t gsz = Q5 ? sizeof(group_q5_K) : sizeof(group_q4_K);
+    const __m512i c16 = _mm512_set1_epi8(16);
     __m512 acc[PT];
     const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8((char)0xf0);
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps();
-    for (int o = 0; o < PF_START * (int)sizeof *g; o += 64)
-        _mm_prefetch((const char *)g + o, _MM_HINT_T1);
-    for (int64_t b = 0; b < nb; b++, g++) {
+    for (int o = 0; o < PF_START * (int)gsz; o += 64)
+        _mm_prefetch((const char *)gb + o, _MM_HINT_T1);
+    for (int64_t b = 0; b < nb; b++, gb += gsz) {
+        const group_q4_K *g = (const group_q4_K *)gb;
+        const group_q5_K *g5 = (const group_q5_K *)gb;
         /* group-blocks ahead (prefetches never fault) */
-        for (int o = 0; o < (int)sizeof *g; o += 64) {
-            _mm_prefetch((const char *)(g + PF_L1) + o, _MM_HINT_T0);
-            _mm_prefetch((const char *)(g + PF_L2) + o, _MM_HINT_T1);
+        for (int o = 0; o < (int)gsz; o += 64) {
+            _mm_prefetch((const char *)gb + PF_L1 * gsz + o, _MM_HINT_T0);
+            _mm_prefetch((const char *)gb + PF_L2 * gsz + o, _MM_HINT_T1);
         }
         const int8_t *q[PT];
 #pragma GCC unroll 4
@@ -153,7 +198,12 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
             for (int k = 0; k < 8; k++) {
                 const int i = 8 * s + k;
                 const __m512i v = _mm512_loadu_si512(g->qs[i]);
-                const __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(v, hi4);
+                __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(v, hi4);
+                if (Q5) { /* q itself: the high nibble shifted down, bit 4 added */
+                    wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+                    wl = _mm512_mask_add_epi8(wl, (__mmask64)g5->qh[i][0], wl, c16);
+                    wh = _mm512_mask_add_epi8(wh, (__mmask64)g5->qh[i][1], wh, c16);
+                }
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
                     const int ch = T == 1 ? (k & 1) : t; /* constant once unrolled */
@@ -165,7 +215,10 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
                 dl[0] = _mm512_add_epi32(dl[0], dl[1]);
                 dh[0] = _mm512_add_epi32(dh[0], dh[1]);
             }
-            const __m512i scl = _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s])), 4);
+            /* Q4_K: the low sub-blocks' scales 16 times, matching 16 q above */
+            __m512i scl = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s]));
+            if (!Q5)
+                scl = _mm512_slli_epi32(scl, 4);
             const __m512i sch = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[4 + s]));
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
@@ -187,7 +240,7 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
                 mi = _mm512_dpwssd_epi32(mi, mv[j], _mm512_set1_epi32(bt[j]));
             const __m512 da = _mm512_set1_ps(((const block_q8_K *)(a + (size_t)t * as) + b)->d);
             const __m512 pw = _mm512_mul_ps(dw, da), qw = _mm512_mul_ps(dm, da);
-            const __m512 sf = _mm512_cvtepi32_ps(_mm512_srai_epi32(s16[t], 4));
+            const __m512 sf = _mm512_cvtepi32_ps(Q5 ? s16[t] : _mm512_srai_epi32(s16[t], 4));
             acc[t] = _mm512_add_ps(acc[t], _mm512_fmsub_ps(sf, pw, _mm512_mul_ps(_mm512_cvtepi32_ps(mi), qw)));
         }
     }
@@ -200,8 +253,8 @@ AI void tile(const int T, const group_q4_K *g, int64_t nb, const uint8_t *a, siz
  * threads may have small stacks); longer batches go in chunks. */
 #define BS_STACK 256
 
-void mr_gemm_q4_K_packed_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
-                                int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
+AI void gemm_q45(const int Q5, const void *w, size_t w_stride, const void *act, size_t a_stride,
+                 int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
 {
     const int64_t nb = n / QK_K;
     if (n_tok <= 0 || r1 <= r0 || nb <= 0)
@@ -224,23 +277,35 @@ void mr_gemm_q4_K_packed_avx512(const void *w, size_t w_stride, const void *act,
         const uint8_t *at = ab + (size_t)t0 * a_stride;
         bsum_pairs(at, a_stride, nb, nt, bs);
         for (int64_t gi = g0; gi < g1; gi++) {
-            const group_q4_K *g = (const group_q4_K *)((const uint8_t *)w + (size_t)gi * PR * w_stride);
+            const uint8_t *g = (const uint8_t *)w + (size_t)gi * PR * w_stride;
             const int64_t lo = gi * PR < r0 ? r0 - gi * PR : 0;
             const int64_t hi = (gi + 1) * PR > r1 ? r1 - gi * PR : PR;
             const __mmask16 keep = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
             float *yg = y + t0 * ldy + gi * PR;
             int64_t t = 0;
             for (; t + PT <= nt; t += PT)
-                tile(PT, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep);
+                tile(Q5, PT, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep);
             switch (nt - t) {
-            case 3: tile(3, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
-            case 2: tile(2, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
-            case 1: tile(1, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
+            case 3: tile(Q5, 3, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
+            case 2: tile(Q5, 2, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
+            case 1: tile(Q5, 1, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
             default: break;
             }
         }
     }
     free(heap);
+}
+
+void mr_gemm_q4_K_packed_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
+{
+    gemm_q45(0, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
+}
+
+void mr_gemm_q5_K_packed_avx512(const void *w, size_t w_stride, const void *act, size_t a_stride,
+                                int64_t n, int64_t n_tok, float *y, int64_t ldy, int64_t r0, int64_t r1)
+{
+    gemm_q45(1, w, w_stride, act, a_stride, n, n_tok, y, ldy, r0, r1);
 }
 
 /* ------------------------------------------------------------ Q6_K */
@@ -435,6 +500,9 @@ void mr_kernels_init_avx512_pack(mr_kernels *k)
     k->repack[MR_TYPE_Q4_K] = mr_repack_q4_K_avx512;
     k->gemm_packed[MR_TYPE_Q4_K] = mr_gemm_q4_K_packed_avx512;
     k->pack_block_bytes[MR_TYPE_Q4_K] = sizeof(group_q4_K) / PR;
+    k->repack[MR_TYPE_Q5_K] = mr_repack_q5_K_avx512;
+    k->gemm_packed[MR_TYPE_Q5_K] = mr_gemm_q5_K_packed_avx512;
+    k->pack_block_bytes[MR_TYPE_Q5_K] = sizeof(group_q5_K) / PR;
     k->repack[MR_TYPE_Q6_K] = mr_repack_q6_K_avx512;
     k->gemm_packed[MR_TYPE_Q6_K] = mr_gemm_q6_K_packed_avx512;
     k->pack_block_bytes[MR_TYPE_Q6_K] = sizeof(group_q6_K) / PR;
