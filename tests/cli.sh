@@ -117,6 +117,17 @@ expect 1 "synth refuses to overwrite" moerun synth --shape micro -o "$T/s.gguf"
 expect 0 "run on a synthetic model" moerun run -m "$T/s.gguf" -p "hello there" -n 4 --temp 0
 expect 0 "synth a Qwen3-MoE in a llama-quantize mix" moerun synth --shape qwen3-micro --type Q4_K_M -o "$T/q3.gguf"
 expect 0 "run the synthetic Qwen3-MoE" moerun run -m "$T/q3.gguf" -p "hello there" -n 4 --temp 0
+# repacking at load (AVX-512: Q4_K, Q5_K, Q6_K) gives the file layout's text, and -nr keeps it off
+expect 0 "synth a tinymix-shaped Q4_K_M" moerun synth --shape tinymix --type Q4_K_M -o "$T/tm.gguf"
+moerun run -m "$T/tm.gguf" -p "hello there" -n 12 --temp 0 >"$T/pk.out" 2>"$T/pk.err"
+moerun run -m "$T/tm.gguf" -p "hello there" -n 12 --temp 0 -nr >"$T/nr.out" 2>"$T/nr.err"
+if cmp -s "$T/pk.out" "$T/nr.out"; then ok "repacked and file-layout runs write the same text"; else bad "repacked text differs from -nr"; fi
+if grep -q "^repack:" "$T/nr.err"; then bad "-nr still repacked"; else ok "-nr keeps the file's layout"; fi
+if moerun info --cpu 2>/dev/null | grep -q "repacked at load"; then
+    contains "$T/pk.err" "repack:" "the run says what it repacked and how long it took"
+else
+    echo "note: these kernels repack nothing (no AVX-512 VNNI): the repack line is not checked"
+fi
 expect 0 "info on the synthetic Qwen3-MoE" moerun info "$T/q3.gguf"
 contains "$T/out" "Qwen3-MoE (qwen3moe)" "synth qwen3-micro is a qwen3moe"
 contains "$T/out" "general.file_type                            15" "a q4_k_m synth says Q4_K_M"

@@ -158,8 +158,18 @@ static void print_autotune(const mr_autotune_report *r)
         for (int i = 0; i < MR_ISA_COUNT; i++)
             if (r->gbs[t][i] > 0.0)
                 printf("  %s %.1f GB/s", mr_isa_name((mr_isa)i), r->gbs[t][i]);
+        if (mr_kernels_get()->repack[t])
+            printf("  (repacked when resident: kept)");
         printf("\n");
     }
+    const mr_kernels *k = mr_kernels_get();
+    int any = 0;
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
+        if (k->repack[t])
+            printf("%s %s (%u bytes per row and block)", any++ ? "," : "repacked at load (without --mem, -nr):",
+                   mr_type_get(t)->name, k->pack_block_bytes[t]);
+    if (any)
+        printf("\n");
 }
 
 int cmd_info(int argc, char **argv)
