@@ -103,38 +103,53 @@ static void put_row_q4(group_q4_K *g, int r, uint16_t d, uint16_t dmin, const ui
         memcpy(g->qs[i][r], row + 4 * i, 4);
 }
 
-void mr_repack_q4_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
+/* Walk rows (whole groups of PR) x n of blocks of bsz bytes, src rows
+ * src_row_bytes apart, calling put(group, r, block) for every row r of
+ * every group-block of gsz bytes in dst (which it may clear first). */
+typedef void (*put_row_fn)(void *group, int r, const void *block);
+
+static void repack_groups(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst,
+                          size_t gsz, size_t bsz, put_row_fn put)
 {
     const int64_t nb = n / QK_K;
-    group_q4_K *g = dst;
+    uint8_t *g = dst;
     for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
-        for (int64_t b = 0; b < nb; b++, g++)
-            for (int r = 0; r < PR; r++) {
-                const block_q4_K *x = (const block_q4_K *)((const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes) + b;
-                put_row_q4(g, r, x->d, x->dmin, x->scales, x->qs);
-            }
+        for (int64_t b = 0; b < nb; b++, g += gsz) {
+            memset(g, 0, gsz);
+            for (int r = 0; r < PR; r++)
+                put(g, r, (const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes + (size_t)b * bsz);
+        }
+}
+
+static void put_q4(void *group, int r, const void *block)
+{
+    const block_q4_K *x = block;
+    put_row_q4(group, r, x->d, x->dmin, x->scales, x->qs);
+}
+
+void mr_repack_q4_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
+{
+    repack_groups(src, src_row_bytes, rows, n, dst, sizeof(group_q4_K), sizeof(block_q4_K), put_q4);
+}
+
+static void put_q5(void *group, int r, const void *block)
+{
+    group_q5_K *g = group;
+    const block_q5_K *x = block;
+    put_row_q4(&g->q4, r, x->d, x->dmin, x->scales, x->qs);
+    /* bit 4 of weight 64c + 32s + l is bit 2c + s of qh[l] */
+    for (int e = 0; e < QK_K; e++) {
+        const int c = e / 64, s = (e % 64) / 32, l = e % 32;
+        if ((x->qh[l] >> (2 * c + s)) & 1) {
+            const int j = e & 127;
+            g->qh[j / 4][e >> 7] |= 1ull << (4 * r + j % 4);
+        }
+    }
 }
 
 void mr_repack_q5_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
 {
-    const int64_t nb = n / QK_K;
-    group_q5_K *g = dst;
-    for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
-        for (int64_t b = 0; b < nb; b++, g++) {
-            memset(g->qh, 0, sizeof g->qh);
-            for (int r = 0; r < PR; r++) {
-                const block_q5_K *x = (const block_q5_K *)((const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes) + b;
-                put_row_q4(&g->q4, r, x->d, x->dmin, x->scales, x->qs);
-                /* bit 4 of weight 64c + 32s + l is bit 2c + s of qh[l] */
-                for (int e = 0; e < QK_K; e++) {
-                    const int c = e / 64, s = (e % 64) / 32, l = e % 32;
-                    if ((x->qh[l] >> (2 * c + s)) & 1) {
-                        const int j = e & 127, i = j / 4, k = j % 4;
-                        g->qh[i][e >> 7] |= 1ull << (4 * r + k);
-                    }
-                }
-            }
-        }
+    repack_groups(src, src_row_bytes, rows, n, dst, sizeof(group_q5_K), sizeof(block_q5_K), put_q5);
 }
 
 /* ------------------------------------------------------------ gemm */
@@ -154,6 +169,23 @@ AI void bsum_pairs(const uint8_t *a, size_t as, int64_t nb, int64_t n_tok, int32
 
 #define BCAST(p) _mm512_set1_epi32(*(const int32_t *)(p))
 
+/* Group-blocks of gsz bytes ahead of gb: PF_L1 into L1, PF_L2 into L2
+ * (prefetches never fault, past a matrix's end included); start: the
+ * call's first PF_START into L2. */
+AI void prefetch_groups(const uint8_t *gb, size_t gsz, int start)
+{
+    if (start) {
+        for (size_t o = 0; o < PF_START * gsz; o += 64)
+            _mm_prefetch((const char *)gb + o, _MM_HINT_T1);
+        return;
+    }
+    for (size_t o = 0; o < gsz; o += 64) {
+        _mm_prefetch((const char *)gb + PF_L1 * gsz + o, _MM_HINT_T0);
+        _mm_prefetch((const char *)gb + PF_L2 * gsz + o, _MM_HINT_T1);
+    }
+}
+
+
 /* Rows of one group x T tokens; y rows outside keep (mask) untouched.
  * Q5: the groups are group_q5_K (gb steps by its size). */
 AI void tile(const int Q5, const int T, const uint8_t *gb, int64_t nb, const uint8_t *a, size_t as,
@@ -166,16 +198,11 @@ AI void tile(const int Q5, const int T, const uint8_t *gb, int64_t nb, const uin
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps();
-    for (int o = 0; o < PF_START * (int)gsz; o += 64)
-        _mm_prefetch((const char *)gb + o, _MM_HINT_T1);
+    prefetch_groups(gb, gsz, 1);
     for (int64_t b = 0; b < nb; b++, gb += gsz) {
         const group_q4_K *g = (const group_q4_K *)gb;
         const group_q5_K *g5 = (const group_q5_K *)gb;
-        /* group-blocks ahead (prefetches never fault) */
-        for (int o = 0; o < (int)gsz; o += 64) {
-            _mm_prefetch((const char *)gb + PF_L1 * gsz + o, _MM_HINT_T0);
-            _mm_prefetch((const char *)gb + PF_L2 * gsz + o, _MM_HINT_T1);
-        }
+        prefetch_groups(gb, gsz, 0);
         const int8_t *q[PT];
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++)
@@ -354,36 +381,36 @@ static void q6_unpack(const block_q6_K *x, uint8_t q[QK_K])
         }
 }
 
+static void put_q6(void *group, int r, const void *block)
+{
+    group_q6_K *g = group;
+    const block_q6_K *x = block;
+    g->d[r] = x->d;
+    for (int j = 0; j < 8; j++) {
+        g->sc[j][r][0] = x->scales[2 * j];
+        g->sc[j][r][1] = x->scales[2 * j + 1];
+    }
+    uint8_t q[QK_K];
+    q6_unpack(x, q);
+    /* per 8 weights j = 8v .. 8v + 7 (vectors 2v, 2v + 1): the low nibbles
+     * of j and 128 + j, and the top bits packed (j | 128 + j << 2) with
+     * vector 2v + 1's shifted by 4 */
+    const uint64_t m4 = 0x0f0f0f0f0f0f0f0full, m3 = 0x0303030303030303ull;
+    for (int v = 0; v < 16; v++) {
+        const uint64_t lo = ld64(q + 8 * v), hi = ld64(q + 128 + 8 * v);
+        const uint64_t nib = (lo & m4) | (hi & m4) << 4;
+        const uint64_t top = (lo >> 4 & m3) | (hi >> 4 & m3) << 2;
+        const uint32_t th = (uint32_t)((top & 0x0f0f0f0full) | (top >> 32 & 0x0f0f0f0full) << 4);
+        const uint32_t nib_hi = (uint32_t)(nib >> 32);
+        memcpy(g->ql[2 * v][r], &nib, 4);
+        memcpy(g->ql[2 * v + 1][r], &nib_hi, 4);
+        memcpy(g->qh[v][r], &th, 4);
+    }
+}
+
 void mr_repack_q6_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, int64_t n, void *dst)
 {
-    const int64_t nb = n / QK_K;
-    group_q6_K *g = dst;
-    for (int64_t r0 = 0; r0 + PR <= rows; r0 += PR)
-        for (int64_t b = 0; b < nb; b++, g++)
-            for (int r = 0; r < PR; r++) {
-                const block_q6_K *x = (const block_q6_K *)((const uint8_t *)src + (size_t)(r0 + r) * src_row_bytes) + b;
-                g->d[r] = x->d;
-                for (int j = 0; j < 8; j++) {
-                    g->sc[j][r][0] = x->scales[2 * j];
-                    g->sc[j][r][1] = x->scales[2 * j + 1];
-                }
-                uint8_t q[QK_K];
-                q6_unpack(x, q);
-                /* per 8 weights j = 8v .. 8v + 7 (vectors 2v, 2v + 1): the
-                 * low nibbles of j and 128 + j, and the top bits packed
-                 * (j | 128 + j << 2) with vector 2v + 1's shifted by 4 */
-                const uint64_t m4 = 0x0f0f0f0f0f0f0f0full, m3 = 0x0303030303030303ull;
-                for (int v = 0; v < 16; v++) {
-                    const uint64_t lo = ld64(q + 8 * v), hi = ld64(q + 128 + 8 * v);
-                    const uint64_t nib = (lo & m4) | (hi & m4) << 4;
-                    const uint64_t top = (lo >> 4 & m3) | (hi >> 4 & m3) << 2;
-                    const uint32_t th = (uint32_t)((top & 0x0f0f0f0full) | (top >> 32 & 0x0f0f0f0full) << 4);
-                    memcpy(g->ql[2 * v][r], &nib, 4);
-                    const uint32_t nib_hi = (uint32_t)(nib >> 32);
-                    memcpy(g->ql[2 * v + 1][r], &nib_hi, 4);
-                    memcpy(g->qh[v][r], &th, 4);
-                }
-            }
+    repack_groups(src, src_row_bytes, rows, n, dst, sizeof(group_q6_K), sizeof(block_q6_K), put_q6);
 }
 
 AI void tile6(const int T, const group_q6_K *g, int64_t nb, const uint8_t *a, size_t as, float *y,
@@ -394,21 +421,16 @@ AI void tile6(const int T, const group_q6_K *g, int64_t nb, const uint8_t *a, si
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps();
-    for (int o = 0; o < PF_START * (int)sizeof *g; o += 64)
-        _mm_prefetch((const char *)g + o, _MM_HINT_T1);
+    prefetch_groups((const uint8_t *)g, sizeof *g, 1);
     for (int64_t b = 0; b < nb; b++, g++) {
-        for (int o = 0; o < (int)sizeof *g; o += 64) {
-            _mm_prefetch((const char *)(g + PF_L1) + o, _MM_HINT_T0);
-            _mm_prefetch((const char *)(g + PF_L2) + o, _MM_HINT_T1);
-        }
+        prefetch_groups((const uint8_t *)g, sizeof *g, 0);
         const block_q8_K *ab[PT];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            ab[t] = (const block_q8_K *)(a + (size_t)t * as) + b;
         __m512i s[PT];
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
+        for (int t = 0; t < T; t++) {
+            ab[t] = (const block_q8_K *)(a + (size_t)t * as) + b;
             s[t] = _mm512_setzero_si512();
+        }
 #pragma GCC unroll 1
         for (int sb = 0; sb < 8; sb++) {
             /* sub-blocks sb (low nibbles, weights 16 sb ..) and 8 + sb */
