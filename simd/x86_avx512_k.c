@@ -323,9 +323,33 @@ AI __m128i hsum2_epi32(__m256i v0, __m256i v1)
 
 /* One super-block of R rows x T tokens, added to acc[r] (lane t: token t)
  * by the block-exact rule of the file comment. */
+/* One token and row under the block rule: a block's sums wait for the
+ * next block's, so the horizontal adds and floats of two run in one set
+ * of 128-bit operations; each lane does what the single block's would,
+ * and the two are added to acc in block order, so the bits are the same. */
+typedef struct {
+    int have;
+    __m256i s8, c;
+    __m128 dd;
+    float da;
+} pending;
+
+AI void pair_epilogue(const int kind, pending *pd, __m256i s8, __m256i c, __m128 dd, float da,
+                      __m128 *acc)
+{
+    const __m256i z = _mm256_setzero_si256();
+    /* lanes: S, M of the pending block, then of this one */
+    const __m128 f = _mm_cvtepi32_ps(hsum4_epi32(pd->s8, K_MIN(kind) ? pd->c : z, s8, K_MIN(kind) ? c : z));
+    /* d_w, dmin_w, d_w', dmin_w' times d_a, d_a, d_a', d_a' */
+    const __m128 pq = _mm_mul_ps(_mm_movelh_ps(pd->dd, dd), _mm_setr_ps(pd->da, pd->da, da, da));
+    const __m128 x = K_MIN(kind) ? _mm_fmsub_ps(f, pq, _mm_movehdup_ps(_mm_mul_ps(f, pq))) : _mm_mul_ps(f, pq);
+    *acc = _mm_add_ss(_mm_add_ss(*acc, x), _mm_movehl_ps(x, x));
+    pd->have = 0;
+}
+
 AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, size_t ws,
                    const uint8_t *a, size_t as, const int8_t *aq, size_t aqs, const int paired,
-                   __m128 acc[TR], __m256 accl[TR][TT])
+                   __m128 acc[TR], __m256 accl[TR][TT], pending *pd)
 {
     prepared p[TR];
     __m512i sumi[TR][TT];
@@ -381,6 +405,17 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
         }
         return;
     }
+    if (R == 1 && T == 1 && pd) {
+        const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi[0][0]),
+                                            _mm512_extracti64x4_epi64(sumi[0][0], 1));
+        const float d1 = ((const block_q8_K *)a)->d;
+        if (pd->have) {
+            pair_epilogue(kind, pd, s8, c[0][0], p[0].dd, d1, &acc[0]);
+        } else {
+            *pd = (pending){1, s8, c[0][0], p[0].dd, d1};
+        }
+        return;
+    }
     /* d_a per token, built in registers (four scalar stores read back as
      * one vector would stall store forwarding) */
 #define DA(t) (T > (t) ? ((const block_q8_K *)(a + (size_t)(t) * as))->d : 0.0f)
@@ -431,6 +466,8 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
     const size_t bb = block_bytes[kind];
     __m128 acc[TR];
     __m256 accl[TR][TT];
+    pending pd = {0};
+    pending *pp = EXACT_BLOCK(kind) && R == 1 && T == 1 ? &pd : NULL;
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         acc[r] = _mm_setzero_ps();
@@ -457,7 +494,14 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
                 _mm_prefetch(pf + o, _MM_HINT_T0);
         }
         tile_block(kind, R, T, w + (size_t)b * bb, ws, a + (size_t)b * sizeof(block_q8_K), as,
-                   paired ? aq + (size_t)b * QK_K : NULL, aqs, paired, acc, accl);
+                   paired ? aq + (size_t)b * QK_K : NULL, aqs, paired, acc, accl, pp);
+    }
+    if (pp && pd.have) { /* an odd last block: alone, as a block's own rule */
+        const __m128 f = _mm_cvtepi32_ps(hsum2_epi32(pd.s8, K_MIN(kind) ? pd.c : _mm256_setzero_si256()));
+        const __m128 pw = _mm_mul_ps(_mm_set1_ps(_mm_cvtss_f32(pd.dd)), _mm_set1_ps(pd.da));
+        const __m128 qw = _mm_mul_ps(_mm_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(pd.dd))), _mm_set1_ps(pd.da));
+        const __m128 x = K_MIN(kind) ? _mm_fmsub_ps(f, pw, _mm_mul_ps(_mm_movehdup_ps(f), qw)) : _mm_mul_ps(f, pw);
+        acc[0] = _mm_add_ps(acc[0], x);
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
