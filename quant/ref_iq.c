@@ -6,8 +6,11 @@
  * Each format is decoded one super-block at a time into one shape: 256
  * signed integer codes c[j] (codebook magnitude times sign), a float scale
  * s[j / 16] per 16 weights and, for IQ1, a delta e[j / 8] per 8, so that
- * weight j = s * (c + e).  Dequantization, the f32 dot and the Q8_K dot are
- * then written once for every format. */
+ * weight j = s * (c + e).  The same scales are kept as integers too:
+ * s = d k unit, k = 2a + 1 (or 1 + 2a) from the block's bits and unit a
+ * power of two per format (IQ2: 1/8, IQ3_XXS: 1/4, IQ3_S: 1, IQ1: 1/8, the
+ * IQ1 weight then 8c + 8e in [-9, 9]).  Dequantization, the f32 dot and the
+ * Q8_K dot are then written once for every format. */
 #include "types_iq.h"
 
 #include <string.h>
@@ -17,6 +20,8 @@ typedef struct {
     float s[QK_K / 16];
     float e[QK_K / 8]; /* IQ1 deltas; zero elsewhere */
     int has_e;
+    int32_t k[QK_K / 16]; /* s[g] = d k[g] unit */
+    float d, unit;
 } decoded;
 
 /* byte j of a packed grid entry */
@@ -36,11 +41,14 @@ static void decode_iq2_xxs(const void *blk, decoded *o)
 {
     const block_iq2_xxs *b = blk;
     const float d = mr_f16_to_f32(b->d);
+    o->d = d;
+    o->unit = 0.125f;
     for (int ib = 0; ib < 8; ib++) {
         uint32_t a[2];
         memcpy(a, b->qs + 4 * ib, 8);
         const float db = d * (0.5f + (float)(a[1] >> 28)) * 0.25f;
         o->s[2 * ib] = o->s[2 * ib + 1] = db;
+        o->k[2 * ib] = o->k[2 * ib + 1] = (int32_t)(2 * (a[1] >> 28) + 1);
         for (int l = 0; l < 4; l++)
             put8(o->c + 32 * ib + 8 * l, mr_iq2xxs_grid[(a[0] >> (8 * l)) & 0xff],
                  mr_iq_ksigns[(a[1] >> (7 * l)) & 127]);
@@ -51,9 +59,13 @@ static void decode_iq2_xs(const void *blk, decoded *o)
 {
     const block_iq2_xs *b = blk;
     const float d = mr_f16_to_f32(b->d);
+    o->d = d;
+    o->unit = 0.125f;
     for (int ib = 0; ib < 8; ib++) {
         o->s[2 * ib] = d * (0.5f + (float)(b->scales[ib] & 0xf)) * 0.25f;
         o->s[2 * ib + 1] = d * (0.5f + (float)(b->scales[ib] >> 4)) * 0.25f;
+        o->k[2 * ib] = 2 * (b->scales[ib] & 0xf) + 1;
+        o->k[2 * ib + 1] = 2 * (b->scales[ib] >> 4) + 1;
         for (int l = 0; l < 4; l++) {
             const uint16_t q = b->qs[4 * ib + l];
             put8(o->c + 32 * ib + 8 * l, mr_iq2xs_grid[q & 511], mr_iq_ksigns[q >> 9]);
@@ -65,10 +77,14 @@ static void decode_iq2_s(const void *blk, decoded *o)
 {
     const block_iq2_s *b = blk;
     const float d = mr_f16_to_f32(b->d);
+    o->d = d;
+    o->unit = 0.125f;
     const uint8_t *signs = b->qs + QK_K / 8;
     for (int ib = 0; ib < 8; ib++) {
         o->s[2 * ib] = d * (0.5f + (float)(b->scales[ib] & 0xf)) * 0.25f;
         o->s[2 * ib + 1] = d * (0.5f + (float)(b->scales[ib] >> 4)) * 0.25f;
+        o->k[2 * ib] = 2 * (b->scales[ib] & 0xf) + 1;
+        o->k[2 * ib + 1] = 2 * (b->scales[ib] >> 4) + 1;
         for (int l = 0; l < 4; l++) {
             const int idx = b->qs[4 * ib + l] | ((b->qh[ib] << (8 - 2 * l)) & 0x300);
             put8(o->c + 32 * ib + 8 * l, mr_iq2s_grid[idx], signs[4 * ib + l]);
@@ -80,11 +96,14 @@ static void decode_iq3_xxs(const void *blk, decoded *o)
 {
     const block_iq3_xxs *b = blk;
     const float d = mr_f16_to_f32(b->d);
+    o->d = d;
+    o->unit = 0.25f;
     const uint8_t *qs = b->qs, *ss = b->qs + QK_K / 4;
     for (int ib = 0; ib < 8; ib++) {
         uint32_t a;
         memcpy(&a, ss + 4 * ib, 4);
         o->s[2 * ib] = o->s[2 * ib + 1] = d * (0.5f + (float)(a >> 28)) * 0.5f;
+        o->k[2 * ib] = o->k[2 * ib + 1] = (int32_t)(2 * (a >> 28) + 1);
         for (int l = 0; l < 4; l++) {
             const uint64_t g = mr_iq3xxs_grid[qs[8 * ib + 2 * l]] |
                                (uint64_t)mr_iq3xxs_grid[qs[8 * ib + 2 * l + 1]] << 32;
@@ -97,9 +116,12 @@ static void decode_iq3_s(const void *blk, decoded *o)
 {
     const block_iq3_s *b = blk;
     const float d = mr_f16_to_f32(b->d);
+    o->d = d;
+    o->unit = 1.0f;
     for (int ib = 0; ib < 8; ib++) {
         const int sc = ib % 2 ? b->scales[ib / 2] >> 4 : b->scales[ib / 2] & 0xf;
         o->s[2 * ib] = o->s[2 * ib + 1] = d * (float)(1 + 2 * sc);
+        o->k[2 * ib] = o->k[2 * ib + 1] = 1 + 2 * sc;
         const uint8_t *qs = b->qs + 8 * ib, qh = b->qh[ib];
         for (int l = 0; l < 4; l++) {
             const int i1 = qs[2 * l] | ((qh << (8 - 2 * l)) & 256);
@@ -121,10 +143,13 @@ static void decode_iq1_s(const void *blk, decoded *o)
 {
     const block_iq1_s *b = blk;
     const float d = mr_f16_to_f32(b->d);
+    o->d = d;
+    o->unit = 0.125f;
     o->has_e = 1;
     for (int ib = 0; ib < 8; ib++) {
         const uint16_t qh = b->qh[ib];
         o->s[2 * ib] = o->s[2 * ib + 1] = d * (float)(2 * ((qh >> 12) & 7) + 1);
+        o->k[2 * ib] = o->k[2 * ib + 1] = 2 * ((qh >> 12) & 7) + 1;
         const float e = qh & 0x8000 ? -MR_IQ1_DELTA : MR_IQ1_DELTA;
         for (int l = 0; l < 4; l++) {
             o->e[4 * ib + l] = e;
@@ -142,10 +167,14 @@ static void decode_iq1_m(const void *blk, decoded *o)
     const uint16_t h = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
                                   (sc[3] & 0xf000));
     const float d = mr_f16_to_f32(h);
+    o->d = d;
+    o->unit = 0.125f;
     o->has_e = 1;
     for (int ib = 0; ib < 8; ib++) {
         o->s[2 * ib] = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1);
         o->s[2 * ib + 1] = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
+        o->k[2 * ib] = 2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1;
+        o->k[2 * ib + 1] = 2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1;
         const uint8_t *qs = b->qs + 4 * ib, *qh = b->qh + 2 * ib;
         for (int l = 0; l < 4; l++) {
             const uint8_t hb = qh[l / 2];
@@ -188,31 +217,33 @@ static float dot_f32(decode_fn dec, size_t bytes, const void *w, const float *x,
     return sum;
 }
 
-/* As ggml: integer sums of codes times activations per 16 weights, and for
- * IQ1 the deltas times the sums of the activations per 8. */
+/* As ggml's scalar code: exact integers within a block, the weights w
+ * (the codes c; IQ1: 8c + 8e) times the activations, per 16 times the
+ * integer scale k, summed over the block; then per block
+ *   sum += (d * d_a) * (float)isum
+ * in block order, and the unit (a power of two) at the end.  One float
+ * product and one add per block: the SIMD kernels keep exactly these. */
 static float dot_q8_K(decode_fn dec, size_t bytes, const void *w, const void *xq, int64_t n)
 {
     const block_q8_K *y = xq;
     decoded o;
-    float sum = 0.0f;
+    float sum = 0.0f, unit = 1.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
         memset(&o, 0, sizeof o);
         dec((const uint8_t *)w + i * bytes, &o);
-        float bs = 0.0f;
+        int32_t isum = 0;
         for (int g = 0; g < QK_K / 16; g++) {
-            int32_t s = 0, a[2] = {0, 0};
+            int32_t s = 0;
             for (int j = 16 * g; j < 16 * g + 16; j++) {
-                s += o.c[j] * y[i].qs[j];
-                a[(j / 8) & 1] += y[i].qs[j];
+                const int32_t wj = o.has_e ? 8 * o.c[j] + (o.e[j / 8] < 0.0f ? -1 : 1) : o.c[j];
+                s += wj * y[i].qs[j];
             }
-            float v = (float)s;
-            if (o.has_e)
-                v += o.e[2 * g] * (float)a[0] + o.e[2 * g + 1] * (float)a[1];
-            bs += o.s[g] * v;
+            isum += o.k[g] * s;
         }
-        sum += y[i].d * bs;
+        sum += (o.d * y[i].d) * (float)isum;
+        unit = o.unit;
     }
-    return sum;
+    return sum * unit;
 }
 
 #define MR_IQ_DEFINE(t)                                                                 \

@@ -5,16 +5,14 @@
  * Per 16 weights the block gives two codebook entries of 8 (IQ2, IQ1; IQ3:
  * four entries of 4) and, for IQ2/IQ3, two sign bytes: the entries form one
  * q register of magnitudes, the sign bits a mask (vtst) that negates them
- * ((g ^ m) - m), and one sdot with the activations gives 4 int32 lanes
- * whose sum is the reference's integer sum of those 16 weights.
+ * ((g ^ m) - m), and one sdot with the activations gives 4 int32 lanes,
+ * multiplied by the integer scale k of those 16 and summed over the block.
  *
- * IQ1 weights are s (c + e) with c in {-1, 0, 1} and e = +-1/8 per 8: the
- * reference's float part, (float)sum(c q) + (e0 (float)a0 + e1 (float)a1)
- * with a the activation sums per 8, is exact (multiples of 1/8 far below
- * 2^24), so it equals (float)sum((8c + 8e) q) / 8, one integer dot of the
- * weights 8c + 8e in [-9, 9].  The scales and the accumulation are the
- * reference's, in its order: results are bit-identical to quant/ref_iq.c
- * (test_quant_iq). */
+ * IQ1 weights are s (c + e) with c in {-1, 0, 1} and e = +-1/8 per 8, so
+ * 8c + 8e is an integer in [-9, 9] and is dotted as the weight.  Each block
+ * is thus one exact integer, as in the reference, and its float part,
+ * sum += (d d_a) (float)isum in block order and the unit at the end, is the
+ * reference's: results are bit-identical to quant/ref_iq.c (test_quant_iq). */
 #include "kernels.h"
 
 #include <arm_neon.h>
@@ -35,24 +33,24 @@ AI int8x16_t signed16(uint64_t g0, uint64_t g1, uint8_t s0, uint8_t s1)
     return vsubq_s8(veorq_s8(g, m), m);
 }
 
-/* the integer dot of 16 weights with 16 activations */
-AI int32_t dot16(int8x16_t w, const int8_t *q)
+/* acc + k times the dot of 16 weights with 16 activations, in 4 lanes */
+AI int32x4_t dot16k(int32x4_t acc, int8x16_t w, const int8_t *q, int32_t k)
 {
-    return vaddvq_s32(vdotq_s32(vdupq_n_s32(0), w, vld1q_s8(q)));
+    return vmlaq_n_s32(acc, vdotq_s32(vdupq_n_s32(0), w, vld1q_s8(q)), k);
 }
 
 /* one 32-weight sub-block: weights lo (0..15), hi (16..31), a scale each */
 typedef struct {
     int8x16_t lo, hi;
-    float s0, s1;
+    int32_t k0, k1;
 } sub32;
 
-AI sub32 sub_iq2_xxs(const block_iq2_xxs *b, float d, int ib)
+AI sub32 sub_iq2_xxs(const block_iq2_xxs *b, int ib)
 {
     uint32_t a[2];
     memcpy(a, b->qs + 4 * ib, 8);
     sub32 o;
-    o.s0 = o.s1 = d * (0.5f + (float)(a[1] >> 28)) * 0.25f;
+    o.k0 = o.k1 = (int32_t)(2 * (a[1] >> 28) + 1);
     const uint64_t *t = mr_iq2xxs_grid;
     o.lo = signed16(t[a[0] & 0xff], t[(a[0] >> 8) & 0xff], mr_iq_ksigns[a[1] & 127],
                     mr_iq_ksigns[(a[1] >> 7) & 127]);
@@ -61,11 +59,11 @@ AI sub32 sub_iq2_xxs(const block_iq2_xxs *b, float d, int ib)
     return o;
 }
 
-AI sub32 sub_iq2_xs(const block_iq2_xs *b, float d, int ib)
+AI sub32 sub_iq2_xs(const block_iq2_xs *b, int ib)
 {
     sub32 o;
-    o.s0 = d * (0.5f + (float)(b->scales[ib] & 0xf)) * 0.25f;
-    o.s1 = d * (0.5f + (float)(b->scales[ib] >> 4)) * 0.25f;
+    o.k0 = 2 * (b->scales[ib] & 0xf) + 1;
+    o.k1 = 2 * (b->scales[ib] >> 4) + 1;
     const uint16_t *q = b->qs + 4 * ib;
     const uint64_t *t = mr_iq2xs_grid;
     o.lo = signed16(t[q[0] & 511], t[q[1] & 511], mr_iq_ksigns[q[0] >> 9], mr_iq_ksigns[q[1] >> 9]);
@@ -73,11 +71,11 @@ AI sub32 sub_iq2_xs(const block_iq2_xs *b, float d, int ib)
     return o;
 }
 
-AI sub32 sub_iq2_s(const block_iq2_s *b, float d, int ib)
+AI sub32 sub_iq2_s(const block_iq2_s *b, int ib)
 {
     sub32 o;
-    o.s0 = d * (0.5f + (float)(b->scales[ib] & 0xf)) * 0.25f;
-    o.s1 = d * (0.5f + (float)(b->scales[ib] >> 4)) * 0.25f;
+    o.k0 = 2 * (b->scales[ib] & 0xf) + 1;
+    o.k1 = 2 * (b->scales[ib] >> 4) + 1;
     const uint8_t *qs = b->qs + 4 * ib, *sg = b->qs + QK_K / 8 + 4 * ib;
     const uint32_t qh = b->qh[ib];
     const uint64_t *t = mr_iq2s_grid;
@@ -88,12 +86,12 @@ AI sub32 sub_iq2_s(const block_iq2_s *b, float d, int ib)
 
 #define G3(t, q) ((uint64_t)(t)[(q)[0]] | (uint64_t)(t)[(q)[1]] << 32)
 
-AI sub32 sub_iq3_xxs(const block_iq3_xxs *b, float d, int ib)
+AI sub32 sub_iq3_xxs(const block_iq3_xxs *b, int ib)
 {
     uint32_t a;
     memcpy(&a, b->qs + QK_K / 4 + 4 * ib, 4);
     sub32 o;
-    o.s0 = o.s1 = d * (0.5f + (float)(a >> 28)) * 0.5f;
+    o.k0 = o.k1 = (int32_t)(2 * (a >> 28) + 1);
     const uint8_t *qs = b->qs + 8 * ib;
     const uint32_t *t = mr_iq3xxs_grid;
     o.lo = signed16(G3(t, qs), G3(t, qs + 2), mr_iq_ksigns[a & 127], mr_iq_ksigns[(a >> 7) & 127]);
@@ -108,11 +106,11 @@ AI uint64_t g3s(const uint8_t *qs, uint32_t qh, int l)
            (uint64_t)mr_iq3s_grid[qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)] << 32;
 }
 
-AI sub32 sub_iq3_s(const block_iq3_s *b, float d, int ib)
+AI sub32 sub_iq3_s(const block_iq3_s *b, int ib)
 {
     sub32 o;
     const int sc = ib % 2 ? b->scales[ib / 2] >> 4 : b->scales[ib / 2] & 0xf;
-    o.s0 = o.s1 = d * (float)(1 + 2 * sc);
+    o.k0 = o.k1 = 1 + 2 * sc;
     const uint8_t *qs = b->qs + 8 * ib, *sg = b->signs + 4 * ib;
     const uint32_t qh = b->qh[ib];
     o.lo = signed16(g3s(qs, qh, 0), g3s(qs, qh, 1), sg[0], sg[1]);
@@ -129,11 +127,11 @@ AI int8x16_t iq1_16(uint64_t g0, uint64_t g1, int n0, int n1)
     return vaddq_s8(vshlq_n_s8(c, 3), e);
 }
 
-AI sub32 sub_iq1_s(const block_iq1_s *b, float d, int ib)
+AI sub32 sub_iq1_s(const block_iq1_s *b, int ib)
 {
     const uint32_t qh = b->qh[ib];
     sub32 o;
-    o.s0 = o.s1 = d * (float)(2 * ((qh >> 12) & 7) + 1);
+    o.k0 = o.k1 = 2 * ((qh >> 12) & 7) + 1;
     const int neg = (qh & 0x8000) != 0;
     const uint8_t *qs = b->qs + 4 * ib;
     const uint64_t *t = mr_iq1s_grid;
@@ -142,11 +140,11 @@ AI sub32 sub_iq1_s(const block_iq1_s *b, float d, int ib)
     return o;
 }
 
-AI sub32 sub_iq1_m(const block_iq1_m *b, const uint16_t sc[4], float d, int ib)
+AI sub32 sub_iq1_m(const block_iq1_m *b, const uint16_t sc[4], int ib)
 {
     sub32 o;
-    o.s0 = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1);
-    o.s1 = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
+    o.k0 = 2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1;
+    o.k1 = 2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1;
     const uint8_t *qs = b->qs + 4 * ib;
     const uint32_t h0 = b->qh[2 * ib], h1 = b->qh[2 * ib + 1];
     const uint64_t *t = mr_iq1s_grid;
@@ -157,9 +155,10 @@ AI sub32 sub_iq1_m(const block_iq1_m *b, const uint16_t sc[4], float d, int ib)
     return o;
 }
 
-/* the reference's float part: per 16, bs += s * (float)sum (IQ1: the sum
- * over 8 c + 8 e, divided by 8 exactly), then sum += y.d * bs per block */
-#define IQ_DOT(t, PRE, D, SUB, F)                                                       \
+/* the reference's rule: per block the exact integer sum of k times the
+ * 16-sums, then sum += (d d_a) (float)isum in block order; the unit
+ * (a power of two) at the end */
+#define IQ_DOT(t, PRE, D, SUB, UNIT)                                                    \
     static float dot_##t(const void *w, const void *xq, int64_t n)                      \
     {                                                                                   \
         const block_##t *x = w;                                                         \
@@ -167,28 +166,27 @@ AI sub32 sub_iq1_m(const block_iq1_m *b, const uint16_t sc[4], float d, int ib)
         float sum = 0.0f;                                                               \
         for (int64_t i = 0; i < n / QK_K; i++) {                                        \
             PRE;                                                                        \
-            const float d = D;                                                          \
-            float bs = 0.0f;                                                            \
+            int32x4_t acc = vdupq_n_s32(0);                                             \
             for (int ib = 0; ib < 8; ib++) {                                            \
                 const sub32 o = SUB;                                                    \
                 const int8_t *q = y[i].qs + 32 * ib;                                    \
-                bs += o.s0 * ((float)dot16(o.lo, q) F);                                 \
-                bs += o.s1 * ((float)dot16(o.hi, q + 16) F);                            \
+                acc = dot16k(acc, o.lo, q, o.k0);                                       \
+                acc = dot16k(acc, o.hi, q + 16, o.k1);                                  \
             }                                                                           \
-            sum += y[i].d * bs;                                                         \
+            sum += ((D) * y[i].d) * (float)vaddvq_s32(acc);                             \
         }                                                                               \
-        return sum;                                                                     \
+        return sum * (UNIT);                                                            \
     }
-IQ_DOT(iq2_xxs, (void)0, mr_f16_to_f32(x[i].d), sub_iq2_xxs(&x[i], d, ib), )
-IQ_DOT(iq2_xs, (void)0, mr_f16_to_f32(x[i].d), sub_iq2_xs(&x[i], d, ib), )
-IQ_DOT(iq2_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq2_s(&x[i], d, ib), )
-IQ_DOT(iq3_xxs, (void)0, mr_f16_to_f32(x[i].d), sub_iq3_xxs(&x[i], d, ib), )
-IQ_DOT(iq3_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq3_s(&x[i], d, ib), )
-IQ_DOT(iq1_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq1_s(&x[i], d, ib), *0.125f)
+IQ_DOT(iq2_xxs, (void)0, mr_f16_to_f32(x[i].d), sub_iq2_xxs(&x[i], ib), 0.125f)
+IQ_DOT(iq2_xs, (void)0, mr_f16_to_f32(x[i].d), sub_iq2_xs(&x[i], ib), 0.125f)
+IQ_DOT(iq2_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq2_s(&x[i], ib), 0.125f)
+IQ_DOT(iq3_xxs, (void)0, mr_f16_to_f32(x[i].d), sub_iq3_xxs(&x[i], ib), 0.25f)
+IQ_DOT(iq3_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq3_s(&x[i], ib), 1.0f)
+IQ_DOT(iq1_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq1_s(&x[i], ib), 0.125f)
 IQ_DOT(iq1_m, uint16_t sc[4]; memcpy(sc, x[i].scales, 8),
        mr_f16_to_f32((uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
                                 (sc[3] & 0xf000))),
-       sub_iq1_m(&x[i], sc, d, ib), *0.125f)
+       sub_iq1_m(&x[i], sc, ib), 0.125f)
 
 void mr_kernels_init_neon_iq(mr_kernels *k)
 {
