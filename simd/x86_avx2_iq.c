@@ -30,16 +30,57 @@ AI float f16_to_f32(uint16_t h)
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
 
-/* 32 bytes of +1 / -1 from four sign bytes packed in sb (bit j of byte l:
- * weight 8l + j): each byte spread over 8 lanes (vpshufb), bit-tested */
-AI __m256i sign_vec(uint32_t sb)
+/* The block's 32 sign bytes in one ymm, byte 4 ib + l for the 8 weights
+ * of entry l of sub-block ib (bit j: weight j negated).  IQ2_XXS, IQ2_XS
+ * and IQ3_XXS store 7 bits per 8 and the eighth makes the parity even
+ * (ggml's ksigns table): here computed for all 32 at once, two nibble
+ * parities (vpshufb) per byte, in place of 32 table loads and the scalar
+ * shifts to index them. */
+AI __m256i ksigns32(__m256i g7)
+{
+    const __m256i par = _mm256_setr_epi8(0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0,
+                                         0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0);
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    const __m256i p = _mm256_xor_si256(_mm256_shuffle_epi8(par, _mm256_and_si256(g7, m)),
+                                       _mm256_shuffle_epi8(par, _mm256_and_si256(_mm256_srli_epi16(g7, 4), m)));
+    return _mm256_or_si256(g7, p);
+}
+
+/* 8 dwords a (one per sub-block: four 7-bit sign groups, then the 4-bit
+ * scale) to their 32 group bytes */
+AI __m256i groups7(__m256i a)
+{
+    const __m256i m0 = _mm256_set1_epi32(0x7f), m1 = _mm256_set1_epi32(0x7f00);
+    const __m256i m2 = _mm256_set1_epi32(0x7f0000), m3 = _mm256_set1_epi32(0x7f000000);
+    return _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(a, m0), _mm256_and_si256(_mm256_slli_epi32(a, 1), m1)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(a, 2), m2), _mm256_and_si256(_mm256_slli_epi32(a, 3), m3)));
+}
+
+/* the dword ib of v in all 8 lanes */
+AI __m256i dword_all(__m256i v, int ib)
+{
+    return _mm256_permutevar8x32_epi32(v, _mm256_set1_epi32(ib));
+}
+
+/* 32 bytes of +1 / -1 for sub-block ib from the block's sign bytes sgn:
+ * its four bytes spread over 8 lanes each (vpshufb), bit-tested */
+AI __m256i sign_sub(__m256i sgn, int ib)
 {
     const __m256i spread = _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll,
                                              0x0101010101010101ll, 0x0000000000000000ll);
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)sb), spread);
+    const __m256i bytes = _mm256_shuffle_epi8(dword_all(sgn, ib), spread);
     const __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201ull);
     const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
     return _mm256_or_si256(set, _mm256_set1_epi8(1));
+}
+
+/* the scales 2 a + 1 of 8 dwords whose top nibble is a, as both int16
+ * halves of each dword (dword_all then gives a sub-block's k16) */
+AI __m256i k_top(__m256i a)
+{
+    const __m256i k = _mm256_add_epi32(_mm256_slli_epi32(_mm256_srli_epi32(a, 28), 1), _mm256_set1_epi32(1));
+    return _mm256_or_si256(k, _mm256_slli_epi32(k, 16));
 }
 
 AI int hsum4(__m128i v)
@@ -55,7 +96,28 @@ typedef struct {
     __m256i g, sg, k16;
 } sub32;
 
-#define G4(t, a, b, c, d) _mm256_set_epi64x((int64_t)(t)[d], (int64_t)(t)[c], (int64_t)(t)[b], (int64_t)(t)[a])
+/* Four 8-byte table rows as one ymm.  Each row broadcast from memory (a
+ * load, no shuffle) and blended: the vpinsrq/vinserti128 way put three
+ * shuffles per 32 weights on the one port that also spreads the signs. */
+AI __m256i g4(const uint64_t *t, uint32_t a, uint32_t b, uint32_t c, uint32_t d)
+{
+    const __m256i va = _mm256_set1_epi64x((int64_t)t[a]), vb = _mm256_set1_epi64x((int64_t)t[b]);
+    const __m256i vc = _mm256_set1_epi64x((int64_t)t[c]), vd = _mm256_set1_epi64x((int64_t)t[d]);
+    return _mm256_blend_epi32(_mm256_blend_epi32(va, vb, 0x0c), _mm256_blend_epi32(vc, vd, 0xc0), 0xf0);
+}
+#define G4(t, a, b, c, d) g4((t), (a), (b), (c), (d))
+
+/* eight 4-byte table rows (IQ3), the same way */
+AI __m256i g8(const uint32_t *t, const uint8_t *q)
+{
+    __m256i v[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        v[j] = _mm256_set1_epi32((int)t[q[j]]);
+    const __m256i v01 = _mm256_blend_epi32(v[0], v[1], 0x02), v23 = _mm256_blend_epi32(v[2], v[3], 0x08);
+    const __m256i v45 = _mm256_blend_epi32(v[4], v[5], 0x20), v67 = _mm256_blend_epi32(v[6], v[7], 0x80);
+    return _mm256_blend_epi32(_mm256_blend_epi32(v01, v23, 0x0c), _mm256_blend_epi32(v45, v67, 0xc0), 0xf0);
+}
 
 /* one scale k for all 32 */
 AI __m256i k_one(uint32_t k)
@@ -85,79 +147,126 @@ AI __m256i k_nibbles(const uint8_t *sc)
     return _mm256_broadcastsi128_si256(k);
 }
 
-AI sub32 sub_iq2_xxs(const block_iq2_xxs *b, int ib)
+/* per block: the scale vector (kb) and the sign bytes (sgn) */
+typedef struct {
+    __m256i kb, sgn;
+} iq_blk;
+
+/* IQ2_XXS: per sub-block 8 bytes, four grid indices and a dword of four
+ * 7-bit sign groups under the scale; the dwords gathered by vshufps */
+AI iq_blk blk_iq2_xxs(const block_iq2_xxs *b)
 {
-    uint32_t a[2];
-    memcpy(a, b->qs + 4 * ib, 8);
+    const __m256 v0 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)b->qs));
+    const __m256 v1 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(b->qs + 16)));
+    /* odd dwords: sub-blocks 0 1 4 5 | 2 3 6 7, then in order */
+    const __m256i a = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(v0, v1, 0xdd)), 0xd8);
+    iq_blk k;
+    k.kb = k_top(a);
+    k.sgn = ksigns32(groups7(a));
+    return k;
+}
+
+AI sub32 sub_iq2_xxs(const block_iq2_xxs *b, const iq_blk *k, int ib)
+{
+    const uint8_t *i8 = (const uint8_t *)(b->qs + 4 * ib);
     sub32 o;
-    o.k16 = k_one(2 * (a[1] >> 28) + 1);
-    o.g = G4(mr_iq2xxs_grid, a[0] & 0xff, (a[0] >> 8) & 0xff, (a[0] >> 16) & 0xff, a[0] >> 24);
-    o.sg = sign_vec(mr_iq_ksigns[a[1] & 127] | (uint32_t)mr_iq_ksigns[(a[1] >> 7) & 127] << 8 |
-                    (uint32_t)mr_iq_ksigns[(a[1] >> 14) & 127] << 16 |
-                    (uint32_t)mr_iq_ksigns[(a[1] >> 21) & 127] << 24);
+    o.k16 = dword_all(k->kb, ib);
+    o.g = G4(mr_iq2xxs_grid, i8[0], i8[1], i8[2], i8[3]);
+    o.sg = sign_sub(k->sgn, ib);
     return o;
 }
 
-AI sub32 sub_iq2_xs(const block_iq2_xs *b, __m256i kb, int ib)
+/* IQ2_XS: 16-bit codes, a 9-bit index under 7 sign bits */
+AI iq_blk blk_iq2_xs(const block_iq2_xs *b)
+{
+    const __m256i v0 = _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)b->qs), 9);
+    const __m256i v1 = _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(b->qs + 16)), 9);
+    iq_blk k;
+    k.kb = k_nibbles(b->scales);
+    k.sgn = ksigns32(_mm256_permute4x64_epi64(_mm256_packus_epi16(v0, v1), 0xd8));
+    return k;
+}
+
+AI sub32 sub_iq2_xs(const block_iq2_xs *b, const iq_blk *k, int ib)
 {
     sub32 o;
-    o.k16 = k_pair(kb, ib);
+    o.k16 = k_pair(k->kb, ib);
     const uint16_t *q = b->qs + 4 * ib;
     o.g = G4(mr_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
-    o.sg = sign_vec(mr_iq_ksigns[q[0] >> 9] | (uint32_t)mr_iq_ksigns[q[1] >> 9] << 8 |
-                    (uint32_t)mr_iq_ksigns[q[2] >> 9] << 16 | (uint32_t)mr_iq_ksigns[q[3] >> 9] << 24);
+    o.sg = sign_sub(k->sgn, ib);
     return o;
 }
 
-AI sub32 sub_iq2_s(const block_iq2_s *b, __m256i kb, int ib)
+/* IQ2_S: the sign bytes stored as they are */
+AI iq_blk blk_iq2_s(const block_iq2_s *b)
+{
+    iq_blk k;
+    k.kb = k_nibbles(b->scales);
+    k.sgn = _mm256_loadu_si256((const __m256i *)(b->qs + QK_K / 8));
+    return k;
+}
+
+AI sub32 sub_iq2_s(const block_iq2_s *b, const iq_blk *k, int ib)
 {
     sub32 o;
-    o.k16 = k_pair(kb, ib);
+    o.k16 = k_pair(k->kb, ib);
     const uint8_t *qs = b->qs + 4 * ib;
     const uint32_t qh = b->qh[ib];
     o.g = G4(mr_iq2s_grid, qs[0] | ((qh << 8) & 0x300), qs[1] | ((qh << 6) & 0x300),
              qs[2] | ((qh << 4) & 0x300), qs[3] | ((qh << 2) & 0x300));
-    uint32_t sb;
-    memcpy(&sb, b->qs + QK_K / 8 + 4 * ib, 4);
-    o.sg = sign_vec(sb);
+    o.sg = sign_sub(k->sgn, ib);
     return o;
 }
 
-#define G3(t, q) ((uint64_t)(t)[(q)[0]] | (uint64_t)(t)[(q)[1]] << 32)
-
-AI sub32 sub_iq3_xxs(const block_iq3_xxs *b, int ib)
+/* IQ3_XXS: the 8 dwords of sign groups and scales follow the indices */
+AI iq_blk blk_iq3_xxs(const block_iq3_xxs *b)
 {
-    uint32_t a;
-    memcpy(&a, b->qs + QK_K / 4 + 4 * ib, 4);
+    const __m256i a = _mm256_loadu_si256((const __m256i *)(b->qs + QK_K / 4));
+    iq_blk k;
+    k.kb = k_top(a);
+    k.sgn = ksigns32(groups7(a));
+    return k;
+}
+
+AI sub32 sub_iq3_xxs(const block_iq3_xxs *b, const iq_blk *k, int ib)
+{
     sub32 o;
-    o.k16 = k_one(2 * (a >> 28) + 1);
+    o.k16 = dword_all(k->kb, ib);
     const uint8_t *qs = b->qs + 8 * ib;
-    o.g = _mm256_set_epi64x((int64_t)G3(mr_iq3xxs_grid, qs + 6), (int64_t)G3(mr_iq3xxs_grid, qs + 4),
-                            (int64_t)G3(mr_iq3xxs_grid, qs + 2), (int64_t)G3(mr_iq3xxs_grid, qs));
-    o.sg = sign_vec(mr_iq_ksigns[a & 127] | (uint32_t)mr_iq_ksigns[(a >> 7) & 127] << 8 |
-                    (uint32_t)mr_iq_ksigns[(a >> 14) & 127] << 16 |
-                    (uint32_t)mr_iq_ksigns[(a >> 21) & 127] << 24);
+    o.g = g8(mr_iq3xxs_grid, qs);
+    o.sg = sign_sub(k->sgn, ib);
     return o;
 }
 
-AI uint64_t g3s(const uint8_t *qs, uint32_t qh, int l)
+/* IQ3_S: eight 9-bit indices, the ninth bits in qh */
+AI __m256i g8s(const uint8_t *qs, uint32_t qh)
 {
-    return (uint64_t)mr_iq3s_grid[qs[2 * l] | ((qh << (8 - 2 * l)) & 256)] |
-           (uint64_t)mr_iq3s_grid[qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)] << 32;
+    __m256i v[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        v[j] = _mm256_set1_epi32((int)mr_iq3s_grid[qs[j] | ((qh << (8 - j)) & 256)]);
+    const __m256i v01 = _mm256_blend_epi32(v[0], v[1], 0x02), v23 = _mm256_blend_epi32(v[2], v[3], 0x08);
+    const __m256i v45 = _mm256_blend_epi32(v[4], v[5], 0x20), v67 = _mm256_blend_epi32(v[6], v[7], 0x80);
+    return _mm256_blend_epi32(_mm256_blend_epi32(v01, v23, 0x0c), _mm256_blend_epi32(v45, v67, 0xc0), 0xf0);
 }
 
-AI sub32 sub_iq3_s(const block_iq3_s *b, int ib)
+AI iq_blk blk_iq3_s(const block_iq3_s *b)
+{
+    iq_blk k;
+    k.kb = _mm256_setzero_si256();
+    k.sgn = _mm256_loadu_si256((const __m256i *)b->signs);
+    return k;
+}
+
+AI sub32 sub_iq3_s(const block_iq3_s *b, const iq_blk *k, int ib)
 {
     sub32 o;
     const uint32_t sc = ib % 2 ? b->scales[ib / 2] >> 4 : b->scales[ib / 2] & 0xf;
     o.k16 = k_one(1 + 2 * sc);
     const uint8_t *qs = b->qs + 8 * ib;
     const uint32_t qh = b->qh[ib];
-    o.g = _mm256_set_epi64x((int64_t)g3s(qs, qh, 3), (int64_t)g3s(qs, qh, 2), (int64_t)g3s(qs, qh, 1),
-                            (int64_t)g3s(qs, qh, 0));
-    uint32_t sb;
-    memcpy(&sb, b->signs + 4 * ib, 4);
-    o.sg = sign_vec(sb);
+    o.g = g8s(qs, qh);
+    o.sg = sign_sub(k->sgn, ib);
     return o;
 }
 
@@ -254,27 +363,33 @@ AI float iq_d(const int kind, const uint8_t *blk)
     return f16_to_f32(h);
 }
 
-/* the per-block scale bytes, where there is one per 16 */
-AI __m256i iq_kb(const int kind, const uint8_t *blk)
+/* the per-block vectors */
+AI iq_blk iq_block(const int kind, const uint8_t *blk)
 {
+    iq_blk k;
     switch (kind) {
-    case IQ2XS: return k_nibbles(((const block_iq2_xs *)blk)->scales);
-    case IQ2S: return k_nibbles(((const block_iq2_s *)blk)->scales);
-    case IQ1M: return iq1m_kb((const block_iq1_m *)blk);
-    default: return _mm256_setzero_si256();
+    case IQ2XXS: return blk_iq2_xxs((const block_iq2_xxs *)blk);
+    case IQ2XS: return blk_iq2_xs((const block_iq2_xs *)blk);
+    case IQ2S: return blk_iq2_s((const block_iq2_s *)blk);
+    case IQ3XXS: return blk_iq3_xxs((const block_iq3_xxs *)blk);
+    case IQ3S: return blk_iq3_s((const block_iq3_s *)blk);
+    case IQ1M: k.kb = iq1m_kb((const block_iq1_m *)blk); break;
+    default: k.kb = _mm256_setzero_si256(); break;
     }
+    k.sgn = _mm256_setzero_si256();
+    return k;
 }
 
-AI sub32 iq_sub(const int kind, const uint8_t *blk, __m256i kb, int ib)
+AI sub32 iq_sub(const int kind, const uint8_t *blk, const iq_blk *k, int ib)
 {
     switch (kind) {
-    case IQ2XXS: return sub_iq2_xxs((const block_iq2_xxs *)blk, ib);
-    case IQ2XS: return sub_iq2_xs((const block_iq2_xs *)blk, kb, ib);
-    case IQ2S: return sub_iq2_s((const block_iq2_s *)blk, kb, ib);
-    case IQ3XXS: return sub_iq3_xxs((const block_iq3_xxs *)blk, ib);
-    case IQ3S: return sub_iq3_s((const block_iq3_s *)blk, ib);
+    case IQ2XXS: return sub_iq2_xxs((const block_iq2_xxs *)blk, k, ib);
+    case IQ2XS: return sub_iq2_xs((const block_iq2_xs *)blk, k, ib);
+    case IQ2S: return sub_iq2_s((const block_iq2_s *)blk, k, ib);
+    case IQ3XXS: return sub_iq3_xxs((const block_iq3_xxs *)blk, k, ib);
+    case IQ3S: return sub_iq3_s((const block_iq3_s *)blk, k, ib);
     case IQ1S: return sub_iq1_s((const block_iq1_s *)blk, ib);
-    default: return sub_iq1_m((const block_iq1_m *)blk, kb, ib);
+    default: return sub_iq1_m((const block_iq1_m *)blk, k->kb, ib);
     }
 }
 
@@ -312,11 +427,11 @@ AI float iq_dot_kind(const int kind, const void *w, const void *xq, int64_t n)
     for (int64_t i = 0; i < n / QK_K; i++) {
         const uint8_t *blk = x + (size_t)i * bb;
         iq_prefetch(blk + IQ_PF, bb);
-        const __m256i kb = iq_kb(kind, blk);
+        const iq_blk k = iq_block(kind, blk);
         __m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int ib = 0; ib < 8; ib++)
-            acc = _mm256_add_epi32(acc, sub_dot(iq_sub(kind, blk, kb, ib),
+            acc = _mm256_add_epi32(acc, sub_dot(iq_sub(kind, blk, &k, ib),
                                                 _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib))));
         sum += (iq_d(kind, blk) * y[i].d) * (float)hsum8(acc);
     }
@@ -359,9 +474,9 @@ typedef struct {
 AI void iq_prepare(const int kind, const uint8_t *blk, iq_prep *p)
 {
     iq_prefetch(blk + IQ_PF, iq_block_bytes[kind]);
-    const __m256i kb = iq_kb(kind, blk);
+    const iq_blk k = iq_block(kind, blk);
     for (int ib = 0; ib < 8; ib++)
-        p->s[ib] = iq_sub(kind, blk, kb, ib);
+        p->s[ib] = iq_sub(kind, blk, &k, ib);
     p->d = iq_d(kind, blk);
 }
 
