@@ -13,6 +13,7 @@
 #include "synth.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <xxhash.h>
 
 #include "../quant/types.h"
+#include "../quant/types_iq.h"
 #include "../quant/types_more.h"
 #include "quant_mix.h"
 #include "config.h"
@@ -170,6 +172,62 @@ typedef struct {
     uint64_t seed;
 } block_pools;
 
+/* The i-quants moerun reads but does not write (IQ1/IQ2/IQ3): blocks of
+ * random bits (random codebook entries, signs and scales: every pattern is
+ * a valid block), all with one d chosen so the weights have the wanted
+ * std, measured by dequantizing the pool with d = 1.  IQ1_M keeps its d in
+ * the top nibbles of its four scale words; the others in their first two
+ * bytes. */
+static void iq_set_d(uint32_t t, uint8_t *blk, uint16_t d)
+{
+    if (t != MR_TYPE_IQ1_M) {
+        memcpy(blk, &d, 2);
+        return;
+    }
+    uint8_t *sc = blk + offsetof(block_iq1_m, scales);
+    for (int i = 0; i < 4; i++) {
+        uint16_t w;
+        memcpy(&w, sc + 2 * i, 2);
+        w = (uint16_t)((w & 0x0fff) | (((d >> (4 * i)) & 0xf) << 12));
+        memcpy(sc + 2 * i, &w, 2);
+    }
+}
+
+int mr_synth_writes_type(uint32_t t)
+{
+    if (!mr_type_computable(t))
+        return 0;
+    if (t == MR_TYPE_F32 || mr_type_get(t)->from_f32)
+        return 1;
+    switch (t) {
+    case MR_TYPE_IQ2_XXS: case MR_TYPE_IQ2_XS: case MR_TYPE_IQ2_S: case MR_TYPE_IQ3_XXS:
+    case MR_TYPE_IQ3_S: case MR_TYPE_IQ1_S: case MR_TYPE_IQ1_M: return 1;
+    default: return 0;
+    }
+}
+
+static void random_codebook_blocks(rng_t *r, uint32_t t, uint8_t *blocks, float *f, float std)
+{
+    const mr_type_traits *tt = mr_type_get(t);
+    const size_t bytes = (size_t)POOL_BLOCKS * tt->type_size;
+    for (size_t i = 0; i < bytes; i += 8) {
+        const uint64_t v = rng_next(r);
+        memcpy(blocks + i, &v, bytes - i < 8 ? bytes - i : 8);
+    }
+    const uint16_t one = mr_f32_to_f16(1.0f);
+    for (size_t b = 0; b < POOL_BLOCKS; b++)
+        iq_set_d(t, blocks + b * tt->type_size, one);
+    const size_t n = (size_t)POOL_BLOCKS * tt->block_size;
+    tt->to_f32(blocks, f, (int64_t)n);
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)f[i] * f[i];
+    const double rms = sqrt(ss / (double)n);
+    const uint16_t d = mr_f32_to_f16(rms > 0.0 ? (float)(std / rms) : std);
+    for (size_t b = 0; b < POOL_BLOCKS; b++)
+        iq_set_d(t, blocks + b * tt->type_size, d);
+}
+
 static const block_pool *pool_get(block_pools *bp, uint32_t t, float std)
 {
     for (uint32_t i = 0; i < POOL_SLOTS; i++)
@@ -188,10 +246,13 @@ static const block_pool *pool_get(block_pools *bp, uint32_t t, float std)
     }
     rng_t r;
     rng_seed(&r, bp->seed ^ ((uint64_t)t << 40) ^ (uint64_t)(std * 1e9f));
-    const float a = std * 1.7320508f;
-    for (size_t i = 0; i < (size_t)POOL_BLOCKS * tt->block_size; i++)
-        f[i] = a * rng_unit(&r);
-    tt->from_f32(f, b->blocks, (int64_t)POOL_BLOCKS * tt->block_size);
+    if (tt->from_f32) {
+        const float a = std * 1.7320508f;
+        for (size_t i = 0; i < (size_t)POOL_BLOCKS * tt->block_size; i++)
+            f[i] = a * rng_unit(&r);
+        tt->from_f32(f, b->blocks, (int64_t)POOL_BLOCKS * tt->block_size);
+    } else
+        random_codebook_blocks(&r, t, b->blocks, f, std);
     free(f);
     b->type = t;
     b->std = std;
@@ -503,6 +564,13 @@ static int llama_file_type(uint32_t t)
     case MR_TYPE_Q6_K: return 18;
     case MR_TYPE_IQ4_NL: return 25;
     case MR_TYPE_IQ4_XS: return 30;
+    case MR_TYPE_IQ2_XXS: return 19;
+    case MR_TYPE_IQ2_XS: return 20;
+    case MR_TYPE_IQ3_XXS: return 23;
+    case MR_TYPE_IQ1_S: return 24;
+    case MR_TYPE_IQ3_S: return 26;
+    case MR_TYPE_IQ2_S: return 28;
+    case MR_TYPE_IQ1_M: return 31;
     default: return 2;
     }
 }
@@ -1024,7 +1092,7 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
         return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
                        "shape %s with type %s is not a valid model", s->name,
                        mr_type_get(p->type)->name);
-    if (!mr_type_get(p->type)->from_f32 && p->type != MR_TYPE_F32)
+    if (!mr_synth_writes_type(p->type))
         return mr_fail(err, MR_EINVAL, path, "synth", MR_NO_OFFSET,
                        "type %s is read, not written, by moerun", mr_type_get(p->type)->name);
     if (s->gptoss && p->dense)

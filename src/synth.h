@@ -44,6 +44,11 @@ typedef struct {
  * "deepseek-v3", "kimi-k2", "qwen3-30b-a3b", "qwen3-235b-a22b"); NULL
  * if unknown.  list: every name, NULL-terminated. */
 const mr_synth_shape *mr_synth_shape_find(const char *name);
+
+/* Whether mr_synth_write can fill matrices of type t: the types moerun
+ * quantizes to, F32, and the i-quants (IQ1/IQ2/IQ3) it only reads, whose
+ * blocks it draws as random bits with a d that gives the wanted std. */
+int mr_synth_writes_type(uint32_t t);
 const char *const *mr_synth_shape_names(void);
 
 typedef struct {

@@ -128,6 +128,16 @@ if moerun info --cpu 2>/dev/null | grep -q "repacked at load"; then
 else
     echo "note: these kernels repack nothing (no AVX-512 VNNI): the repack line is not checked"
 fi
+# the i-quants moerun reads but does not write: random codebook blocks
+expect 0 "synth a tinymix-shaped IQ2_XXS" moerun synth --shape tinymix --type iq2_xxs -o "$T/iq.gguf"
+expect 0 "verify the IQ2_XXS synth" moerun verify "$T/iq.gguf"
+expect 0 "info on the IQ2_XXS synth" moerun info "$T/iq.gguf"
+contains "$T/out" "general.file_type                            19" "an iq2_xxs synth says IQ2_XXS (llama.cpp's 19)"
+expect 0 "run the IQ2_XXS synth" moerun run -m "$T/iq.gguf" -p "hello there" -n 4 --temp 0
+expect 0 "synth an IQ1_M (d in the scales' nibbles)" moerun synth --shape tinymix --type IQ1_M -o "$T/iq1m.gguf"
+expect 0 "run the IQ1_M synth" moerun run -m "$T/iq1m.gguf" -p "hello there" -n 4 --temp 0
+expect 1 "synth refuses an i-quant on a shape with rows of 64" moerun synth --shape qwen3-micro --type iq3_s -o "$T/iqx.gguf"
+contains "$T/err" "is not a valid model" "the i-quant shape error says why"
 expect 0 "info on the synthetic Qwen3-MoE" moerun info "$T/q3.gguf"
 contains "$T/out" "Qwen3-MoE (qwen3moe)" "synth qwen3-micro is a qwen3moe"
 contains "$T/out" "general.file_type                            15" "a q4_k_m synth says Q4_K_M"

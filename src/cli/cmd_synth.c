@@ -30,7 +30,9 @@ static const cli_opt synth_extra[] = {
     {NULL, "--shape", "NAME", shape_help, OPT_SHAPE},
     {NULL, "--layers", "N", "keep only the first N layers (default: all)", OPT_LAYERS},
     {NULL, "--type", "T", "matrix type: q4_0 (default), q8_0, f16, bf16, f32, q4_1,\n"
-                          "q5_0, q5_1, iq4_nl, iq4_xs, q2_k..q6_k; or a llama-quantize\n"
+                          "q5_0, q5_1, iq4_nl, iq4_xs, q2_k..q6_k, the i-quants\n"
+                          "iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s\n"
+                          "(random codebook blocks); or a llama-quantize\n"
                           "mix: q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m, q6_k (each\n"
                           "tensor's type as llama-quantize chooses it; see\n"
                           "'moerun quantize --help')", OPT_TYPE},
@@ -77,7 +79,7 @@ static int synth_option(void *user, int id, const char *v)
         st->type = mr_type_from_name(v);
         if (st->type == MR_TYPE_COUNT || !mr_type_computable(st->type))
             return cli_usage_error("synth", "--type '%s' is not a type moerun computes with", v);
-        if (!mr_type_get(st->type)->from_f32)
+        if (!mr_synth_writes_type(st->type))
             return cli_usage_error("synth", "--type '%s': moerun reads this type but does not "
                                    "write it", v);
         return 0;
