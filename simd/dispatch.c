@@ -211,6 +211,7 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
     if (isa == MR_ISA_AVX512) {
         mr_kernels_init_avx512_more(out);
         mr_kernels_init_avx512_pack(out);
+        mr_kernels_init_avx512_iq(out);
     }
 #endif
 #ifdef MR_HAVE_NEON

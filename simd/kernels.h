@@ -137,6 +137,7 @@ void mr_kernels_init_avx2_more(mr_kernels *k);
 void mr_kernels_init_avx2_iq(mr_kernels *k); /* the i-quants (AVX-512 inherits them) */
 void mr_kernels_init_avx512_more(mr_kernels *k);
 void mr_kernels_init_avx512_pack(mr_kernels *k); /* the repacked Q4_K */
+void mr_kernels_init_avx512_iq(mr_kernels *k);   /* the i-quants' dots (gemm: AVX2's) */
 void mr_kernels_init_neon_more(mr_kernels *k);
 void mr_kernels_init_neon_iq(mr_kernels *k); /* the i-quants */
 void mr_kernels_init_neon_k(mr_kernels *k); /* K-quants, called by mr_kernels_init_neon */

@@ -147,14 +147,15 @@ static void print_autotune(const mr_autotune_report *r)
         printf("autotune: off (MOERUN_ISA forces a level, MOERUN_AUTOTUNE=0, or one candidate)\n");
         return;
     }
-    printf("autotune: one-token matmul over %zu MB per type, %.1f ms in all\n", r->bytes >> 20, r->ms);
+    printf("autotune: one-token matmul over %zu MB per type (the IQ1/IQ2/IQ3 i-quants: a quarter), "
+           "%.1f ms in all\n", r->bytes >> 20, r->ms);
     for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
         int any = 0;
         for (int i = 0; i < MR_ISA_COUNT; i++)
             any |= r->gbs[t][i] > 0.0;
         if (!any)
             continue;
-        printf("  %-5s -> %-7s", mr_type_get(t)->name, mr_isa_name(r->chosen[t]));
+        printf("  %-7s -> %-7s", mr_type_get(t)->name, mr_isa_name(r->chosen[t]));
         for (int i = 0; i < MR_ISA_COUNT; i++)
             if (r->gbs[t][i] > 0.0)
                 printf("  %s %.1f GB/s", mr_isa_name((mr_isa)i), r->gbs[t][i]);
