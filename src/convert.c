@@ -667,7 +667,7 @@ void mr_plan_drop_prefix(mr_planner *pl, const char *prefix)
  * follow the mix (src/quant_mix.c), with llama.cpp's fallback for rows
  * the blocks do not divide. */
 static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_mix_model *mm,
-                            const mr_plan_tensor *t, int attn_v_index)
+                            const mr_plan_tensor *t, mr_mix_counts *mc)
 {
     (void)p;
     if (t->scales) /* released MXFP4 stays as it is */
@@ -676,7 +676,7 @@ static uint32_t choose_type(const mr_plan *p, const out_type *ot, const mr_mix_m
         return MR_TYPE_F32;
     if (ot->type == MR_TYPE_F32 || ot->type == MR_TYPE_F16 || ot->type == MR_TYPE_BF16)
         return ot->type;
-    const mr_mix_tensor mt = {.name = t->name, .ne0 = t->ne[0], .attn_v_index = attn_v_index};
+    const mr_mix_tensor mt = mr_mix_next(mc, t->name, t->ne[0]);
     return mr_mix_tensor_type(ot->mix, ot->type, mm, &mt);
 }
 
@@ -707,11 +707,10 @@ static mr_status plan_types(planner *pl, mr_error *err)
         mm.n_attn_v += (uint32_t)mr_mix_counts_as_attn_v(p->t[i].name);
         mm.tied &= strcmp(p->t[i].name, "output.weight") != 0;
     }
-    int attn_v_index = 0;
+    mr_mix_counts mc = {0, 0};
     for (uint32_t i = 0; i < p->n_tensors; i++) {
         mr_plan_tensor *t = &p->t[i];
-        const int is_v = mr_mix_counts_as_attn_v(t->name);
-        t->type = choose_type(p, pl->ot, &mm, t, is_v ? attn_v_index++ : -1);
+        t->type = choose_type(p, pl->ot, &mm, t, &mc);
         if (!mr_type_get(t->type)->from_f32)
             return mr_fail(err, MR_EUNSUPPORTED, NULL, t->name, MR_NO_OFFSET,
                            "output type %s is not supported yet (no %s quantizer in quant/)",

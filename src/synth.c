@@ -821,15 +821,12 @@ static tinfo *layout(const mr_synth_params *p, uint32_t *count)
         mm.n_attn_v += (uint32_t)mr_mix_counts_as_attn_v(t[i].name);
         mm.tied &= strcmp(t[i].name, "output.weight") != 0;
     }
-    int iv = 0;
-    for (uint32_t i = 0; i < *count; i++) {
-        const int is_v = mr_mix_counts_as_attn_v(t[i].name);
+    mr_mix_counts mc = {0, 0};
+    for (uint32_t i = 0; i < *count; i++)
         if (t[i].type == p->type && mr_mix_quantizable(t[i].name, (int)t[i].n_dims)) {
-            const mr_mix_tensor mt = {t[i].name, (int64_t)t[i].ne[0], is_v ? iv : -1};
+            const mr_mix_tensor mt = mr_mix_next(&mc, t[i].name, (int64_t)t[i].ne[0]);
             t[i].type = mr_mix_tensor_type((mr_mix)p->mix, p->type, &mm, &mt);
         }
-        iv += is_v;
-    }
     return t;
 }
 
@@ -1078,7 +1075,8 @@ mr_status mr_synth_write(const mr_synth_params *p, const char *path, mr_synth_pr
 {
     const mr_synth_shape *s = &p->shape;
     const mr_synth_mla *a = &s->mla;
-    const uint32_t bs = mr_type_computable(p->type) ? mr_type_get(p->type)->block_size : 1;
+    /* a mix falls back per tensor (IQ4_NL, Q5_0, ... for rows of 32) */
+    const uint32_t bs = p->mix ? 32 : mr_type_computable(p->type) ? mr_type_get(p->type)->block_size : 1;
     if (a->kv_lora && (p->dense || s->n_layer < 2 || a->q_lora % bs || a->kv_lora % bs ||
                        a->qk_nope % bs || (s->n_head * a->v_head) % bs || a->n_ff_dense % bs ||
                        !a->n_group || s->n_expert % a->n_group))

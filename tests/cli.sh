@@ -128,7 +128,8 @@ if moerun info --cpu 2>/dev/null | grep -q "repacked at load"; then
 else
     echo "note: these kernels repack nothing (no AVX-512 VNNI): the repack line is not checked"
 fi
-# the i-quants moerun reads but does not write: random codebook blocks
+# the i-quants moerun reads but does not write: random codebook blocks, in
+# llama-quantize's mixes of them
 expect 0 "synth a tinymix-shaped IQ2_XXS" moerun synth --shape tinymix --type iq2_xxs -o "$T/iq.gguf"
 expect 0 "verify the IQ2_XXS synth" moerun verify "$T/iq.gguf"
 expect 0 "info on the IQ2_XXS synth" moerun info "$T/iq.gguf"
@@ -136,8 +137,12 @@ contains "$T/out" "general.file_type                            19" "an iq2_xxs 
 expect 0 "run the IQ2_XXS synth" moerun run -m "$T/iq.gguf" -p "hello there" -n 4 --temp 0
 expect 0 "synth an IQ1_M (d in the scales' nibbles)" moerun synth --shape tinymix --type IQ1_M -o "$T/iq1m.gguf"
 expect 0 "run the IQ1_M synth" moerun run -m "$T/iq1m.gguf" -p "hello there" -n 4 --temp 0
-expect 1 "synth refuses an i-quant on a shape with rows of 64" moerun synth --shape qwen3-micro --type iq3_s -o "$T/iqx.gguf"
-contains "$T/err" "is not a valid model" "the i-quant shape error says why"
+# an i-quant mix on rows of 64: llama-quantize's fallback, IQ4_NL, where the
+# 256-weight blocks do not divide (the mixes' rules: tests/test_quant_mix.c)
+expect 0 "synth an IQ3_S mix of a shape with rows of 64" moerun synth --shape qwen3-micro --type iq3_s -o "$T/iqx.gguf"
+expect 0 "info on it" moerun info "$T/iqx.gguf"
+contains "$T/out" "IQ4_NL" "rows of 64 fall back to IQ4_NL"
+expect 0 "run it" moerun run -m "$T/iqx.gguf" -p "hello there" -n 4 --temp 0
 expect 0 "info on the synthetic Qwen3-MoE" moerun info "$T/q3.gguf"
 contains "$T/out" "Qwen3-MoE (qwen3moe)" "synth qwen3-micro is a qwen3moe"
 contains "$T/out" "general.file_type                            15" "a q4_k_m synth says Q4_K_M"

@@ -30,11 +30,12 @@ static const cli_opt synth_extra[] = {
     {NULL, "--shape", "NAME", shape_help, OPT_SHAPE},
     {NULL, "--layers", "N", "keep only the first N layers (default: all)", OPT_LAYERS},
     {NULL, "--type", "T", "matrix type: q4_0 (default), q8_0, f16, bf16, f32, q4_1,\n"
-                          "q5_0, q5_1, iq4_nl, iq4_xs, q2_k..q6_k, the i-quants\n"
-                          "iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s\n"
-                          "(random codebook blocks); or a llama-quantize\n"
-                          "mix: q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m, q6_k (each\n"
-                          "tensor's type as llama-quantize chooses it; see\n"
+                          "q5_0, q5_1, q2_k..q6_k; or a llama-quantize mix: q2_k,\n"
+                          "q3_k_s/m/l, q4_k_s/m, q5_k_s/m, q6_k, and the i-quant\n"
+                          "mixes iq1_s/m, iq2_xxs/xs/s/m, iq3_xxs/xs/s/m,\n"
+                          "iq4_xs, iq4_nl (as made with an importance matrix;\n"
+                          "IQ1-IQ3 blocks are random codebook entries); each\n"
+                          "tensor's type as llama-quantize chooses it (see\n"
                           "'moerun quantize --help')", OPT_TYPE},
     {NULL, "--routing", "R", "uniform (default), or zipf:S: each layer's router prefers\n"
                              "its experts with Zipf(S) popularity in a random order (the\n"
