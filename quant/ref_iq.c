@@ -164,9 +164,7 @@ static void decode_iq1_m(const void *blk, decoded *o)
     const block_iq1_m *b = blk;
     uint16_t sc[4];
     memcpy(sc, b->scales, 8);
-    const uint16_t h = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
-                                  (sc[3] & 0xf000));
-    const float d = mr_f16_to_f32(h);
+    const float d = mr_f16_to_f32(mr_iq1_m_d(b));
     o->d = d;
     o->unit = 0.125f;
     o->has_e = 1;

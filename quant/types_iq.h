@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "types.h"
 
@@ -74,6 +75,32 @@ typedef struct {
 static_assert(sizeof(block_iq1_m) == 56, "block_iq1_m must be 56 bytes");
 
 #define MR_IQ1_DELTA 0.125f
+
+/* Whether t is one of the formats above */
+static inline int mr_type_is_iq(uint32_t t)
+{
+    return t == MR_TYPE_IQ2_XXS || t == MR_TYPE_IQ2_XS || t == MR_TYPE_IQ2_S || t == MR_TYPE_IQ3_XXS ||
+           t == MR_TYPE_IQ3_S || t == MR_TYPE_IQ1_S || t == MR_TYPE_IQ1_M;
+}
+
+/* IQ1_M keeps its f16 d in the top nibbles of its four scale words (the
+ * first word's nibble the lowest); the other formats start with it. */
+static inline uint16_t mr_iq1_m_d(const block_iq1_m *b)
+{
+    uint16_t sc[4];
+    memcpy(sc, b->scales, 8);
+    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+}
+
+static inline void mr_iq1_m_set_d(block_iq1_m *b, uint16_t d)
+{
+    for (int i = 0; i < 4; i++) {
+        uint16_t w;
+        memcpy(&w, b->scales + 2 * i, 2);
+        w = (uint16_t)((w & 0x0fff) | (((d >> (4 * i)) & 0xf) << 12));
+        memcpy(b->scales + 2 * i, &w, 2);
+    }
+}
 
 extern const uint8_t mr_iq_ksigns[128];
 extern const uint64_t mr_iq2xxs_grid[256];

@@ -184,8 +184,7 @@ IQ_DOT(iq3_xxs, (void)0, mr_f16_to_f32(x[i].d), sub_iq3_xxs(&x[i], ib), 0.25f)
 IQ_DOT(iq3_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq3_s(&x[i], ib), 1.0f)
 IQ_DOT(iq1_s, (void)0, mr_f16_to_f32(x[i].d), sub_iq1_s(&x[i], ib), 0.125f)
 IQ_DOT(iq1_m, uint16_t sc[4]; memcpy(sc, x[i].scales, 8),
-       mr_f16_to_f32((uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
-                                (sc[3] & 0xf000))),
+       mr_f16_to_f32(mr_iq1_m_d(&x[i])),
        sub_iq1_m(&x[i], sc, ib), 0.125f)
 
 void mr_kernels_init_neon_iq(mr_kernels *k)

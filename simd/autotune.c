@@ -31,7 +31,6 @@
 
 #include "../quant/types_iq.h"
 
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -54,12 +53,6 @@ static const uint32_t tune_types[] = {
     MR_TYPE_Q2_K,   MR_TYPE_IQ4_XS, MR_TYPE_MXFP4,   MR_TYPE_Q5_0,    MR_TYPE_Q5_1,  MR_TYPE_Q4_1,
     MR_TYPE_IQ4_NL, MR_TYPE_IQ2_XXS, MR_TYPE_IQ1_S, MR_TYPE_IQ3_XXS, MR_TYPE_IQ2_XS, MR_TYPE_IQ2_S,
     MR_TYPE_IQ3_S,  MR_TYPE_IQ1_M};
-
-static int is_codebook(uint32_t t)
-{
-    return t == MR_TYPE_IQ2_XXS || t == MR_TYPE_IQ2_XS || t == MR_TYPE_IQ2_S || t == MR_TYPE_IQ3_XXS ||
-           t == MR_TYPE_IQ3_S || t == MR_TYPE_IQ1_S || t == MR_TYPE_IQ1_M;
-}
 
 /* This thread's CPU time: on a shared machine a run that was descheduled
  * would otherwise lose to one that was not. */
@@ -108,11 +101,8 @@ static void set_scales(uint32_t t, uint8_t *w, size_t bytes)
         case MR_TYPE_MXFP4:
             p[0] = 120; /* 2^-7 */
             break;
-        case MR_TYPE_IQ1_M: /* d in the top nibbles of the four scale words */
-            for (int i = 0; i < 4; i++) {
-                const size_t o = offsetof(block_iq1_m, scales) + 2 * (size_t)i;
-                p[o + 1] = (uint8_t)((p[o + 1] & 0x0f) | (((d >> (4 * i)) & 0xf) << 4));
-            }
+        case MR_TYPE_IQ1_M:
+            mr_iq1_m_set_d((block_iq1_m *)p, d);
             break;
         case MR_TYPE_Q4_K:
         case MR_TYPE_Q5_K:
@@ -183,7 +173,7 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         if (!differ)
             continue;
         const size_t rb = (size_t)mr_type_row_bytes(t, TUNE_N);
-        const int64_t rows = (int64_t)(TUNE_BYTES / (is_codebook(t) ? 4 : 1) / rb);
+        const int64_t rows = (int64_t)(TUNE_BYTES / (mr_type_is_iq(t) ? 4 : 1) / rb);
         set_scales(t, w, (size_t)rows * rb);
         /* every candidate prepares activations alike (bit-identical) */
         const void *a = mr_act_prepare(&tab[cand[0]], t, x, TUNE_N, 1, act);

@@ -78,14 +78,10 @@ AI sub32 iq1_sub(__m256i w, __m256i k16)
 AI sub32 iq_sub(const int kind, const uint8_t *blk, const iq_blk *k, int ib)
 {
     sub32 o;
-    if (IQ_IS_1(kind)) {
-        o = iq1_sub(iq1_w32(kind, blk, ib), k_one(0));
-        if (kind == IQ1S)
-            o.k16 = k_one(2 * ((((const block_iq1_s *)blk)->qh[ib] >> 12) & 7) + 1);
-        else
-            o.k16 = k_pair(k->kb, ib);
-        return o;
-    }
+    if (IQ_IS_1(kind))
+        return iq1_sub(iq1_w32(kind, blk, ib),
+                       kind == IQ1S ? k_one(2 * ((((const block_iq1_s *)blk)->qh[ib] >> 12) & 7) + 1)
+                                    : k_pair(k->kb, ib));
     o.g = iq_grid32(kind, blk, ib);
     o.sg = sign_sub(k->sgn, ib);
     switch (kind) {

@@ -193,13 +193,6 @@ AI __m256i iq1m_kb(const block_iq1_m *b)
     return _mm256_broadcastsi128_si256(by);
 }
 
-AI uint16_t iq1m_d(const block_iq1_m *b)
-{
-    uint16_t sc[4];
-    memcpy(sc, b->scales, 8);
-    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
-}
-
 enum { IQ2XXS, IQ2XS, IQ2S, IQ3XXS, IQ3S, IQ1S, IQ1M };
 
 static const size_t iq_block_bytes[7] = {sizeof(block_iq2_xxs), sizeof(block_iq2_xs), sizeof(block_iq2_s),
@@ -215,7 +208,7 @@ AI float iq_d(const int kind, const uint8_t *blk)
 {
     uint16_t h;
     if (kind == IQ1M)
-        h = iq1m_d((const block_iq1_m *)blk);
+        h = mr_iq1_m_d((const block_iq1_m *)blk);
     else
         memcpy(&h, blk, 2);
     return f16_to_f32(h);

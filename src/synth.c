@@ -13,7 +13,6 @@
 #include "synth.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -180,17 +179,10 @@ typedef struct {
  * bytes. */
 static void iq_set_d(uint32_t t, uint8_t *blk, uint16_t d)
 {
-    if (t != MR_TYPE_IQ1_M) {
+    if (t == MR_TYPE_IQ1_M)
+        mr_iq1_m_set_d((block_iq1_m *)blk, d);
+    else
         memcpy(blk, &d, 2);
-        return;
-    }
-    uint8_t *sc = blk + offsetof(block_iq1_m, scales);
-    for (int i = 0; i < 4; i++) {
-        uint16_t w;
-        memcpy(&w, sc + 2 * i, 2);
-        w = (uint16_t)((w & 0x0fff) | (((d >> (4 * i)) & 0xf) << 12));
-        memcpy(sc + 2 * i, &w, 2);
-    }
 }
 
 int mr_synth_writes_type(uint32_t t)
@@ -199,11 +191,7 @@ int mr_synth_writes_type(uint32_t t)
         return 0;
     if (t == MR_TYPE_F32 || mr_type_get(t)->from_f32)
         return 1;
-    switch (t) {
-    case MR_TYPE_IQ2_XXS: case MR_TYPE_IQ2_XS: case MR_TYPE_IQ2_S: case MR_TYPE_IQ3_XXS:
-    case MR_TYPE_IQ3_S: case MR_TYPE_IQ1_S: case MR_TYPE_IQ1_M: return 1;
-    default: return 0;
-    }
+    return mr_type_is_iq(t);
 }
 
 static void random_codebook_blocks(rng_t *r, uint32_t t, uint8_t *blocks, float *f, float std)
