@@ -13,6 +13,10 @@
  * the kernels' contract (tests/test_kernels_k.c runs the chosen table
  * through the same tests).  The exact (f32) table keeps the best ISA.
  *
+ * With a cache directory (the CLI's default, simd/autotune_cache.c) this
+ * runs once per CPU model and build, carefully (11 rounds, a 400 ms
+ * budget), and later starts read the choice back.
+ *
  * Cost: a 3 MB buffer of random bytes, 5 alternating timed passes per
  * (type, ISA), best kept (a candidate 1.5x behind after two is dropped),
  * ~25 ms of CPU for the 13 types on Zen 4 (+ ~12 ms for the 7 i-quants),
@@ -39,6 +43,10 @@
 #define TUNE_N 4096 /* elements per row */
 #define TUNE_BUDGET_S 0.060
 #define TUNE_ROUNDS 5
+/* measured once for the cache (simd/autotune_cache.c): every type, more
+ * rounds, so one noisy moment does not decide for every later start */
+#define TUNE_BUDGET_CAREFUL_S 0.400
+#define TUNE_ROUNDS_CAREFUL 11
 #define TUNE_MARGIN MR_AUTOTUNE_MARGIN
 #define TUNE_DROP 1.5 /* a candidate this far behind after two rounds is dropped */
 
@@ -126,8 +134,30 @@ static double best_of(const double *best, const mr_isa *cand, int n_cand)
     return m;
 }
 
-void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
+void mr_autotune_apply(mr_kernels *fast, const mr_autotune_report *rep)
 {
+    for (int i = 1; i < MR_ISA_COUNT; i++) {
+        mr_kernels tab;
+        if ((mr_isa)i == fast->isa || !mr_kernels_for_isa((mr_isa)i, 0, &tab))
+            continue;
+        for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
+            if (rep->chosen[t] != (mr_isa)i)
+                continue;
+            /* a type's vec_dot and gemm from one ISA: decode = prefill */
+            fast->vec_dot[t] = tab.vec_dot[t];
+            fast->gemm[t] = tab.gemm[t];
+            /* a packed layout gives its own ISA's gemm bits only */
+            fast->repack[t] = tab.repack[t];
+            fast->gemm_packed[t] = tab.gemm_packed[t];
+            fast->pack_block_bytes[t] = tab.pack_block_bytes[t];
+        }
+    }
+}
+
+void mr_autotune(mr_kernels *fast, mr_autotune_report *rep, int careful)
+{
+    const double budget = careful ? TUNE_BUDGET_CAREFUL_S : TUNE_BUDGET_S;
+    const int n_rounds = careful ? TUNE_ROUNDS_CAREFUL : TUNE_ROUNDS;
     memset(rep, 0, sizeof *rep);
     for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
         rep->chosen[t] = fast->isa;
@@ -164,7 +194,7 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         const uint32_t t = tune_types[ti];
         if (!mr_type_computable(t) || fast->act_type[t] == MR_TYPE_F32)
             continue;
-        if (now() - t0 > TUNE_BUDGET_S)
+        if (now() - t0 > budget)
             break;
         int differ = 0;
         for (int c = 1; c < n_cand; c++)
@@ -179,7 +209,7 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         const void *a = mr_act_prepare(&tab[cand[0]], t, x, TUNE_N, 1, act);
         double best[MR_ISA_COUNT] = {0};
         /* alternating rounds (set_scales has just walked the buffer) */
-        for (int round = 0; round < TUNE_ROUNDS; round++)
+        for (int round = 0; round < n_rounds; round++)
             for (int c = 0; c < n_cand; c++) {
                 if (round >= 2 && best[cand[c]] * TUNE_DROP < best_of(best, cand, n_cand))
                     continue; /* far behind after two rounds: no noise makes it win */
@@ -202,14 +232,8 @@ void mr_autotune(mr_kernels *fast, mr_autotune_report *rep)
         if (fast->repack[t])
             win = fast->isa;
         rep->chosen[t] = win;
-        /* a type's vec_dot and gemm from one ISA: decode = prefill */
-        fast->vec_dot[t] = tab[win].vec_dot[t];
-        fast->gemm[t] = tab[win].gemm[t];
-        /* a packed layout gives its own ISA's gemm bits only */
-        fast->repack[t] = tab[win].repack[t];
-        fast->gemm_packed[t] = tab[win].gemm_packed[t];
-        fast->pack_block_bytes[t] = tab[win].pack_block_bytes[t];
     }
+    mr_autotune_apply(fast, rep);
     rep->ms = (now() - t0) * 1e3;
     free(w);
     free(x);

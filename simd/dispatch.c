@@ -228,6 +228,46 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
 static mr_kernels chosen, chosen_exact;
 static mr_autotune_report chosen_report;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static char cache_dir[400]; /* "": measure at every start */
+static int choice_made;
+
+int mr_kernels_set_cache_dir(const char *dir)
+{
+    pthread_mutex_lock(&cache_lock);
+    int rc = -1;
+    if (!choice_made && (!dir || strlen(dir) < sizeof cache_dir)) {
+        snprintf(cache_dir, sizeof cache_dir, "%s", dir ? dir : "");
+        rc = 0;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return rc;
+}
+
+/* The autotune, or its cached result (simd/autotune_cache.c).
+ * MOERUN_AUTOTUNE=fresh measures again and rewrites the cache. */
+static void tune(mr_isa isa, int fresh)
+{
+    pthread_mutex_lock(&cache_lock);
+    choice_made = 1;
+    char dir[sizeof cache_dir];
+    memcpy(dir, cache_dir, sizeof dir);
+    pthread_mutex_unlock(&cache_lock);
+    if (!dir[0]) {
+        mr_autotune(&chosen, &chosen_report, 0);
+        return;
+    }
+    if (!fresh && mr_autotune_cache_load(dir, &chosen, &chosen_report) == 0)
+        return;
+    char note[sizeof chosen_report.cache_note];
+    if (fresh)
+        snprintf(note, sizeof note, "MOERUN_AUTOTUNE=fresh");
+    else
+        memcpy(note, chosen_report.cache_note, sizeof note);
+    mr_autotune(&chosen, &chosen_report, 1);
+    if (chosen_report.measured && mr_autotune_cache_save(dir, &chosen_report, isa) == 0)
+        snprintf(chosen_report.cache_note, sizeof chosen_report.cache_note, "%s", note);
+}
 
 static void choose(void)
 {
@@ -245,12 +285,17 @@ static void choose(void)
     }
     mr_kernels_for_isa(isa, 0, &chosen);
     mr_kernels_for_isa(isa, 1, &chosen_exact);
-    const char *tune = getenv("MOERUN_AUTOTUNE");
+    const char *env_tune = getenv("MOERUN_AUTOTUNE");
     memset(&chosen_report, 0, sizeof chosen_report);
     for (uint32_t t = 0; t < MR_TYPE_COUNT; t++)
         chosen_report.chosen[t] = isa;
-    if (!forced && !(tune && strcmp(tune, "0") == 0))
-        mr_autotune(&chosen, &chosen_report);
+    if (!forced && !(env_tune && strcmp(env_tune, "0") == 0))
+        tune(isa, env_tune && strcmp(env_tune, "fresh") == 0);
+    else {
+        pthread_mutex_lock(&cache_lock);
+        choice_made = 1;
+        pthread_mutex_unlock(&cache_lock);
+    }
 }
 
 const mr_autotune_report *mr_kernels_autotune_report(void)

@@ -96,14 +96,45 @@ typedef struct {
     mr_isa chosen[MR_TYPE_COUNT];            /* ISA of vec_dot/gemm per type */
     double ms;                               /* time the measurement took */
     size_t bytes;                            /* weights per measured matmul */
+    int cache;          /* MR_TUNE_CACHE_*: where the choice came from */
+    long long when;     /* unix time of the measurement (a loaded one's too) */
+    char cache_path[512];
+    char cache_note[1024]; /* why a cache file was not used or not written */
 } mr_autotune_report;
+
+enum {
+    MR_TUNE_CACHE_OFF = 0, /* no cache directory: measured at this start */
+    MR_TUNE_CACHE_LOADED,  /* read from cache_path, nothing measured */
+    MR_TUNE_CACHE_SAVED,   /* measured now and written to cache_path */
+    MR_TUNE_CACHE_UNSAVED  /* measured now; cache_note says why not kept */
+};
 
 /* The highest ISA keeps a type unless another streams this much faster. */
 #define MR_AUTOTUNE_MARGIN 1.10
 
 /* Time every candidate ISA's kernels and keep the fastest per type in
- * fast (filled for the best ISA); rep says what was measured. */
-void mr_autotune(mr_kernels *fast, mr_autotune_report *rep);
+ * fast (filled for the best ISA); rep says what was measured.  careful:
+ * more rounds and a longer budget, for a choice that will be cached. */
+void mr_autotune(mr_kernels *fast, mr_autotune_report *rep, int careful);
+/* Give fast (the best ISA's table) the kernels of rep->chosen per type. */
+void mr_autotune_apply(mr_kernels *fast, const mr_autotune_report *rep);
+
+/* The per-CPU cache of that choice (simd/autotune_cache.c).  The file,
+ * DIR/autotune-<hash of the CPU>.txt, is used only if it names this CPU
+ * (vendor, family, model, stepping, name, features) and this build (its
+ * ELF build id), and lists only kernels this table has; otherwise the
+ * choice is measured (carefully) and the file rewritten.  Returns 0 and
+ * fills rep (cache = LOADED) if the file was used; -1 with rep->cache_note
+ * saying why not. */
+int mr_autotune_cache_load(const char *dir, mr_kernels *fast, mr_autotune_report *rep);
+/* Write rep to DIR (made if missing) atomically; 0, or -1 with the reason
+ * in rep->cache_note. */
+int mr_autotune_cache_save(const char *dir, mr_autotune_report *rep, mr_isa best);
+
+/* Keep the start-up choice in DIR (NULL or "": measure at every start, the
+ * library's default; the CLI passes its cache directory).  Takes effect
+ * only before the first mr_kernels_get(): returns -1 after it. */
+int mr_kernels_set_cache_dir(const char *dir);
 
 /* The report behind mr_kernels_get()'s table (chosen on first use). */
 const mr_autotune_report *mr_kernels_autotune_report(void);

@@ -51,6 +51,29 @@ expect 1 "unknown option" moerun run -m "$MODEL" -p hi --frobnicate
 expect 0 "--version" moerun --version
 contains "$T/out" "kernels:" "--version names the kernels"
 
+# --- the kernel choice, measured once per CPU and build and kept
+if MOERUN_CACHE_DIR= moerun info --cpu 2>/dev/null | grep -q "GB/s"; then
+    kc="$T/kcache"
+    expect 0 "info --cpu with an empty cache" env MOERUN_CACHE_DIR="$kc" $RUNNER "$BIN" info --cpu
+    contains "$T/out" "autotune: measured now" "the first start measures the kernels"
+    contains "$T/out" "kept in $kc/autotune-" "and keeps the choice in the cache directory"
+    expect 0 "info --cpu again" env MOERUN_CACHE_DIR="$kc" $RUNNER "$BIN" info --cpu
+    contains "$T/out" "autotune: read from $kc/autotune-" "a later start reads the choice back"
+    kf=$(ls "$kc"/autotune-*.txt | head -1)
+    sed 's/^type Q4_K .*/type Q4_K frobnicate avx2=1/' "$kf" >"$T/kf" && cp "$T/kf" "$kf"
+    expect 0 "info --cpu with a damaged cache" env MOERUN_CACHE_DIR="$kc" $RUNNER "$BIN" info --cpu
+    contains "$T/out" ": unknown kernel set" "a damaged cache is named, with its line, and measured again"
+    expect 0 "info --cpu after the rewrite" env MOERUN_CACHE_DIR="$kc" $RUNNER "$BIN" info --cpu
+    contains "$T/out" "autotune: read from" "the damaged cache was rewritten"
+    expect 0 "MOERUN_AUTOTUNE=fresh" env MOERUN_CACHE_DIR="$kc" MOERUN_AUTOTUNE=fresh $RUNNER "$BIN" info --cpu
+    contains "$T/out" "measured now (MOERUN_AUTOTUNE=fresh)" "MOERUN_AUTOTUNE=fresh measures again"
+    : >"$T/plain"
+    expect 0 "a cache directory that cannot be made" env MOERUN_CACHE_DIR="$T/plain/sub" $RUNNER "$BIN" info --cpu
+    contains "$T/out" "not kept: cannot make $T/plain/sub" "an unwritable cache is reported, the run goes on"
+else
+    echo "note: one kernel set on this CPU: nothing to choose, the kernel cache is not checked"
+fi
+
 # --- bad files: 3 = cannot read, 2 = malformed
 expect 3 "missing model" moerun run -m "$T/nope.gguf" -p hi
 contains "$T/err" "nope.gguf" "missing file is named"

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "arch/arch.h"
@@ -149,6 +150,21 @@ static void print_autotune(const mr_autotune_report *r)
     }
     printf("autotune: one-token matmul over %zu MB per type (the IQ1/IQ2/IQ3 i-quants: a quarter), "
            "%.1f ms in all\n", r->bytes >> 20, r->ms);
+    switch (r->cache) {
+    case MR_TUNE_CACHE_LOADED:
+        printf("autotune: read from %s (measured %lld s ago; MOERUN_AUTOTUNE=fresh measures again)\n",
+               r->cache_path, (long long)time(NULL) - r->when);
+        break;
+    case MR_TUNE_CACHE_SAVED:
+        printf("autotune: measured now (%s), kept in %s\n", r->cache_note, r->cache_path);
+        break;
+    case MR_TUNE_CACHE_UNSAVED:
+        printf("autotune: measured now, not kept: %s\n", r->cache_note);
+        break;
+    default:
+        printf("autotune: measured at every start (no cache directory: MOERUN_CACHE_DIR is empty)\n");
+        break;
+    }
     for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
         int any = 0;
         for (int i = 0; i < MR_ISA_COUNT; i++)

@@ -31,7 +31,28 @@ static void usage(FILE *out)
             "  -V, --version  version and the SIMD kernels in use\n\n"
             "Environment: MOERUN_ISA=scalar|avx2|avx512|neon forces a lower kernel set\n"
             "(one this CPU cannot run, or an unknown name, is an error).\n"
+            "The per-type kernel choice is measured once per CPU and build and kept in\n"
+            "$MOERUN_CACHE_DIR (default $XDG_CACHE_HOME/moerun or ~/.cache/moerun; empty: measure\n"
+            "at every start); MOERUN_AUTOTUNE=fresh measures again, =0 keeps the highest ISA.\n"
             "Exit status: 0 success, 1 bad usage, 2 bad input file, 3 I/O error.\n");
+}
+
+/* Where the start-up kernel choice is kept (simd/autotune_cache.c):
+ * MOERUN_CACHE_DIR (empty: none), else the XDG cache directory. */
+static void set_kernel_cache(void)
+{
+    char dir[400];
+    const char *env = getenv("MOERUN_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"),
+               *home = getenv("HOME");
+    if (env)
+        snprintf(dir, sizeof dir, "%s", env);
+    else if (xdg && xdg[0] == '/')
+        snprintf(dir, sizeof dir, "%s/moerun", xdg);
+    else if (home && home[0] == '/')
+        snprintf(dir, sizeof dir, "%s/.cache/moerun", home);
+    else
+        dir[0] = 0;
+    mr_kernels_set_cache_dir(dir);
 }
 
 int main(int argc, char **argv)
@@ -61,6 +82,7 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    set_kernel_cache();
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
