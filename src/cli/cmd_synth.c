@@ -30,13 +30,14 @@ static const cli_opt synth_extra[] = {
     {NULL, "--shape", "NAME", shape_help, OPT_SHAPE},
     {NULL, "--layers", "N", "keep only the first N layers (default: all)", OPT_LAYERS},
     {NULL, "--type", "T", "matrix type: q4_0 (default), q8_0, f16, bf16, f32, q4_1,\n"
-                          "q5_0, q5_1, q2_k..q6_k; or a llama-quantize mix: q2_k,\n"
+                          "q5_0, q5_1, q2_k..q6_k, mxfp4; or a llama-quantize mix: q2_k,\n"
                           "q3_k_s/m/l, q4_k_s/m, q5_k_s/m, q6_k, and the i-quant\n"
                           "mixes iq1_s/m, iq2_xxs/xs/s/m, iq3_xxs/xs/s/m,\n"
                           "iq4_xs, iq4_nl (as made with an importance matrix;\n"
                           "IQ1-IQ3 blocks are random codebook entries); each\n"
                           "tensor's type as llama-quantize chooses it (see\n"
-                          "'moerun quantize --help')", OPT_TYPE},
+                          "'moerun quantize --help'); gpt-oss's experts are MXFP4\n"
+                          "whatever T (as released), T sets its other matrices", OPT_TYPE},
     {NULL, "--routing", "R", "uniform (default), or zipf:S: each layer's router prefers\n"
                              "its experts with Zipf(S) popularity in a random order (the\n"
                              "expert of rank r is chosen in proportion to r^-S, capped at\n"
