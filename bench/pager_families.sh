@@ -10,18 +10,19 @@
 # drop_caches (without it the cache is warm and the script says so).
 # Nothing here asserts a speed: it prints figures.
 #
-#   bench/pager_families.sh [-l LAYERS] [-f FRAC] [-n TOKENS] [-r ROUTING] [SHAPE ...]
-#   e.g. bench/pager_families.sh -l 4 -f 0.5 qwen3-30b-a3b gpt-oss-20b deepseek-v3
+#   bench/pager_families.sh [-l LAYERS] [-f FRAC] [-n TOKENS] [-r ROUTING] [-t TYPE] [SHAPE ...]
+#   e.g. bench/pager_families.sh -l 4 -f 0.5 qwen3-30b-a3b gpt-oss-20b
+#        bench/pager_families.sh -l 5 -t iq1_s deepseek-v3   (3 dense layers lead)
 #
 # Environment: MOERUN_BIN (default ./moerun), THREADS (all), SYNTH_DIR
 # (where the slices are written, default $TMPDIR; each is deleted after).
 set -eu
 bin=${MOERUN_BIN:-./moerun}
-layers=4 frac=0.5 ntok=32 routing=uniform
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "$1"; }
-while getopts l:f:n:r:h o; do
+layers=4 frac=0.5 ntok=32 routing=uniform force_type=
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "$1"; }
+while getopts l:f:n:r:t:h o; do
     case $o in
-    l) layers=$OPTARG ;; f) frac=$OPTARG ;; n) ntok=$OPTARG ;; r) routing=$OPTARG ;;
+    l) layers=$OPTARG ;; f) frac=$OPTARG ;; n) ntok=$OPTARG ;; r) routing=$OPTARG ;; t) force_type=$OPTARG ;;
     h) usage 0 ;; *) usage 1 >&2 ;;
     esac
 done
@@ -43,6 +44,7 @@ echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---:
 mib() { awk -v v="$1" -v u="$2" 'BEGIN { f = u == "GiB" ? 1024 : u == "KiB" ? 1 / 1024 : u == "TiB" ? 1048576 : 1; printf "%d", v * f }'; }
 for shape in "$@"; do
     case $shape in gpt-oss*) type=q8_0 ;; *) type=q4_k_m ;; esac # gpt-oss: MXFP4 experts whatever the type
+    [ -z "$force_type" ] || type=$force_type
     m=$dir/$shape.gguf
     if ! "$bin" synth --shape "$shape" --layers "$layers" --type "$type" --routing "$routing" -s 1 -o "$m" --force >/dev/null 2>"$dir/synth.log"; then
         echo "| $shape | $type | synth failed: $(tail -1 "$dir/synth.log") |"

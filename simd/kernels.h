@@ -182,6 +182,8 @@ void mr_f16_kv_to_f32_neon(const void *src, float *dst, int64_t n);
 /* Best of 5 streaming reads of a `bytes` buffer split over `threads`
  * threads, in GB/s, with the widest loads this CPU runs (simd/membw.c). */
 double mr_read_bandwidth(int threads, size_t bytes);
+/* The same over memory the caller owns, already faulted in (read only). */
+double mr_read_bandwidth_of(const void *buf, size_t bytes, int threads);
 
 /* ---- matrix multiplication driver (simd/matmul.c) ---- */
 

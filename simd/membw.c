@@ -77,14 +77,24 @@ static double now(void)
 
 double mr_read_bandwidth(int threads, size_t bytes)
 {
-    if (threads < 1)
-        threads = 1;
-    if (threads > 64)
-        threads = 64;
     uint64_t *buf = malloc(bytes);
     if (!buf)
         return 0.0;
     memset(buf, 1, bytes);
+    const double gbs = mr_read_bandwidth_of(buf, bytes, threads);
+    free(buf);
+    return gbs;
+}
+
+double mr_read_bandwidth_of(const void *mem, size_t bytes, int threads)
+{
+    if (threads < 1)
+        threads = 1;
+    if (threads > 64)
+        threads = 64;
+    const uint64_t *buf = mem;
+    if (!buf || bytes < 64 * (size_t)threads)
+        return 0.0;
     const int wide = mr_isa_best() == MR_ISA_AVX2 || mr_isa_best() == MR_ISA_AVX512;
     const size_t per = bytes / 8 / (size_t)threads;
     pthread_t tid[64];
@@ -115,6 +125,5 @@ double mr_read_bandwidth(int threads, size_t bytes)
             sink += parts[i].sum;
     }
     (void)sink;
-    free(buf);
     return best;
 }

@@ -386,6 +386,21 @@ const mr_paged_stats *mr_store_paged_stats(const mr_expert_store *s)
     return s->ops == &paged_ops ? &((const paged *)s)->st : NULL;
 }
 
+const void *mr_store_paged_pool(mr_expert_store *s, size_t *len)
+{
+    *len = 0;
+    if (s->ops != &paged_ops)
+        return NULL;
+    paged *p = (paged *)s;
+    pthread_mutex_lock(&p->mu);
+    uint32_t n = 0;
+    while (n < p->n_slots && p->slots[n].filled)
+        n++;
+    pthread_mutex_unlock(&p->mu);
+    *len = (size_t)n * p->slot_bytes;
+    return p->pool;
+}
+
 void mr_store_paged_inject(mr_expert_store *s, const mr_fault *f)
 {
     if (s->ops != &paged_ops)

@@ -110,6 +110,12 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
 /* Stats of a paged store; NULL if s is another backend. */
 const mr_paged_stats *mr_store_paged_stats(const mr_expert_store *s);
 
+/* The slot pool's first slots that have all held an expert (their pages
+ * are faulted in, slots are taken in order), for measuring the memory
+ * bandwidth over the very memory decode reads: *len bytes from the
+ * result; NULL and 0 if s is another backend. */
+const void *mr_store_paged_pool(mr_expert_store *s, size_t *len);
+
 /* Arm a fault (replaces the previous one). */
 void mr_store_paged_inject(mr_expert_store *s, const mr_fault *f);
 
