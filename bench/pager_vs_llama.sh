@@ -48,14 +48,15 @@ fam=$(sed -n 's/^cpu family[^:]*: //p' /proc/cpuinfo | head -1)
 mod=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "model $(basename "$model") ($(du -h "$model" | cut -f1)), cgroup limit $limit, $threads threads, -n $n, cold page cache; CPU: $cpu, family $fam model $mod"
 echo
-echo "| run | moerun first token s | llama.cpp first token s | ratio | moerun decode t/s | llama.cpp decode t/s | ratio | moerun share of paged bound | hit rate | prefetch precision / recall | moerun peak | llama.cpp peak |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| run | moerun first token s | of its floor | llama.cpp first token s | ratio | moerun decode t/s | llama.cpp decode t/s | ratio | moerun share of paged bound | hit rate | prefetch precision / recall | moerun peak | llama.cpp peak |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 i=1
 while [ "$i" -le "$runs" ]; do
     run moerun "$bin" run -m "$model" --mem "$mem" -p "$prompt" -n "$n" -t "$threads" --temp 0 --stats
     run llama "$llama" -m "$model" -p "$prompt" -n "$n" -t "$threads" --temp 0 -no-cnv -nr
     m=$out/moerun.err l=$out/llama.err
     m_first=$(sed -n 's/^first token: \([0-9.]*\) s.*/\1/p' "$m")
+    m_floor=$(sed -n 's/.*first token at \([0-9.]*x\) the floor.*/\1/p' "$m")
     m_tg=$(sed -n 's/^generation: .*= \([0-9.]*\) tokens\/s/\1/p' "$m")
     m_share=$(sed -n 's/^  bound: .*reached \([0-9.]*%\).*/\1/p' "$m")
     m_hit=$(sed -n 's/^  hit rate \([0-9.]*%\).*/\1/p' "$m")
@@ -69,7 +70,7 @@ while [ "$i" -le "$runs" ]; do
     l_first=$(echo "scale=3; (${l_load:-0} + ${l_pp:-0}) / 1000" | bc)
     r_first=$(echo "scale=2; $l_first / ${m_first:-1}" | bc)
     r_tg=$(echo "scale=2; ${m_tg:-0} / ${l_tg:-1}" | bc)
-    echo "| $i | $m_first | $l_first | ${r_first}x | $m_tg | $l_tg | ${r_tg}x | $m_share | $m_hit | $m_pr | $m_peak | $l_peak |"
+    echo "| $i | $m_first | $m_floor | $l_first | ${r_first}x | $m_tg | $l_tg | ${r_tg}x | $m_share | $m_hit | $m_pr | $m_peak | $l_peak |"
     i=$((i + 1))
 done
 echo

@@ -93,7 +93,8 @@ static void on_sigint(int sig)
 /* The first token's latency split into its parts, beside the floor: the
  * bytes the prompt needed, each read once at the disk speed the pager
  * measured, plus the non-expert weights (S->mark_paged: counters after the
- * prompt). */
+ * prompt; printed at the end of the run, so the generation's rate is
+ * known too). */
 static void print_first_token(const cli_session *S, double prompt_s)
 {
     const mr_paged_stats *p = &S->mark_paged;
@@ -106,15 +107,25 @@ static void print_first_token(const cli_session *S, double prompt_s)
             "weights %.3f, pool set-up %.3f) + prompt compute %.3f s + I/O stall %.3f s (waiting "
             "%.3f, submitting %.3f)\n", total, S->load_seconds, other > 0 ? other : 0.0, p->copy_s,
             p->pool_s, compute, stall, p->stall_s, p->submit_s);
-    const double bw = p->io_busy_s > 0 ? (double)p->bytes_read / p->io_busy_s : 0.0;
+    /* The disk's speed is the better of the prompt's and the generation's
+     * rate while reads were in flight: a prompt that starves the disk (its
+     * submissions faulting the pool in, say) reads slower than the disk
+     * can, and a floor at that rate would flatter it. */
+    const double bw_prompt = p->io_busy_s > 0 ? (double)p->bytes_read / p->io_busy_s : 0.0;
+    const mr_paged_stats *end = mr_store_paged_stats(S->store);
+    const double gen_busy = end->io_busy_s - p->io_busy_s;
+    const double bw_gen = gen_busy > 0.05 && end->bytes_read > p->bytes_read
+                              ? (double)(end->bytes_read - p->bytes_read) / gen_busy
+                              : 0.0;
+    const double bw = bw_gen > bw_prompt ? bw_gen : bw_prompt;
     if (bw > 0) {
         const double need = (double)p->unique_bytes + (double)p->resident_bytes;
         const double floor = need / bw;
         fprintf(stderr, "  floor: %.3f s = (%.1f MiB of experts the prompt needs + %.1f MiB "
-                "non-expert weights) / %.2f GB/s measured; first token at %.2fx the floor "
-                "(%.1f MiB read for the prompt)\n", floor, p->unique_bytes / 1048576.0,
-                p->resident_bytes / 1048576.0, bw / 1e9, total / floor,
-                p->bytes_read / 1048576.0);
+                "non-expert weights) / %.2f GB/s, the disk's best rate in this run (prompt %.2f, "
+                "generation %.2f GB/s); first token at %.2fx the floor (%.1f MiB read for the "
+                "prompt)\n", floor, p->unique_bytes / 1048576.0, p->resident_bytes / 1048576.0,
+                bw / 1e9, bw_prompt / 1e9, bw_gen / 1e9, total / floor, p->bytes_read / 1048576.0);
     }
 }
 
