@@ -80,6 +80,8 @@ typedef struct {
     int eager_pool;
     mr_fault fault;
     mr_paged_stats stats;
+    size_t pool_filled;   /* mr_store_paged_pool's length after the run */
+    double pool_gbs;      /* the read bandwidth measured over it */
     mr_status status;
     mr_error err;
 } paged_run;
@@ -106,6 +108,9 @@ static float *run_paged(const char *path, paged_run *pr)
         mr_store_paged_inject(st, &pr->fault);
     float *lg = run(m, st, &pr->status, &pr->err);
     pr->stats = *mr_store_paged_stats(st);
+    const void *pool = mr_store_paged_pool(st, &pr->pool_filled);
+    ck_assert_ptr_nonnull(pool);
+    pr->pool_gbs = mr_read_bandwidth_of(pool, pr->pool_filled, 2);
     mr_expert_store_free(st);
     mr_model_free(m);
     return lg;
@@ -255,6 +260,23 @@ START_TEST(unique_bytes_are_what_one_read_each_costs)
     ck_assert_uint_gt(pr.stats.unique_bytes, 0);
     ck_assert_msg(pr.stats.unique_bytes % eb == 0, "%s: unique %llu, expert %llu", path, (unsigned long long)pr.stats.unique_bytes, (unsigned long long)eb);
     ck_assert_uint_eq(pr.stats.bytes_read, pr.stats.unique_bytes);
+    /* no evictions: every expert read took the next empty slot, so the
+     * filled prefix of the pool (what the paged bound's bandwidth is
+     * measured over) is one slot per expert read */
+    const uint64_t n_read = pr.stats.unique_bytes / eb;
+    ck_assert_msg(pr.pool_filled == n_read * pr.stats.slot_bytes,
+                  "filled pool %zu bytes for %llu experts in slots of %llu", pr.pool_filled,
+                  (unsigned long long)n_read, (unsigned long long)pr.stats.slot_bytes);
+    ck_assert_msg(pr.pool_gbs > 0.0, "no bandwidth over %zu bytes", pr.pool_filled);
+    /* another backend has no pool */
+    ck_assert(mr_model_load(path, &m, &err) == 0);
+    mr_expert_store *res;
+    ck_assert(mr_store_resident_new(m, &res, &err) == 0);
+    size_t len = 1;
+    ck_assert_ptr_null(mr_store_paged_pool(res, &len));
+    ck_assert_uint_eq(len, 0);
+    mr_expert_store_free(res);
+    mr_model_free(m);
     free(got);
 }
 END_TEST
