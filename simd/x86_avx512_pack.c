@@ -28,7 +28,7 @@
  * Rows in lanes, tokens in registers: each lane runs the file kernel's
  * float operations on the same values, so the bits are gemm's on the
  * file's bytes (tested), and paging, which hands out the file's bytes,
- * computes the same logits.  A tile is 16 rows x up to 4 tokens.
+ * computes the same logits.  A tile is 16 rows x up to 8 tokens.
  */
 #include "x86_avx512.h"
 
@@ -186,92 +186,119 @@ AI void prefetch_groups(const uint8_t *gb, size_t gsz, int start)
 }
 
 
-/* Rows of one group x T tokens; y rows outside keep (mask) untouched.
- * Q5: the groups are group_q5_K (gb steps by its size). */
+/* Block b of one group for T <= PT tokens (activations a, rows as apart;
+ * their pair sums bs): acc[t] += the block's floats. */
+AI void tile_block(const int Q5, const int T, const uint8_t *gb, int64_t b, int64_t nb,
+                   const uint8_t *a, size_t as, const int32_t *bs, __m512 *acc)
+{
+    const __m512i c16 = _mm512_set1_epi8(16);
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8((char)0xf0);
+    const group_q4_K *g = (const group_q4_K *)gb;
+    const group_q5_K *g5 = (const group_q5_K *)gb;
+    const int8_t *q[PT];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        q[t] = ((const block_q8_K *)(a + (size_t)t * as) + b)->qs;
+    __m512i s16[PT];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        s16[t] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int s = 0; s < 4; s++) {
+        /* sub-blocks s (low nibbles) and 4 + s (high) */
+        /* one token: two chains each (even and odd i), so the
+         * vpdpbusd latency does not bound a memory-speed stream */
+        __m512i dl[PT], dh[PT];
+        const int NC = T == 1 ? 2 : T;
+#pragma GCC unroll 4
+        for (int t = 0; t < NC; t++)
+            dl[t] = dh[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            const int i = 8 * s + k;
+            const __m512i v = _mm512_loadu_si512(g->qs[i]);
+            __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(v, hi4);
+            if (Q5) { /* q itself: the high nibble shifted down, bit 4 added */
+                wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+                wl = _mm512_mask_add_epi8(wl, (__mmask64)g5->qh[i][0], wl, c16);
+                wh = _mm512_mask_add_epi8(wh, (__mmask64)g5->qh[i][1], wh, c16);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const int ch = T == 1 ? (k & 1) : t; /* constant once unrolled */
+                dl[ch] = _mm512_dpbusd_epi32(dl[ch], wl, BCAST(q[t] + 4 * i));
+                dh[ch] = _mm512_dpbusd_epi32(dh[ch], wh, BCAST(q[t] + 128 + 4 * i));
+            }
+        }
+        if (T == 1) { /* exact integer sums */
+            dl[0] = _mm512_add_epi32(dl[0], dl[1]);
+            dh[0] = _mm512_add_epi32(dh[0], dh[1]);
+        }
+        /* Q4_K: the low sub-blocks' scales 16 times, matching 16 q above */
+        __m512i scl = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s]));
+        if (!Q5)
+            scl = _mm512_slli_epi32(scl, 4);
+        const __m512i sch = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[4 + s]));
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            s16[t] = _mm512_add_epi32(s16[t], _mm512_add_epi32(_mm512_mullo_epi32(dl[t], scl),
+                                                               _mm512_mullo_epi32(dh[t], sch)));
+    }
+    __m512i mv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        mv[j] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g->m[j]));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+    const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        const int32_t *bt = bs + ((size_t)t * nb + b) * 4;
+        __m512i mi = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mv[0], _mm512_set1_epi32(bt[0]));
+#pragma GCC unroll 3
+        for (int j = 1; j < 4; j++)
+            mi = _mm512_dpwssd_epi32(mi, mv[j], _mm512_set1_epi32(bt[j]));
+        const __m512 da = _mm512_set1_ps(((const block_q8_K *)(a + (size_t)t * as) + b)->d);
+        const __m512 pw = _mm512_mul_ps(dw, da), qw = _mm512_mul_ps(dm, da);
+        const __m512 sf = _mm512_cvtepi32_ps(Q5 ? s16[t] : _mm512_srai_epi32(s16[t], 4));
+        acc[t] = _mm512_add_ps(acc[t], _mm512_fmsub_ps(sf, pw, _mm512_mul_ps(_mm512_cvtepi32_ps(mi), qw)));
+    }
+}
+
+/* Rows of one group x T <= 2 PT tokens; y rows outside keep (mask)
+ * untouched.  Over PT tokens, each block's second part runs while the
+ * block is in L1, so the weights stream from memory once and the stream
+ * never waits for a second pass.  Q5: the groups are group_q5_K. */
 AI void tile(const int Q5, const int T, const uint8_t *gb, int64_t nb, const uint8_t *a, size_t as,
              const int32_t *bs, float *y, int64_t ldy, __mmask16 keep)
 {
     const size_t gsz = Q5 ? sizeof(group_q5_K) : sizeof(group_q4_K);
-    const __m512i c16 = _mm512_set1_epi8(16);
-    __m512 acc[PT];
-    const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8((char)0xf0);
+    const int T0 = T < PT ? T : PT, T1 = T - T0;
+    if (!T1) {
+        __m512 acc[PT];
 #pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm512_setzero_ps();
+        prefetch_groups(gb, gsz, 1);
+        for (int64_t b = 0; b < nb; b++, gb += gsz) {
+            prefetch_groups(gb, gsz, 0);
+            tile_block(Q5, T0, gb, b, nb, a, as, bs, acc);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
+        return;
+    }
+    __m512 acc[2 * PT];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps();
     prefetch_groups(gb, gsz, 1);
     for (int64_t b = 0; b < nb; b++, gb += gsz) {
-        const group_q4_K *g = (const group_q4_K *)gb;
-        const group_q5_K *g5 = (const group_q5_K *)gb;
         prefetch_groups(gb, gsz, 0);
-        const int8_t *q[PT];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            q[t] = ((const block_q8_K *)(a + (size_t)t * as) + b)->qs;
-        __m512i s16[PT];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            s16[t] = _mm512_setzero_si512();
-#pragma GCC unroll 1
-        for (int s = 0; s < 4; s++) {
-            /* sub-blocks s (low nibbles) and 4 + s (high) */
-            /* one token: two chains each (even and odd i), so the
-             * vpdpbusd latency does not bound a memory-speed stream */
-            __m512i dl[PT], dh[PT];
-            const int NC = T == 1 ? 2 : T;
-#pragma GCC unroll 4
-            for (int t = 0; t < NC; t++)
-                dl[t] = dh[t] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                const int i = 8 * s + k;
-                const __m512i v = _mm512_loadu_si512(g->qs[i]);
-                __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(v, hi4);
-                if (Q5) { /* q itself: the high nibble shifted down, bit 4 added */
-                    wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
-                    wl = _mm512_mask_add_epi8(wl, (__mmask64)g5->qh[i][0], wl, c16);
-                    wh = _mm512_mask_add_epi8(wh, (__mmask64)g5->qh[i][1], wh, c16);
-                }
-#pragma GCC unroll 4
-                for (int t = 0; t < T; t++) {
-                    const int ch = T == 1 ? (k & 1) : t; /* constant once unrolled */
-                    dl[ch] = _mm512_dpbusd_epi32(dl[ch], wl, BCAST(q[t] + 4 * i));
-                    dh[ch] = _mm512_dpbusd_epi32(dh[ch], wh, BCAST(q[t] + 128 + 4 * i));
-                }
-            }
-            if (T == 1) { /* exact integer sums */
-                dl[0] = _mm512_add_epi32(dl[0], dl[1]);
-                dh[0] = _mm512_add_epi32(dh[0], dh[1]);
-            }
-            /* Q4_K: the low sub-blocks' scales 16 times, matching 16 q above */
-            __m512i scl = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[s]));
-            if (!Q5)
-                scl = _mm512_slli_epi32(scl, 4);
-            const __m512i sch = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[4 + s]));
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                s16[t] = _mm512_add_epi32(s16[t], _mm512_add_epi32(_mm512_mullo_epi32(dl[t], scl),
-                                                                   _mm512_mullo_epi32(dh[t], sch)));
-        }
-        __m512i mv[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++)
-            mv[j] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g->m[j]));
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
-        const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin));
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            const int32_t *bt = bs + ((size_t)t * nb + b) * 4;
-            __m512i mi = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mv[0], _mm512_set1_epi32(bt[0]));
-#pragma GCC unroll 3
-            for (int j = 1; j < 4; j++)
-                mi = _mm512_dpwssd_epi32(mi, mv[j], _mm512_set1_epi32(bt[j]));
-            const __m512 da = _mm512_set1_ps(((const block_q8_K *)(a + (size_t)t * as) + b)->d);
-            const __m512 pw = _mm512_mul_ps(dw, da), qw = _mm512_mul_ps(dm, da);
-            const __m512 sf = _mm512_cvtepi32_ps(Q5 ? s16[t] : _mm512_srai_epi32(s16[t], 4));
-            acc[t] = _mm512_add_ps(acc[t], _mm512_fmsub_ps(sf, pw, _mm512_mul_ps(_mm512_cvtepi32_ps(mi), qw)));
-        }
+        tile_block(Q5, T0, gb, b, nb, a, as, bs, acc);
+        tile_block(Q5, T1, gb, b, nb, a + (size_t)PT * as, as, bs + (size_t)PT * nb * 4, acc + PT);
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
 }
@@ -310,14 +337,20 @@ AI void gemm_q45(const int Q5, const void *w, size_t w_stride, const void *act, 
             const __mmask16 keep = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
             float *yg = y + t0 * ldy + gi * PR;
             int64_t t = 0;
-            for (; t + PT <= nt; t += PT)
-                tile(Q5, PT, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep);
+            for (; t + 2 * PT <= nt; t += 2 * PT)
+                tile(Q5, 2 * PT, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep);
+#define TAIL(T) tile(Q5, T, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep)
             switch (nt - t) {
-            case 3: tile(Q5, 3, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
-            case 2: tile(Q5, 2, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
-            case 1: tile(Q5, 1, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep); break;
+            case 7: TAIL(7); break;
+            case 6: TAIL(6); break;
+            case 5: TAIL(5); break;
+            case 4: TAIL(4); break;
+            case 3: TAIL(3); break;
+            case 2: TAIL(2); break;
+            case 1: TAIL(1); break;
             default: break;
             }
+#undef TAIL
         }
     }
     free(heap);
@@ -413,78 +446,94 @@ void mr_repack_q6_K_avx512(const void *src, size_t src_row_bytes, int64_t rows, 
     repack_groups(src, src_row_bytes, rows, n, dst, sizeof(group_q6_K), sizeof(block_q6_K), put_q6);
 }
 
+/* Block b (at g) of one Q6_K group for T <= PT tokens: acc[t] += its floats. */
+AI void tile6_block(const int T, const group_q6_K *g, int64_t b, const uint8_t *a, size_t as,
+                    __m512 *acc)
+{
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const block_q8_K *ab[PT];
+    __m512i s[PT];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        ab[t] = (const block_q8_K *)(a + (size_t)t * as) + b;
+        s[t] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 1
+    for (int sb = 0; sb < 8; sb++) {
+        /* sub-blocks sb (low nibbles, weights 16 sb ..) and 8 + sb */
+        __m512i dl[PT], dh[PT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            dl[t] = dh[t] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+        for (int kk = 0; kk < 2; kk++) {
+            const __m512i H = _mm512_loadu_si512(g->qh[2 * sb + kk]);
+#pragma GCC unroll 2
+            for (int e = 0; e < 2; e++) {
+                const int i = 4 * sb + 2 * kk + e;
+                const __m512i V = _mm512_loadu_si512(g->ql[i]);
+                /* the top bits to bits 4-5: i even from bits 0-1 / 2-3,
+                 * odd from 4-5 / 6-7 (16-bit shifts; masked) */
+                const __m512i hl = e ? H : _mm512_slli_epi16(H, 4);
+                const __m512i hh = e ? _mm512_srli_epi16(H, 2) : _mm512_slli_epi16(H, 2);
+                const __m512i wl = _mm512_ternarylogic_epi32(_mm512_and_si512(V, lo4), hl, m30, 0xf8);
+                const __m512i wh = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(V, 4), lo4), hh,
+                                                             m30, 0xf8);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    dl[t] = _mm512_dpbusd_epi32(dl[t], wl, BCAST(ab[t]->qs + 4 * i));
+                    dh[t] = _mm512_dpbusd_epi32(dh[t], wh, BCAST(ab[t]->qs + 128 + 4 * i));
+                }
+            }
+        }
+        /* the pair holding sub-block sb (and 8 + sb): its int8 scale
+         * sign-extended from the pair's low or high half */
+        const __m512i pl = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[sb / 2]));
+        const __m512i ph = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[4 + sb / 2]));
+        const __m512i scl = (sb & 1) ? _mm512_srai_epi32(pl, 16) : _mm512_srai_epi32(_mm512_slli_epi32(pl, 16), 16);
+        const __m512i sch = (sb & 1) ? _mm512_srai_epi32(ph, 16) : _mm512_srai_epi32(_mm512_slli_epi32(ph, 16), 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            s[t] = _mm512_add_epi32(s[t], _mm512_add_epi32(_mm512_mullo_epi32(dl[t], scl),
+                                                           _mm512_mullo_epi32(dh[t], sch)));
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        /* - 32 sum_g sc[g] bsums[g], pairs of sub-blocks at a time */
+        __m512i c = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            c = _mm512_dpwssd_epi32(c, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[j])),
+                                    BCAST(ab[t]->bsums + 2 * j));
+        const __m512i si = _mm512_sub_epi32(s[t], _mm512_slli_epi32(c, 5));
+        const __m512 pw = _mm512_mul_ps(dw, _mm512_set1_ps(ab[t]->d));
+        acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(si), pw));
+    }
+}
+
+/* Rows of one group x T <= 2 PT tokens, as tile() above. */
 AI void tile6(const int T, const group_q6_K *g, int64_t nb, const uint8_t *a, size_t as, float *y,
               int64_t ldy, __mmask16 keep)
 {
-    __m512 acc[PT];
-    const __m512i lo4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-#pragma GCC unroll 4
+    const int T0 = T < PT ? T : PT, T1 = T - T0;
+    __m512 acc[2 * PT];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps();
     prefetch_groups((const uint8_t *)g, sizeof *g, 1);
-    for (int64_t b = 0; b < nb; b++, g++) {
-        prefetch_groups((const uint8_t *)g, sizeof *g, 0);
-        const block_q8_K *ab[PT];
-        __m512i s[PT];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            ab[t] = (const block_q8_K *)(a + (size_t)t * as) + b;
-            s[t] = _mm512_setzero_si512();
+    if (!T1) /* (a loop of its own: GCC schedules it better) */
+        for (int64_t b = 0; b < nb; b++, g++) {
+            prefetch_groups((const uint8_t *)g, sizeof *g, 0);
+            tile6_block(T0, g, b, a, as, acc);
         }
-#pragma GCC unroll 1
-        for (int sb = 0; sb < 8; sb++) {
-            /* sub-blocks sb (low nibbles, weights 16 sb ..) and 8 + sb */
-            __m512i dl[PT], dh[PT];
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                dl[t] = dh[t] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-            for (int kk = 0; kk < 2; kk++) {
-                const __m512i H = _mm512_loadu_si512(g->qh[2 * sb + kk]);
-#pragma GCC unroll 2
-                for (int e = 0; e < 2; e++) {
-                    const int i = 4 * sb + 2 * kk + e;
-                    const __m512i V = _mm512_loadu_si512(g->ql[i]);
-                    /* the top bits to bits 4-5: i even from bits 0-1 / 2-3,
-                     * odd from 4-5 / 6-7 (16-bit shifts; masked) */
-                    const __m512i hl = e ? H : _mm512_slli_epi16(H, 4);
-                    const __m512i hh = e ? _mm512_srli_epi16(H, 2) : _mm512_slli_epi16(H, 2);
-                    const __m512i wl = _mm512_ternarylogic_epi32(_mm512_and_si512(V, lo4), hl, m30, 0xf8);
-                    const __m512i wh = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(V, 4), lo4), hh,
-                                                                 m30, 0xf8);
-#pragma GCC unroll 4
-                    for (int t = 0; t < T; t++) {
-                        dl[t] = _mm512_dpbusd_epi32(dl[t], wl, BCAST(ab[t]->qs + 4 * i));
-                        dh[t] = _mm512_dpbusd_epi32(dh[t], wh, BCAST(ab[t]->qs + 128 + 4 * i));
-                    }
-                }
-            }
-            /* the pair holding sub-block sb (and 8 + sb): its int8 scale
-             * sign-extended from the pair's low or high half */
-            const __m512i pl = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[sb / 2]));
-            const __m512i ph = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[4 + sb / 2]));
-            const __m512i scl = (sb & 1) ? _mm512_srai_epi32(pl, 16) : _mm512_srai_epi32(_mm512_slli_epi32(pl, 16), 16);
-            const __m512i sch = (sb & 1) ? _mm512_srai_epi32(ph, 16) : _mm512_srai_epi32(_mm512_slli_epi32(ph, 16), 16);
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                s[t] = _mm512_add_epi32(s[t], _mm512_add_epi32(_mm512_mullo_epi32(dl[t], scl),
-                                                               _mm512_mullo_epi32(dh[t], sch)));
+    else
+        for (int64_t b = 0; b < nb; b++, g++) {
+            prefetch_groups((const uint8_t *)g, sizeof *g, 0);
+            tile6_block(T0, g, b, a, as, acc);
+            tile6_block(T1, g, b, a + (size_t)PT * as, as, acc + PT);
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            /* - 32 sum_g sc[g] bsums[g], pairs of sub-blocks at a time */
-            __m512i c = _mm512_setzero_si512();
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++)
-                c = _mm512_dpwssd_epi32(c, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)g->sc[j])),
-                                        BCAST(ab[t]->bsums + 2 * j));
-            const __m512i si = _mm512_sub_epi32(s[t], _mm512_slli_epi32(c, 5));
-            const __m512 pw = _mm512_mul_ps(dw, _mm512_set1_ps(ab[t]->d));
-            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(si), pw));
-        }
-    }
-#pragma GCC unroll 4
     for (int t = 0; t < T; t++)
         _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
 }
@@ -504,14 +553,20 @@ void mr_gemm_q6_K_packed_avx512(const void *w, size_t w_stride, const void *act,
         const __mmask16 keep = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
         float *yg = y + gi * PR;
         int64_t t = 0;
-        for (; t + PT <= n_tok; t += PT)
-            tile6(PT, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep);
+        for (; t + 2 * PT <= n_tok; t += 2 * PT)
+            tile6(2 * PT, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep);
+#define TAIL(T) tile6(T, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep)
         switch (n_tok - t) {
-        case 3: tile6(3, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep); break;
-        case 2: tile6(2, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep); break;
-        case 1: tile6(1, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep); break;
+        case 7: TAIL(7); break;
+        case 6: TAIL(6); break;
+        case 5: TAIL(5); break;
+        case 4: TAIL(4); break;
+        case 3: TAIL(3); break;
+        case 2: TAIL(2); break;
+        case 1: TAIL(1); break;
         default: break;
         }
+#undef TAIL
     }
 }
 

@@ -475,7 +475,9 @@ START_TEST(packed_gemm_matches_file_gemm)
     const int ti_ = _i;
     static const int shapes[][3] = {/* rows, tokens, blocks */
                                     {16, 1, 1}, {16, 4, 2}, {32, 3, 3}, {48, 5, 1}, {16, 9, 9},
-                                    {32, 17, 2}, {64, 2, 4}, {16, 7, 300} /* > 64 K columns */};
+                                    {32, 17, 2}, {64, 2, 4}, {16, 7, 300} /* > 64 K columns */,
+                                    /* every tile width: 6, 8, 8 + 4 */
+                                    {32, 6, 3}, {16, 8, 2}, {16, 12, 5}};
     mr_kernels k;
     ck_assert(get_table(ti_, 0, &k));
     int tested = 0;
