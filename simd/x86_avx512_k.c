@@ -199,8 +199,15 @@ AI void prepare(const int kind, const uint8_t *blk, prepared *p, const int paire
             }
         }
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; v++)
+        for (int v = 0; v < 4; v++) {
             p->sv[v] = spread16(s16, kind, v, 0);
+            /* Q2_K: the weights times their 4-bit scale, q sc <= 45 as a
+             * byte (one 16-bit multiply: no byte's product carries into
+             * its neighbour), so one vpdpbusd a token does 64 products;
+             * each int32 lane sums the same four weights, exactly */
+            if (kind == K2)
+                p->wv[v] = _mm512_mullo_epi16(p->wv[v], p->sv[v]);
+        }
         return;
     }
     if (kind == KX) {
@@ -381,7 +388,10 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
                 /* sumi += pairs of (w a + w a) times their scale; IQ4_XS:
                  * |w| * (a negated where w < 0) = w a */
                 const __m512i ar = kind == KX ? _mm512_mask_sub_epi8(av, p[r].neg[v], _mm512_setzero_si512(), av) : av;
-                sumi[r][t] = _mm512_dpwssd_epi32(sumi[r][t], _mm512_maddubs_epi16(p[r].wv[v], ar), p[r].sv[v]);
+                if (kind == K2) /* the scales are in the weights */
+                    sumi[r][t] = _mm512_dpbusd_epi32(sumi[r][t], p[r].wv[v], ar);
+                else
+                    sumi[r][t] = _mm512_dpwssd_epi32(sumi[r][t], _mm512_maddubs_epi16(p[r].wv[v], ar), p[r].sv[v]);
             }
         }
     if (!EXACT_BLOCK(kind)) {
