@@ -188,7 +188,7 @@ AI float hsum512(__m512 v)
 /* acc[r][t] += group g of weight row w + r * ws (r < R) with packed
  * token pk + t * pstride (t < T); m = blocks present in the group. */
 AI void tile_group(const int q8, const int R, const int T, const uint8_t *wg, size_t ws, int m,
-                   const act_group *pk, int64_t pstride, __m512 acc[TR][TT])
+                   const act_group *pk, int64_t pstride, __m512 acc[TR][2 * TT])
 {
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
@@ -224,7 +224,7 @@ AI void tile_group(const int q8, const int R, const int T, const uint8_t *wg, si
  * of token t at pk[t * pstride]. */
 AI void tile_groups(const int q8, const int R, const int T, const uint8_t *w, size_t ws,
                     int64_t nb, int64_t g0, int64_t g1, const act_group *pk, int64_t pstride,
-                    __m512 acc[TR][TT])
+                    __m512 acc[TR][2 * TT])
 {
     const size_t gbytes = 4 * (q8 ? sizeof(block_q8_0) : sizeof(block_q4_0));
     const int64_t full = nb / 4 < g1 ? nb / 4 : g1;
@@ -247,7 +247,7 @@ AI void tile_groups(const int q8, const int R, const int T, const uint8_t *w, si
 AI void tile(const int q8, const int R, const int T, const uint8_t *w, size_t ws, int64_t nb,
              const act_group *pk, int64_t pstride, float *y, int64_t ldy)
 {
-    __m512 acc[TR][TT];
+    __m512 acc[TR][2 * TT];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
@@ -268,7 +268,7 @@ AI float dot_q(const int q8, const void *w, const void *act, int64_t n)
     enum { CHUNK = 32 }; /* groups packed at a time: 8 KB */
     _Alignas(64) act_group pk[CHUNK];
     const int64_t nb = n / QK8_0, ng = (nb + 3) / 4;
-    __m512 acc[TR][TT];
+    __m512 acc[TR][2 * TT];
     acc[0][0] = _mm512_setzero_ps();
     for (int64_t g0 = 0; g0 < ng; g0 += CHUNK) {
         const int64_t g1 = g0 + CHUNK < ng ? g0 + CHUNK : ng;
@@ -303,6 +303,18 @@ AI void run_row_tile(const int q8, const int R, const uint8_t *wr, size_t ws, in
     }
 }
 
+/* R rows x tn tokens, TT < tn <= 2 TT, in one tile */
+AI void run_wide_tile(const int q8, const int R, const uint8_t *wr, size_t ws, int64_t nb,
+                      const act_group *pk, int64_t ng, int64_t tn, float *y, int64_t ldy)
+{
+    switch (tn) {
+    case 8: tile(q8, R, 8, wr, ws, nb, pk, ng, y, ldy); break;
+    case 7: tile(q8, R, 7, wr, ws, nb, pk, ng, y, ldy); break;
+    case 6: tile(q8, R, 6, wr, ws, nb, pk, ng, y, ldy); break;
+    default: tile(q8, R, 5, wr, ws, nb, pk, ng, y, ldy); break;
+    }
+}
+
 /* Rows [rs, re) x tn packed tokens (pk, ng groups each) into y. */
 AI void run_tiles(const int q8, const uint8_t *w, size_t ws, int64_t nb, int64_t rs, int64_t re,
                   const act_group *pk, int64_t ng, int64_t tn, float *y, int64_t ldy)
@@ -311,6 +323,16 @@ AI void run_tiles(const int q8, const uint8_t *w, size_t ws, int64_t nb, int64_t
     if (tn == 1) { /* decode: the rows in order, one sequential stream */
         for (; r < re; r++)
             tile(q8, 1, 1, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy);
+        return;
+    }
+    if (tn > TT && tn <= 2 * TT) {
+        /* an expert's few tokens (a MoE prefill): 3 rows x all of them,
+         * so each weight streams from memory once, where 6 x 4 then 6 x
+         * the rest made a second pass from L1 that left the stream idle */
+        for (; r + 3 <= re; r += 3)
+            run_wide_tile(q8, 3, w + (size_t)r * ws, ws, nb, pk, ng, tn, y + r, ldy);
+        for (; r < re; r++)
+            run_wide_tile(q8, 1, w + (size_t)r * ws, ws, nb, pk, ng, tn, y + r, ldy);
         return;
     }
     for (; r + TR <= re; r += TR)

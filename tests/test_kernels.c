@@ -308,7 +308,8 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
     if (isa != MR_ISA_AVX2 && isa != MR_ISA_AVX512)
         return;
     static const int blocks[] = {1, 2, 3, 6, 13, 70};
-    const uint32_t types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K};
+    const uint32_t types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K,
+                              MR_TYPE_Q2_K, MR_TYPE_Q3_K};
     const int rows = 23, toks = 13;
     mr_kernels k;
     ck_assert(mr_kernels_for_isa(isa, 0, &k));
@@ -344,6 +345,12 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
                 for (int r = 3; r < 20; r++)
                     ck_assert_msg(memcmp(&all[tk * rows + r], &part[tk * rows + r], 4) == 0,
                                   "%s: batch of 5 differs at row %d token %d", current, r, tk);
+            /* a batch of 8: the wide tiles (all of an expert's few tokens at once) */
+            k.gemm[t](w, rb, act + ab * 2, ab, n, 8, part + 2 * rows, rows, 1, 22);
+            for (int tk = 2; tk < 10; tk++)
+                for (int r = 1; r < 22; r++)
+                    ck_assert_msg(memcmp(&all[tk * rows + r], &part[tk * rows + r], 4) == 0,
+                                  "%s: batch of 8 differs at row %d token %d", current, r, tk);
             for (int tk = 0; tk < toks; tk++)
                 for (int r = 0; r < rows; r++) {
                     const float v = k.vec_dot[t](w + rb * (size_t)r, act + ab * (size_t)tk, n);
