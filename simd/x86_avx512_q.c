@@ -325,6 +325,22 @@ AI void run_tiles(const int q8, const uint8_t *w, size_t ws, int64_t nb, int64_t
             tile(q8, 1, 1, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy);
         return;
     }
+    /* A few tokens (an expert's share of a MoE prefill): row by row, one
+     * sequential stream prefetched ahead as in decode, beats the tiles'
+     * several short streams while the weights' unpacking is shared by
+     * few tokens (Xeon family 6 model 167, 768 x 2048 from DRAM, Q8_0
+     * at 2 / 4 / 8 tokens 13.5 / 11.8 / 9.8 GB/s against 10.6 / 9.9 /
+     * 8.8; Q4_0 only up to 3 tokens: 10.8 against 8.9 at 2). */
+    if (tn <= (q8 ? 2 * TT : 3)) {
+        for (; r < re; r++)
+            switch (tn) {
+            case 2: tile(q8, 1, 2, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy); break;
+            case 3: tile(q8, 1, 3, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy); break;
+            case 4: tile(q8, 1, 4, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy); break;
+            default: run_wide_tile(q8, 1, w + (size_t)r * ws, ws, nb, pk, ng, tn, y + r, ldy); break;
+            }
+        return;
+    }
     if (tn > TT && tn <= 2 * TT) {
         /* an expert's few tokens (a MoE prefill): 3 rows x all of them,
          * so each weight streams from memory once, where 6 x 4 then 6 x
