@@ -288,12 +288,13 @@ static uint32_t expert_gather(const mr_context *c, uint32_t il, uint32_t n, uint
     return m;
 }
 
-/* y = W x for m rows, on this thread alone (no pool). */
+/* y = W x for m rows, on this thread alone (no pool); x NULL: act holds
+ * them prepared for this type already. */
 static void matmul_here(const mr_kernels *k, uint32_t type, const void *w, size_t row_bytes,
                         int packed, int64_t n_in, int64_t n_out, const float *x, int64_t m,
                         float *y, void *act)
 {
-    const void *a = mr_act_prepare(k, type, x, n_in, m, act);
+    const void *a = x ? mr_act_prepare(k, type, x, n_in, m, act) : act;
     if (packed)
         mr_matmul_rows_packed(k, type, w, a, n_in, m, y, n_out, 0, n_out);
     else
@@ -340,8 +341,12 @@ static void expert_compute(mr_context *c, uint32_t il, uint32_t e, uint32_t m,
     if (here) {
         matmul_here(c->k, L->gate.type, sl->gate, L->gate.row_bytes, sl->packed_gate, E, F, b->xg, m,
                     b->g, b->act);
-        matmul_here(c->k, L->up.type, sl->up, L->up.row_bytes, sl->packed_up, E, F, b->xg, m, b->u,
-                    b->act);
+        /* up reads the rows gate's activations were prepared from, into
+         * b->act (a format other than F32 is prepared into the buffer):
+         * the same type reuses them */
+        const int same = L->up.type == L->gate.type && c->k->act_type[L->up.type] != MR_TYPE_F32;
+        matmul_here(c->k, L->up.type, sl->up, L->up.row_bytes, sl->packed_up, E, F, same ? NULL : b->xg,
+                    m, b->u, b->act);
     } else {
         matmul_pool(c, L->gate.type, sl->gate, L->gate.row_bytes, sl->packed_gate, E, F, b->xg, m, b->g);
         matmul_pool(c, L->up.type, sl->up, L->up.row_bytes, sl->packed_up, E, F, b->xg, m, b->u);
