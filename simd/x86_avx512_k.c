@@ -14,7 +14,10 @@
  * A (row, token) block is then, in int32 lanes (exact),
  *   sumi = dpwssd(... dpwssd(-[Q6_K] madd(cv, bsums), maddubs(wv[0], a[0..63]), sv[0]) ...)
  * vpmaddubsw pairs within 2 * 63 * 127 (no saturation), each lane of
- * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Q4_K, Q5_K
+ * sumi within 4 * 2 * 128 * 16002 + 2 * 4096 * 2032 < 2^31.  Q2_K has
+ * its 4-bit scales multiplied into wv at prepare (q sc <= 45, a byte) and
+ * takes one vpdpbusd per 64 products instead: every int32 lane still sums
+ * the same four weights' products, so the integers are the same.  Q4_K, Q5_K
  * and Q6_K, which have repacked twins (x86_avx512_pack.c), sum the lanes
  * to the block's S and M = sum_g cv[g] bsums[g] (exact; |S| < 2^29) and
  * apply the block-exact rule both layouts share:
