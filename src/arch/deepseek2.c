@@ -239,10 +239,10 @@ static mr_status deepseek2_layer(mr_context *c, uint32_t il, uint32_t n, mr_erro
     const mr_hparams *hp = &c->m->hp;
     const mr_layer *L = &c->m->layers[il];
     mr_status s;
-    nn_rmsnorm_rows(c->h, c->x, L->attn_norm, n, hp->n_embd, hp->norm_eps);
+    nn_rmsnorm_batch(c, c->h, c->x, L->attn_norm, n, hp->n_embd, hp->norm_eps);
     if ((s = nn_mla_attention(c, il, n, err)))
         return s;
-    nn_rmsnorm_rows(c->h, c->x, L->ffn_norm, n, hp->n_embd, hp->norm_eps);
+    nn_rmsnorm_batch(c, c->h, c->x, L->ffn_norm, n, hp->n_embd, hp->norm_eps);
     return nn_ffn(c, il, n, err);
 }
 

@@ -33,9 +33,9 @@ static mr_status llama_layer(mr_context *c, uint32_t il, uint32_t n, mr_error *e
 {
     const mr_hparams *hp = &c->m->hp;
     const mr_layer *L = &c->m->layers[il];
-    nn_rmsnorm_rows(c->h, c->x, L->attn_norm, n, hp->n_embd, hp->norm_eps);
+    nn_rmsnorm_batch(c, c->h, c->x, L->attn_norm, n, hp->n_embd, hp->norm_eps);
     nn_self_attention(c, il, n, 0, NULL);
-    nn_rmsnorm_rows(c->h, c->x, L->ffn_norm, n, hp->n_embd, hp->norm_eps);
+    nn_rmsnorm_batch(c, c->h, c->x, L->ffn_norm, n, hp->n_embd, hp->norm_eps);
     return nn_ffn(c, il, n, err);
 }
 

@@ -168,10 +168,10 @@ static mr_status llama4_layer(mr_context *c, uint32_t il, uint32_t n, mr_error *
                               1.0);
         }
     }
-    nn_rmsnorm_rows(c->h, c->x, L->attn_norm, n, hp->n_embd, hp->norm_eps);
+    nn_rmsnorm_batch(c, c->h, c->x, L->attn_norm, n, hp->n_embd, hp->norm_eps);
     nn_self_attention(c, il, n, hp->qk_norm_after_rope, temp);
     free(temp);
-    nn_rmsnorm_rows(c->h, c->x, L->ffn_norm, n, hp->n_embd, hp->norm_eps);
+    nn_rmsnorm_batch(c, c->h, c->x, L->ffn_norm, n, hp->n_embd, hp->norm_eps);
     return nn_ffn(c, il, n, err);
 }
 

@@ -163,32 +163,34 @@ void nn_attention(mr_context *c, const nn_attn *a)
     mr_pool_run(c->pool, (int64_t)a->n_head * j.n_tiles, 1, att_range, &j);
 }
 
-void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after_rope,
-                       const float *q_scale)
+/* Tokens [t0, t1) of a batch: rope, the q scale, and their K and V
+ * stored at their positions' cache rows. */
+typedef struct {
+    mr_context *c;
+    const mr_layer *L;
+    uint32_t il;
+    int qk_norm_after_rope;
+    const float *q_scale;
+} tok_job;
+
+static void tok_range(void *arg, int64_t t0, int64_t t1)
 {
+    const tok_job *j = arg;
+    mr_context *c = j->c;
     const mr_hparams *hp = &c->m->hp;
-    const mr_layer *L = &c->m->layers[il];
-    const uint32_t hd = hp->head_dim, hv = hp->head_dim_v;
+    const mr_layer *L = j->L;
+    const uint32_t il = j->il, hd = hp->head_dim;
     const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
     const uint32_t rows = c->kv_rows[il];
+    const int qk_norm_after_rope = j->qk_norm_after_rope;
+    const float *q_scale = j->q_scale;
     const mr_from_f32_fn k_put = mr_type_get(c->k_type)->from_f32;
     const mr_from_f32_fn v_put = mr_type_get(c->v_type)->from_f32;
-
-    nn_matmul(c, &L->wq, c->h, n, c->q);
-    nn_matmul(c, &L->wk, c->h, n, c->kv_k);
-    nn_matmul(c, &L->wv, c->h, n, c->kv_v);
-    nn_add_bias(c->q, L->bq, n, q_dim);
-    nn_add_bias(c->kv_k, L->bk, n, k_dim);
-    nn_add_bias(c->kv_v, L->bv, n, v_dim);
-    if (L->q_norm)
-        nn_rmsnorm_heads(c->q, L->q_norm, n, q_dim, hp->n_head, hd, hp->norm_eps);
-    if (L->k_norm)
-        nn_rmsnorm_heads(c->kv_k, L->k_norm, n, k_dim, hp->n_head_kv, hd, hp->norm_eps);
-    for (uint32_t t = 0; t < n; t++) {
+    for (int64_t t = t0; t < t1; t++) {
         float *qt = c->q + (size_t)t * q_dim, *kt = c->kv_k + (size_t)t * k_dim;
         if (L->use_rope) {
-            nn_rope_apply(c, qt, t, hp->n_head, hd);
-            nn_rope_apply(c, kt, t, hp->n_head_kv, hd);
+            nn_rope_apply(c, qt, (uint32_t)t, hp->n_head, hd);
+            nn_rope_apply(c, kt, (uint32_t)t, hp->n_head_kv, hd);
             if (qk_norm_after_rope) {
                 nn_rmsnorm_heads(qt, NULL, 1, q_dim, hp->n_head, hd, hp->norm_eps);
                 nn_rmsnorm_heads(kt, NULL, 1, k_dim, hp->n_head_kv, hd, hp->norm_eps);
@@ -202,6 +204,32 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
         k_put(kt, c->k_cache + (size_t)row * c->k_row_bytes, k_dim);
         v_put(c->kv_v + (size_t)t * v_dim, c->v_cache + (size_t)row * c->v_row_bytes, v_dim);
     }
+}
+
+void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after_rope,
+                       const float *q_scale)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const mr_layer *L = &c->m->layers[il];
+    const uint32_t hd = hp->head_dim, hv = hp->head_dim_v;
+    const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
+    const uint32_t rows = c->kv_rows[il];
+
+    nn_matmul(c, &L->wq, c->h, n, c->q);
+    nn_matmul(c, &L->wk, c->h, n, c->kv_k);
+    nn_matmul(c, &L->wv, c->h, n, c->kv_v);
+    nn_add_bias(c->q, L->bq, n, q_dim);
+    nn_add_bias(c->kv_k, L->bk, n, k_dim);
+    nn_add_bias(c->kv_v, L->bv, n, v_dim);
+    if (L->q_norm)
+        nn_rmsnorm_heads_batch(c, c->q, L->q_norm, n, q_dim, hp->n_head, hd, hp->norm_eps);
+    if (L->k_norm)
+        nn_rmsnorm_heads_batch(c, c->kv_k, L->k_norm, n, k_dim, hp->n_head_kv, hd, hp->norm_eps);
+    tok_job tj = {c, L, il, qk_norm_after_rope, q_scale};
+    if (n < 8)
+        tok_range(&tj, 0, n);
+    else /* each token writes its own cache row (the ring holds the batch) */
+        mr_pool_run(c->pool, n, 4, tok_range, &tj);
     /* each run of one sequence attends over that sequence's cache */
     for (uint32_t r = 0; r < c->n_runs; r++) {
         const uint32_t t0 = c->run_t0[r];

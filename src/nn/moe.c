@@ -187,7 +187,7 @@ static void guess_ahead(mr_context *c, uint32_t il, uint32_t n, uint32_t depth)
         uint8_t want[MR_MAX_EXPERTS] = {0};
         uint32_t sel[MR_MAX_EXPERTS];
         float w[MR_MAX_EXPERTS];
-        nn_rmsnorm_rows(c->xg, c->x, G->ffn_norm, n, hp->n_embd, hp->norm_eps);
+        nn_rmsnorm_batch(c, c->xg, c->x, G->ffn_norm, n, hp->n_embd, hp->norm_eps);
         nn_matmul(c, &G->router, c->xg, n, c->rl);
         for (uint32_t t = 0; t < n; t++) {
             const float *r = c->rl + (size_t)t * ne;

@@ -25,11 +25,17 @@ void nn_rmsnorm(float *out, const float *x, const float *w, uint32_t n, float ep
 /* The same for n_rows rows of n, row stride n. */
 void nn_rmsnorm_rows(float *out, const float *x, const float *w, uint32_t n_rows, uint32_t n,
                      float eps);
+/* nn_rmsnorm_rows with a batch's rows split across c's pool (same bits) */
+void nn_rmsnorm_batch(mr_context *c, float *out, const float *x, const float *w, uint32_t n_rows,
+                      uint32_t n, float eps);
 /* In place, per head: n_rows tokens (stride `stride` floats) of n_heads
  * heads of hd (head stride hd), each RMS-normed with w (hd), or without a
  * weight when w is NULL. */
 void nn_rmsnorm_heads(float *x, const float *w, uint32_t n_rows, uint32_t stride,
                       uint32_t n_heads, uint32_t hd, float eps);
+/* the same, a batch's rows split across c's pool */
+void nn_rmsnorm_heads_batch(mr_context *c, float *x, const float *w, uint32_t n_rows, uint32_t stride,
+                            uint32_t n_heads, uint32_t hd, float eps);
 
 /* ---- rotary position embedding (rope.c) ---- */
 
