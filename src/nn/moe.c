@@ -426,20 +426,26 @@ static void par_slot(void *arg, int64_t s0, int64_t s1)
     }
 }
 
+/* Expert e of the batch across the pool (rows split), added to acc. */
+static void expert_alone(mr_context *c, uint32_t il, uint32_t n, uint32_t e,
+                         const mr_expert_slices *sl, float *acc)
+{
+    const expert_bufs b = expert_band(c, 0, c->n_batch);
+    const uint32_t m = expert_gather(c, il, n, e, &b);
+    expert_compute(c, il, e, m, sl, &b, 0);
+    expert_commit(c, acc, &b, m);
+}
+
 /* Whether the parallel path serves this layer: a store whose experts can
- * all be held at once, a pool with work for every thread, and no expert
- * with more rows than a slot's band. */
-static int par_rows(const mr_context *c, uint32_t n, uint32_t n_used, const uint32_t *count)
+ * all be held at once and a pool with work for every thread; it returns
+ * the rows of a slot's band.  An expert with more rows than that is
+ * computed alone, its rows split across the pool, in its turn. */
+static int par_rows(const mr_context *c, uint32_t n_used)
 {
     const uint32_t th = (uint32_t)mr_pool_threads(c->pool);
     if (th < 2 || !c->store->ops->holds_all || n_used < 2 * th)
         return 0;
-    const uint32_t rows = c->n_batch / th;
-    for (uint32_t ui = 0; ui < n_used; ui++)
-        if (count[ui] > rows)
-            return 0;
-    (void)n;
-    return (int)rows;
+    return (int)(c->n_batch / th);
 }
 
 /* The routed experts of the batch, accumulated into acc (n x n_embd). */
@@ -465,7 +471,7 @@ static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *a
         return s;
     guess_ahead(c, il, n, c->store->prefetch_depth);
 
-    const uint32_t rows = (uint32_t)par_rows(c, n, n_used, count);
+    const uint32_t rows = (uint32_t)par_rows(c, n_used);
     if (rows) {
         mr_expert_slices sl[MR_MAX_EXPERTS];
         uint32_t got = 0;
@@ -477,12 +483,26 @@ static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *a
                 break;
             }
         }
-        if (!s) {
-            par_job j = {.c = c, .il = il, .n = n, .n_used = n_used, .rows = rows,
-                         .used = used, .sl = sl, .acc = acc};
-            atomic_init(&j.next, 0);
-            atomic_init(&j.turn, 0);
-            mr_pool_run(c->pool, mr_pool_threads(c->pool), 1, par_slot, &j);
+        /* runs of experts that fit a band, in parallel; a larger one
+         * between them alone, its rows across the pool: ascending id */
+        for (uint32_t u0 = 0; !s && u0 < n_used;) {
+            uint32_t u1 = u0;
+            while (u1 < n_used && count[u1] <= rows)
+                u1++;
+            if (u1 - u0 >= 2) {
+                par_job j = {.c = c, .il = il, .n = n, .n_used = u1 - u0, .rows = rows,
+                             .used = used + u0, .sl = sl + u0, .acc = acc};
+                atomic_init(&j.next, 0);
+                atomic_init(&j.turn, 0);
+                mr_pool_run(c->pool, mr_pool_threads(c->pool), 1, par_slot, &j);
+            } else if (u1 > u0) {
+                expert_alone(c, il, n, used[u0], &sl[u0], acc);
+            }
+            if (u1 < n_used) {
+                expert_alone(c, il, n, used[u1], &sl[u1], acc);
+                u1++;
+            }
+            u0 = u1;
         }
         for (uint32_t ui = 0; ui < got; ui++)
             mr_expert_store_release(c->store, il, used[ui]);
