@@ -65,6 +65,9 @@ struct mr_context {
     float *y;        /* (n_batch, n_embd) */
     uint32_t *tok_of;/* (n_batch) token index of each gathered row */
     float *w_of;     /* (n_batch) its routing weight */
+    float *y_route;  /* (n_batch * n_used, n_embd) each route's expert output, or NULL:
+                        the parallel expert path's, made at its first use */
+    uint32_t *row_of;/* (n_batch * n_used) the y_route row of each route */
     double *rope_inv; /* (n_rot / 2) effective inverse frequency of each pair */
     float *rope_cs;  /* (n_batch, n_rot / 2, 2) cos, sin at the batch's positions */
     uint64_t *route_counts; /* (n_layer, n_expert) tokens routed, for stats */

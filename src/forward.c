@@ -242,7 +242,8 @@ void mr_context_free(mr_context *c)
     void *bufs[] = {c->k_cache, c->v_cache, c->kv_rows, c->kv_row0, c->x, c->h, c->q, c->kv_k, c->kv_v, c->att,
                     c->rl, c->selw, c->xg, c->g, c->u, c->y, c->w_of, c->rope_inv,
                     c->rope_cs, c->sel, c->tok_of, c->act, c->route_counts, c->scratch,
-                    c->seq_past, c->tok_seq, c->tok_pos, c->run_seq, c->run_t0, c->run_n};
+                    c->seq_past, c->tok_seq, c->tok_pos, c->run_seq, c->run_t0, c->run_n,
+                    c->y_route, c->row_of};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     mr_pool_free(c->pool);

@@ -18,8 +18,8 @@
  * store backend yields the same sums in the same order.
  */
 #include <math.h>
-#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
@@ -386,54 +386,114 @@ static expert_bufs expert_band(const mr_context *c, uint32_t slot, uint32_t rows
     return b;
 }
 
-/* The parallel path: whole experts on each thread, claimed in ascending
- * order, each added to acc in its turn (ascending expert id: the
- * sequential path's order, so the sums are the same bits). */
+/* The parallel path: whole experts on each thread, the largest first (no
+ * thread is left holding a big one at the end), each written to its own
+ * rows of y_route, with no thread waiting for another; an expert larger
+ * than a thread's band alone, its rows split across the pool.  Then the
+ * batch's tokens, split across the pool, add their experts' rows in
+ * ascending expert id: per token the sequential path's adds in its
+ * order, so the sums are the same bits. */
 typedef struct {
     mr_context *c;
     uint32_t il, n, n_used, rows;
-    const uint32_t *used;
+    const uint32_t *used, *order, *off;
     const mr_expert_slices *sl;
-    float *acc;
-    atomic_uint next, turn;
+    atomic_uint next;
 } par_job;
 
 static void par_slot(void *arg, int64_t s0, int64_t s1)
 {
     par_job *j = arg;
+    const size_t E = j->c->m->hp.n_embd;
     for (int64_t s = s0; s < s1; s++) {
-        const expert_bufs b = expert_band(j->c, (uint32_t)s, j->rows);
+        expert_bufs b = expert_band(j->c, (uint32_t)s, j->rows);
         for (;;) {
-            const uint32_t ui = atomic_fetch_add(&j->next, 1);
-            if (ui >= j->n_used)
+            const uint32_t k = atomic_fetch_add(&j->next, 1);
+            if (k >= j->n_used)
                 break;
-            const uint32_t e = j->used[ui];
-            const uint32_t m = expert_gather(j->c, j->il, j->n, e, &b);
-            expert_compute(j->c, j->il, e, m, &j->sl[ui], &b, 1);
-            /* every expert before ui is claimed by a running slot, which
-             * commits it before taking another: the wait ends */
-            for (unsigned spin = 0; atomic_load_explicit(&j->turn, memory_order_acquire) != ui; spin++) {
-                /* a moment's spin, then give the CPU away: on a loaded
-                 * machine the thread we wait for may need this very core */
-                if (spin < 256)
-                    mr_cpu_relax();
-                else
-                    sched_yield();
-            }
-            expert_commit(j->c, j->acc, &b, m);
-            atomic_store_explicit(&j->turn, ui + 1, memory_order_release);
+            const uint32_t ui = j->order[k];
+            b.y = j->c->y_route + (size_t)j->off[ui] * E;
+            const uint32_t m = expert_gather(j->c, j->il, j->n, j->used[ui], &b);
+            expert_compute(j->c, j->il, j->used[ui], m, &j->sl[ui], &b, 1);
         }
     }
 }
 
-/* Expert e of the batch across the pool (rows split), added to acc. */
+/* Expert e of the batch across the pool (rows split), into y_route at row off. */
 static void expert_alone(mr_context *c, uint32_t il, uint32_t n, uint32_t e,
-                         const mr_expert_slices *sl, float *acc)
+                         const mr_expert_slices *sl, uint32_t off)
 {
-    const expert_bufs b = expert_band(c, 0, c->n_batch);
+    expert_bufs b = expert_band(c, 0, c->n_batch);
+    b.y = c->y_route + (size_t)off * c->m->hp.n_embd;
     const uint32_t m = expert_gather(c, il, n, e, &b);
     expert_compute(c, il, e, m, sl, &b, 0);
-    expert_commit(c, acc, &b, m);
+}
+
+typedef struct {
+    const mr_context *c;
+    uint32_t il;
+    float *acc;
+} commit_job;
+
+/* acc[t] += weight * its experts' rows, tokens [t0, t1), experts ascending */
+static void commit_tokens(void *arg, int64_t t0, int64_t t1)
+{
+    const commit_job *j = arg;
+    const mr_context *c = j->c;
+    const mr_hparams *hp = &c->m->hp;
+    const uint32_t nu = hp->n_expert_used, E = hp->n_embd;
+    const uint32_t *sel = c->sel + (size_t)j->il * c->n_batch * nu;
+    const int scale_input = hp->router.mode == MR_ROUTE_SIGMOID_INPUT;
+    for (int64_t t = t0; t < t1; t++) {
+        uint32_t ks[MR_MAX_EXPERTS];
+        const uint32_t *st = sel + (size_t)t * nu;
+        for (uint32_t k = 0; k < nu; k++) { /* by expert id (distinct) */
+            uint32_t i = k;
+            for (; i > 0 && st[ks[i - 1]] > st[k]; i--)
+                ks[i] = ks[i - 1];
+            ks[i] = k;
+        }
+        float *dst = j->acc + (size_t)t * E;
+        for (uint32_t i = 0; i < nu; i++) {
+            const uint32_t k = ks[i];
+            /* expert_gather's weight: 1 where the router scaled the input */
+            const float w = scale_input ? 1.0f : c->selw[(size_t)t * nu + k];
+            const float *src = c->y_route + (size_t)c->row_of[(size_t)t * nu + k] * E;
+            for (uint32_t x = 0; x < E; x++)
+                dst[x] += w * src[x];
+        }
+    }
+}
+
+/* The parallel path's rows: off[ui], the first y_route row of used[ui]
+ * (ascending); row_of of every route, in expert_gather's row order.
+ * 0 without memory for y_route. */
+static int par_layout(mr_context *c, uint32_t il, uint32_t n, uint32_t n_used, const uint32_t *used,
+                      const uint32_t *count, uint32_t *off)
+{
+    const mr_hparams *hp = &c->m->hp;
+    const uint32_t nu = hp->n_expert_used;
+    if (!c->y_route) {
+        c->y_route = malloc((size_t)c->n_batch * nu * hp->n_embd * sizeof(float));
+        c->row_of = malloc((size_t)c->n_batch * nu * sizeof(uint32_t));
+        if (!c->y_route || !c->row_of) {
+            free(c->y_route);
+            free(c->row_of);
+            c->y_route = NULL;
+            c->row_of = NULL;
+            return 0;
+        }
+    }
+    uint32_t ui_of[MR_MAX_EXPERTS], fill[MR_MAX_EXPERTS], o = 0;
+    for (uint32_t ui = 0; ui < n_used; ui++) {
+        ui_of[used[ui]] = ui;
+        off[ui] = fill[ui] = o;
+        o += count[ui];
+    }
+    const uint32_t *sel = c->sel + (size_t)il * c->n_batch * nu;
+    for (size_t r = 0; r < (size_t)n * nu; r++)
+        c->row_of[r] = fill[ui_of[sel[r]]]++;
+    return 1;
 }
 
 /* Whether the parallel path serves this layer: a store whose experts can
@@ -471,8 +531,9 @@ static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *a
         return s;
     guess_ahead(c, il, n, c->store->prefetch_depth);
 
+    uint32_t off[MR_MAX_EXPERTS];
     const uint32_t rows = (uint32_t)par_rows(c, n_used);
-    if (rows) {
+    if (rows && par_layout(c, il, n, n_used, used, count, off)) {
         mr_expert_slices sl[MR_MAX_EXPERTS];
         uint32_t got = 0;
         for (; got < n_used; got++) {
@@ -483,26 +544,33 @@ static mr_status routed_experts(mr_context *c, uint32_t il, uint32_t n, float *a
                 break;
             }
         }
-        /* runs of experts that fit a band, in parallel; a larger one
-         * between them alone, its rows across the pool: ascending id */
+        /* runs of experts that fit a band in parallel, a larger one alone */
         for (uint32_t u0 = 0; !s && u0 < n_used;) {
-            uint32_t u1 = u0;
-            while (u1 < n_used && count[u1] <= rows)
-                u1++;
+            uint32_t u1 = u0, order[MR_MAX_EXPERTS];
+            for (; u1 < n_used && count[u1] <= rows; u1++) {
+                /* by descending count, ascending among equals */
+                uint32_t i = u1 - u0;
+                for (; i > 0 && count[u0 + order[i - 1]] < count[u1]; i--)
+                    order[i] = order[i - 1];
+                order[i] = u1 - u0;
+            }
             if (u1 - u0 >= 2) {
-                par_job j = {.c = c, .il = il, .n = n, .n_used = u1 - u0, .rows = rows,
-                             .used = used + u0, .sl = sl + u0, .acc = acc};
+                par_job j = {.c = c, .il = il, .n = n, .n_used = u1 - u0, .rows = rows, .used = used + u0,
+                             .order = order, .off = off + u0, .sl = sl + u0};
                 atomic_init(&j.next, 0);
-                atomic_init(&j.turn, 0);
                 mr_pool_run(c->pool, mr_pool_threads(c->pool), 1, par_slot, &j);
             } else if (u1 > u0) {
-                expert_alone(c, il, n, used[u0], &sl[u0], acc);
+                expert_alone(c, il, n, used[u0], &sl[u0], off[u0]);
             }
             if (u1 < n_used) {
-                expert_alone(c, il, n, used[u1], &sl[u1], acc);
+                expert_alone(c, il, n, used[u1], &sl[u1], off[u1]);
                 u1++;
             }
             u0 = u1;
+        }
+        if (!s) {
+            commit_job cj = {c, il, acc};
+            mr_pool_run(c->pool, n, 1, commit_tokens, &cj);
         }
         for (uint32_t ui = 0; ui < got; ui++)
             mr_expert_store_release(c->store, il, used[ui]);
