@@ -273,31 +273,22 @@ AI void tile(const int Q5, const int T, const uint8_t *gb, int64_t nb, const uin
 {
     const size_t gsz = Q5 ? sizeof(group_q5_K) : sizeof(group_q4_K);
     const int T0 = T < PT ? T : PT, T1 = T - T0;
-    if (!T1) {
-        __m512 acc[PT];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            acc[t] = _mm512_setzero_ps();
-        prefetch_groups(gb, gsz, 1);
-        for (int64_t b = 0; b < nb; b++, gb += gsz) {
-            prefetch_groups(gb, gsz, 0);
-            tile_block(Q5, T0, gb, b, nb, a, as, bs, acc);
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
-        return;
-    }
     __m512 acc[2 * PT];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps();
     prefetch_groups(gb, gsz, 1);
-    for (int64_t b = 0; b < nb; b++, gb += gsz) {
-        prefetch_groups(gb, gsz, 0);
-        tile_block(Q5, T0, gb, b, nb, a, as, bs, acc);
-        tile_block(Q5, T1, gb, b, nb, a + (size_t)PT * as, as, bs + (size_t)PT * nb * 4, acc + PT);
-    }
+    if (!T1) /* (a loop of its own: GCC schedules it better) */
+        for (int64_t b = 0; b < nb; b++, gb += gsz) {
+            prefetch_groups(gb, gsz, 0);
+            tile_block(Q5, T0, gb, b, nb, a, as, bs, acc);
+        }
+    else
+        for (int64_t b = 0; b < nb; b++, gb += gsz) {
+            prefetch_groups(gb, gsz, 0);
+            tile_block(Q5, T0, gb, b, nb, a, as, bs, acc);
+            tile_block(Q5, T1, gb, b, nb, a + (size_t)PT * as, as, bs + (size_t)PT * nb * 4, acc + PT);
+        }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
