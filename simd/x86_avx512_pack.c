@@ -48,7 +48,20 @@
 #define PF_L1 2
 #define PF_L2 8
 #define PF_START 8
-#define PT 4            /* tokens per tile */
+#define PT 4            /* tokens per tile part; a tile has up to 2 PT */
+/* F(k) for the k = n in 1 .. 2 PT - 1: a tile's width as a constant */
+#define EACH_TAIL(n, F)                                                                            \
+    switch (n) {                                                                                   \
+    case 7: F(7); break;                                                                           \
+    case 6: F(6); break;                                                                           \
+    case 5: F(5); break;                                                                           \
+    case 4: F(4); break;                                                                           \
+    case 3: F(3); break;                                                                           \
+    case 2: F(2); break;                                                                           \
+    case 1: F(1); break;                                                                           \
+    default: break;                                                                                \
+    }
+static_assert(2 * PT - 1 == 7, "EACH_TAIL names every width below a full tile");
 
 typedef struct {
     uint16_t d[PR], dmin[PR];
@@ -331,16 +344,7 @@ AI void gemm_q45(const int Q5, const void *w, size_t w_stride, const void *act, 
             for (; t + 2 * PT <= nt; t += 2 * PT)
                 tile(Q5, 2 * PT, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep);
 #define TAIL(T) tile(Q5, T, g, nb, at + (size_t)t * a_stride, a_stride, bs + t * nb * 4, yg + t * ldy, ldy, keep)
-            switch (nt - t) {
-            case 7: TAIL(7); break;
-            case 6: TAIL(6); break;
-            case 5: TAIL(5); break;
-            case 4: TAIL(4); break;
-            case 3: TAIL(3); break;
-            case 2: TAIL(2); break;
-            case 1: TAIL(1); break;
-            default: break;
-            }
+            EACH_TAIL(nt - t, TAIL);
 #undef TAIL
         }
     }
@@ -547,16 +551,7 @@ void mr_gemm_q6_K_packed_avx512(const void *w, size_t w_stride, const void *act,
         for (; t + 2 * PT <= n_tok; t += 2 * PT)
             tile6(2 * PT, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep);
 #define TAIL(T) tile6(T, g, nb, ab + (size_t)t * a_stride, a_stride, yg + t * ldy, ldy, keep)
-        switch (n_tok - t) {
-        case 7: TAIL(7); break;
-        case 6: TAIL(6); break;
-        case 5: TAIL(5); break;
-        case 4: TAIL(4); break;
-        case 3: TAIL(3); break;
-        case 2: TAIL(2); break;
-        case 1: TAIL(1); break;
-        default: break;
-        }
+        EACH_TAIL(n_tok - t, TAIL);
 #undef TAIL
     }
 }
