@@ -261,6 +261,21 @@ typedef struct {
     void *act; /* prepared activations of up to rows rows */
 } expert_bufs;
 
+/* The weight a route's expert output is summed with: the router's, or 1
+ * where the router scaled the expert's input instead (Llama 4). */
+static inline float out_weight(const mr_hparams *hp, float w)
+{
+    return hp->router.mode == MR_ROUTE_SIGMOID_INPUT ? 1.0f : w;
+}
+
+/* dst += w * src over E floats: every sum of expert outputs, so the
+ * sequential and the per-token sums do the same operations */
+static inline void add_scaled(float *dst, const float *src, float w, uint32_t E)
+{
+    for (uint32_t i = 0; i < E; i++)
+        dst[i] += w * src[i];
+}
+
 /* Gather the rows of the batch routed to expert e into b; returns their count. */
 static uint32_t expert_gather(const mr_context *c, uint32_t il, uint32_t n, uint32_t e,
                               const expert_bufs *b)
@@ -277,7 +292,7 @@ static uint32_t expert_gather(const mr_context *c, uint32_t il, uint32_t n, uint
                 const float *src = c->h + (size_t)t * E;
                 float *dst = b->xg + (size_t)m * E;
                 b->tok_of[m] = t;
-                b->w_of[m] = scale_input ? 1.0f : w;
+                b->w_of[m] = out_weight(hp, w);
                 if (scale_input)
                     for (uint32_t i = 0; i < E; i++)
                         dst[i] = src[i] * w;
@@ -369,12 +384,8 @@ static void expert_compute(mr_context *c, uint32_t il, uint32_t e, uint32_t m,
 static void expert_commit(const mr_context *c, float *acc, const expert_bufs *b, uint32_t m)
 {
     const uint32_t E = c->m->hp.n_embd;
-    for (uint32_t r = 0; r < m; r++) {
-        float *dst = acc + (size_t)b->tok_of[r] * E;
-        const float *src = b->y + (size_t)r * E;
-        for (uint32_t i = 0; i < E; i++)
-            dst[i] += b->w_of[r] * src[i];
-    }
+    for (uint32_t r = 0; r < m; r++)
+        add_scaled(acc + (size_t)b->tok_of[r] * E, b->y + (size_t)r * E, b->w_of[r], E);
 }
 
 /* Band `slot` of `slots` of the context's expert buffers, rows rows each. */
@@ -443,7 +454,6 @@ static void commit_tokens(void *arg, int64_t t0, int64_t t1)
     const mr_hparams *hp = &c->m->hp;
     const uint32_t nu = hp->n_expert_used, E = hp->n_embd;
     const uint32_t *sel = c->sel + (size_t)j->il * c->n_batch * nu;
-    const int scale_input = hp->router.mode == MR_ROUTE_SIGMOID_INPUT;
     for (int64_t t = t0; t < t1; t++) {
         uint32_t ks[MR_MAX_EXPERTS];
         const uint32_t *st = sel + (size_t)t * nu;
@@ -453,14 +463,10 @@ static void commit_tokens(void *arg, int64_t t0, int64_t t1)
                 ks[i] = ks[i - 1];
             ks[i] = k;
         }
-        float *dst = j->acc + (size_t)t * E;
         for (uint32_t i = 0; i < nu; i++) {
-            const uint32_t k = ks[i];
-            /* expert_gather's weight: 1 where the router scaled the input */
-            const float w = scale_input ? 1.0f : c->selw[(size_t)t * nu + k];
-            const float *src = c->y_route + (size_t)c->row_of[(size_t)t * nu + k] * E;
-            for (uint32_t x = 0; x < E; x++)
-                dst[x] += w * src[x];
+            const size_t r = (size_t)t * nu + ks[i];
+            add_scaled(j->acc + (size_t)t * E, c->y_route + (size_t)c->row_of[r] * E,
+                       out_weight(hp, c->selw[r]), E);
         }
     }
 }
