@@ -303,7 +303,8 @@ AI void run_row_tile(const int q8, const int R, const uint8_t *wr, size_t ws, in
     }
 }
 
-/* R rows x tn tokens, TT < tn <= 2 TT, in one tile */
+/* R rows x tn tokens, 2 <= tn <= 2 TT, in one tile */
+static_assert(2 * TT == 8, "run_wide_tile names every width up to 2 TT");
 AI void run_wide_tile(const int q8, const int R, const uint8_t *wr, size_t ws, int64_t nb,
                       const act_group *pk, int64_t ng, int64_t tn, float *y, int64_t ldy)
 {
@@ -311,7 +312,10 @@ AI void run_wide_tile(const int q8, const int R, const uint8_t *wr, size_t ws, i
     case 8: tile(q8, R, 8, wr, ws, nb, pk, ng, y, ldy); break;
     case 7: tile(q8, R, 7, wr, ws, nb, pk, ng, y, ldy); break;
     case 6: tile(q8, R, 6, wr, ws, nb, pk, ng, y, ldy); break;
-    default: tile(q8, R, 5, wr, ws, nb, pk, ng, y, ldy); break;
+    case 5: tile(q8, R, 5, wr, ws, nb, pk, ng, y, ldy); break;
+    case 4: tile(q8, R, 4, wr, ws, nb, pk, ng, y, ldy); break;
+    case 3: tile(q8, R, 3, wr, ws, nb, pk, ng, y, ldy); break;
+    default: tile(q8, R, 2, wr, ws, nb, pk, ng, y, ldy); break;
     }
 }
 
@@ -333,12 +337,7 @@ AI void run_tiles(const int q8, const uint8_t *w, size_t ws, int64_t nb, int64_t
      * 8.8; Q4_0 only up to 3 tokens: 10.8 against 8.9 at 2). */
     if (tn <= (q8 ? 2 * TT : 3)) {
         for (; r < re; r++)
-            switch (tn) {
-            case 2: tile(q8, 1, 2, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy); break;
-            case 3: tile(q8, 1, 3, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy); break;
-            case 4: tile(q8, 1, 4, w + (size_t)r * ws, ws, nb, pk, ng, y + r, ldy); break;
-            default: run_wide_tile(q8, 1, w + (size_t)r * ws, ws, nb, pk, ng, tn, y + r, ldy); break;
-            }
+            run_wide_tile(q8, 1, w + (size_t)r * ws, ws, nb, pk, ng, tn, y + r, ldy);
         return;
     }
     if (tn > TT && tn <= 2 * TT) {
