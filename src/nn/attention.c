@@ -226,7 +226,7 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
     if (L->k_norm)
         nn_rmsnorm_heads_batch(c, c->kv_k, L->k_norm, n, k_dim, hp->n_head_kv, hd, hp->norm_eps);
     tok_job tj = {c, L, il, qk_norm_after_rope, q_scale};
-    if (n < 8)
+    if (n < NN_SPLIT_ROWS)
         tok_range(&tj, 0, n);
     else /* each token writes its own cache row (the ring holds the batch) */
         mr_pool_run(c->pool, n, 4, tok_range, &tj);

@@ -43,7 +43,7 @@ static void prep_range(void *arg, int64_t t0, int64_t t1)
  * across the pool (each row on its own: the same bytes) */
 static const void *prepare(mr_context *c, uint32_t type, const float *x, int64_t n_in, int64_t n)
 {
-    if (n < 8 || c->k->act_type[type] == MR_TYPE_F32)
+    if (n < NN_SPLIT_ROWS || c->k->act_type[type] == MR_TYPE_F32)
         return mr_act_prepare(c->k, type, x, n_in, n, c->act);
     prep_job j = {c->k, type, x, n_in, c->act};
     mr_pool_run(c->pool, n, 4, prep_range, &j);
@@ -96,7 +96,7 @@ static void norm_range(void *arg, int64_t r0, int64_t r1)
 void nn_rmsnorm_batch(mr_context *c, float *out, const float *x, const float *w, uint32_t n_rows,
                       uint32_t n, float eps)
 {
-    if (n_rows < 8) {
+    if (n_rows < NN_SPLIT_ROWS) {
         nn_rmsnorm_rows(out, x, w, n_rows, n, eps);
         return;
     }
@@ -121,7 +121,7 @@ static void heads_range(void *arg, int64_t r0, int64_t r1)
 void nn_rmsnorm_heads_batch(mr_context *c, float *x, const float *w, uint32_t n_rows, uint32_t stride,
                             uint32_t n_heads, uint32_t hd, float eps)
 {
-    if (n_rows < 8) {
+    if (n_rows < NN_SPLIT_ROWS) {
         nn_rmsnorm_heads(x, w, n_rows, stride, n_heads, hd, eps);
         return;
     }

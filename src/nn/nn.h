@@ -25,6 +25,10 @@ void nn_rmsnorm(float *out, const float *x, const float *w, uint32_t n, float ep
 /* The same for n_rows rows of n, row stride n. */
 void nn_rmsnorm_rows(float *out, const float *x, const float *w, uint32_t n_rows, uint32_t n,
                      float eps);
+/* A batch's per-row steps (activation preparing, RMSNorms, rope and the
+ * KV stores) are split across the pool from this many rows: fewer (decode)
+ * stay on the calling thread, where a hand-off would cost more. */
+#define NN_SPLIT_ROWS 8
 /* nn_rmsnorm_rows with a batch's rows split across c's pool (same bits) */
 void nn_rmsnorm_batch(mr_context *c, float *out, const float *x, const float *w, uint32_t n_rows,
                       uint32_t n, float eps);
