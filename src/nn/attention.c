@@ -167,7 +167,6 @@ void nn_attention(mr_context *c, const nn_attn *a)
  * stored at their positions' cache rows. */
 typedef struct {
     mr_context *c;
-    const mr_layer *L;
     uint32_t il;
     int qk_norm_after_rope;
     const float *q_scale;
@@ -178,8 +177,8 @@ static void tok_range(void *arg, int64_t t0, int64_t t1)
     const tok_job *j = arg;
     mr_context *c = j->c;
     const mr_hparams *hp = &c->m->hp;
-    const mr_layer *L = j->L;
     const uint32_t il = j->il, hd = hp->head_dim;
+    const mr_layer *L = &c->m->layers[il];
     const uint32_t q_dim = c->q_dim, k_dim = c->k_dim, v_dim = c->v_dim;
     const uint32_t rows = c->kv_rows[il];
     const int qk_norm_after_rope = j->qk_norm_after_rope;
@@ -225,7 +224,7 @@ void nn_self_attention(mr_context *c, uint32_t il, uint32_t n, int qk_norm_after
         nn_rmsnorm_heads_batch(c, c->q, L->q_norm, n, q_dim, hp->n_head, hd, hp->norm_eps);
     if (L->k_norm)
         nn_rmsnorm_heads_batch(c, c->kv_k, L->k_norm, n, k_dim, hp->n_head_kv, hd, hp->norm_eps);
-    tok_job tj = {c, L, il, qk_norm_after_rope, q_scale};
+    tok_job tj = {c, il, qk_norm_after_rope, q_scale};
     if (n < NN_SPLIT_ROWS)
         tok_range(&tj, 0, n);
     else /* each token writes its own cache row (the ring holds the batch) */
