@@ -381,9 +381,17 @@ static const mr_expert_store_ops paged_ops = {
     .destroy = paged_destroy,
 };
 
-const mr_paged_stats *mr_store_paged_stats(const mr_expert_store *s)
+int mr_store_paged_stats(mr_expert_store *s, mr_paged_stats *out)
 {
-    return s->ops == &paged_ops ? &((const paged *)s)->st : NULL;
+    if (s->ops != &paged_ops)
+        return 0;
+    paged *p = (paged *)s;
+    if (out) {
+        pthread_mutex_lock(&p->mu);
+        *out = p->st;
+        pthread_mutex_unlock(&p->mu);
+    }
+    return 1;
 }
 
 const void *mr_store_paged_pool(mr_expert_store *s, size_t *len)

@@ -107,8 +107,10 @@ uint64_t mr_store_paged_min_budget(const mr_model *m, const mr_paged_config *cfg
 mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_config *cfg,
                              mr_expert_store **out, mr_error *err);
 
-/* Stats of a paged store; NULL if s is another backend. */
-const mr_paged_stats *mr_store_paged_stats(const mr_expert_store *s);
+/* A snapshot of a paged store's stats, taken under its lock (its threads
+ * keep counting while reads are in flight): 1 and *out filled, or 0 if s
+ * is another backend (out may then be NULL). */
+int mr_store_paged_stats(mr_expert_store *s, mr_paged_stats *out);
 
 /* The slot pool's first slots that have all held an expert (their pages
  * are faulted in, slots are taken in order), for measuring the memory

@@ -183,7 +183,9 @@ START_TEST(q8_0_paged_bit_identical)
     cfg.reserve_bytes = mr_context_bytes(mp, (uint32_t)n + 8, (uint32_t)n);
     cfg.budget_bytes = mr_store_paged_min_budget(mp, &cfg);
     ck_assert_msg(mr_store_paged_new(mp, path, &cfg, &sp, &err) == 0, "%s", err.msg);
-    const mr_paged_stats *ps = mr_store_paged_stats(sp);
+    mr_paged_stats ps_st;
+    ck_assert(mr_store_paged_stats(sp, &ps_st));
+    const mr_paged_stats *ps = &ps_st;
     /* one slot per expert of one layer: layer 0 is dense and has none */
     ck_assert_uint_eq(ps->n_slots, mp->hp.n_expert);
     ck_assert(!mp->layers[0].moe && mp->layers[1].moe && mp->layers[1].sh_gate.data);
@@ -194,6 +196,7 @@ START_TEST(q8_0_paged_bit_identical)
     float *b = run(mp, sp, 0, 0, ids, n, next, 8);
     ck_assert_msg(memcmp(a, b, sizeof(float) * (n + 8) * m->hp.n_vocab) == 0,
                   "paged logits differ from resident");
+    ck_assert(mr_store_paged_stats(sp, &ps_st)); /* after the runs */
     ck_assert(ps->misses > 0 && ps->evictions > 0);
     free(a);
     free(b);
@@ -347,7 +350,8 @@ START_TEST(converted_fp8_verifies_and_pages)
         next[i] = (int32_t)((i * 97 + 1) % 5982);
     float *a = run(m, st, 0, 0, ids, 24, next, 8), *b = run(mp, sp, 0, 0, ids, 24, next, 8);
     ck_assert(memcmp(a, b, sizeof(float) * 32 * m->hp.n_vocab) == 0);
-    ck_assert(mr_store_paged_stats(sp)->checksums);
+    mr_paged_stats sp_st;
+    ck_assert(mr_store_paged_stats(sp, &sp_st) && sp_st.checksums);
     free(a);
     free(b);
     mr_expert_store_free(sp);
@@ -400,7 +404,9 @@ START_TEST(synth_micro_deepseek)
     ck_assert_msg(d <= 1e-4, "%s: max |diff| %g", shapes[_i], d);
     free(x);
     free(y);
-    const mr_paged_stats *ps = mr_store_paged_stats(sp_store);
+    mr_paged_stats ps_st;
+    ck_assert(mr_store_paged_stats(sp_store, &ps_st));
+    const mr_paged_stats *ps = &ps_st;
     ck_assert(ps->checksums && ps->misses > 0 && ps->evictions > 0);
     free(a);
     free(b);

@@ -107,7 +107,7 @@ static float *run_paged(const char *path, paged_run *pr)
     if (pr->fault.kind)
         mr_store_paged_inject(st, &pr->fault);
     float *lg = run(m, st, &pr->status, &pr->err);
-    pr->stats = *mr_store_paged_stats(st);
+    ck_assert(mr_store_paged_stats(st, &pr->stats));
     const void *pool = mr_store_paged_pool(st, &pr->pool_filled);
     ck_assert_ptr_nonnull(pool);
     pr->pool_gbs = mr_read_bandwidth_of(pool, pr->pool_filled, 2);

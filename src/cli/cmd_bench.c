@@ -279,7 +279,7 @@ int cmd_bench(int argc, char **argv)
         }
     }
     print_results(&S, res, nr, json, exact);
-    if (!json && mr_store_paged_stats(S.store))
+    if (!json && mr_store_paged_stats(S.store, NULL))
         cli_print_store_stats(&S, 0.0);
     goto out;
 fail:

@@ -98,7 +98,8 @@ static void on_sigint(int sig)
 static void print_first_token(const cli_session *S, double prompt_s)
 {
     const mr_paged_stats *p = &S->mark_paged;
-    if (!mr_store_paged_stats(S->store))
+    mr_paged_stats end_st;
+    if (!mr_store_paged_stats(S->store, &end_st))
         return;
     const double stall = p->stall_s + p->submit_s, compute = prompt_s > stall ? prompt_s - stall : 0.0;
     const double total = S->load_seconds + prompt_s;
@@ -112,7 +113,7 @@ static void print_first_token(const cli_session *S, double prompt_s)
      * submissions faulting the pool in, say) reads slower than the disk
      * can, and a floor at that rate would flatter it. */
     const double bw_prompt = p->io_busy_s > 0 ? (double)p->bytes_read / p->io_busy_s : 0.0;
-    const mr_paged_stats *end = mr_store_paged_stats(S->store);
+    const mr_paged_stats *end = &end_st;
     const double gen_busy = end->io_busy_s - p->io_busy_s;
     const double bw_gen = gen_busy > 0.05 && end->bytes_read > p->bytes_read
                               ? (double)(end->bytes_read - p->bytes_read) / gen_busy

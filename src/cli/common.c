@@ -410,12 +410,10 @@ mr_status cli_session_store(cli_session *s, const cli_store_opts *o, uint32_t n_
 
 void cli_session_mark(cli_session *s)
 {
-    const mr_paged_stats *p = s->store ? mr_store_paged_stats(s->store) : NULL;
     if (!s->store)
         return;
     s->mark_store = s->store->stats;
-    if (p)
-        s->mark_paged = *p;
+    mr_store_paged_stats(s->store, &s->mark_paged);
     s->marked = 1;
 }
 
@@ -473,7 +471,7 @@ void cli_print_routing(const mr_model *m, const uint64_t *counts)
 
 void cli_print_store_stats(const cli_session *ss, double gen_tps)
 {
-    const mr_expert_store *st = ss->store;
+    mr_expert_store *st = ss->store;
     const mr_model *m = ss->model;
     const mr_store_stats *s = &st->stats;
     double tokens = s->tokens ? (double)s->tokens : 1.0;
@@ -485,9 +483,10 @@ void cli_print_store_stats(const cli_session *ss, double gen_tps)
             "(all experts: %.1f MiB; non-expert weights: %.1f MiB)\n",
             s->bytes_touched / 1048576.0, s->bytes_touched / tokens / 1048576.0,
             m->expert_bytes / 1048576.0, m->resident_bytes / 1048576.0);
-    const mr_paged_stats *p = mr_store_paged_stats(st);
-    if (!p)
+    mr_paged_stats p_st;
+    if (!mr_store_paged_stats(st, &p_st))
         return;
+    const mr_paged_stats *p = &p_st;
     uint64_t acq = p->hits + p->misses;
     fprintf(stderr, "  set-up: non-expert weights %.1f MiB read in %.2f s; pool mapped, faulted in "
             "and registered in %.2f s", p->resident_bytes / 1048576.0, p->copy_s, p->pool_s);

@@ -29,7 +29,7 @@ struct srv_http {
     const mr_tokenizer *tok;
     const srv_chat_format *fmt;
     srv_sched *sched;
-    const mr_expert_store *store;
+    mr_expert_store *store; /* for /metrics: its paged stats are a locked snapshot */
     atomic_ulong ids;
     atomic_ulong http_requests, http_errors;
 };
@@ -684,9 +684,9 @@ static enum MHD_Result metrics(srv_http *h, struct MHD_Connection *c)
     srv_metrics m;
     srv_get_metrics(h->sched, &m);
     double hit = 1.0;
-    const mr_paged_stats *ps = h->store ? mr_store_paged_stats(h->store) : NULL;
-    if (ps && h->store->stats.acquires)
-        hit = (double)ps->hits / (double)h->store->stats.acquires;
+    mr_paged_stats ps;
+    if (h->store && mr_store_paged_stats(h->store, &ps) && h->store->stats.acquires)
+        hit = (double)ps.hits / (double)h->store->stats.acquires;
     char buf[4096];
     int n = snprintf(buf, sizeof buf,
         "# HELP moerun_prompt_tokens_total Prompt tokens of all requests.\n"
@@ -907,7 +907,7 @@ mr_status srv_http_start(srv_http **out, const srv_config *cfg, int *port, mr_er
 }
 
 void srv_http_ready(srv_http *h, const mr_tokenizer *tok, const srv_chat_format *fmt,
-                    srv_sched *sched, const mr_expert_store *store)
+                    srv_sched *sched, mr_expert_store *store)
 {
     h->tok = tok;
     h->fmt = fmt;

@@ -29,7 +29,7 @@ typedef struct srv_http srv_http;
 mr_status srv_http_start(srv_http **out, const srv_config *cfg, int *port, mr_error *err);
 /* The loaded model: endpoints that need it answer from now on. */
 void srv_http_ready(srv_http *h, const mr_tokenizer *tok, const srv_chat_format *fmt,
-                    srv_sched *sched, const mr_expert_store *store);
+                    srv_sched *sched, mr_expert_store *store);
 /* Stop answering (in-flight requests end), then close. */
 void srv_http_stop(srv_http *h);
 
