@@ -10,10 +10,13 @@
  * slice where the file system allows it (else buffered, and the stats say
  * so), registered buffers and file where the kernel allows, reads of at
  * most chunk_bytes in flight together, short reads and -EAGAIN re-queued.
- * An I/O thread reaps completions, verifies each slice's xxh3 against the
- * file's moerun.checksum.experts (one re-read on a mismatch), and wakes
- * the forward.  The main thread submits under the mutex; only the I/O
- * thread touches the completion queue.
+ * Whoever starts a read (the forward's plan and hints, the I/O thread's
+ * re-queues) only queues its requests under the mutex; a submit thread,
+ * the one writer of the ring's submission queue, puts them on the ring
+ * and enters the kernel without the mutex.  An I/O thread, the one reader
+ * of the completion queue, reaps completions, verifies each slice's xxh3
+ * against the file's moerun.checksum.experts (one re-read on a mismatch),
+ * and wakes the forward.
  *
  * Eviction: LFU with ageing.  Every use adds 1 to an expert's score and
  * every token multiplies all scores by 0.95, so the experts the router
@@ -334,17 +337,18 @@ static void paged_destroy(mr_expert_store *base)
         /* wait for reads in flight, then wake the I/O thread with a no-op */
         while (p->in_flight > 0 && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
-        if (p->use_pread) {
-            p->stop = 1;
-            pthread_cond_broadcast(&p->qcv);
-        }
+        p->stop = 1; /* the pread or submit thread ends */
+        pthread_cond_broadcast(&p->qcv);
+        pthread_mutex_unlock(&p->mu);
+        if (p->submit_ok)
+            pthread_join(p->submit_thread, NULL);
+        /* now nothing else writes the ring: wake the I/O thread with a no-op */
         struct io_uring_sqe *sqe = p->use_pread ? NULL : io_uring_get_sqe(&p->ring);
         if (sqe) {
             io_uring_prep_nop(sqe);
             io_uring_sqe_set_data64(sqe, STOP_TAG);
             io_uring_submit(&p->ring);
         }
-        pthread_mutex_unlock(&p->mu);
         pthread_join(p->io_thread, NULL);
     }
     if (p->ring_ok)
@@ -606,6 +610,13 @@ mr_status mr_store_paged_new(mr_model *m, const char *path, const mr_paged_confi
         goto fail;
     }
     p->thread_ok = 1;
+    if (!p->use_pread) {
+        if (pthread_create(&p->submit_thread, NULL, pg_submit_main, p) != 0) {
+            st = mr_fail(err, MR_ENOMEM, path, NULL, MR_NO_OFFSET, "cannot start the submit thread");
+            goto fail;
+        }
+        p->submit_ok = 1;
+    }
     if (!p->cfg.eager_pool) {
         for (uint32_t k = 0; k < MR_PAGED_POPULATE_THREADS; k++) {
             p->populate_jobs[k] = (struct pg_populate_job){p, k};

@@ -81,8 +81,9 @@ typedef struct {
     uint64_t evictions;
     double io_busy_s;       /* wall time with at least one read in flight */
     double stall_s;         /* time the forward waited for a read */
-    double submit_s;        /* time spent in io_uring_submit starting reads (may include
-                             * the device queue being full) */
+    double submit_s;        /* the submit thread's time starting reads (io_uring_submit:
+                             * page lookups, faulting a lazy pool in, a full device
+                             * queue); the forward does not wait for it */
     double verify_s;        /* time spent checksumming */
     double copy_s;          /* set-up: reading the non-expert weights */
     double pool_s;          /* set-up: mapping, faulting in and registering the pool */

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t left;  /* bytes still to read */
     uint8_t *dst;
     uint64_t need_end; /* reading past EOF is fine once this offset is reached */
+    int fixed;         /* into a registered buffer (read_fixed), decided when queued */
     int free_next;     /* free list link, -1 end */
 } req;
 
@@ -56,9 +57,11 @@ typedef struct {
      * with io_uring_disabled): the I/O thread serves a queue with pread */
     int use_pread;
     int q_head, q_tail;  /* FIFO of request indices, linked by free_next */
-    pthread_cond_t qcv;  /* wakes the pread thread */
+    pthread_cond_t qcv;  /* wakes the pread thread, or the submit thread */
     struct io_uring ring;
     pthread_t io_thread;
+    pthread_t submit_thread; /* io_uring: the only writer of the submission queue */
+    int submit_ok;
     /* a lazy pool's pages, faulted in ahead of the reads (populate_main) */
     pthread_t populate_thread[MR_PAGED_POPULATE_THREADS];
     struct pg_populate_job {
@@ -119,6 +122,7 @@ void pg_start_load(paged *p, uint32_t si, uint32_t layer, uint32_t expert); /* m
 void pg_slot_fail(paged *p, slot *s, mr_status code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void *pg_io_main(void *arg);
+void *pg_submit_main(void *arg);
 
 /* store_paged.c: the disk went idle (mutex held) */
 void pg_idle(paged *p);

@@ -193,37 +193,25 @@ static void io_busy(paged *p, int delta)
         p->st.io_busy_s += now_s() - p->busy_since;
 }
 
-/* Queue the read of request r (caller holds the mutex). */
+/* Queue the read of request r (caller holds the mutex).  Both modes take
+ * it from one FIFO: the pread thread reads it, or the submit thread puts
+ * it on the ring.  Nobody holding the mutex enters the kernel to start a
+ * read: an O_DIRECT submission does its page lookups (and faults a lazy
+ * pool's pages in) inline, 15 ms an expert on the Mixtral prompt, and
+ * with the mutex held that stalled the forward and kept the I/O thread
+ * from handing out the reads already done. */
 static void pg_submit_req(paged *p, int ri)
 {
     req *r = &p->reqs[ri];
-    if (p->use_pread) {
-        r->free_next = -1;
-        if (p->q_tail >= 0)
-            p->reqs[p->q_tail].free_next = ri;
-        else
-            p->q_head = ri;
-        p->q_tail = ri;
-        io_busy(p, 1);
-        pthread_cond_signal(&p->qcv);
-        return;
-    }
-    slot *s = &p->slots[r->slot];
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
-    if (!sqe) {
-        io_uring_submit(&p->ring);
-        sqe = io_uring_get_sqe(&p->ring);
-    }
-    /* the ring has as many entries as requests, so sqe is never NULL here */
-    uint32_t n = r->left > p->cfg.chunk_bytes ? (uint32_t)p->cfg.chunk_bytes : (uint32_t)r->left;
-    if (p->registered && s->reg)
-        io_uring_prep_read_fixed(sqe, 0, r->dst, n, r->off, (int)r->slot);
+    r->fixed = !p->use_pread && p->registered && p->slots[r->slot].reg;
+    r->free_next = -1;
+    if (p->q_tail >= 0)
+        p->reqs[p->q_tail].free_next = ri;
     else
-        io_uring_prep_read(sqe, 0, r->dst, n, r->off);
-    sqe->flags |= IOSQE_FIXED_FILE;
-    io_uring_sqe_set_data64(sqe, (uint64_t)ri);
-    (void)s;
+        p->q_head = ri;
+    p->q_tail = ri;
     io_busy(p, 1);
+    pthread_cond_signal(&p->qcv);
 }
 
 static int alloc_req(paged *p)
@@ -291,11 +279,6 @@ void pg_start_load(paged *p, uint32_t si, uint32_t layer, uint32_t expert)
         }
         pos += a1 - a0;
     }
-    if (!p->use_pread) {
-        double t0 = now_s();
-        io_uring_submit(&p->ring);
-        p->st.submit_s += now_s() - t0;
-    }
 }
 
 /* Apply an armed fault to a completion of request r; returns the result
@@ -353,8 +336,6 @@ static void complete(paged *p, int ri, int res)
     if (res == -EAGAIN || res == -EINTR) {
         p->st.requeued++;
         pg_submit_req(p, ri);
-        if (!p->use_pread)
-            io_uring_submit(&p->ring);
         return;
     }
     if (res < 0) {
@@ -369,8 +350,6 @@ static void complete(paged *p, int ri, int res)
         if (r->left > 0 && res > 0 && s->state != S_FAILED) {
             p->st.requeued++; /* a short read: queue the rest */
             pg_submit_req(p, ri);
-            if (!p->use_pread)
-                io_uring_submit(&p->ring);
             return;
         }
         if (r->left > 0 && r->off < r->need_end)
@@ -437,6 +416,85 @@ static void *pread_main(paged *p)
     return NULL;
 }
 
+/* Fail every slot still loading and stop (mutex held): the ring broke. */
+static void ring_failed(paged *p, const char *what, int rc)
+{
+    for (uint32_t i = 0; i < p->n_slots; i++)
+        if (p->slots[i].state == S_LOADING)
+            pg_slot_fail(p, &p->slots[i], MR_EIO, "io_uring %s failed: %s", what, strerror(-rc));
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_cond_broadcast(&p->qcv);
+}
+
+/* The submit thread: the only one that writes the ring's submission
+ * queue (the I/O thread only reaps its completions, which liburing allows
+ * concurrently).  It takes every queued request at once, prepares them
+ * without the mutex and enters the kernel once for the batch. */
+#define SUBMIT_BATCH 64
+
+/* io_uring_submit, again for a while when the kernel refuses for a moment
+ * (-EAGAIN, or -EBUSY with its completion queue full): the entries stay
+ * in the ring until it takes them. */
+static int submit_retry(paged *p)
+{
+    for (int tries = 0;; tries++) {
+        int rc = io_uring_submit(&p->ring);
+        if (rc >= 0 || (rc != -EAGAIN && rc != -EBUSY && rc != -EINTR) || tries == 1000)
+            return rc;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+}
+
+void *pg_submit_main(void *arg)
+{
+    paged *p = arg;
+    struct { int ri; int fixed; uint32_t slot, n; uint8_t *dst; uint64_t off; } b[SUBMIT_BATCH];
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->q_head < 0 && !p->stop)
+            pthread_cond_wait(&p->qcv, &p->mu);
+        if (p->stop)
+            break;
+        int nb = 0;
+        while (p->q_head >= 0 && nb < SUBMIT_BATCH) {
+            int ri = p->q_head;
+            req *r = &p->reqs[ri];
+            p->q_head = r->free_next;
+            if (p->q_head < 0)
+                p->q_tail = -1;
+            uint32_t n = r->left > p->cfg.chunk_bytes ? (uint32_t)p->cfg.chunk_bytes : (uint32_t)r->left;
+            b[nb++] = (__typeof__(b[0])){ri, r->fixed, r->slot, n, r->dst, r->off};
+        }
+        pthread_mutex_unlock(&p->mu);
+        double t0 = now_s();
+        int rc = 0;
+        for (int i = 0; i < nb && rc >= 0; i++) {
+            struct io_uring_sqe *sqe;
+            while (!(sqe = io_uring_get_sqe(&p->ring)) && rc >= 0)
+                rc = submit_retry(p); /* the ring is full: hand it what it has */
+            if (rc < 0)
+                break;
+            if (b[i].fixed)
+                io_uring_prep_read_fixed(sqe, 0, b[i].dst, b[i].n, b[i].off, (int)b[i].slot);
+            else
+                io_uring_prep_read(sqe, 0, b[i].dst, b[i].n, b[i].off);
+            sqe->flags |= IOSQE_FIXED_FILE;
+            io_uring_sqe_set_data64(sqe, (uint64_t)b[i].ri);
+        }
+        if (rc >= 0)
+            rc = submit_retry(p);
+        pthread_mutex_lock(&p->mu);
+        p->st.submit_s += now_s() - t0;
+        if (rc < 0) {
+            ring_failed(p, "submit", rc);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
 void *pg_io_main(void *arg)
 {
     paged *p = arg;
@@ -449,11 +507,7 @@ void *pg_io_main(void *arg)
             continue;
         if (rc < 0) { /* the ring itself failed: fail everything in flight */
             pthread_mutex_lock(&p->mu);
-            for (uint32_t i = 0; i < p->n_slots; i++)
-                if (p->slots[i].state == S_LOADING)
-                    pg_slot_fail(p, &p->slots[i], MR_EIO, "io_uring wait failed: %s", strerror(-rc));
-            p->stop = 1;
-            pthread_cond_broadcast(&p->cv);
+            ring_failed(p, "wait", rc);
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }

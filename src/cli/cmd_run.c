@@ -101,13 +101,13 @@ static void print_first_token(const cli_session *S, double prompt_s)
     mr_paged_stats end_st;
     if (!mr_store_paged_stats(S->store, &end_st))
         return;
-    const double stall = p->stall_s + p->submit_s, compute = prompt_s > stall ? prompt_s - stall : 0.0;
+    const double stall = p->stall_s, compute = prompt_s > stall ? prompt_s - stall : 0.0;
     const double total = S->load_seconds + prompt_s;
     const double other = S->load_seconds - p->copy_s - p->pool_s;
     fprintf(stderr, "first token: %.3f s = load %.3f s (model and tokenizer %.3f, non-expert "
-            "weights %.3f, pool set-up %.3f) + prompt compute %.3f s + I/O stall %.3f s (waiting "
-            "%.3f, submitting %.3f)\n", total, S->load_seconds, other > 0 ? other : 0.0, p->copy_s,
-            p->pool_s, compute, stall, p->stall_s, p->submit_s);
+            "weights %.3f, pool set-up %.3f) + prompt compute %.3f s + I/O stall %.3f s (the submit "
+            "thread spent %.3f s starting reads beside it)\n", total, S->load_seconds,
+            other > 0 ? other : 0.0, p->copy_s, p->pool_s, compute, stall, p->submit_s);
     /* The disk's speed is the better of the prompt's and the generation's
      * rate while reads were in flight: a prompt that starves the disk (its
      * submissions faulting the pool in, say) reads slower than the disk
