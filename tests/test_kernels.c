@@ -309,7 +309,8 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
         return;
     static const int blocks[] = {1, 2, 3, 6, 13, 70};
     const uint32_t types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K,
-                              MR_TYPE_Q2_K, MR_TYPE_Q3_K};
+                              MR_TYPE_Q2_K, MR_TYPE_Q3_K, MR_TYPE_MXFP4, MR_TYPE_IQ4_NL,
+                              MR_TYPE_Q5_0, MR_TYPE_Q4_1, MR_TYPE_Q5_1};
     const int rows = 23, toks = 13;
     mr_kernels k;
     ck_assert(mr_kernels_for_isa(isa, 0, &k));
@@ -345,6 +346,14 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
                 for (int r = 3; r < 20; r++)
                     ck_assert_msg(memcmp(&all[tk * rows + r], &part[tk * rows + r], 4) == 0,
                                   "%s: batch of 5 differs at row %d token %d", current, r, tk);
+            /* batches of 2 and 3: the narrow tiles */
+            for (int nt = 2; nt <= 3; nt++) {
+                k.gemm[t](w, rb, act + ab * 6, ab, n, nt, part + 6 * rows, rows, 2, 21);
+                for (int tk = 6; tk < 6 + nt; tk++)
+                    for (int r = 2; r < 21; r++)
+                        ck_assert_msg(memcmp(&all[tk * rows + r], &part[tk * rows + r], 4) == 0,
+                                      "%s: batch of %d differs at row %d token %d", current, nt, r, tk);
+            }
             /* a batch of 8: the wide tiles (all of an expert's few tokens at once) */
             k.gemm[t](w, rb, act + ab * 2, ab, n, 8, part + 2 * rows, rows, 1, 22);
             for (int tk = 2; tk < 10; tk++)
