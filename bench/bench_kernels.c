@@ -227,7 +227,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
             want_type = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx512|neon] [--type Q4_0|Q8_0|Q4_K|Q5_K|Q6_K|MXFP4|Q5_0|IQ4_NL|Q4_1|Q5_1|IQ4_XS|Q2_K|Q3_K|F16|BF16|F32] [--quantize-only]\n",
+            fprintf(stderr, "usage: %s [--quick] [--isa scalar|avx2|avx2vnni|avx512|neon] [--type Q4_0|Q8_0|Q4_K|Q5_K|Q6_K|MXFP4|Q5_0|IQ4_NL|Q4_1|Q5_1|IQ4_XS|Q2_K|Q3_K|F16|BF16|F32] [--quantize-only]\n",
                     argv[0]);
             return 2;
         }

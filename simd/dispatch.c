@@ -29,7 +29,7 @@
 #endif
 #endif
 
-static const char *const isa_names[MR_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+static const char *const isa_names[MR_ISA_COUNT] = {"scalar", "avx2", "avx2vnni", "avx512", "neon"};
 
 const char *mr_isa_name(mr_isa isa)
 {
@@ -45,7 +45,7 @@ mr_isa mr_isa_parse(const char *name)
 }
 
 typedef struct {
-    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
+    int avx2, fma, f16c, avxvnni, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
     int neon, dotprod;
 } cpu_caps;
 
@@ -77,6 +77,7 @@ static cpu_caps detect(void)
         c.avx512vnni = os_zmm && ((cx >> 11) & 1);
         __cpuid_count(7, 1, a, b, cx, d);
         c.avx512bf16 = os_zmm && ((a >> 5) & 1);
+        c.avxvnni = os_ymm && ((a >> 4) & 1); /* VEX-encoded: no ZMM state needed */
     }
     c.fma &= os_ymm;
     c.f16c &= os_ymm;
@@ -91,8 +92,8 @@ static cpu_caps detect(void)
 void mr_cpu_features(char *buf, size_t cap)
 {
     cpu_caps c = detect();
-    snprintf(buf, cap, "%s%s%s%s%s%s%s%s%s%s", c.avx2 ? "avx2 " : "", c.fma ? "fma " : "",
-             c.f16c ? "f16c " : "", c.avx512f ? "avx512f " : "", c.avx512bw ? "avx512bw " : "",
+    snprintf(buf, cap, "%s%s%s%s%s%s%s%s%s%s%s", c.avx2 ? "avx2 " : "", c.fma ? "fma " : "",
+             c.f16c ? "f16c " : "", c.avxvnni ? "avxvnni " : "", c.avx512f ? "avx512f " : "", c.avx512bw ? "avx512bw " : "",
              c.avx512vl ? "avx512vl " : "", c.avx512vnni ? "avx512vnni " : "",
              c.avx512bf16 ? "avx512bf16 " : "", c.neon ? "neon " : "",
              c.dotprod ? "dotprod " : "");
@@ -111,6 +112,10 @@ static int isa_available(mr_isa isa)
 #ifdef MR_HAVE_AVX2
     case MR_ISA_AVX2:
         return c.avx2 && c.fma && c.f16c;
+#endif
+#ifdef MR_HAVE_AVXVNNI
+    case MR_ISA_AVX2VNNI:
+        return c.avx2 && c.fma && c.f16c && c.avxvnni;
 #endif
 #ifdef MR_HAVE_AVX512
     case MR_ISA_AVX512:
@@ -175,6 +180,10 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
     if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512)
         mr_kernels_init_avx2(out);
 #endif
+#ifdef MR_HAVE_AVXVNNI
+    if (isa == MR_ISA_AVX2VNNI)
+        mr_kernels_init_avxvnni(out);
+#endif
 #ifdef MR_HAVE_AVX512
     if (isa == MR_ISA_AVX512)
         mr_kernels_init_avx512(out);
@@ -185,7 +194,7 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
 #endif
     /* the KV cache's widening for attention */
 #ifdef MR_HAVE_AVX2
-    if (isa == MR_ISA_AVX2) {
+    if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX2VNNI) {
         out->kv_to_f32[MR_TYPE_F16] = mr_f16_kv_to_f32_avx2;
         out->kv_to_f32[MR_TYPE_Q8_0] = mr_q8_0_kv_to_f32_avx2;
     }
@@ -205,6 +214,12 @@ int mr_kernels_for_isa(mr_isa isa, int exact, mr_kernels *out)
     if (isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512) {
         mr_kernels_init_avx2_more(out);
         mr_kernels_init_avx2_iq(out);
+    }
+#endif
+#ifdef MR_HAVE_AVXVNNI
+    if (isa == MR_ISA_AVX2VNNI) {
+        mr_kernels_init_avxvnni_more(out);
+        mr_kernels_init_avxvnni_iq(out);
     }
 #endif
 #ifdef MR_HAVE_AVX512

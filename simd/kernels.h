@@ -4,7 +4,7 @@
  * the entries it implements (the dav1d init-ladder habit), so an op without
  * a SIMD version keeps its reference.  The ISA is chosen from CPUID+XGETBV
  * (getauxval on arm64) and can be forced lower with
- * MOERUN_ISA=scalar|avx2|avx512|neon.  Kernels know nothing of models: they
+ * MOERUN_ISA=scalar|avx2|avx2vnni|avx512|neon.  Kernels know nothing of models: they
  * take pointers, lengths and strides, and a range of rows, never a thread.
  *
  * Two tables exist per ISA:
@@ -25,8 +25,10 @@
 typedef enum {
     MR_ISA_SCALAR = 0,
     MR_ISA_AVX2 = 1,
-    MR_ISA_AVX512 = 2,
-    MR_ISA_NEON = 3,
+    MR_ISA_AVX2VNNI = 2, /* AVX2 + AVX-VNNI (Intel since Alder Lake, Zen 5): the AVX2 set
+                          * built again with vpdpbusd/vpdpwssd, the same bits */
+    MR_ISA_AVX512 = 3,
+    MR_ISA_NEON = 4,
     MR_ISA_COUNT
 } mr_isa;
 
@@ -160,6 +162,9 @@ void mr_cpu_features(char *buf, size_t cap);
 
 /* ISA override hooks, each in its own file compiled with its own flags. */
 void mr_kernels_init_avx2(mr_kernels *k);
+void mr_kernels_init_avxvnni(mr_kernels *k); /* x86_avxvnni_names.h */
+void mr_kernels_init_avxvnni_more(mr_kernels *k);
+void mr_kernels_init_avxvnni_iq(mr_kernels *k);
 void mr_kernels_init_avx512(mr_kernels *k);
 void mr_kernels_init_neon(mr_kernels *k);
 /* the further formats (MXFP4, Q4_1, ...): scalar table and ISA rungs */

@@ -95,7 +95,8 @@ double mr_read_bandwidth_of(const void *mem, size_t bytes, int threads)
     const uint64_t *buf = mem;
     if (!buf || bytes < 64 * (size_t)threads)
         return 0.0;
-    const int wide = mr_isa_best() == MR_ISA_AVX2 || mr_isa_best() == MR_ISA_AVX512;
+    const mr_isa best_isa = mr_isa_best();
+    const int wide = best_isa == MR_ISA_AVX2 || best_isa == MR_ISA_AVX2VNNI || best_isa == MR_ISA_AVX512;
     const size_t per = bytes / 8 / (size_t)threads;
     pthread_t tid[64];
     int started[64] = {0};

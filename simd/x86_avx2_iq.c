@@ -97,10 +97,17 @@ AI sub32 iq_sub(const int kind, const uint8_t *blk, const iq_blk *k, int ib)
     return o;
 }
 
-/* 8 int32 lanes of sub-block o times the activations q, the scales in */
-AI __m256i sub_dot(sub32 o, __m256i q)
+/* acc + the 8 int32 lanes of sub-block o times the activations q, the
+ * scales in (AVX-VNNI, the avx2vnni set: vpdpwssd adds as it multiplies;
+ * the same integers) */
+AI __m256i sub_dot(__m256i acc, sub32 o, __m256i q)
 {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(o.g, _mm256_sign_epi8(q, o.sg)), o.k16);
+    const __m256i p = _mm256_maddubs_epi16(o.g, _mm256_sign_epi8(q, o.sg));
+#ifdef __AVXVNNI__
+    return _mm256_dpwssd_avx_epi32(acc, p, o.k16);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, o.k16));
+#endif
 }
 
 AI int hsum8(__m256i v)
@@ -122,8 +129,7 @@ AI float iq_dot_kind(const int kind, const void *w, const void *xq, int64_t n)
         __m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int ib = 0; ib < 8; ib++)
-            acc = _mm256_add_epi32(acc, sub_dot(iq_sub(kind, blk, &k, ib),
-                                                _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib))));
+            acc = sub_dot(acc, iq_sub(kind, blk, &k, ib), _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib)));
         sum += (iq_d(kind, blk) * y[i].d) * (float)hsum8(acc);
     }
     return sum * iq_unit[kind];
@@ -200,8 +206,7 @@ AI void iq_group(const iq_prep *p, const uint8_t *a, size_t as, const int nt, __
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
             if (t < nt)
-                s[t] = _mm256_add_epi32(
-                    s[t], sub_dot(p->s[ib], _mm256_loadu_si256((const __m256i *)(at[t]->qs + 32 * ib))));
+                s[t] = sub_dot(s[t], p->s[ib], _mm256_loadu_si256((const __m256i *)(at[t]->qs + 32 * ib)));
     const __m256 f = _mm256_mul_ps(_mm256_set1_ps(p->d), _mm256_loadu_ps(da));
     *acc = _mm256_add_ps(*acc, _mm256_mul_ps(f, _mm256_cvtepi32_ps(hsum8x8(s))));
 }

@@ -269,7 +269,11 @@ AI void tile_block(const int kind, const int R, const int T, const uint8_t *w, s
                  * IQ4_XS: |w| * (a signed like w) = w a */
                 const __m256i pr = kind == KX ? _mm256_maddubs_epi16(p[r].wv[v], _mm256_sign_epi8(av, p[r].sg[v]))
                                               : _mm256_maddubs_epi16(p[r].wv[v], av);
+#ifdef __AVXVNNI__ /* the avx2vnni set: vpdpwssd adds as it multiplies */
+                sumi[r][t] = _mm256_dpwssd_avx_epi32(sumi[r][t], pr, p[r].sv[v]);
+#else
                 sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(pr, p[r].sv[v]));
+#endif
             }
         }
 #pragma GCC unroll 8

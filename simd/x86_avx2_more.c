@@ -102,6 +102,18 @@ AI __m256i weights32(const int kind, const uint8_t *wb, int64_t i, float *dw)
     return _mm256_sub_epi8(q5, _mm256_set1_epi8(16));
 }
 
+/* 8 int32 lanes, each the sum of 4 products u * s (u unsigned bytes, s
+ * signed; their pairs never saturate int16): vpmaddubsw + vpmaddwd, or one
+ * vpdpbusd in the avx2vnni set (the same integers) */
+AI __m256i dot4(__m256i u, __m256i s)
+{
+#ifdef __AVXVNNI__
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
 AI float hsum256(__m256 v)
 {
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -114,7 +126,6 @@ AI float dot_q(const int kind, const void *w, const void *act, int64_t n)
 {
     const block_q8_0 *a = act;
     const int64_t nb = n / QK8_0;
-    const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         float dw;
@@ -122,8 +133,7 @@ AI float dot_q(const int kind, const void *w, const void *act, int64_t n)
         const __m256i wq = weights32(kind, w, i, &dw);
         const __m256i aq = _mm256_loadu_si256((const __m256i *)a[i].qs);
         /* |w| * (a signed like w) = w * a; pairs in int16, then 4 in int32 */
-        const __m256i p = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq)), ones16);
+        const __m256i p = dot4(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq));
         const float d = f16_to_f32(a[i].d) * dw;
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc);
     }
@@ -154,7 +164,6 @@ AI float dot_min_q8_1(const int q5, const void *w, const void *act, int64_t n)
 {
     const block_q8_1 *a = act;
     const int64_t nb = n / QK8_1;
-    const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     float msum = 0.0f;
     for (int64_t i = 0; i < nb; i++) {
@@ -163,7 +172,7 @@ AI float dot_min_q8_1(const int q5, const void *w, const void *act, int64_t n)
         const __m256i q = codes32_min(q5, w, i, &dw, &mw);
         const __m256i aq = _mm256_loadu_si256((const __m256i *)a[i].qs);
         /* 8 lanes, each the exact sum of 4 products q a */
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, aq), ones16);
+        const __m256i p = dot4(q, aq);
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * f16_to_f32(a[i].d)), acc);
         msum += mw * f16_to_f32(a[i].s);
     }
@@ -182,7 +191,6 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
              const uint8_t *act, size_t as, int64_t nb, float *y, int64_t ldy)
 {
     const size_t bs = BLOCK_BYTES(kind);
-    const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[TR][TT];
     float ms[TR][TT];
 #pragma GCC unroll 4
@@ -214,7 +222,7 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
                 const float da = f16_to_f32(a->d), sa = f16_to_f32(a->s);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
-                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r], aq), ones16);
+                    const __m256i p = dot4(u[r], aq);
                     acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * da), acc[r][t]);
                     ms[r][t] += mw[r] * sa;
                 }
@@ -224,7 +232,7 @@ AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t 
                 const float da = f16_to_f32(a->d);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
-                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r], _mm256_sign_epi8(aq, sg[r])), ones16);
+                    const __m256i p = dot4(u[r], _mm256_sign_epi8(aq, sg[r]));
                     acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(da * dw[r]), acc[r][t]);
                 }
             }

@@ -175,12 +175,21 @@ AI void tile_group_q4(const int R, const int T, const uint8_t *wg, size_t ws, in
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const act_group *a = pk + t * pstride;
+#ifdef __AVXVNNI__
+            /* the avx2vnni set: q[l] = nc[l] + the 4 products of lo, then of hi */
+            const __m256i q = _mm256_dpbusd_avx_epi32(
+                _mm256_dpbusd_avx_epi32(_mm256_load_si256((const __m256i *)a->x.q4.nc), wlo,
+                                        _mm256_load_si256((const __m256i *)a->a)),
+                whi, _mm256_load_si256((const __m256i *)(a->a + 32)));
+            (void)ones16;
+#else
             /* p[i] = wlo[2i] lo[2i] + wlo[2i+1] lo[2i+1] + (same for hi), |.| <= 7620 */
             const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(wlo, _mm256_load_si256((const __m256i *)a->a)),
                                                _mm256_maddubs_epi16(whi, _mm256_load_si256((const __m256i *)(a->a + 32))));
             /* q[l] = p[2l] + p[2l+1] + nc[l]: the exact dot of 8 elements */
             const __m256i q = _mm256_add_epi32(_mm256_madd_epi16(p, ones16),
                                                _mm256_load_si256((const __m256i *)a->x.q4.nc));
+#endif
             /* acc += float(q) * (dw * ds) */
             const __m256 s = _mm256_mul_ps(dw, _mm256_load_ps(a->x.q4.ds));
             acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_mul_ps(_mm256_cvtepi32_ps(q), s));
@@ -218,7 +227,12 @@ AI void tile_group_q8(const int R, const int T, const uint8_t *wg, size_t ws, in
                 /* a with the sign of w (0 where w = 0), so |w| * that = w * a */
                 const __m256i sa = _mm256_sign_epi8(_mm256_load_si256((const __m256i *)(a->a + 32 * k)), w);
                 /* q[l] = sum of 4 products w a, exact (pairs within 32512) */
+#ifdef __AVXVNNI__ /* the avx2vnni set */
+                const __m256i q = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), aw, sa);
+                (void)ones16;
+#else
                 const __m256i q = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), ones16);
+#endif
                 const __m256 s = _mm256_mul_ps(dw, _mm256_load_ps(a->x.ds + 8 * k));
                 acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_mul_ps(_mm256_cvtepi32_ps(q), s));
             }

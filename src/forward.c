@@ -285,7 +285,7 @@ mr_status mr_context_set_isa(mr_context *c, const char *isa, mr_error *err)
     mr_kernels fast, exact;
     if (want == MR_ISA_COUNT)
         return mr_fail(err, MR_EINVAL, NULL, "isa", MR_NO_OFFSET,
-                       "unknown kernel set '%s' (scalar, avx2, avx512 or neon)", isa ? isa : "");
+                       "unknown kernel set '%s' (scalar, avx2, avx2vnni, avx512 or neon)", isa ? isa : "");
     if (!mr_kernels_for_isa(want, 0, &fast) || !mr_kernels_for_isa(want, 1, &exact))
         return mr_fail(err, MR_EINVAL, NULL, "isa", MR_NO_OFFSET,
                        "kernel set '%s' is not available on this CPU or in this build (best: %s)",

@@ -28,8 +28,8 @@
 
 #define N_VOCAB 32000
 
-static const char *const isa_names[] = {"scalar", "avx2", "avx512", "neon"};
-#define N_ISA 4
+static const char *const isa_names[] = {"scalar", "avx2", "avx2vnni", "avx512", "neon"};
+#define N_ISA 5
 
 static mr_model *model;
 static mr_expert_store *store;
@@ -114,7 +114,7 @@ START_TEST(every_isa_agrees_with_scalar)
             ck_assert_msg(d <= tol && de <= tol, "%s %s: max |diff| %g / %g > %g", name,
                           isa_names[i], d, de, tol);
             ck_assert_uint_eq(agree, rows);
-            if (i <= 2) /* scalar, avx2, avx512 */
+            if (i <= 3) /* scalar, avx2, avx2vnni, avx512 */
                 ck_assert_msg(same, "%s %s %s: batched and token-by-token logits differ", name,
                               isa_names[i], exact ? "exact" : "fast");
             free(batch);

@@ -305,7 +305,7 @@ END_TEST
 START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
 {
     const mr_isa isa = isas[_i];
-    if (isa != MR_ISA_AVX2 && isa != MR_ISA_AVX512)
+    if (isa != MR_ISA_AVX2 && isa != MR_ISA_AVX2VNNI && isa != MR_ISA_AVX512)
         return;
     static const int blocks[] = {1, 2, 3, 6, 13, 70};
     const uint32_t types[] = {MR_TYPE_Q4_0, MR_TYPE_Q8_0, MR_TYPE_Q4_K, MR_TYPE_Q5_K, MR_TYPE_Q6_K,
@@ -375,6 +375,61 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
 }
 END_TEST
 
+/* The avx2vnni set is the AVX2 sources with vpdpbusd/vpdpwssd for the
+ * integer pairs: the same integers, so the same bits as the AVX2 set, for
+ * every weight type it has a fast dot for, through vec_dot and gemm (1, 3,
+ * 4, 8 and 13 tokens). */
+START_TEST(avx2vnni_is_avx2_bit_for_bit)
+{
+    mr_kernels v, a;
+    if (!mr_kernels_for_isa(MR_ISA_AVX2VNNI, 0, &v)) {
+        printf("avx2vnni: not on this CPU or build, not compared\n");
+        return;
+    }
+    ck_assert(mr_kernels_for_isa(MR_ISA_AVX2, 0, &a));
+    const int rows = 11, toks = 13, counts[] = {1, 3, 4, 8, 13};
+    int compared = 0;
+    for (uint32_t t = 0; t < MR_TYPE_COUNT; t++) {
+        if (!mr_type_computable(t) || !v.vec_dot[t] || !mr_type_get(t)->from_f32)
+            continue;
+        ck_assert_msg(a.vec_dot[t] && a.act_type[t] == v.act_type[t] && !a.gemm[t] == !v.gemm[t],
+                      "%s: the two sets differ in shape", mr_type_get(t)->name);
+        const int64_t n = 3 * 256; /* whole blocks of every type: 32 and 256 divide it */
+        rng = 0x766e6e69u + t;
+        const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&v, t, n);
+        float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+        uint8_t *w = malloc(rb * rows), *act = malloc(ab * toks);
+        float ya[11 * 13], yv[11 * 13];
+        for (int r = 0; r < rows; r++) {
+            fill(wf, n, r % 4);
+            make_weights(t, wf, w + rb * (size_t)r, n);
+        }
+        fill(x, n * toks, 0);
+        mr_act_prepare(&v, t, x, n, toks, act);
+        GUARD_KERNEL("avx2vnni vs avx2 %s n %lld", mr_type_get(t)->name, (long long)n);
+        for (int r = 0; r < rows; r++)
+            for (int tk = 0; tk < toks; tk++) {
+                const float fa = a.vec_dot[t](w + rb * (size_t)r, act + ab * (size_t)tk, n);
+                const float fv = v.vec_dot[t](w + rb * (size_t)r, act + ab * (size_t)tk, n);
+                ck_assert_msg(memcmp(&fa, &fv, 4) == 0, "%s: vec_dot row %d token %d: avx2 %.9g, avx2vnni %.9g",
+                              current, r, tk, fa, fv);
+            }
+        for (size_t ci = 0; a.gemm[t] && ci < sizeof counts / sizeof counts[0]; ci++) {
+            a.gemm[t](w, rb, act, ab, n, counts[ci], ya, rows, 0, rows);
+            v.gemm[t](w, rb, act, ab, n, counts[ci], yv, rows, 0, rows);
+            ck_assert_msg(memcmp(ya, yv, sizeof(float) * (size_t)(rows * counts[ci])) == 0,
+                          "%s: gemm of %d tokens differs", current, counts[ci]);
+        }
+        compared++;
+        free(wf);
+        free(x);
+        free(w);
+        free(act);
+    }
+    ck_assert_int_ge(compared, 10);
+}
+END_TEST
+
 START_TEST(forced_isa_is_never_higher)
 {
     /* every table reports the ISA it was filled for, and the scalar one is
@@ -412,6 +467,7 @@ int main(void)
         tcase_add_loop_test(tc, dots_match_scalar, 0, n_isas * N_COUNTS);
         tcase_add_loop_test(tc, gemm_shapes_match_scalar, 0, n_isas);
         tcase_add_loop_test(tc, x86_gemm_is_vec_dot_bit_for_bit, 0, n_isas);
+        tcase_add_test(tc, avx2vnni_is_avx2_bit_for_bit);
         tcase_add_loop_test(tc, float_dots_any_length_and_alignment, 0, n_isas);
     }
     suite_add_tcase(s, tc);

@@ -255,7 +255,7 @@ START_TEST(gemm_matches_vec_dot)
         if (!k.gemm[t])
             continue;
         const mr_isa isa = k.isa;
-        const int bitwise = isa == MR_ISA_AVX2 || isa == MR_ISA_AVX512;
+        const int bitwise = isa == MR_ISA_AVX2 || isa == MR_ISA_AVX2VNNI || isa == MR_ISA_AVX512;
         for (int nb = 1; nb <= 3; nb += 2) {
             const int64_t n = (int64_t)nb * QK_K;
             const size_t rb = bytes * (size_t)nb, ab = sizeof(block_q8_K) * (size_t)nb;

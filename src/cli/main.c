@@ -29,7 +29,7 @@ static void usage(FILE *out)
             "Run 'moerun COMMAND --help' for a command's options.\n"
             "  -h, --help     this help\n"
             "  -V, --version  version and the SIMD kernels in use\n\n"
-            "Environment: MOERUN_ISA=scalar|avx2|avx512|neon forces a lower kernel set\n"
+            "Environment: MOERUN_ISA=scalar|avx2|avx2vnni|avx512|neon forces a lower kernel set\n"
             "(one this CPU cannot run, or an unknown name, is an error).\n"
             "The per-type kernel choice is measured once per CPU and build and kept in\n"
             "$MOERUN_CACHE_DIR (default $XDG_CACHE_HOME/moerun or ~/.cache/moerun; empty: measure\n"
