@@ -64,6 +64,25 @@ static void make_weights(uint32_t t, const float *src, void *dst, int64_t n)
     }
 }
 
+/* rows x n weights of type t (row r filled in mode r % 4), then toks
+ * activation rows (mode 0) prepared for table k; the caller frees both */
+static void make_case(const mr_kernels *k, uint32_t t, int64_t n, int rows, int toks, uint8_t **w,
+                      uint8_t **act)
+{
+    const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(k, t, n);
+    float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
+    *w = malloc(rb * (size_t)rows);
+    *act = malloc(ab * (size_t)toks);
+    for (int r = 0; r < rows; r++) {
+        fill(wf, n, r % 4);
+        make_weights(t, wf, *w + rb * (size_t)r, n);
+    }
+    fill(x, n * toks, 0);
+    mr_act_prepare(k, t, x, n, toks, *act);
+    free(wf);
+    free(x);
+}
+
 /* sum of |terms| bound for a dot of w (type t) with activations x, both
  * dequantised, in double */
 static double abs_dot_bound(uint32_t t, const void *w, uint32_t at, const void *act,
@@ -323,15 +342,9 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
             const uint64_t seed = 52711u * (uint64_t)isa + 7u * (uint64_t)n + t;
             rng = seed;
             const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&k, t, n);
-            float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
-            uint8_t *w = malloc(rb * rows), *act = malloc(ab * toks);
+            uint8_t *w, *act;
+            make_case(&k, t, n, rows, toks, &w, &act);
             float all[23 * 13], part[23 * 13];
-            for (int r = 0; r < rows; r++) {
-                fill(wf, n, r % 4);
-                make_weights(t, wf, w + rb * (size_t)r, n);
-            }
-            fill(x, n * toks, 0);
-            mr_act_prepare(&k, t, x, n, toks, act);
             GUARD_KERNEL("%s gemm vs vec_dot %s n %lld seed %llu", mr_isa_name(isa),
                          mr_type_get(t)->name, (long long)n, (unsigned long long)seed);
             k.gemm[t](w, rb, act, ab, n, toks, all, rows, 0, rows);
@@ -367,8 +380,6 @@ START_TEST(x86_gemm_is_vec_dot_bit_for_bit)
                                   "%s: vec_dot row %d token %d: %.9g, gemm %.9g", current, r, tk,
                                   v, all[tk * rows + r]);
                 }
-            free(wf);
-            free(x);
             free(w);
             free(act);
         }
@@ -397,15 +408,9 @@ START_TEST(avx2vnni_is_avx2_bit_for_bit)
         const int64_t n = 3 * 256; /* whole blocks of every type: 32 and 256 divide it */
         rng = 0x766e6e69u + t;
         const size_t rb = mr_type_row_bytes(t, (uint64_t)n), ab = mr_act_row_bytes(&v, t, n);
-        float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * toks));
-        uint8_t *w = malloc(rb * rows), *act = malloc(ab * toks);
+        uint8_t *w, *act;
+        make_case(&v, t, n, rows, toks, &w, &act);
         float ya[11 * 13], yv[11 * 13];
-        for (int r = 0; r < rows; r++) {
-            fill(wf, n, r % 4);
-            make_weights(t, wf, w + rb * (size_t)r, n);
-        }
-        fill(x, n * toks, 0);
-        mr_act_prepare(&v, t, x, n, toks, act);
         GUARD_KERNEL("avx2vnni vs avx2 %s n %lld", mr_type_get(t)->name, (long long)n);
         for (int r = 0; r < rows; r++)
             for (int tk = 0; tk < toks; tk++) {
@@ -421,8 +426,6 @@ START_TEST(avx2vnni_is_avx2_bit_for_bit)
                           "%s: gemm of %d tokens differs", current, counts[ci]);
         }
         compared++;
-        free(wf);
-        free(x);
         free(w);
         free(act);
     }
