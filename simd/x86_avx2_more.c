@@ -20,10 +20,8 @@
  * block's weights are decoded once per row and meet each token of the
  * tile while they are in registers, and every row's stream is prefetched
  * 8 KB ahead (without it one token read 2.2 GB/s on a Xeon family 6 model
- * 167, the demand misses serialised).  Each (row, token) result is the
- * vec_dot's chain of operations over the blocks in order and its final
- * sum, so gemm, vec_dot and any row, token or thread split agree to the
- * bit. */
+ * 167, the demand misses serialised).  The vec_dot is the 1 x 1 tile, so
+ * gemm, vec_dot and any row, token or thread split agree to the bit. */
 #include "kernels.h"
 
 #include <immintrin.h>
@@ -122,25 +120,10 @@ AI float hsum256(__m256 v)
     return _mm_cvtss_f32(q);
 }
 
-AI float dot_q(const int kind, const void *w, const void *act, int64_t n)
-{
-    const block_q8_0 *a = act;
-    const int64_t nb = n / QK8_0;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        float dw;
-        _mm_prefetch((const char *)w + (size_t)i * BLOCK_BYTES(kind) + PREFETCH_BYTES, _MM_HINT_T0);
-        const __m256i wq = weights32(kind, w, i, &dw);
-        const __m256i aq = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        /* |w| * (a signed like w) = w * a; pairs in int16, then 4 in int32 */
-        const __m256i p = dot4(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq));
-        const float d = f16_to_f32(a[i].d) * dw;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc);
-    }
-    return hsum256(acc);
-}
-
-/* Q4_1 / Q5_1: the 32 unsigned codes q of block i, its d and m */
+/* Q4_1 / Q5_1: the 32 unsigned codes q of block i, its d and m.  With
+ * Q8_1, x = d q + m and q is unsigned, so vpmaddubsw takes q as it is
+ * (pairs within 2 * 31 * 127); the minimum's term m s is added per block
+ * in a scalar sum, as ggml forms it. */
 AI __m256i codes32_min(const int q5, const uint8_t *wb, int64_t i, float *dw, float *mw)
 {
     if (q5) {
@@ -157,36 +140,17 @@ AI __m256i codes32_min(const int q5, const uint8_t *wb, int64_t i, float *dw, fl
     return nibbles32(b->qs);
 }
 
-/* Q4_1 / Q5_1 with Q8_1: x = d q + m with q unsigned, so vpmaddubsw takes
- * q as it is (pairs within 2 * 31 * 127); the minimum's term m s is added
- * per block in a scalar sum, as ggml forms it. */
-AI float dot_min_q8_1(const int q5, const void *w, const void *act, int64_t n)
-{
-    const block_q8_1 *a = act;
-    const int64_t nb = n / QK8_1;
-    __m256 acc = _mm256_setzero_ps();
-    float msum = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        float dw, mw;
-        _mm_prefetch((const char *)w + (size_t)i * BLOCK_BYTES(q5 ? K_Q5_1 : K_Q4_1) + PREFETCH_BYTES, _MM_HINT_T0);
-        const __m256i q = codes32_min(q5, w, i, &dw, &mw);
-        const __m256i aq = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        /* 8 lanes, each the exact sum of 4 products q a */
-        const __m256i p = dot4(q, aq);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * f16_to_f32(a[i].d)), acc);
-        msum += mw * f16_to_f32(a[i].s);
-    }
-    return hsum256(acc) + msum;
-}
-
 /* ------------------------------------------------------------ gemm */
 
 #define TR 4 /* rows of a one-token tile */
 #define TT 4 /* tokens of a two-row tile */
 
 /* y[t * ldy + r] for the R rows at w (stride ws) x T tokens at act
- * (stride as): per (row, token) exactly dot_q's / dot_min_q8_1's
- * operations, the block's weights decoded once for the T tokens. */
+ * (stride as), the block's weights decoded once for the T tokens.  Per
+ * (row, token) and block, in order: acc = fma(float(lanes), d_a d_w, acc)
+ * (Q4_1/Q5_1: d_w d_a, and ms += m_w s_a), then the fixed tree over acc's
+ * lanes (+ ms): the same operations whatever R and T, so the vec_dot,
+ * which is the 1 x 1 tile, and the gemm agree to the bit. */
 AI void tile(const int kind, const int R, const int T, const uint8_t *w, size_t ws,
              const uint8_t *act, size_t as, int64_t nb, float *y, int64_t ldy)
 {
@@ -299,29 +263,36 @@ GEMM(gemm_q4_1, K_Q4_1)
 GEMM(gemm_q5_1, K_Q5_1)
 #undef GEMM
 
+AI float dot_kind(const int kind, const void *w, const void *act, int64_t n)
+{
+    float y;
+    tile(kind, 1, 1, w, 0, act, 0, n / 32, &y, 1);
+    return y;
+}
+
 static float mr_dot_q4_1_q8_1_avx2(const void *w, const void *act, int64_t n)
 {
-    return dot_min_q8_1(0, w, act, n);
+    return dot_kind(K_Q4_1, w, act, n);
 }
 
 static float mr_dot_q5_1_q8_1_avx2(const void *w, const void *act, int64_t n)
 {
-    return dot_min_q8_1(1, w, act, n);
+    return dot_kind(K_Q5_1, w, act, n);
 }
 
 static float mr_dot_mxfp4_q8_0_avx2(const void *w, const void *act, int64_t n)
 {
-    return dot_q(K_MXFP4, w, act, n);
+    return dot_kind(K_MXFP4, w, act, n);
 }
 
 static float mr_dot_iq4_nl_q8_0_avx2(const void *w, const void *act, int64_t n)
 {
-    return dot_q(K_IQ4NL, w, act, n);
+    return dot_kind(K_IQ4NL, w, act, n);
 }
 
 static float mr_dot_q5_0_q8_0_avx2(const void *w, const void *act, int64_t n)
 {
-    return dot_q(K_Q5_0, w, act, n);
+    return dot_kind(K_Q5_0, w, act, n);
 }
 
 void mr_kernels_init_avx2_more(mr_kernels *k)
