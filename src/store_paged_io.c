@@ -214,6 +214,13 @@ static void pg_submit_req(paged *p, int ri)
     pthread_cond_signal(&p->qcv);
 }
 
+/* The bytes the next read of request r asks for (re-queued short reads
+ * ask for what is left). */
+static uint64_t req_len(const paged *p, const req *r)
+{
+    return r->left > p->cfg.chunk_bytes ? p->cfg.chunk_bytes : r->left;
+}
+
 static int alloc_req(paged *p)
 {
     int ri = p->free_req;
@@ -404,7 +411,7 @@ static void *pread_main(paged *p)
         if (p->q_head < 0)
             p->q_tail = -1;
         uint8_t *dst = r->dst;
-        size_t n = r->left > p->cfg.chunk_bytes ? (size_t)p->cfg.chunk_bytes : (size_t)r->left;
+        size_t n = (size_t)req_len(p, r);
         off_t off = (off_t)r->off;
         pthread_mutex_unlock(&p->mu);
         ssize_t got = pread(p->fd, dst, n, off);
@@ -427,12 +434,6 @@ static void ring_failed(paged *p, const char *what, int rc)
     pthread_cond_broadcast(&p->qcv);
 }
 
-/* The submit thread: the only one that writes the ring's submission
- * queue (the I/O thread only reaps its completions, which liburing allows
- * concurrently).  It takes every queued request at once, prepares them
- * without the mutex and enters the kernel once for the batch. */
-#define SUBMIT_BATCH 64
-
 /* io_uring_submit, again for a while when the kernel refuses for a moment
  * (-EAGAIN, or -EBUSY with its completion queue full): the entries stay
  * in the ring until it takes them. */
@@ -446,6 +447,11 @@ static int submit_retry(paged *p)
     }
 }
 
+/* The submit thread: the only one that writes the ring's submission
+ * queue (the I/O thread only reaps its completions, which liburing allows
+ * concurrently).  It takes up to SUBMIT_BATCH queued requests at once,
+ * prepares them without the mutex and enters the kernel once for them. */
+#define SUBMIT_BATCH 64
 void *pg_submit_main(void *arg)
 {
     paged *p = arg;
@@ -463,8 +469,7 @@ void *pg_submit_main(void *arg)
             p->q_head = r->free_next;
             if (p->q_head < 0)
                 p->q_tail = -1;
-            uint32_t n = r->left > p->cfg.chunk_bytes ? (uint32_t)p->cfg.chunk_bytes : (uint32_t)r->left;
-            b[nb++] = (__typeof__(b[0])){ri, r->fixed, r->slot, n, r->dst, r->off};
+            b[nb++] = (__typeof__(b[0])){ri, r->fixed, r->slot, (uint32_t)req_len(p, r), r->dst, r->off};
         }
         pthread_mutex_unlock(&p->mu);
         double t0 = now_s();
